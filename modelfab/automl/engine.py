@@ -1,0 +1,189 @@
+"""Training a tabular model: validate the target, split, preprocess, search, evaluate.
+
+Everything that costs time asks the one :class:`Budget`; time for the
+holdout evaluation, the report and the package is reserved up front so the
+wall-clock promise holds.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidInput
+from ..modalities.tabular import TabularPreprocessor
+from ..splits import holdout_split
+from .budget import Budget
+from .learners import FittedLearner, feature_importance
+from .search import CLASSIFICATION_METRICS, REGRESSION_METRICS, ProgressFn, run_search
+
+TASKS = ("auto", "classification", "regression")
+MIN_ROWS = 10
+
+
+@dataclass
+class TrainResult:
+    task: str
+    metric: str
+    labels: list | None
+    preprocessor: TabularPreprocessor
+    learner: FittedLearner
+    learner_name: str
+    config: dict
+    leaderboard: list[dict]
+    metrics: dict
+    y_holdout: np.ndarray
+    proba_holdout: np.ndarray | None
+    pred_holdout: np.ndarray | None
+    feature_importance: dict[str, float]
+    trials: int
+    n_train: int
+    n_holdout: int
+    notes: list[str] = field(default_factory=list)
+
+
+def reserve_for(total: float) -> float:
+    """Seconds kept back from the search for evaluation, report and packaging."""
+    return min(60.0, 2.5 + 0.08 * total)
+
+
+def _target_error(df: pd.DataFrame, target: str) -> InvalidInput:
+    close = difflib.get_close_matches(target, [str(c) for c in df.columns], n=3, cutoff=0.5)
+    hint = f"Did you mean {', '.join(repr(c) for c in close)}?" if close else (
+        "Columns are: " + ", ".join(repr(str(c)) for c in list(df.columns)[:15]) + ("..." if len(df.columns) > 15 else "") + ".")
+    return InvalidInput(f"Target column {target!r} is not in the dataset.", hint=hint)
+
+
+def infer_task(y: pd.Series, kind: str) -> str:
+    if kind in ("categorical", "boolean", "text"):
+        return "classification"
+    nunique = y.nunique()
+    if kind == "numeric":
+        values = pd.to_numeric(y, errors="coerce").dropna()
+        integral = bool(np.all(np.mod(values.to_numpy(), 1) == 0))
+        if integral and nunique <= 20:
+            return "classification"
+        return "regression"
+    return "classification"
+
+
+def _label_sort_key(v):
+    return (0, float(v), "") if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0.0, str(v))
+
+
+def _py(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def prepare_target(df: pd.DataFrame, schema: dict, target: str, task: str) -> tuple[pd.DataFrame, np.ndarray, str, list | None, list[str]]:
+    if target not in df.columns:
+        raise _target_error(df, target)
+    if task not in TASKS:
+        raise InvalidInput(f"Task must be one of {', '.join(TASKS)}; got {task!r}.")
+    kinds = {c["name"]: c["kind"] for c in schema["columns"]}
+    kind = kinds.get(target, "categorical")
+    y_raw = df[target]
+    notes: list[str] = []
+    n_missing = int(y_raw.isna().sum())
+    if n_missing == len(df):
+        raise InvalidInput(f"Target column {target!r} has no values (all {len(df):,} are missing).",
+                           hint="Choose a column that holds the outcome you want to predict.")
+    if kind == "id":
+        raise InvalidInput(f"Target column {target!r} looks like an identifier (every value is different); "
+                           "a model cannot learn to predict it.", hint="Choose the outcome column instead.")
+    if n_missing:
+        notes.append(f"{n_missing:,} rows without a target value were left out of training.")
+        df = df[y_raw.notna()].reset_index(drop=True)
+        y_raw = df[target]
+    if task == "auto":
+        task = infer_task(y_raw, kind)
+    if len(df) < MIN_ROWS:
+        raise InvalidInput(f"Only {len(df)} rows have a target value; at least {MIN_ROWS} are needed to train and test a model.")
+    if task == "regression":
+        y = pd.to_numeric(y_raw, errors="coerce")
+        bad = int(y.isna().sum())
+        if bad:
+            raise InvalidInput(f"Regression needs a numeric target, but {bad:,} values of {target!r} are not numbers "
+                               f"(e.g. {str(y_raw[y.isna()].iloc[0])[:40]!r}).",
+                               hint="Use --task classification, or clean the column.")
+        if y.nunique() < 2:
+            raise InvalidInput(f"Target column {target!r} has a single value ({y.iloc[0]}); nothing to learn.")
+        return df, y.to_numpy(dtype=float), task, None, notes
+    values = y_raw.map(_py)
+    counts = values.value_counts()
+    if len(counts) < 2:
+        raise InvalidInput(f"Target column {target!r} has a single class ({counts.index[0]!r}); "
+                           "classification needs at least two.",
+                           hint="Add examples of the other class(es); for normal-only data use anomaly detection.")
+    rare = counts[counts < 2]
+    if len(rare):
+        raise InvalidInput(f"Class(es) {', '.join(repr(c) for c in rare.index[:5])} of {target!r} have only one row; "
+                           "each class needs at least two (one to learn from, one to test on).",
+                           hint="Add examples, merge the class into another, or remove the row.")
+    if len(counts) > 200:
+        raise InvalidInput(f"Target column {target!r} has {len(counts)} classes; at most 200 are supported.",
+                           hint="Use --task regression for a numeric quantity.")
+    labels = sorted(counts.index.tolist(), key=_label_sort_key)
+    code = {v: i for i, v in enumerate(labels)}
+    y = values.map(code).to_numpy(dtype=np.int64)
+    ratio = counts.max() / counts.min()
+    if ratio >= 5:
+        notes.append(f"Classes are imbalanced ({ratio:.0f}:1); splits are stratified and metrics that weigh every class "
+                     "(balanced accuracy, macro F1, ROC AUC) are reported.")
+    return df, y, task, labels, notes
+
+
+def default_metric(task: str, n_classes: int) -> str:
+    if task == "regression":
+        return "r2"
+    return "roc_auc" if n_classes == 2 else "log_loss"
+
+
+def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "auto", budget: Budget,
+                  metric: str | None = None, seed: int = 0, groups: np.ndarray | None = None,
+                  progress: ProgressFn | None = None) -> TrainResult:
+    from ..evaluation.metrics import classification_metrics, regression_metrics
+
+    budget.reserve(reserve_for(budget.total))
+    df, y, task, labels, notes = prepare_target(df, schema, target, task)
+    n_classes = len(labels) if labels else 0
+    metric = metric or default_metric(task, n_classes)
+    table = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    if metric not in table:
+        raise InvalidInput(f"Metric {metric!r} does not fit a {task} task; expected one of {', '.join(table)}.")
+    if metric in ("ap", "f1") and n_classes > 2:
+        raise InvalidInput(f"Metric {metric!r} is for two classes; this target has {n_classes}.",
+                           hint="Use macro_f1, accuracy, log_loss or roc_auc.")
+
+    train_idx, test_idx = holdout_split(y if task == "classification" else None, len(df), groups=groups, seed=seed)
+    pre = TabularPreprocessor().fit(df.iloc[train_idx], schema, exclude=(target,))
+    X = pre.transform(df)
+    X_train, X_test, y_train, y_test = X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+    weights = None
+    if task == "classification" and metric in ("f1", "macro_f1", "balanced_accuracy"):
+        counts = np.bincount(y_train, minlength=n_classes).astype(float)
+        weights = (len(y_train) / (n_classes * np.maximum(counts, 1)))[y_train]
+    result = run_search(X_train, y_train, task=task, metric=metric, budget=budget, n_classes=n_classes, seed=seed,
+                        groups=None if groups is None else groups[train_idx], sample_weight=weights,
+                        progress=progress)
+    raw = result.learner.predict_raw(X_test)
+    if task == "classification":
+        metrics = classification_metrics(y_test, raw, [str(v) for v in labels])
+        proba, pred = raw, None
+    else:
+        metrics = regression_metrics(y_test, raw)
+        proba, pred = None, raw
+    metrics["primary"] = {"name": metric, "validation_score": result.best_score}
+    if len(test_idx) < 30:
+        notes.append(f"The holdout has only {len(test_idx)} rows: treat its metrics as rough.")
+    return TrainResult(
+        task=task, metric=metric, labels=labels, preprocessor=pre, learner=result.learner,
+        learner_name=result.learner_name, config=result.config, leaderboard=result.leaderboard,
+        metrics=metrics, y_holdout=y_test, proba_holdout=proba, pred_holdout=pred,
+        feature_importance=feature_importance(result.learner, pre.feature_names), trials=result.trials,
+        n_train=len(train_idx), n_holdout=len(test_idx), notes=notes,
+    )

@@ -1,0 +1,143 @@
+"""Fitted learners and their non-pickle file formats.
+
+Every learner is saved as LightGBM text, XGBoost JSON, or skops with an
+explicit list of trusted types. Loading never unpickles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IntegrityError
+
+# Types a skops file of ours may contain; anything else is refused.
+SKOPS_TRUSTED = [
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._forest.ExtraTreesRegressor",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.pipeline.Pipeline",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "numpy.float64",
+    "numpy.int64",
+    "builtins.slice",
+    "builtins.int",
+]
+
+FORMAT_FILES = {"lightgbm-text": "model.txt", "xgboost-json": "model.json", "skops": "model.skops"}
+
+
+class FittedLearner:
+    """A fitted model behind one interface: ``predict_raw(X)``.
+
+    For classification ``predict_raw`` returns class probabilities
+    ``(n, n_classes)``; for regression, predictions ``(n,)``.
+    """
+
+    def __init__(self, fmt: str, obj, task: str, n_classes: int, classes: list[int] | None = None) -> None:
+        self.format = fmt
+        self.obj = obj
+        self.task = task
+        self.n_classes = n_classes
+        self.classes = classes
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if self.format == "lightgbm-text":
+            out = self.obj.predict(X)
+        elif self.format == "xgboost-json":
+            import xgboost as xgb
+
+            out = self.obj.predict(xgb.DMatrix(X, missing=np.nan))
+        else:
+            out = self.obj.predict_proba(X) if self.task == "classification" else self.obj.predict(X)
+        out = np.asarray(out, dtype=np.float64)
+        if self.task != "classification":
+            return out.reshape(-1)
+        if out.ndim == 1:  # binary, probability of class 1
+            out = np.column_stack([1.0 - out, out])
+        if out.shape[1] != self.n_classes:  # estimator saw a subset of classes
+            full = np.zeros((len(out), self.n_classes))
+            cls = self.classes if self.classes is not None else list(getattr(self.obj, "classes_", range(out.shape[1])))
+            for j, c in enumerate(cls):
+                full[:, int(c)] = out[:, j]
+            out = full
+        return out
+
+    # -- save / load ------------------------------------------------------
+    def save(self, folder: Path) -> str:
+        path = folder / FORMAT_FILES[self.format]
+        if self.format == "lightgbm-text":
+            path.write_text(self.obj.model_to_string(), encoding="utf-8")
+        elif self.format == "xgboost-json":
+            self.obj.save_model(str(path))
+        else:
+            import skops.io as sio
+
+            sio.dump(self.obj, path)
+        return path.name
+
+    @classmethod
+    def load(cls, folder: Path, fmt: str, task: str, n_classes: int, classes: list[int] | None) -> "FittedLearner":
+        if fmt not in FORMAT_FILES:
+            raise IntegrityError(f"Unknown model file format {fmt!r}; expected one of {sorted(FORMAT_FILES)}.")
+        path = folder / FORMAT_FILES[fmt]
+        if fmt == "lightgbm-text":
+            import lightgbm as lgb
+
+            obj = lgb.Booster(model_str=path.read_text(encoding="utf-8"))
+        elif fmt == "xgboost-json":
+            import xgboost as xgb
+
+            obj = xgb.Booster()
+            obj.load_model(str(path))
+        else:
+            import skops.io as sio
+
+            untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in SKOPS_TRUSTED]
+            if untrusted:
+                raise IntegrityError(
+                    f"{path.name} contains types that are not on modelfab's trusted list: {untrusted[:5]}. Refusing to load it."
+                )
+            obj = sio.load(path, trusted=SKOPS_TRUSTED)
+        return cls(fmt, obj, task, n_classes, classes)
+
+
+def from_flaml(learner_name: str, estimator, task: str, n_classes: int) -> FittedLearner:
+    """Wrap the sklearn-API estimator that FLAML fitted into a FittedLearner."""
+    classes = None
+    if hasattr(estimator, "classes_"):
+        classes = [int(c) for c in np.asarray(estimator.classes_)]
+    if hasattr(estimator, "booster_"):  # LightGBM sklearn API
+        return FittedLearner("lightgbm-text", estimator.booster_, task, n_classes, classes)
+    if hasattr(estimator, "get_booster"):  # XGBoost sklearn API
+        return FittedLearner("xgboost-json", estimator.get_booster(), task, n_classes, classes)
+    return FittedLearner("skops", estimator, task, n_classes, classes)
+
+
+def feature_importance(learner: FittedLearner, feature_names: list[str]) -> dict[str, float]:
+    imp = None
+    if learner.format == "lightgbm-text":
+        imp = learner.obj.feature_importance(importance_type="gain")
+    elif learner.format == "xgboost-json":
+        scores = learner.obj.get_score(importance_type="gain")
+        imp = np.array([scores.get(f"f{i}", 0.0) for i in range(len(feature_names))])
+    elif hasattr(learner.obj, "feature_importances_"):
+        imp = learner.obj.feature_importances_
+    if imp is None or len(imp) != len(feature_names):
+        return {}
+    imp = np.asarray(imp, dtype=float)
+    total = imp.sum() or 1.0
+    pairs = sorted(zip(feature_names, imp / total), key=lambda p: -p[1])
+    return {k: float(v) for k, v in pairs}

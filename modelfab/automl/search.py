@@ -1,0 +1,203 @@
+"""The AutoML search: FLAML over a small set of strong tree learners.
+
+Search space and learners are chosen here; the caller passes a Budget and
+gets back the fitted learner plus a leaderboard of every learner tried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import TrainingError
+from .budget import Budget
+from .learners import FittedLearner, from_flaml
+
+LEARNERS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree")
+
+# metric name (ours) -> (FLAML metric, greater is better)
+CLASSIFICATION_METRICS = {
+    "roc_auc": ("roc_auc", True),
+    "accuracy": ("accuracy", True),
+    "log_loss": ("log_loss", False),
+    "f1": ("f1", True),
+    "macro_f1": ("macro_f1", True),
+    "micro_f1": ("micro_f1", True),
+    "ap": ("ap", True),
+    "balanced_accuracy": ("balanced_accuracy", True),
+}
+REGRESSION_METRICS = {
+    "r2": ("r2", True),
+    "rmse": ("rmse", False),
+    "mae": ("mae", False),
+    "mse": ("mse", False),
+    "mape": ("mape", False),
+}
+
+
+def _balanced_accuracy(X_val, y_val, estimator, labels, X_train, y_train, weight_val=None, weight_train=None, *args):
+    from sklearn.metrics import balanced_accuracy_score
+
+    score = balanced_accuracy_score(y_val, estimator.predict(X_val))
+    return 1.0 - score, {"balanced_accuracy": score}
+
+
+@dataclass
+class Progress:
+    elapsed_s: float
+    left_s: float
+    trials: int
+    best_score: float | None
+    best_learner: str | None
+    metric: str
+    message: str = ""
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class SearchResult:
+    learner: FittedLearner
+    learner_name: str
+    config: dict
+    leaderboard: list[dict]
+    metric: str
+    best_score: float
+    trials: int
+
+
+def _score_from_loss(loss: float, metric: str, greater: bool) -> float:
+    # FLAML minimises: for a "greater is better" metric it reports 1 - score.
+    return float(1.0 - loss) if greater else float(loss)
+
+
+def _jsonable(cfg: dict) -> dict:
+    out = {}
+    for k, v in (cfg or {}).items():
+        if isinstance(v, (np.floating, np.integer)):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+class _LogWatcher(threading.Thread):
+    """Tails FLAML's trial log so the caller sees trials and the best score live."""
+
+    def __init__(self, path: Path, budget: Budget, metric: str, greater: bool, progress: ProgressFn | None):
+        super().__init__(daemon=True)
+        self.path, self.budget, self.metric, self.greater, self.progress = path, budget, metric, greater, progress
+        self.stop_event = threading.Event()
+        self.trials = 0
+        self.best: float | None = None
+        self.best_learner: str | None = None
+        self._pos = 0
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "r", encoding="utf-8") as fh:
+                fh.seek(self._pos)
+                for line in fh:
+                    if not line.endswith("\n"):
+                        break
+                    self._pos += len(line.encode("utf-8"))
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if "validation_loss" not in rec:
+                        continue
+                    self.trials += 1
+                    score = _score_from_loss(rec["validation_loss"], self.metric, self.greater)
+                    if self.best is None or (score > self.best if self.greater else score < self.best):
+                        self.best, self.best_learner = score, rec.get("learner")
+        except FileNotFoundError:
+            pass
+
+    def emit(self, message: str = "") -> None:
+        if self.progress:
+            self.progress(Progress(self.budget.elapsed(), self.budget.left(), self.trials, self.best,
+                                   self.best_learner, self.metric, message))
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.5):
+            self.poll()
+            self.emit("searching")
+
+
+def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: Budget, n_classes: int,
+               seed: int = 0, groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
+               learners: tuple[str, ...] = LEARNERS, progress: ProgressFn | None = None) -> SearchResult:
+    from flaml import AutoML
+
+    table = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    flaml_metric, greater = table[metric]
+    if flaml_metric == "balanced_accuracy":
+        flaml_metric = _balanced_accuracy
+    if task == "classification" and n_classes > 2 and flaml_metric == "roc_auc":
+        flaml_metric = "roc_auc_ovr"
+    time_budget = budget.left_for_search()
+    if time_budget < 1.0:
+        raise TrainingError(
+            f"The budget leaves {time_budget:.1f} s for the model search after data preparation; at least 1 s is needed.",
+            hint="Give a larger --budget.",
+        )
+    # Cross-validation where it is affordable: a small holdout picks noise.
+    eval_method = "cv" if len(X) <= 20_000 and X.size <= 2_000_000 else "holdout"
+    for name in ("flaml", "flaml.automl", "flaml.tune"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="modelfab-search-") as tmp:
+        log_path = Path(tmp) / "trials.jsonl"
+        watcher = _LogWatcher(log_path, budget, metric, greater, progress)
+        watcher.start()
+        automl = AutoML()
+        kwargs = dict(
+            task=task, metric=flaml_metric, time_budget=time_budget, estimator_list=list(learners),
+            eval_method=eval_method, n_splits=5, seed=seed, log_type="all", n_jobs=max(1, os.cpu_count() or 1), log_file_name=str(log_path),
+            verbose=0, retrain_full="budget", force_cancel=True, skip_transform=True, auto_augment=False,
+            early_stop=True,
+        )
+        if groups is not None:
+            kwargs.update(split_type="group", groups=groups)
+        elif task == "classification":
+            kwargs.update(split_type="stratified")
+        if sample_weight is not None:
+            kwargs["sample_weight"] = sample_weight
+        try:
+            automl.fit(X, y, **kwargs)
+        except Exception as exc:  # FLAML raises many kinds; surface one clear error
+            raise TrainingError(f"The model search failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            watcher.stop_event.set()
+            watcher.join(timeout=2)
+            watcher.poll()
+        if automl.model is None or automl.best_estimator is None:
+            raise TrainingError("No trial finished within the budget.", hint="Give a larger --budget or fewer rows.")
+        leaderboard = []
+        for name, loss in (automl.best_loss_per_estimator or {}).items():
+            if loss is None or not np.isfinite(loss):
+                continue
+            leaderboard.append({
+                "learner": name,
+                "score": _score_from_loss(loss, metric, greater),
+                "metric": metric,
+                "validation": "5-fold cross-validation" if eval_method == "cv" else "holdout",
+                "train_time_s": float((automl.best_config_train_time if name == automl.best_estimator else 0.0) or 0.0),
+                "config": _jsonable((automl.best_config_per_estimator or {}).get(name) or {}),
+            })
+        leaderboard.sort(key=lambda r: r["score"], reverse=greater)
+        learner = from_flaml(automl.best_estimator, automl.model.estimator, task, n_classes)
+        watcher.emit("search finished")
+        return SearchResult(
+            learner=learner, learner_name=automl.best_estimator, config=_jsonable(automl.best_config),
+            leaderboard=leaderboard, metric=metric, best_score=_score_from_loss(automl.best_loss, metric, greater),
+            trials=watcher.trials,
+        )

@@ -1,0 +1,67 @@
+"""Batch prediction of a table file of any size: chunked, bounded memory.
+
+Output goes to a temp file beside the destination and is renamed into
+place at the end, so a failed run never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from .errors import InvalidInput
+from .modalities.tabular_io import iter_table_chunks, open_table
+from .settings import Settings
+
+OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *, settings: Settings | None = None,
+                       chunk_rows: int | None = None, keep_columns: bool = True,
+                       progress: Callable[[int, int], None] | None = None) -> dict:
+    settings = settings or Settings.from_env()
+    out = Path(out)
+    fmt = OUT_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
+    if out.exists() and out.is_dir():
+        raise InvalidInput(f"Output {out} is a folder; expected a file name.")
+    big = Settings(max_import_bytes=1 << 62, max_rows=settings.max_rows, max_columns=settings.max_columns)
+    src = open_table(path, big)
+    total_bytes = max(1, Path(path).stat().st_size)
+    predictor = model.predictor
+    chunk_rows = chunk_rows or settings.predict_chunk_rows
+    tmp = out.with_name(f".{out.name}.part")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    writer = None
+    try:
+        for chunk in iter_table_chunks(src, chunk_rows):
+            pred = predictor.predict(chunk)
+            frame = chunk.join(pred, rsuffix="_pred") if keep_columns else pred
+            if fmt == "csv":
+                frame.to_csv(tmp, mode="a" if rows else "w", header=not rows, index=False)
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+            rows += len(chunk)
+            if progress:
+                progress(rows, total_bytes)
+        if writer is not None:
+            writer.close()
+            writer = None
+        if rows == 0:
+            raise InvalidInput(f"{Path(path).name} has no data rows to predict.")
+        os.replace(tmp, out)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"model": model.ref, "input": str(path), "output": str(out), "rows": rows}

@@ -1,0 +1,79 @@
+"""The ``modelfab`` command. Thin: every command is one call into the Python API."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import __version__
+from .common import err_console
+
+app = typer.Typer(
+    name="modelfab",
+    help="modelfab: import data, train models with AutoML, evaluate, and serve them — on your own machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelfab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", help="Workspace folder (also accepted after each command; default: $MODELFAB_HOME, else the current folder)."),
+) -> None:
+    """modelfab command line."""
+    if workspace is not None:
+        os.environ["MODELFAB_HOME"] = str(workspace)
+
+
+def _register() -> None:
+    from . import data, serve, train  # noqa: F401  (commands register themselves on import)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..errors import ModelfabError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("MODELFAB_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
+    want_json = "--json" in argv
+    _register()
+    try:
+        app(args=argv, prog_name="modelfab")  # click handles usage errors and exits
+    except ModelfabError as exc:
+        if debug:
+            raise
+        _fail(exc.code, exc.message, exc.exit_code, want_json, hint=exc.hint)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]Interrupted: nothing half-written was kept.[/]")
+        sys.exit(130)
+    except Exception as exc:  # an internal error: one line, no traceback unless asked
+        if debug:
+            raise
+        _fail("internal", f"internal error: {type(exc).__name__}: {exc}", 1, want_json,
+              hint="Run again with --debug for the traceback, and report it.")
+
+
+def _fail(code: str, message: str, exit_code: int, want_json: bool, hint: str | None = None) -> None:
+    if want_json:
+        from .common import emit_json
+
+        emit_json({"error": {"code": code, "message": message, "hint": hint}})
+    else:
+        from rich.text import Text
+
+        err_console.print(Text.assemble(("error: ", "bold red"), message + (f" {hint}" if hint else "")))
+    sys.exit(exit_code)

@@ -1,0 +1,158 @@
+"""``modelfab serve``, ``tokens``, ``demo``."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from . import app
+from .common import JsonOpt, WorkspaceOpt, console, emit_json, open_ws
+
+tokens_app = typer.Typer(help="API tokens for the REST server.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_port(host: str, port: int) -> None:
+    from ..errors import Conflict
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise Conflict(f"Cannot listen on {host}:{port}: {exc.strerror}.",
+                           hint="Another program holds the port: pass --port with a free one.") from None
+
+
+def run_server(ws, refs: list[str], host: str, port: int, no_auth: bool) -> None:
+    import uvicorn
+
+    from ..errors import InvalidInput
+    from ..serving.app import create_app
+
+    if no_auth and not _is_loopback(host):
+        raise InvalidInput(f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1); got {host!r}.",
+                           hint="Create a token with `modelfab tokens create NAME` and drop --no-auth.")
+    _check_port(host, port)
+    application = create_app(ws, refs, auth=not no_auth)
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+
+
+@app.command("serve")
+def serve_cmd(
+    models: Annotated[list[str], typer.Argument(help="Model(s) to serve: NAME or NAME:VERSION.")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Serve models over REST: POST /v1/models/{name}/predict, /healthz, /docs."""
+    ws = open_ws(workspace)
+    names = [ws.model(r).name for r in models]
+    console.print(f"Serving {', '.join(models)} on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    if not no_auth:
+        console.print("Requests need 'Authorization: Bearer <token>' (create one: modelfab tokens create NAME).")
+    console.print(f"Predict: POST http://{host}:{port}/v1/models/{names[0]}/predict   Ctrl-C stops.")
+    run_server(ws, models, host, port, no_auth)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="A name to recognise the token by.")],
+    scope: Annotated[str, typer.Option("--scope", help="predict | admin.")] = "predict",
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an API token. It is shown once; only its hash is stored."""
+    ws = open_ws(workspace)
+    token_id, plain = ws.create_token(name, scope)
+    if json_out:
+        emit_json({"id": token_id, "name": name, "scope": scope, "token": plain})
+        return
+    console.print(f"Token {token_id} ({scope}) — copy it now, it is not shown again:")
+    console.print(plain, markup=False)
+
+
+@tokens_app.command("list")
+def tokens_list(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """List tokens (never their secret)."""
+    ws = open_ws(workspace)
+    rows = [{k: r[k] for k in ("id", "name", "scope", "created_at", "expires_at", "revoked_at")} for r in ws.meta.list_tokens()]
+    if json_out:
+        emit_json({"tokens": rows})
+        return
+    t = Table(title="API tokens")
+    for col in ("id", "name", "scope", "created", "revoked"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["id"]), r["name"], r["scope"], r["created_at"], r["revoked_at"] or "")
+    console.print(t)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Token id (see `tokens list`).")],
+                  workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    ws = open_ws(workspace)
+    ws.meta.revoke_token(token_id)
+    if json_out:
+        emit_json({"id": token_id, "revoked": True})
+    else:
+        console.print(f"Token {token_id} revoked.")
+
+
+@app.command("demo")
+def demo_cmd(
+    directory: Annotated[Path, typer.Option("--dir", help="Demo workspace folder.")] = Path("demo-workspace"),
+    port: Annotated[int, typer.Option("--port", help="Port for the model server.")] = 8000,
+    budget: Annotated[str, typer.Option("--budget", help="Training budget.")] = "30",
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server at the end.")] = True,
+) -> None:
+    """Set up a demo workspace, train on generated factory data, write the report, serve the model."""
+    from ..demo import write_factory_csv
+    from ..workspace import Workspace
+
+    ws = Workspace.init(directory)
+    csv_path = write_factory_csv(directory / "data" / "factory_quality.csv")
+    res = ws.import_table(csv_path, name="factory")
+    ds = res.dataset
+    console.print(f"1/4 data: {ds.ref} ({ds.n_rows:,} rows, {ds.n_cols} columns) " + ("imported" if res.created else "already imported"))
+    existing = [m for m in ws.models("factory") if m.manifest.get("data", {}).get("dataset_id") == ds.id]
+    if existing:
+        model = existing[-1]
+        console.print(f"2/4 model: reusing {model.ref} (delete {directory} to train again)")
+    else:
+        console.print(f"2/4 training with a {budget} budget ...")
+        from .train import train_cmd
+
+        train_cmd(dataset=ds.ref, target="quality", task="auto", budget=budget, metric=None, name="factory", seed=0,
+                  workspace=directory, json_out=False)
+        model = ws.model("factory")
+    html, _ = model.write_report()
+    console.print(f"3/4 report: {html}")
+    _, token = ws.create_token("demo", "predict")
+    sample = ws.load_frame(ds).drop(columns=["quality"]).head(1)
+    record = json.loads(sample.to_json(orient="records"))[0]
+    body = json.dumps({"records": [record]})
+    console.print("4/4 serving on http://127.0.0.1:%d  (GET /healthz, docs at /docs). Try:" % port)
+    console.print(f"curl -s -X POST http://127.0.0.1:{port}/v1/models/{model.name}/predict "
+                  f"-H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{body}'",
+                  markup=False, soft_wrap=True)
+    if serve:
+        console.print("Ctrl-C stops the server.")
+        run_server(ws, [model.ref], "127.0.0.1", port, no_auth=False)

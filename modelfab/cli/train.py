@@ -1,0 +1,185 @@
+"""``modelfab train``, ``models``, ``report``, ``predict``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import app
+from .common import JsonOpt, WorkspaceOpt, console, emit_json, err_console, fmt_num, model_dict, open_ws
+
+models_app = typer.Typer(help="Registered models: list, show.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@app.command("train")
+def train_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset NAME or NAME:VERSION.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
+    task: Annotated[str, typer.Option("--task", help="auto | classification | regression.")] = "auto",
+    budget: Annotated[str, typer.Option("--budget", "-b", help="Wall-clock budget for the whole command: 60, 90s, 2m.")] = "60",
+    metric: Annotated[Optional[str], typer.Option("--metric", help="Search metric, e.g. roc_auc, accuracy, log_loss, macro_f1, balanced_accuracy, r2, rmse, mae.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Model name (default: the dataset's name).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a model with AutoML within a wall-clock budget, register it and write its report."""
+    from ..automl.budget import Budget, parse_duration
+
+    seconds = parse_duration(budget)
+    clock = Budget(seconds)
+    ws = open_ws(workspace)
+    show = not json_out
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+        TextColumn("left {task.fields[left]:>5.0f}s"), TextColumn("trials {task.fields[trials]}"),
+        TextColumn("best {task.fields[best]}"), console=err_console, transient=False, disable=not show,
+    )
+    with progress:
+        bar = progress.add_task("training", total=seconds, left=seconds, trials=0, best="-")
+
+        def on_progress(p) -> None:
+            best = f"{p.metric} {p.best_score:.4f} ({p.best_learner})" if p.best_score is not None else "-"
+            progress.update(bar, completed=min(seconds, p.elapsed_s), left=p.left_s, trials=p.trials, best=best)
+
+        model = ws.train(dataset, target=target, task=task, budget=seconds, metric=metric, name=name, seed=seed,
+                         progress=on_progress, budget_clock=clock)
+        progress.update(bar, completed=seconds, left=clock.left())
+    elapsed = clock.elapsed()
+    report = ws.root / "reports" / f"{model.name}-v{model.version}" / "report.html"
+    if json_out:
+        emit_json(dict(model_dict(model), metrics=model.metrics, budget_s=seconds, elapsed_s=round(elapsed, 3),
+                       report=str(report) if report.exists() else None))
+        return
+    console.print(f"Registered [bold]{model.ref}[/] ({model.task}, {model.manifest['learner']['name']}) "
+                  f"in {elapsed:.1f}s of a {seconds:.0f}s budget")
+    _metrics_table(model.metrics)
+    for note in model.manifest.get("training", {}).get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+    if report.exists():
+        console.print(f"Report: {report}")
+    console.print(f"Serve it: [cyan]modelfab serve {model.name}[/]")
+
+
+def _metrics_table(metrics: dict) -> None:
+    t = Table(title="Holdout metrics")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            t.add_row(k, fmt_num(v))
+    console.print(t)
+
+
+@models_app.command("list")
+def models_list(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """List model versions with their main holdout metric."""
+    ws = open_ws(workspace)
+    items = ws.models()
+    if json_out:
+        emit_json({"models": [model_dict(m) for m in items]})
+        return
+    if not items:
+        console.print("No models yet. Train one: [cyan]modelfab train DATASET --target COLUMN[/]")
+        return
+    t = Table(title="Models")
+    for col in ("model", "version", "task", "learner", "metric", "holdout", "dataset", "stage", "created"):
+        t.add_column(col)
+    for m in items:
+        d = model_dict(m)
+        metric = d["metric"]
+        val = m.metrics.get(metric) if metric in m.metrics else next(iter(d["metrics"].values()), None)
+        t.add_row(m.name, str(m.version), m.task, str(d["learner"]), str(metric), fmt_num(val), d["dataset"], m.stage,
+                  m.row["created_at"])
+    console.print(t)
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="NAME (latest) or NAME:VERSION.")],
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Leaderboard, chosen model, holdout metrics, data version, library versions."""
+    ws = open_ws(workspace)
+    m = ws.model(model)
+    d = model_dict(m, full=True)
+    if json_out:
+        emit_json(d)
+        return
+    console.print(f"[bold]{m.ref}[/]  task {m.task}, target {d['target']!r}, trained on {d['dataset']} "
+                  f"({d['data'].get('n_train')} train / {d['data'].get('n_holdout')} holdout rows), stage {m.stage}")
+    console.print(f"chosen: {d['learner']} {d['learner_config']}")
+    lb = Table(title="Leaderboard (validation during search)")
+    for col in ("learner", "metric", "score", "validation"):
+        lb.add_column(col)
+    for r in d["leaderboard"] or []:
+        lb.add_row(r["learner"], r["metric"], fmt_num(r["score"]), r.get("validation", ""))
+    console.print(lb)
+    _metrics_table(m.metrics)
+    tr = d["training"] or {}
+    console.print(f"budget {tr.get('budget_s')}s, elapsed {tr.get('elapsed_s')}s, trials {tr.get('trials')}, seed {tr.get('seed')}")
+    console.print("inputs: " + ", ".join(f"{c['name']} ({c['kind']})" for c in d["input_schema"]["columns"]))
+    console.print("libraries: " + ", ".join(f"{k} {v}" for k, v in (d["library_versions"] or {}).items()))
+
+
+@app.command("report")
+def report_cmd(
+    model: Annotated[str, typer.Argument(help="NAME (latest) or NAME:VERSION.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for report.html and report.json.")] = None,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the self-contained HTML (and JSON) evaluation report of a model."""
+    ws = open_ws(workspace)
+    m = ws.model(model)
+    html, js = m.write_report(out)
+    if json_out:
+        emit_json({"model": m.name, "version": m.version, "html": str(html), "json": str(js)})
+        return
+    console.print(f"Report of {m.ref}: {html}")
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[str, typer.Argument(help="NAME (latest) or NAME:VERSION.")],
+    paths: Annotated[list[Path], typer.Argument(help="Input file(s): CSV/Parquet/Excel for table models.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Batch prediction with probabilities, in chunks so memory stays bounded."""
+    from ..batch import predict_table_file
+    from ..errors import InvalidInput
+
+    ws = open_ws(workspace)
+    m = ws.model(model)
+    if m.manifest.get("modality", "tabular") != "tabular":
+        from ..modalities import registry
+
+        runner = registry.batch_predictor(m.manifest["modality"])
+        result = runner(ws, m, paths, out)
+    else:
+        if len(paths) != 1:
+            raise InvalidInput(f"A table model predicts one file at a time; got {len(paths)} paths.")
+        t0 = time.monotonic()
+        with Progress(TextColumn("predicting"), BarColumn(), TextColumn("{task.fields[rows]:,} rows"),
+                      TimeElapsedColumn(), console=err_console, disable=json_out) as prog:
+            bar = prog.add_task("predict", total=None, rows=0)
+
+            def on_chunk(rows: int, _total: int) -> None:
+                prog.update(bar, rows=rows)
+
+            result = predict_table_file(m, paths[0], out, settings=ws.settings, progress=on_chunk)
+            prog.update(bar, total=1.0, completed=1.0)
+        result["elapsed_s"] = round(time.monotonic() - t0, 3)
+    if json_out:
+        emit_json(result)
+        return
+    console.print(f"Wrote {result['rows']:,} predictions of {m.ref} to {result['output']}")

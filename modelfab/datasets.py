@@ -1,0 +1,116 @@
+"""Dataset import: immutable, hashed versions.
+
+Import order: parse and validate everything in memory or a temp file,
+write the canonical data blob, then add the metadata row in one
+transaction. Re-importing identical content under the same name returns
+the existing version and writes nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import InvalidInput
+from .modalities.tabular import column_stats, infer_schema
+from .modalities.tabular_io import open_table, read_table
+from .registry import check_name
+from .storage.blobs import sha256_file
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    id: int
+    name: str
+    version: int
+    kind: str
+    n_rows: int
+    n_cols: int
+    schema: dict
+    stats: dict
+    options: dict
+    content_sha: str
+    data_sha: str
+    source_name: str
+    created_at: str
+    created_by: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @classmethod
+    def from_row(cls, row: dict) -> "DatasetVersion":
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+    def column_kinds(self) -> dict[str, str]:
+        return {c["name"]: c["kind"] for c in self.schema.get("columns", [])}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    dataset: DatasetVersion
+    created: bool
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in containers
+        return os.environ.get("USER", "unknown")
+
+
+def _to_parquet(df: pd.DataFrame, path: Path) -> None:
+    import pyarrow as pa
+
+    try:
+        df.to_parquet(path, index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        fixed = df.copy()
+        for c in fixed.columns:
+            if fixed[c].dtype == object:
+                fixed[c] = fixed[c].map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+        fixed.to_parquet(path, index=False)
+
+
+def import_table(ws, path: str | os.PathLike, name: str | None = None) -> ImportResult:
+    p = Path(path)
+    name = check_name(name or _default_name(p), "dataset")
+    src = open_table(p, ws.settings)
+    content_sha = sha256_file(src.path)
+    existing = ws.meta.find_dataset(name, content_sha)
+    if existing is not None:
+        return ImportResult(DatasetVersion.from_row(existing), created=False)
+    df = read_table(src, ws.settings)
+    schema = infer_schema(df)
+    schema.update(format=src.format, encoding=src.encoding, delimiter=src.delimiter)
+    stats = column_stats(df, schema)
+    with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
+        data_path = Path(tmp) / "data.parquet"
+        _to_parquet(df, data_path)
+        data_sha = ws.blobs.put_file(data_path)
+    row = ws.meta.add_dataset(
+        name=name, kind="table", content_sha=content_sha, data_sha=data_sha, source_name=p.name,
+        n_rows=len(df), n_cols=len(df.columns), schema=schema, stats=stats, options={},
+        created_by=current_user(), refs=[],
+    )
+    return ImportResult(DatasetVersion.from_row(row), created=True)
+
+
+def _default_name(p: Path) -> str:
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9_.\-]+", "_", p.stem).strip("_.-") or "dataset"
+    return stem[:100]
+
+
+def load_frame(ws, ds: DatasetVersion) -> pd.DataFrame:
+    if ds.kind != "table":
+        raise InvalidInput(f"Dataset {ds.ref} holds {ds.kind} data, not a table.")
+    path = ws.blob_path(ds.data_sha)
+    return pd.read_parquet(path)

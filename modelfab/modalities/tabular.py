@@ -1,0 +1,239 @@
+"""Tabular modality: column kinds, statistics, and the fitted preprocessor.
+
+The preprocessor's state is plain JSON, stored in the model package, so
+a model loads without re-deriving anything and without pickle.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidInput
+
+KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "id", "empty")
+TRUE_WORDS = {"true", "yes", "y", "t", "1", "on", "是", "真", "ok", "pass"}
+FALSE_WORDS = {"false", "no", "n", "f", "0", "off", "否", "假", "ng", "fail"}
+MAX_CATEGORIES = 256
+_ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|serial|sn|key|编号|序号)($|[_\s-])|id$", re.IGNORECASE)
+_DATEISH = re.compile(r"\d{1,4}[-/.:年]\d{1,2}")
+
+
+def _is_bool_like(values: pd.Series) -> bool:
+    words = set(values.astype(str).str.strip().str.lower().unique())
+    return 0 < len(words) <= 2 and words <= (TRUE_WORDS | FALSE_WORDS) and not (words <= {"0", "1"} and len(words) == 1)
+
+
+def infer_kind(s: pd.Series, name: str) -> str:
+    nonnull = s.dropna()
+    n = len(nonnull)
+    if n == 0:
+        return "empty"
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(s):
+        nunique = nonnull.nunique()
+        if nunique <= 2 and set(np.unique(nonnull.to_numpy())) <= {0, 1}:
+            return "boolean"
+        if (pd.api.types.is_integer_dtype(s) and nunique == len(s) and len(s) >= 20
+                and (_ID_NAME.search(name) or nonnull.is_monotonic_increasing)):
+            return "id"
+        return "numeric"
+    values = nonnull.astype(str)
+    if _is_bool_like(values):
+        return "boolean"
+    sample = values.sample(min(n, 500), random_state=0) if n > 500 else values
+    if sample.str.contains(_DATEISH).mean() > 0.9:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        if parsed.notna().mean() >= 0.95:
+            return "datetime"
+    numeric = pd.to_numeric(sample, errors="coerce")
+    if numeric.notna().mean() >= 0.98:
+        return "numeric"
+    nunique = values.nunique()
+    ratio = nunique / n
+    avg_len = float(sample.str.len().mean())
+    words = float(sample.str.split().str.len().mean())
+    if avg_len > 40 or (ratio > 0.5 and words >= 4):
+        return "text"
+    if ratio > 0.95 and n >= 20 and (words <= 1.0) and (_ID_NAME.search(name) or nunique > 50):
+        return "id"
+    return "categorical"
+
+
+def _json_num(x: Any) -> Any:
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return None if math.isnan(f) or math.isinf(f) else f
+
+
+def infer_schema(df: pd.DataFrame) -> dict:
+    cols = []
+    for name in df.columns:
+        s = df[name]
+        cols.append({"name": name, "kind": infer_kind(s, name), "dtype": str(s.dtype)})
+    return {"columns": cols}
+
+
+def column_stats(df: pd.DataFrame, schema: dict, max_classes: int = 30) -> dict:
+    stats: dict[str, Any] = {}
+    for col in schema["columns"]:
+        s = df[col["name"]]
+        st: dict[str, Any] = {"missing": int(s.isna().sum()), "unique": int(s.nunique(dropna=True))}
+        if col["kind"] == "numeric":
+            num = pd.to_numeric(s, errors="coerce")
+            st.update(min=_json_num(num.min()), max=_json_num(num.max()), mean=_json_num(num.mean()),
+                      std=_json_num(num.std()))
+        if col["kind"] in ("categorical", "boolean") or (col["kind"] == "numeric" and st["unique"] <= 10):
+            if st["unique"] <= max_classes:
+                vc = s.astype(str).where(s.notna()).value_counts(dropna=True)
+                st["counts"] = {str(k): int(v) for k, v in vc.items()}
+        stats[col["name"]] = st
+    return stats
+
+
+def _to_bool(s: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
+    low = s.astype(str).str.strip().str.lower()
+    out = np.full(len(s), np.nan)
+    out[low.isin(TRUE_WORDS).to_numpy()] = 1.0
+    out[low.isin(FALSE_WORDS).to_numpy()] = 0.0
+    out[s.isna().to_numpy()] = np.nan
+    return out
+
+
+def _to_datetime(s: pd.Series) -> pd.Series:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if pd.api.types.is_datetime64_any_dtype(s):
+            d = s
+        else:
+            d = pd.to_datetime(s.astype(str).where(s.notna()), errors="coerce", format="mixed")
+    if getattr(d.dt, "tz", None) is not None:
+        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
+    return d
+
+
+class TabularPreprocessor:
+    """Turns a raw frame into a float matrix. State is JSON (``to_dict``)."""
+
+    def __init__(self, columns: list[dict] | None = None) -> None:
+        self.columns = columns or []
+
+    @property
+    def input_columns(self) -> list[dict]:
+        return [c for c in self.columns if c["kind"] not in ("id", "empty")]
+
+    @property
+    def feature_names(self) -> list[str]:
+        names: list[str] = []
+        for c in self.input_columns:
+            if c["kind"] == "datetime":
+                names += [f"{c['name']}.{p}" for p in ("year", "month", "day", "dayofweek", "hour", "epoch_days")]
+            elif c["kind"] == "text":
+                names += [f"{c['name']}.length", f"{c['name']}.words"]
+            else:
+                names.append(c["name"])
+        return names
+
+    def fit(self, df: pd.DataFrame, schema: dict, exclude: tuple[str, ...] = ()) -> "TabularPreprocessor":
+        cols = []
+        for col in schema["columns"]:
+            if col["name"] in exclude:
+                continue
+            entry = {"name": col["name"], "kind": col["kind"]}
+            if col["kind"] == "categorical":
+                vc = df[col["name"]].dropna().astype(str).value_counts()
+                entry["categories"] = [str(v) for v in vc.index[:MAX_CATEGORIES]]
+            cols.append(entry)
+        self.columns = cols
+        return self
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        missing = [c["name"] for c in self.input_columns if c["name"] not in df.columns]
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:10])
+            raise InvalidInput(f"Input is missing {len(missing)} column(s) the model needs: {shown}.",
+                               hint="Send every input column of the model (see `modelfab models show`).")
+        parts: list[np.ndarray] = []
+        n = len(df)
+        for c in self.input_columns:
+            s = df[c["name"]]
+            kind = c["kind"]
+            if kind == "numeric":
+                parts.append(pd.to_numeric(s, errors="coerce").astype(float).to_numpy()[:, None])
+            elif kind == "boolean":
+                parts.append(_to_bool(s)[:, None])
+            elif kind == "categorical":
+                mapping = {v: float(i) for i, v in enumerate(c["categories"])}
+                codes = s.astype(str).map(mapping).astype(float).to_numpy(copy=True)
+                codes[s.isna().to_numpy()] = np.nan
+                parts.append(codes[:, None])
+            elif kind == "datetime":
+                d = _to_datetime(s)
+                epoch = (d - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0
+                block = np.column_stack([
+                    d.dt.year, d.dt.month, d.dt.day, d.dt.dayofweek, d.dt.hour, epoch,
+                ]).astype(float) if n else np.zeros((0, 6))
+                parts.append(block)
+            elif kind == "text":
+                txt = s.astype(str).where(s.notna(), "")
+                parts.append(np.column_stack([txt.str.len().astype(float), txt.str.split().str.len().astype(float)]))
+        if not parts:
+            raise InvalidInput("The model has no usable input columns (all are ids, empty or the target).")
+        return np.hstack(parts).astype(np.float64) if n else np.zeros((0, len(self.feature_names)))
+
+    def to_dict(self) -> dict:
+        return {"columns": self.columns, "feature_names": self.feature_names}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "TabularPreprocessor":
+        cols = state.get("columns")
+        if not isinstance(cols, list) or not all(isinstance(c, dict) and c.get("kind") in KINDS for c in cols):
+            raise InvalidInput("Preprocessor state is malformed: expected a list of columns with known kinds.")
+        return cls(cols)
+
+
+def validate_records(records: list[dict], columns: list[dict]) -> pd.DataFrame:
+    """Strict validation of JSON records (serving): errors name the field."""
+    if not isinstance(records, list) or not records:
+        raise InvalidInput("Expected a non-empty list of records (JSON objects).")
+    errors = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise InvalidInput(f"Record {i} must be a JSON object, got {type(rec).__name__}.")
+        for c in columns:
+            if c["kind"] in ("id", "empty"):
+                continue
+            name = c["name"]
+            if name not in rec:
+                errors.append(f"record {i}: field {name!r} is missing")
+                continue
+            v = rec[name]
+            if v is None:
+                continue
+            if c["kind"] == "numeric" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                errors.append(f"record {i}: field {name!r} must be a number or null, got {type(v).__name__} {str(v)[:40]!r}")
+            elif c["kind"] in ("categorical", "text", "datetime") and not isinstance(v, (str, int, float)):
+                errors.append(f"record {i}: field {name!r} must be a string, got {type(v).__name__}")
+            elif c["kind"] == "boolean" and not isinstance(v, (bool, int, float, str)):
+                errors.append(f"record {i}: field {name!r} must be a boolean, got {type(v).__name__}")
+        if len(errors) >= 20:
+            break
+    if errors:
+        raise InvalidInput("; ".join(errors[:20]) + ".")
+    return pd.DataFrame.from_records(records)

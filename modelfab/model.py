@@ -1,0 +1,67 @@
+"""A registered model version, as users hold it: ``model.predict(df)``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .workspace import Workspace
+
+
+class Model:
+    def __init__(self, ws: "Workspace", row: dict) -> None:
+        self.ws = ws
+        self.row = row
+
+    name = property(lambda self: self.row["name"])
+    version = property(lambda self: self.row["version"])
+    task = property(lambda self: self.row["task"])
+    stage = property(lambda self: self.row["stage"])
+    manifest = property(lambda self: self.row["manifest"])
+    metrics = property(lambda self: self.row["metrics"])
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def __repr__(self) -> str:
+        return f"<Model {self.ref} task={self.task}>"
+
+    @cached_property
+    def folder(self) -> Path:
+        from .registry import materialise
+
+        return materialise(self.ws.meta, self.ws.blobs, self.row, self.ws.cache_dir / "models")
+
+    @cached_property
+    def predictor(self):
+        from .predictor import load_predictor
+
+        return load_predictor(self.folder)
+
+    def predict(self, data: "pd.DataFrame | list[dict]") -> "pd.DataFrame":
+        """Predictions for a DataFrame (or a list of records)."""
+        import pandas as pd
+
+        if isinstance(data, list):
+            data = pd.DataFrame.from_records(data)
+        return self.predictor.predict(data)
+
+    def holdout(self) -> dict[str, np.ndarray]:
+        path = self.folder / "holdout.npz"
+        if not path.is_file():
+            return {}
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def write_report(self, out_dir: str | Path | None = None) -> tuple[Path, Path]:
+        from .reporting import write_model_report
+
+        out = Path(out_dir) if out_dir else self.ws.root / "reports" / f"{self.name}-v{self.version}"
+        return write_model_report(self, out)

@@ -1,0 +1,86 @@
+"""Loaded models: verify the package, then predict. Never unpickles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import verify_package
+from .automl.learners import FittedLearner
+from .errors import IntegrityError
+from .modalities.tabular import TabularPreprocessor, validate_records
+
+
+def _proba_col(label) -> str:
+    return f"proba_{label}"
+
+
+class TabularPredictor:
+    """A tabular model package, loaded: ``predict(df)`` -> DataFrame."""
+
+    def __init__(self, folder: Path, manifest: dict) -> None:
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.task: str = manifest["task"]
+        self.labels: list | None = manifest.get("labels")
+        self.threshold: float | None = manifest.get("decision_threshold")
+        pre_file = manifest.get("preprocessor", "preprocess.json")
+        self.preprocessor = TabularPreprocessor.from_dict(json.loads((self.folder / pre_file).read_text("utf-8")))
+        learner = manifest.get("learner") or {}
+        self.learner = FittedLearner.load(self.folder, learner.get("format", ""), self.task,
+                                          len(self.labels or []), learner.get("classes"))
+
+    @property
+    def input_columns(self) -> list[dict]:
+        return self.preprocessor.input_columns
+
+    def predict_raw(self, df: pd.DataFrame) -> np.ndarray:
+        return self.learner.predict_raw(self.preprocessor.transform(df))
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        raw = self.predict_raw(df)
+        if self.task == "regression":
+            return pd.DataFrame({"prediction": raw}, index=df.index)
+        labels = self.labels or []
+        if len(labels) == 2 and self.threshold is not None:
+            codes = (raw[:, 1] >= self.threshold).astype(int)
+        else:
+            codes = raw.argmax(axis=1)
+        out = pd.DataFrame({"prediction": [labels[c] for c in codes]}, index=df.index)
+        for j, lab in enumerate(labels):
+            out[_proba_col(lab)] = raw[:, j]
+        return out
+
+    def predict_records(self, records: list[dict]) -> list[dict]:
+        df = validate_records(records, self.input_columns)
+        pred = self.predict(df)
+        out = []
+        for i in range(len(pred)):
+            row = pred.iloc[i]
+            item: dict = {"prediction": _plain(row["prediction"])}
+            if self.task == "classification":
+                item["probabilities"] = {str(lab): float(row[_proba_col(lab)]) for lab in self.labels or []}
+            out.append(item)
+        return out
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def load_predictor(folder: Path, manifest: dict | None = None):
+    """Verify a package folder and return the predictor for its modality."""
+    manifest = manifest or verify_package(folder)
+    modality = manifest.get("modality", "tabular")
+    if modality == "tabular":
+        return TabularPredictor(folder, manifest)
+    from .modalities import registry as modality_registry
+
+    loader = modality_registry.predictor_loader(modality)
+    if loader is None:
+        raise IntegrityError(f"Model package has modality {modality!r}, which this modelfab cannot load.",
+                             hint="Upgrade modelfab.")
+    return loader(folder, manifest)

@@ -1,0 +1,178 @@
+"""The REST server: ``create_app(workspace, models)``. No work at import time."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ..errors import InvalidInput, ModelfabError, NotFound, TooLarge, UnsupportedFormat
+
+log = logging.getLogger("modelfab.serving")
+
+
+class Prediction(BaseModel):
+    prediction: Any = Field(description="Predicted class label or value.")
+    probabilities: dict[str, float] | None = Field(default=None, description="Class probabilities (classification).")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[Prediction]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "type": "object", "required": ["records"],
+            "properties": {"records": {"type": "array", "minItems": 1,
+                                       "items": {"type": "object", "additionalProperties": True}}},
+            "example": {"records": [{"temperature": 71.5, "line": "L2"}]},
+        }}},
+    }
+}
+
+
+def _error(exc: ModelfabError, request_id: str) -> JSONResponse:
+    return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()},
+                        headers={"X-Request-ID": request_id})
+
+
+def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -> FastAPI:
+    """An app serving the given models (``NAME`` = latest version, ``NAME:VERSION``)."""
+    from .. import __version__
+
+    settings = settings or ws.settings
+    loaded: dict[str, Any] = {}
+    for ref in model_refs:
+        m = ws.model(ref)
+        m.predictor  # verify and load now: a broken package fails at start, not on the first request
+        loaded[m.name] = m
+
+    app = FastAPI(title="modelfab", version=__version__,
+                  description="Predictions from models trained and registered with modelfab. "
+                              "Send `Authorization: Bearer <token>` (see `modelfab tokens create`).")
+    app.state.models = loaded
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        request.state.request_id = request_id
+        start = time.perf_counter()
+        try:
+            length = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.max_request_bytes:
+            return _error(TooLarge(f"Request body is {length:,} bytes; the limit is {settings.max_request_bytes:,}."), request_id)
+        path = request.url.path
+        if auth and path not in ("/healthz", "/readyz"):
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+            try:
+                ws.check_token(token, "predict")
+            except ModelfabError as exc:
+                return _error(exc, request_id)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # never a stack trace in a response
+            log.exception("request failed", extra={"request_id": request_id})
+            return JSONResponse(status_code=500, content={"error": {"code": "internal", "message": f"Internal error ({type(exc).__name__}); see the server log, request id {request_id}.", "hint": None}})
+        response.headers["X-Request-ID"] = request_id
+        log.info(json.dumps({"request_id": request_id, "method": request.method, "path": path,
+                             "status": response.status_code, "ms": round((time.perf_counter() - start) * 1000, 2)}))
+        return response
+
+    @app.exception_handler(ModelfabError)
+    async def on_modelfab_error(request: Request, exc: ModelfabError):
+        return _error(exc, getattr(request.state, "request_id", ""))
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> dict:
+        return {"status": "ready", "models": sorted(loaded)}
+
+    @app.get("/v1/models", tags=["models"])
+    def list_models() -> dict:
+        return {"models": [_describe(m) for m in loaded.values()]}
+
+    @app.get("/v1/models/{name}", tags=["models"], responses={404: {"model": ErrorResponse}})
+    def get_model(name: str) -> dict:
+        return _describe(_get(name))
+
+    def _get(name: str):
+        if name not in loaded:
+            raise NotFound(f"Model {name!r} is not served here; served: {', '.join(sorted(loaded)) or 'none'}.")
+        return loaded[name]
+
+    @app.post("/v1/models/{name}/predict", tags=["predict"], response_model=PredictResponse,
+              openapi_extra=PREDICT_BODY,
+              responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+                         415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+    async def predict(name: str, request: Request):
+        m = _get(name)
+        records = await _read_records(request, settings)
+        from starlette.concurrency import run_in_threadpool
+
+        preds = await run_in_threadpool(m.predictor.predict_records, records)
+        return {"model": m.name, "version": m.version, "predictions": preds}
+
+    return app
+
+
+async def _read_records(request: Request, settings) -> list[dict]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedFormat(f"Expected Content-Type application/json; got {ctype or 'none'!r}.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > settings.max_request_bytes:
+            raise TooLarge(f"Request body exceeds the limit of {settings.max_request_bytes:,} bytes.")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"Request body is not valid JSON ({exc}).") from None
+    if isinstance(payload, dict) and "records" in payload:
+        records = payload["records"]
+    elif isinstance(payload, list):
+        records = payload
+    elif isinstance(payload, dict):
+        records = [payload]
+    else:
+        raise InvalidInput("Expected a JSON object {\"records\": [...]} (or a list of records).")
+    if not isinstance(records, list) or not records:
+        raise InvalidInput("Expected 'records' to be a non-empty list of JSON objects.")
+    if len(records) > settings.max_records_per_request:
+        raise TooLarge(f"{len(records):,} records in one request; the limit is {settings.max_records_per_request:,}.",
+                       hint="Split the batch, or use `modelfab predict` for files.")
+    return records
+
+
+def _describe(m) -> dict:
+    man = m.manifest
+    return {"name": m.name, "version": m.version, "task": m.task, "target": man.get("target"),
+            "labels": man.get("labels"), "inputs": man.get("input_schema", {}).get("columns", []),
+            "metrics": {k: v for k, v in m.metrics.items() if isinstance(v, (int, float))}}
+

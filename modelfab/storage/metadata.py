@@ -1,0 +1,266 @@
+"""MetadataStore: records of datasets, models, jobs and tokens (SQLAlchemy).
+
+One schema (``tables.py``) and one chain of Alembic migrations serve
+SQLite (default, WAL) and PostgreSQL. Every write is one transaction;
+callers write blobs first and the row last.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError
+
+from ..errors import Conflict, NotFound, WorkspaceError
+from . import tables as t
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None)
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def _row(r) -> dict[str, Any] | None:
+    return None if r is None else dict(r._mapping)
+
+
+class MetadataStore:
+    """The narrow metadata protocol. One instance per workspace."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    # -- schema -----------------------------------------------------------
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self) -> None:
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+
+    def check_schema(self) -> None:
+        """Refuse to work on a schema older or newer than this code."""
+        try:
+            current = self.current_revision()
+        except OperationalError as exc:
+            raise WorkspaceError(f"Cannot read the workspace database ({exc.orig}).") from None
+        head = head_revision()
+        if current == head:
+            return
+        if current is None:
+            raise WorkspaceError(
+                "The workspace database has no schema yet.",
+                hint="Run `modelfab init` on it (or `modelfab migrate`).",
+            )
+        from alembic.script import ScriptDirectory
+
+        known = {r.revision for r in ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()}
+        if current not in known:
+            raise WorkspaceError(
+                f"The workspace was written by a newer modelfab (schema {current}; this one knows up to {head}).",
+                hint="Upgrade modelfab (pip install -U modelfab) to open it.",
+            )
+        raise WorkspaceError(
+            f"The workspace schema is {current}, this modelfab needs {head}.",
+            hint="Back it up, then run `modelfab migrate`.",
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- versions ---------------------------------------------------------
+    def _insert_versioned(self, table: sa.Table, values: dict, refs: list[tuple[str, str]]) -> dict:
+        """Insert a row with the next version of ``values['name']``, plus its blob refs."""
+        for _attempt in range(20):
+            try:
+                with self.engine.begin() as conn:
+                    current = conn.execute(
+                        sa.select(sa.func.max(table.c.version)).where(table.c.name == values["name"])
+                    ).scalar()
+                    row = dict(values, version=(current or 0) + 1)
+                    new_id = conn.execute(table.insert().values(**row)).inserted_primary_key[0]
+                    owner = f"{table.name}:{new_id}"
+                    if refs:
+                        conn.execute(
+                            t.blob_refs.insert(),
+                            [{"owner": owner, "sha": sha, "role": role} for role, sha in dict(refs).items()],
+                        )
+                    return dict(row, id=new_id)
+            except SAIntegrityError:
+                continue  # another writer took this version number: retry
+        raise Conflict(f"Could not allocate a new version of {values['name']!r}: too many concurrent writers.")
+
+    # -- datasets ---------------------------------------------------------
+    def add_dataset(self, *, name: str, kind: str, content_sha: str, data_sha: str, source_name: str,
+                    n_rows: int, n_cols: int, schema: dict, stats: dict, options: dict,
+                    created_by: str, refs: list[tuple[str, str]]) -> dict:
+        values = dict(name=name, kind=kind, content_sha=content_sha, data_sha=data_sha,
+                      source_name=source_name, n_rows=n_rows, n_cols=n_cols, schema=schema,
+                      stats=stats, options=options, created_at=utcnow(), created_by=created_by)
+        return self._insert_versioned(t.datasets, values, refs + [("data", data_sha)])
+
+    def find_dataset(self, name: str, content_sha: str) -> dict | None:
+        q = (sa.select(t.datasets).where(t.datasets.c.name == name, t.datasets.c.content_sha == content_sha)
+             .order_by(t.datasets.c.version.desc()).limit(1))
+        with self.engine.connect() as conn:
+            return _row(conn.execute(q).first())
+
+    def get_dataset(self, name: str, version: int | None = None) -> dict:
+        q = sa.select(t.datasets).where(t.datasets.c.name == name)
+        q = q.where(t.datasets.c.version == version) if version else q.order_by(t.datasets.c.version.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = _row(conn.execute(q).first())
+        if row is None:
+            what = f"{name}:{version}" if version else name
+            raise NotFound(f"No dataset {what!r} in this workspace.", hint="See `modelfab data list`.")
+        return row
+
+    def get_dataset_by_id(self, dataset_id: int) -> dict:
+        with self.engine.connect() as conn:
+            row = _row(conn.execute(sa.select(t.datasets).where(t.datasets.c.id == dataset_id)).first())
+        if row is None:
+            raise NotFound(f"No dataset with id {dataset_id}.")
+        return row
+
+    def list_datasets(self) -> list[dict]:
+        q = sa.select(t.datasets).order_by(t.datasets.c.name, t.datasets.c.version)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- models -----------------------------------------------------------
+    def add_model(self, *, name: str, task: str, dataset_id: int | None, package_sha: str,
+                  manifest: dict, metrics: dict, created_by: str, refs: list[tuple[str, str]]) -> dict:
+        values = dict(name=name, task=task, dataset_id=dataset_id, package_sha=package_sha,
+                      manifest=manifest, metrics=metrics, stage="none", created_at=utcnow(),
+                      created_by=created_by)
+        return self._insert_versioned(t.models, values, refs + [("package", package_sha)])
+
+    def get_model(self, name: str, version: int | None = None) -> dict:
+        q = sa.select(t.models).where(t.models.c.name == name)
+        q = q.where(t.models.c.version == version) if version else q.order_by(t.models.c.version.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = _row(conn.execute(q).first())
+        if row is None:
+            what = f"{name}:{version}" if version else name
+            raise NotFound(f"No model {what!r} in this workspace.", hint="See `modelfab models list`.")
+        return row
+
+    def list_models(self, name: str | None = None) -> list[dict]:
+        q = sa.select(t.models).order_by(t.models.c.name, t.models.c.version)
+        if name:
+            q = q.where(t.models.c.name == name)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def set_model_stage(self, model_id: int, stage: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.models.update().where(t.models.c.id == model_id).values(stage=stage))
+
+    # -- blobs referenced -------------------------------------------------
+    def referenced_blobs(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(sa.select(t.blob_refs.c.sha).distinct())}
+
+    def blob_refs(self, owner: str) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.blob_refs.c.role, t.blob_refs.c.sha).where(t.blob_refs.c.owner == owner))
+            return {r[0]: r[1] for r in rows}
+
+    # -- jobs -------------------------------------------------------------
+    def create_job(self, kind: str, params: dict) -> int:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            return conn.execute(t.jobs.insert().values(kind=kind, state="queued", progress=0.0, message="",
+                                                       params=params, created_at=now, updated_at=now)).inserted_primary_key[0]
+
+    def update_job(self, job_id: int, *, state: str | None = None, progress: float | None = None,
+                   message: str | None = None, result: dict | None = None, error: str | None = None) -> None:
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        for k, v in (("state", state), ("progress", progress), ("message", message), ("result", result), ("error", error)):
+            if v is not None:
+                values[k] = v
+        with self.engine.begin() as conn:
+            conn.execute(t.jobs.update().where(t.jobs.c.id == job_id).values(**values))
+
+    def get_job(self, job_id: int) -> dict:
+        with self.engine.connect() as conn:
+            row = _row(conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).first())
+        if row is None:
+            raise NotFound(f"No job {job_id}.")
+        return row
+
+    def list_jobs(self, limit: int = 50) -> list[dict]:
+        q = sa.select(t.jobs).order_by(t.jobs.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- tokens -----------------------------------------------------------
+    def add_token(self, name: str, token_hash: str, scope: str, expires_at: str | None) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(t.tokens.insert().values(name=name, token_hash=token_hash, scope=scope,
+                                                         created_at=utcnow(), expires_at=expires_at)).inserted_primary_key[0]
+
+    def get_token(self, token_hash: str) -> dict | None:
+        with self.engine.connect() as conn:
+            return _row(conn.execute(sa.select(t.tokens).where(t.tokens.c.token_hash == token_hash)).first())
+
+    def list_tokens(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(t.tokens).order_by(t.tokens.c.id))]
+
+    def revoke_token(self, token_id: int) -> None:
+        with self.engine.begin() as conn:
+            n = conn.execute(t.tokens.update().where(t.tokens.c.id == token_id, t.tokens.c.revoked_at.is_(None))
+                             .values(revoked_at=utcnow())).rowcount
+        if not n:
+            raise NotFound(f"No active token with id {token_id}.", hint="See `modelfab tokens list`.")
+
+
+def sqlite_url(path: str | os.PathLike) -> str:
+    return "sqlite:///" + str(Path(path).resolve())

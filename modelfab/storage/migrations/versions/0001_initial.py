@@ -1,0 +1,85 @@
+"""initial schema: datasets, models, blob_refs, jobs, tokens
+
+Revision ID: 0001
+Revises:
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "datasets",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("content_sha", sa.String(64), nullable=False),
+        sa.Column("data_sha", sa.String(64), nullable=False),
+        sa.Column("source_name", sa.String(1000), nullable=False),
+        sa.Column("n_rows", sa.BigInteger, nullable=False),
+        sa.Column("n_cols", sa.Integer, nullable=False),
+        sa.Column("schema", sa.JSON, nullable=False),
+        sa.Column("stats", sa.JSON, nullable=False),
+        sa.Column("options", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.String(40), nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        sa.UniqueConstraint("name", "version", name="uq_datasets_name_version"),
+    )
+    op.create_index("ix_datasets_content", "datasets", ["name", "content_sha"])
+    op.create_table(
+        "models",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("task", sa.String(32), nullable=False),
+        sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=True),
+        sa.Column("package_sha", sa.String(64), nullable=False),
+        sa.Column("manifest", sa.JSON, nullable=False),
+        sa.Column("metrics", sa.JSON, nullable=False),
+        sa.Column("stage", sa.String(20), nullable=False, server_default="none"),
+        sa.Column("created_at", sa.String(40), nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        sa.UniqueConstraint("name", "version", name="uq_models_name_version"),
+    )
+    op.create_table(
+        "blob_refs",
+        sa.Column("owner", sa.String(80), nullable=False),
+        sa.Column("sha", sa.String(64), nullable=False),
+        sa.Column("role", sa.String(200), nullable=False),
+        sa.PrimaryKeyConstraint("owner", "sha", "role", name="pk_blob_refs"),
+    )
+    op.create_index("ix_blob_refs_sha", "blob_refs", ["sha"])
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("progress", sa.Float, nullable=False, server_default="0"),
+        sa.Column("message", sa.Text, nullable=False, server_default=""),
+        sa.Column("params", sa.JSON, nullable=False),
+        sa.Column("result", sa.JSON, nullable=True),
+        sa.Column("error", sa.Text, nullable=True),
+        sa.Column("created_at", sa.String(40), nullable=False),
+        sa.Column("updated_at", sa.String(40), nullable=False),
+    )
+    op.create_table(
+        "tokens",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("scope", sa.String(20), nullable=False),
+        sa.Column("created_at", sa.String(40), nullable=False),
+        sa.Column("expires_at", sa.String(40), nullable=True),
+        sa.Column("revoked_at", sa.String(40), nullable=True),
+    )
+
+
+def downgrade() -> None:
+    for name in ("tokens", "jobs", "blob_refs", "models", "datasets"):
+        op.drop_table(name)

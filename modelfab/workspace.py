@@ -1,0 +1,197 @@
+"""The workspace: the one object users hold. Wires metadata, blobs and settings.
+
+``Workspace.init(path)`` creates one; ``Workspace.open(path)`` opens it.
+Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import InvalidInput, Unauthorized, WorkspaceError
+from .settings import Settings
+from .storage.blobs import LocalBlobStore, sha256_file
+from .storage.metadata import MetadataStore, sqlite_url, utcnow
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .automl.search import ProgressFn
+    from .datasets import DatasetVersion, ImportResult
+    from .model import Model
+
+MARKER = "workspace.json"
+WORKSPACE_FORMAT = 1
+TOKEN_SCOPES = ("predict", "admin")
+
+
+def resolve_path(path: str | os.PathLike | None) -> Path:
+    if path:
+        return Path(path).expanduser()
+    env = os.environ.get("MODELFAB_HOME")
+    return Path(env).expanduser() if env else Path.cwd()
+
+
+class Workspace:
+    def __init__(self, root: Path, meta: MetadataStore, blobs: LocalBlobStore, settings: Settings) -> None:
+        self.root = root
+        self.meta = meta
+        self.blobs = blobs
+        self.settings = settings
+        self._verified: set[str] = set()
+
+    # -- lifecycle --------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | os.PathLike | None = None, *, db_url: str | None = None,
+             settings: Settings | None = None) -> "Workspace":
+        root = resolve_path(path)
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"Cannot create a workspace at {root}: it is a file, expected a folder.",
+                                 hint="Choose another path.")
+        if (root / MARKER).is_file():
+            ws = cls.open(root, settings=settings)
+            return ws
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for sub in ("blobs", "cache", "tmp", "reports"):
+                (root / sub).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(f"Cannot create a workspace at {root}: {exc.strerror}.") from None
+        config = {"format": WORKSPACE_FORMAT, "db": db_url or "sqlite:///metadata.db", "blobs": "blobs",
+                  "created_at": utcnow()}
+        meta = MetadataStore(cls._db_url(root, config["db"]))
+        meta.upgrade()
+        tmp = root / (MARKER + ".tmp")
+        tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        os.replace(tmp, root / MARKER)  # the marker last: a half-made workspace is not one
+        return cls(root, meta, LocalBlobStore(root / "blobs"), settings or Settings.from_env())
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, *, settings: Settings | None = None) -> "Workspace":
+        root = resolve_path(path)
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"Workspace path {root} is a file, expected a workspace folder.",
+                                 hint="Pass the folder made by `modelfab init`.")
+        marker = root / MARKER
+        if not marker.is_file():
+            raise WorkspaceError(f"No modelfab workspace at {root}.",
+                                 hint="Run `modelfab init` there, or pass --workspace / set MODELFAB_HOME.")
+        try:
+            config = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise WorkspaceError(f"{marker} is unreadable ({exc}).") from None
+        if not isinstance(config, dict) or config.get("format", 0) > WORKSPACE_FORMAT:
+            raise WorkspaceError(f"The workspace at {root} was made by a newer modelfab.", hint="Upgrade modelfab.")
+        meta = MetadataStore(cls._db_url(root, config.get("db", "sqlite:///metadata.db")))
+        meta.check_schema()
+        return cls(root, meta, LocalBlobStore(root / config.get("blobs", "blobs")), settings or Settings.from_env())
+
+    @staticmethod
+    def _db_url(root: Path, db: str) -> str:
+        if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
+            return sqlite_url(root / db[len("sqlite:///"):])
+        return db
+
+    def close(self) -> None:
+        self.meta.close()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def tmp_dir(self) -> Path:
+        d = self.root / "tmp"
+        d.mkdir(exist_ok=True)
+        return d
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def blob_path(self, sha: str) -> Path:
+        """Local path of a blob, its hash checked once per process."""
+        path = self.blobs.local_path(sha)
+        if sha not in self._verified:
+            if sha256_file(path) != sha:
+                from .errors import IntegrityError
+
+                raise IntegrityError(f"Blob {sha[:12]} does not match its sha256: it was changed on disk.",
+                                     hint="Restore the workspace from a backup.")
+            self._verified.add(sha)
+        return path
+
+    # -- datasets ---------------------------------------------------------
+    def import_table(self, path: str | os.PathLike, name: str | None = None) -> "ImportResult":
+        from .datasets import import_table
+
+        return import_table(self, path, name)
+
+    def dataset(self, ref: "str | DatasetVersion") -> "DatasetVersion":
+        from .datasets import DatasetVersion
+
+        if isinstance(ref, DatasetVersion):
+            return ref
+        name, _, ver = str(ref).partition(":")
+        if ver and not ver.isdigit():
+            raise InvalidInput(f"Dataset version in {ref!r} must be a whole number.")
+        return DatasetVersion.from_row(self.meta.get_dataset(name, int(ver) if ver else None))
+
+    def datasets(self) -> list["DatasetVersion"]:
+        from .datasets import DatasetVersion
+
+        return [DatasetVersion.from_row(r) for r in self.meta.list_datasets()]
+
+    def load_frame(self, ref: "str | DatasetVersion") -> "pd.DataFrame":
+        from .datasets import load_frame
+
+        return load_frame(self, self.dataset(ref))
+
+    # -- training and models ----------------------------------------------
+    def train(self, dataset: "str | DatasetVersion", *, target: str, task: str = "auto", budget: float | str = 60,
+              metric: str | None = None, name: str | None = None, seed: int = 0,
+              progress: "ProgressFn | None" = None, budget_clock=None) -> "Model":
+        from .training import train
+
+        return train(self, dataset, target=target, task=task, budget=budget, metric=metric, name=name,
+                     seed=seed, progress=progress, budget_clock=budget_clock)
+
+    def model(self, ref: str) -> "Model":
+        from .model import Model
+        from .registry import parse_ref
+
+        name, version = parse_ref(ref)
+        return Model(self, self.meta.get_model(name, version))
+
+    def models(self, name: str | None = None) -> list["Model"]:
+        from .model import Model
+
+        return [Model(self, r) for r in self.meta.list_models(name)]
+
+    # -- tokens -----------------------------------------------------------
+    def create_token(self, name: str, scope: str = "predict", expires_at: str | None = None) -> tuple[int, str]:
+        if scope not in TOKEN_SCOPES:
+            raise InvalidInput(f"Token scope must be one of {', '.join(TOKEN_SCOPES)}; got {scope!r}.")
+        plain = "mf_" + secrets.token_urlsafe(32)
+        token_id = self.meta.add_token(name, hashlib.sha256(plain.encode()).hexdigest(), scope, expires_at)
+        return token_id, plain
+
+    def check_token(self, plain: str, needed: str = "predict") -> dict:
+        row = self.meta.get_token(hashlib.sha256(plain.encode()).hexdigest()) if plain else None
+        if row is None or row["revoked_at"]:
+            raise Unauthorized("Missing, unknown or revoked API token.",
+                               hint="Send 'Authorization: Bearer <token>' with a token from `modelfab tokens create`.")
+        if row["expires_at"] and row["expires_at"] < utcnow():
+            raise Unauthorized("The API token has expired.", hint="Create a new one with `modelfab tokens create`.")
+        if needed == "admin" and row["scope"] != "admin":
+            from .errors import Forbidden
+
+            raise Forbidden("This action needs a token with scope 'admin'.")
+        return row

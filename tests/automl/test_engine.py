@@ -1,0 +1,91 @@
+"""The tabular AutoML engine: tasks, targets, budget honoured, real learners."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelfab.automl.budget import Budget, parse_duration
+from modelfab.automl.engine import train_tabular
+from modelfab.errors import InvalidInput
+from modelfab.modalities.tabular import infer_schema
+
+
+def _frame(n=400, seed=0, classes=2):
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    cat = rng.choice(["a", "b", "c"], n)
+    score = 2 * x1 - x2 + (cat == "b") * 1.5 + rng.normal(scale=0.3, size=n)
+    if classes == 2:
+        y = np.where(score > 0, "bad", "good")
+    else:
+        y = np.digitize(score, np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1])).astype(str)
+    x1[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({"x1": x1, "x2": x2, "cat": cat, "y": y, "value": score * 3 + 10})
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), (60, 60), ("90s", 90), ("2m", 120), ("1m30s", 90), ("1h", 3600)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["0", "abc", "-5", "", "5x", 0, "10 years"])
+def test_parse_duration_rejects(bad):
+    with pytest.raises(InvalidInput, match="Budget"):
+        parse_duration(bad)
+
+
+def test_budget_clock():
+    now = [100.0]
+    b = Budget(10, clock=lambda: now[0])
+    b.reserve(3)
+    now[0] = 104.0
+    assert b.elapsed() == 4 and b.left() == 6 and b.left_for_search() == 3
+    now[0] = 120.0
+    assert b.left() == 0 and b.expired()
+
+
+def test_binary_classification_learns_and_reports(tmp_path):
+    df = _frame()
+    start = time.monotonic()
+    res = train_tabular(df.drop(columns=["value"]), infer_schema(df.drop(columns=["value"])), target="y",
+                        budget=Budget(6))
+    elapsed = time.monotonic() - start
+    assert elapsed <= 6 * 1.1 + 5
+    assert res.task == "classification" and res.labels == ["bad", "good"]
+    assert res.metrics["roc_auc"] > 0.9
+    assert res.leaderboard and res.leaderboard[0]["score"] >= res.leaderboard[-1]["score"]
+    assert res.proba_holdout.shape == (res.n_holdout, 2)
+    assert np.allclose(res.proba_holdout.sum(axis=1), 1.0)
+    assert set(res.feature_importance) >= {"x1", "x2", "cat"}
+
+
+def test_multiclass_and_regression():
+    df = _frame(600, classes=4)
+    cls = df.drop(columns=["value"])
+    res = train_tabular(cls, infer_schema(cls), target="y", budget=Budget(6))
+    assert res.labels == ["0", "1", "2", "3"] and res.metric == "log_loss"
+    assert res.metrics["accuracy"] > 0.6
+    num = df.drop(columns=["y"])
+    reg = train_tabular(num, infer_schema(num), target="value", budget=Budget(6))
+    assert reg.task == "regression" and reg.metrics["r2"] > 0.8
+
+
+@pytest.mark.parametrize("mutate,pattern", [
+    (lambda d: d.assign(y="good"), "single class"),
+    (lambda d: d.assign(y=np.nan), "no values"),
+    (lambda d: d.rename(columns={"y": "label"}), "not in the dataset"),
+    (lambda d: d.head(5), "at least 10"),
+    (lambda d: pd.concat([d, d.head(1).assign(y="lonely")]), "only one row"),
+])
+def test_bad_targets(mutate, pattern):
+    df = mutate(_frame(100).drop(columns=["value"]))
+    with pytest.raises(InvalidInput, match=pattern):
+        train_tabular(df, infer_schema(df), target="y", budget=Budget(5))
+
+
+def test_wrong_metric_for_task():
+    df = _frame(100)
+    with pytest.raises(InvalidInput, match="does not fit"):
+        train_tabular(df, infer_schema(df), target="y", budget=Budget(5), metric="rmse")

@@ -1,0 +1,166 @@
+"""Importing tables: formats, encodings, kinds, idempotence, and every bad input."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelfab.errors import InvalidInput, TooLarge, UnsupportedFormat, WorkspaceError
+from modelfab.workspace import Workspace
+
+
+def _state(ws):
+    """Everything an import could leave behind: rows and blobs."""
+    return (len(ws.meta.list_datasets()), sorted(ws.blobs.iter_ids()))
+
+
+def test_csv_import_infers_kinds_and_is_idempotent(ws, factory_csv):
+    res = ws.import_table(factory_csv, name="factory")
+    assert res.created
+    ds = res.dataset
+    assert (ds.name, ds.version, ds.n_rows, ds.n_cols) == ("factory", 1, 1500, 13)
+    kinds = ds.column_kinds()
+    assert kinds["part_id"] == "id"
+    assert kinds["timestamp"] == "datetime"
+    assert kinds["line"] == "categorical"
+    assert kinds["temperature_c"] == "numeric"
+    assert kinds["quality"] == "categorical"
+    assert ds.stats["humidity_pct"]["missing"] > 0
+    assert set(ds.stats["quality"]["counts"]) == {"ok", "defect"}
+    before = _state(ws)
+    again = ws.import_table(factory_csv, name="factory")
+    assert not again.created and again.dataset.version == 1
+    assert _state(ws) == before
+    df = ws.load_frame("factory:1")
+    assert len(df) == 1500 and list(df.columns)[0] == "part_id"
+
+
+def test_changed_content_makes_a_new_version(ws, tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("a,b\n1,x\n2,y\n")
+    assert ws.import_table(p, name="t").dataset.version == 1
+    p.write_text("a,b\n1,x\n2,y\n3,z\n")
+    assert ws.import_table(p, name="t").dataset.version == 2
+    assert ws.dataset("t:1").n_rows == 2 and ws.dataset("t").n_rows == 3
+
+
+def test_gbk_chinese_semicolon_and_bool_columns(ws, tmp_path):
+    p = tmp_path / "gbk.csv"
+    rows = ["批次;温度;合格;备注"] + [f"B{i};{20 + i % 7}.5;{'是' if i % 3 else '否'};第{i}号 样品 表面 划痕 检查" for i in range(60)]
+    p.write_bytes("\n".join(rows).encode("gbk"))
+    ds = ws.import_table(p, name="gbk").dataset
+    assert ds.schema["encoding"] == "gb18030"
+    assert ds.schema["delimiter"] == ";"
+    kinds = ds.column_kinds()
+    assert kinds["温度"] == "numeric"
+    assert kinds["合格"] == "boolean"
+    df = ws.load_frame("gbk")
+    assert df["批次"].iloc[0] == "B0"
+
+
+def test_tsv_with_bom_and_latin1(ws, tmp_path):
+    p = tmp_path / "x.tsv"
+    p.write_bytes(b"\xef\xbb\xbfcol\tval\n" + b"".join(f"a{i}\t{i}\n".encode() for i in range(20)))
+    ds = ws.import_table(p).dataset
+    assert [c["name"] for c in ds.schema["columns"]] == ["col", "val"]
+    q = tmp_path / "l1.csv"
+    q.write_bytes("name,city\n".encode() + "".join(f"n{i},Málaga Zürich café\n" for i in range(30)).encode("latin-1"))
+    df = ws.load_frame(ws.import_table(q).dataset)
+    assert df["city"].iloc[0] == "Málaga Zürich café"
+
+
+def test_parquet_and_excel(ws, tmp_path):
+    df = pd.DataFrame({"x": np.arange(30.0) * 1.5 + 0.25, "y": ["a", "b", "c"] * 10, "ok": [True, False] * 15})
+    df.to_parquet(tmp_path / "d.parquet")
+    ds = ws.import_table(tmp_path / "d.parquet").dataset
+    assert ds.column_kinds() == {"x": "numeric", "y": "categorical", "ok": "boolean"}
+    df.to_excel(tmp_path / "d.xlsx", index=False)
+    ds2 = ws.import_table(tmp_path / "d.xlsx").dataset
+    assert ds2.n_rows == 30 and ds2.column_kinds()["x"] == "numeric"
+
+
+BAD_CSV = {
+    "empty": (b"", InvalidInput, "empty"),
+    "whitespace": (b"   \n\n", InvalidInput, "empty"),
+    "header_only": (b"a,b,c\n", InvalidInput, "no data rows"),
+    "ragged": (b"a,b\n1,2\n3,4,5,6\n", InvalidInput, "ragged rows"),
+    "duplicate_columns": (b"a,b,a\n1,2,3\n", InvalidInput, "duplicate column"),
+    "binary_garbage": (bytes(range(256)) * 40, InvalidInput, "encoding|parse|decode"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CSV))
+def test_bad_csv_gets_clear_error_and_nothing_written(ws, tmp_path, case):
+    data, exc, pattern = BAD_CSV[case]
+    p = tmp_path / f"{case}.csv"
+    p.write_bytes(data)
+    before = _state(ws)
+    with pytest.raises(exc, match=pattern) as info:
+        ws.import_table(p, name="bad")
+    assert p.name in str(info.value) or "bad" in str(info.value)
+    assert _state(ws) == before
+
+
+def test_too_many_columns_refused_before_loading(ws, tmp_path):
+    p = tmp_path / "wide.csv"
+    header = ",".join(f"c{i}" for i in range(100_000))
+    p.write_text(header + "\n" + ",".join("1" for _ in range(100_000)) + "\n")
+    before = _state(ws)
+    with pytest.raises(TooLarge, match="100,000 columns"):
+        ws.import_table(p, name="wide")
+    assert _state(ws) == before
+
+
+def test_huge_file_refused_without_reading_it(ws, tmp_path):
+    p = tmp_path / "huge.csv"
+    with open(p, "wb") as fh:  # a sparse 2 GB file: refused by size, never loaded
+        fh.write(b"a,b\n1,2\n")
+        fh.truncate(2 * 1024**3)
+    before = _state(ws)
+    with pytest.raises(TooLarge, match="import limit"):
+        ws.import_table(p, name="huge")
+    assert _state(ws) == before
+
+
+def test_parquet_that_is_really_csv(ws, tmp_path):
+    p = tmp_path / "fake.parquet"
+    p.write_text("a,b\n1,2\n")
+    with pytest.raises(UnsupportedFormat, match="Parquet"):
+        ws.import_table(p, name="fake")
+    q = tmp_path / "trunc.parquet"
+    df = pd.DataFrame({"a": range(100)})
+    df.to_parquet(q)
+    q.write_bytes(q.read_bytes()[:-20])
+    with pytest.raises(UnsupportedFormat, match="not a valid Parquet"):
+        ws.import_table(q, name="trunc")
+
+
+def test_missing_file_folder_and_bad_name(ws, tmp_path):
+    with pytest.raises(InvalidInput, match="not found"):
+        ws.import_table(tmp_path / "nope.csv")
+    with pytest.raises(InvalidInput, match="folder"):
+        ws.import_table(tmp_path)
+    p = tmp_path / "ok.csv"
+    p.write_text("a\n1\n")
+    with pytest.raises(InvalidInput, match="name"):
+        ws.import_table(p, name="../evil")
+
+
+def test_workspace_path_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(WorkspaceError, match="is a file"):
+        Workspace.init(f)
+    with pytest.raises(WorkspaceError, match="is a file"):
+        Workspace.open(f)
+    with pytest.raises(WorkspaceError, match="No modelfab workspace"):
+        Workspace.open(tmp_path)
+
+
+def test_every_row_points_at_existing_blobs(ws, factory_csv):
+    ws.import_table(factory_csv, name="a")
+    for sha in ws.meta.referenced_blobs():
+        assert ws.blobs.exists(sha)
+    assert not any((ws.blobs.root / ".tmp").iterdir()) if (ws.blobs.root / ".tmp").exists() else True
+    assert os.listdir(ws.tmp_dir) == []
