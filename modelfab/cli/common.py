@@ -17,8 +17,13 @@ WorkspaceOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts) instead of tables.")]
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+def _width(stream) -> int | None:
+    # Piped output (logs, scripts) gets wide tables instead of Rich's 80-column default.
+    return None if stream.isatty() or "COLUMNS" in __import__("os").environ else 160
+
+
+console = Console(stderr=False, highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def open_ws(path: Optional[Path]):

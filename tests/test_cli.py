@@ -1,0 +1,104 @@
+"""The real `modelfab` command, run as a user runs it (subprocess)."""
+
+import json
+import time
+
+import pandas as pd
+import pytest
+
+from tests.conftest import cli_json, run_cli
+
+
+@pytest.fixture(scope="module")
+def cli_ws(tmp_path_factory, factory_csv):
+    root = tmp_path_factory.mktemp("cli") / "ws"
+    run_cli("init", str(root))
+    return root
+
+
+def test_full_flow(cli_ws, factory_csv, tmp_path):
+    w = ["--workspace", str(cli_ws)]
+    imp = cli_json("data", "import", str(factory_csv), "--name", "factory", *w)
+    assert imp["created"] is True and imp["version"] == 1 and imp["rows"] == 1500
+    assert {c["name"]: c["kind"] for c in imp["schema"]}["quality"] == "categorical"
+    again = cli_json("data", "import", str(factory_csv), "--name", "factory", *w)
+    assert again["created"] is False and again["version"] == 1
+
+    start = time.monotonic()
+    tr = cli_json("train", "factory", "--target", "quality", "--budget", "10s", *w)
+    wall = time.monotonic() - start
+    assert wall <= 10 * 1.1 + 5, f"train took {wall:.1f}s for a 10s budget"
+    assert {"model", "version", "metrics", "budget_s", "elapsed_s"} <= set(tr)
+    assert tr["model"] == "factory" and tr["version"] == 1 and tr["budget_s"] == 10
+    assert tr["metrics"]["roc_auc"] > 0.75
+    assert tr["report"] and json.loads(open(tr["report"].replace(".html", ".json")).read())
+
+    tr2 = cli_json("train", "factory:1", "--target", "quality", "--budget", "6", "--name", "second", *w)
+    assert (tr2["model"], tr2["version"]) == ("second", 1)
+
+    listed = cli_json("models", "list", *w)["models"]
+    assert [(m["model"], m["version"]) for m in listed] == [("factory", 1), ("second", 1)]
+    shown = cli_json("models", "show", "factory:1", *w)
+    assert shown["leaderboard"] and shown["data"]["dataset"] == "factory"
+    assert "lightgbm" in shown["library_versions"]
+    human = run_cli("models", "show", "factory", *w).stdout
+    assert "Leaderboard" in human and "libraries:" in human
+
+    rep = cli_json("report", "factory", "-o", str(tmp_path / "rep"), *w)
+    html = open(rep["html"], encoding="utf-8").read()
+    assert "data:image/png;base64," in html and "factory" in html
+
+    out_csv = tmp_path / "pred.csv"
+    res = cli_json("predict", "factory:1", str(factory_csv), "-o", str(out_csv), *w)
+    assert res["rows"] == 1500
+    pred = pd.read_csv(out_csv)
+    assert {"prediction", "proba_ok", "proba_defect", "quality"} <= set(pred.columns)
+    assert (pred["prediction"] == pred["quality"]).mean() > 0.75
+    out_pq = tmp_path / "pred.parquet"
+    cli_json("predict", "second", str(factory_csv), "-o", str(out_pq), *w)
+    assert len(pd.read_parquet(out_pq)) == 1500
+
+
+@pytest.mark.parametrize("args,code,pattern", [
+    (["train", "factory", "--target", "quality", "--budget", "abc"], 2, "Budget must be a duration"),
+    (["train", "factory", "--target", "quality", "--budget", "0"], 2, "more than 0 seconds"),
+    (["train", "factory", "--target", "qualty", "--budget", "5"], 2, "Did you mean 'quality'"),
+    (["train", "nope", "--target", "x"], 3, "No dataset 'nope'"),
+    (["models", "show", "nope:3"], 3, "No model 'nope:3'"),
+    (["models", "show", "bad:name:x"], 2, "whole number"),
+    (["data", "import", "/nonexistent.csv"], 2, "File not found"),
+])
+def test_errors_are_one_line_without_traceback(cli_ws, factory_csv, args, code, pattern):
+    cli_json("data", "import", str(factory_csv), "--name", "factory", "--workspace", str(cli_ws))
+    proc = run_cli(*args, "--workspace", str(cli_ws), check=False)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert pattern in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2
+
+
+def test_json_errors_and_debug(tmp_path):
+    proc = run_cli("data", "list", "--workspace", str(tmp_path), "--json", check=False)
+    assert proc.returncode == 5
+    err = json.loads(proc.stdout)["error"]
+    assert err["code"] == "workspace" and "modelfab init" in err["hint"]
+    dbg = run_cli("data", "list", "--workspace", str(tmp_path), "--debug", check=False)
+    assert "Traceback" in dbg.stderr
+
+
+def test_workspace_from_env_and_cwd(tmp_path, factory_csv):
+    run_cli("init", str(tmp_path / "w1"))
+    env_out = cli_json("data", "list", env={"MODELFAB_HOME": str(tmp_path / "w1")})
+    assert env_out == {"datasets": []}
+    cwd_out = cli_json("data", "list", cwd=tmp_path / "w1")
+    assert cwd_out == {"datasets": []}
+    f = tmp_path / "afile"
+    f.write_text("x")
+    proc = run_cli("init", str(f), check=False)
+    assert proc.returncode == 5 and "is a file" in proc.stderr
+
+
+def test_help_everywhere():
+    for cmd in ([], ["data"], ["data", "import"], ["train"], ["models"], ["predict"], ["serve"], ["tokens"], ["report"]):
+        proc = run_cli(*cmd, "--help")
+        assert "Usage" in proc.stdout
