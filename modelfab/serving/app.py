@@ -51,6 +51,11 @@ PREDICT_BODY = {
 }
 
 
+# Health probes and the API description (no data, no model details) need no token;
+# the docs page has an "Authorize" button for the bearer token.
+PUBLIC_PATHS = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json")
+
+
 def _error(exc: ModelfabError, request_id: str) -> JSONResponse:
     return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()},
                         headers={"X-Request-ID": request_id})
@@ -72,6 +77,20 @@ def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -
                               "Send `Authorization: Bearer <token>` (see `modelfab tokens create`).")
     app.state.models = loaded
 
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A token from `modelfab tokens create`."}}
+            if auth:
+                schema["security"] = [{"bearerAuth": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
@@ -84,7 +103,7 @@ def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -
         if length > settings.max_request_bytes:
             return _error(TooLarge(f"Request body is {length:,} bytes; the limit is {settings.max_request_bytes:,}."), request_id)
         path = request.url.path
-        if auth and path not in ("/healthz", "/readyz"):
+        if auth and path not in PUBLIC_PATHS:
             header = request.headers.get("authorization", "")
             token = header[7:].strip() if header.lower().startswith("bearer ") else ""
             try:

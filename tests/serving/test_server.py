@@ -1,0 +1,138 @@
+"""The REST server, started as a real process and called over HTTP."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    ws, model = trained
+    _, token = ws.create_token("tests", "predict")
+    port = _free_port()
+    env = dict(os.environ, MODELFAB_HOME=str(ws.root))
+    proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "factory", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stderr.read()}")
+    else:
+        proc.kill()
+        raise AssertionError("server did not start within 60 s")
+    yield base, token, ws
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+RECORD = {"part_id": "P1", "timestamp": "2026-03-04 10:00", "line": "L3", "shift": "C", "material_batch": "MB-001",
+          "temperature_c": 75.0, "pressure_bar": 5.9, "spindle_rpm": 1450, "humidity_pct": 40.0,
+          "vibration_rms": 2.2, "tool_wear_pct": 90.0, "cycle_time_s": 35.0}
+
+
+def _auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_and_docs(server):
+    base, token, _ = server
+    assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(base + "/docs").status_code == 200  # the API description is public ...
+    spec = httpx.get(base + "/openapi.json").json()
+    assert "/v1/models/{name}/predict" in spec["paths"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert httpx.get(base + "/v1/models").status_code == 401  # ... the models and predictions are not
+
+
+def test_predict_requires_a_valid_token(server):
+    base, token, ws = server
+    url = base + "/v1/models/factory/predict"
+    assert httpx.post(url, json={"records": [RECORD]}).status_code == 401
+    assert httpx.post(url, json={"records": [RECORD]}, headers=_auth("mf_wrong")).status_code == 401
+    tid, other = ws.create_token("short-lived", "predict")
+    assert httpx.post(url, json={"records": [RECORD]}, headers=_auth(other)).status_code == 200
+    ws.meta.revoke_token(tid)
+    r = httpx.post(url, json={"records": [RECORD]}, headers=_auth(other))
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+
+
+def test_predict_single_and_batch(server):
+    base, token, _ = server
+    url = base + "/v1/models/factory/predict"
+    r = httpx.post(url, json={"records": [RECORD]}, headers=_auth(token))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "factory" and body["version"] == 1
+    p = body["predictions"][0]
+    assert p["prediction"] in ("ok", "defect")
+    assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
+    batch = [dict(RECORD, tool_wear_pct=float(i)) for i in range(200)]
+    r = httpx.post(url, json={"records": batch}, headers=_auth(token))
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 200
+    assert r.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("body,headers,status,pattern", [
+    (b"{not json", {"Content-Type": "application/json"}, 422, "not valid JSON"),
+    (json.dumps({"records": [RECORD]}).encode(), {"Content-Type": "text/plain"}, 415, "application/json"),
+    (json.dumps({"records": []}).encode(), {"Content-Type": "application/json"}, 422, "non-empty"),
+    (json.dumps({"records": [{**RECORD, "temperature_c": "hot"}]}).encode(), {"Content-Type": "application/json"}, 422, "temperature_c"),
+    (json.dumps({"records": [{k: v for k, v in RECORD.items() if k != "line"}]}).encode(), {"Content-Type": "application/json"}, 422, "'line' is missing"),
+    (json.dumps({"records": [RECORD] * 20000}).encode(), {"Content-Type": "application/json"}, 413, "limit"),
+    (b"[" + b"1," * (5 * 1024 * 1024) + b"1]", {"Content-Type": "application/json"}, 413, "limit"),
+])
+def test_bad_requests_get_4xx_and_server_keeps_serving(server, body, headers, status, pattern):
+    base, token, _ = server
+    r = httpx.post(base + "/v1/models/factory/predict", content=body, headers={**headers, **_auth(token)}, timeout=30)
+    assert r.status_code == status, r.text
+    assert pattern in r.json()["error"]["message"]
+    assert "Traceback" not in r.text
+    ok = httpx.post(base + "/v1/models/factory/predict", json={"records": [RECORD]}, headers=_auth(token))
+    assert ok.status_code == 200
+
+
+def test_unknown_model_and_listing(server):
+    base, token, _ = server
+    r = httpx.post(base + "/v1/models/nope/predict", json={"records": [RECORD]}, headers=_auth(token))
+    assert r.status_code == 404
+    models = httpx.get(base + "/v1/models", headers=_auth(token)).json()["models"]
+    assert models[0]["name"] == "factory"
+    assert {c["name"] for c in models[0]["inputs"]} >= {"line", "tool_wear_pct"}
+
+
+def test_no_auth_only_on_loopback(trained):
+    ws, _ = trained
+    from tests.conftest import run_cli
+
+    proc = run_cli("serve", "factory", "--host", "0.0.0.0", "--no-auth", "--workspace", str(ws.root), check=False)
+    assert proc.returncode == 2 and "loopback" in proc.stderr
+
+
+def test_port_in_use_is_a_clear_error(trained):
+    ws, _ = trained
+    from tests.conftest import run_cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = run_cli("serve", "factory", "--port", str(port), "--workspace", str(ws.root), check=False)
+    assert proc.returncode == 4 and "--port" in proc.stderr
