@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .artifacts import verify_package
-from .automl.learners import FittedLearner
+from .automl.learners import load_learner
 from .errors import IntegrityError
 from .modalities.tabular import TabularPreprocessor, validate_records
 
@@ -29,9 +29,7 @@ class TabularPredictor:
         self.threshold: float | None = manifest.get("decision_threshold")
         pre_file = manifest.get("preprocessor", "preprocess.json")
         self.preprocessor = TabularPreprocessor.from_dict(json.loads((self.folder / pre_file).read_text("utf-8")))
-        learner = manifest.get("learner") or {}
-        self.learner = FittedLearner.load(self.folder, learner.get("format", ""), self.task,
-                                          len(self.labels or []), learner.get("classes"))
+        self.learner = load_learner(self.folder, manifest.get("learner") or {}, self.task, len(self.labels or []))
 
     @property
     def input_columns(self) -> list[dict]:

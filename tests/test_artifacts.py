@@ -28,8 +28,11 @@ def test_trained_package_is_complete_and_pickle_free(trained):
     assert manifest["format_version"] == 1 and manifest["task"] == "classification"
     files = set(manifest["files"])
     assert {"preprocess.json", "holdout.npz"} <= files
-    assert manifest["learner"]["file"] in files
-    assert manifest["learner"]["format"] in ("lightgbm-text", "xgboost-json", "skops")
+    learner = manifest["learner"]
+    members = learner["members"] if learner["format"] == "ensemble" else [learner]
+    for m in members:
+        assert m["file"] in files
+        assert m["format"] in ("lightgbm-text", "xgboost-json", "skops")
     assert manifest["labels"] == ["defect", "ok"]
     assert manifest["data"]["dataset"] == "factory" and len(manifest["data"]["data_sha"]) == 64
     assert "lightgbm" in manifest["library_versions"]
@@ -40,7 +43,7 @@ def test_trained_package_is_complete_and_pickle_free(trained):
 
 def test_tampered_file_is_refused(package):
     manifest = json.loads((package / "manifest.json").read_text())
-    rel = manifest["learner"]["file"]
+    rel = "preprocess.json"
     with open(package / rel, "ab") as fh:
         fh.write(b" ")
     with pytest.raises(IntegrityError, match="does not match its sha256"):
@@ -149,3 +152,24 @@ def test_each_learner_format_roundtrips(tmp_path, kind):
     learner.save(tmp_path)
     loaded = FittedLearner.load(tmp_path, learner.format, "classification", 3, learner.classes)
     assert np.allclose(loaded.predict_raw(X), est.predict_proba(X), atol=1e-6)
+
+
+def test_ensemble_roundtrip(tmp_path):
+    import lightgbm as lgb
+    from sklearn.ensemble import RandomForestClassifier
+
+    from modelfab.automl.learners import EnsembleLearner, from_flaml, load_learner
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    a = from_flaml("lgbm", lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y), "classification", 2)
+    b = from_flaml("rf", RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), "classification", 2)
+    ens = EnsembleLearner([a, b], [3, 1], ["lgbm", "rf"], [{}, {}])
+    ens.save(tmp_path)
+    expected = 0.75 * a.predict_raw(X) + 0.25 * b.predict_raw(X)
+    assert np.allclose(ens.predict_raw(X), expected)
+    loaded = load_learner(tmp_path, {"format": "ensemble", "members": ens.specs}, "classification", 2)
+    assert np.allclose(loaded.predict_raw(X), expected)
+    with pytest.raises(IntegrityError, match="missing"):
+        load_learner(tmp_path, {"format": "ensemble", "members": [dict(ens.specs[0], file="../x.txt")]}, "classification", 2)

@@ -36,6 +36,7 @@ class TrainResult:
     leaderboard: list[dict]
     metrics: dict
     y_holdout: np.ndarray
+    X_holdout: np.ndarray
     proba_holdout: np.ndarray | None
     pred_holdout: np.ndarray | None
     feature_importance: dict[str, float]
@@ -43,6 +44,7 @@ class TrainResult:
     n_train: int
     n_holdout: int
     notes: list[str] = field(default_factory=list)
+    ensemble: dict | None = None
 
 
 def reserve_for(total: float) -> float:
@@ -183,7 +185,7 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     return TrainResult(
         task=task, metric=metric, labels=labels, preprocessor=pre, learner=result.learner,
         learner_name=result.learner_name, config=result.config, leaderboard=result.leaderboard,
-        metrics=metrics, y_holdout=y_test, proba_holdout=proba, pred_holdout=pred,
+        metrics=metrics, y_holdout=y_test, X_holdout=X_test, proba_holdout=proba, pred_holdout=pred,
         feature_importance=feature_importance(result.learner, pre.feature_names), trials=result.trials,
-        n_train=len(train_idx), n_holdout=len(test_idx), notes=notes,
+        n_train=len(train_idx), n_holdout=len(test_idx), notes=notes, ensemble=result.ensemble,
     )

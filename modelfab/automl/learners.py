@@ -31,6 +31,10 @@ SKOPS_TRUSTED = [
     "numpy.ndarray",
     "numpy.float64",
     "numpy.int64",
+    "numpy.int32",
+    "numpy.float32",
+    "numpy.bool_",
+    "numpy.str_",
     "builtins.slice",
     "builtins.int",
     "builtins.float",
@@ -106,8 +110,8 @@ class FittedLearner:
         return out
 
     # -- save / load ------------------------------------------------------
-    def save(self, folder: Path) -> str:
-        path = folder / FORMAT_FILES[self.format]
+    def save(self, folder: Path, stem: str = "model") -> str:
+        path = folder / FORMAT_FILES[self.format].replace("model", stem, 1)
         if self.format == "lightgbm-text":
             path.write_text(self.obj.model_to_string(), encoding="utf-8")
         elif self.format == "xgboost-json":
@@ -119,10 +123,13 @@ class FittedLearner:
         return path.name
 
     @classmethod
-    def load(cls, folder: Path, fmt: str, task: str, n_classes: int, classes: list[int] | None) -> "FittedLearner":
+    def load(cls, folder: Path, fmt: str, task: str, n_classes: int, classes: list[int] | None,
+             file: str | None = None) -> "FittedLearner":
         if fmt not in FORMAT_FILES:
             raise IntegrityError(f"Unknown model file format {fmt!r}; expected one of {sorted(FORMAT_FILES)}.")
-        path = folder / FORMAT_FILES[fmt]
+        path = folder / (file or FORMAT_FILES[fmt])
+        if path.parent != folder or not path.is_file():
+            raise IntegrityError(f"Model file {file!r} is missing from the package.")
         if fmt == "lightgbm-text":
             import lightgbm as lgb
 
@@ -156,7 +163,54 @@ def from_flaml(learner_name: str, estimator, task: str, n_classes: int) -> Fitte
     return FittedLearner("skops", estimator, task, n_classes, classes)
 
 
-def feature_importance(learner: FittedLearner, feature_names: list[str]) -> dict[str, float]:
+class EnsembleLearner:
+    """A weighted average of fitted learners' outputs (probabilities or values)."""
+
+    format = "ensemble"
+
+    def __init__(self, members: list[FittedLearner], weights: list[float], names: list[str], configs: list[dict]):
+        total = float(sum(weights))
+        self.members, self.weights = members, [w / total for w in weights]
+        self.names, self.configs = names, configs
+        self.task = members[0].task
+        self.classes = None
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        out = None
+        for m, w in zip(self.members, self.weights):
+            p = m.predict_raw(X) * w
+            out = p if out is None else out + p
+        return out
+
+    def save(self, folder: Path, stem: str = "model") -> str:
+        specs = []
+        for i, (m, w, name, cfg) in enumerate(zip(self.members, self.weights, self.names, self.configs)):
+            file = m.save(folder, f"{stem}_{i}")
+            specs.append({"name": name, "format": m.format, "file": file, "weight": w, "classes": m.classes, "config": cfg})
+        self.specs = specs
+        return ",".join(s["file"] for s in specs)
+
+    @classmethod
+    def load(cls, folder: Path, specs: list[dict], task: str, n_classes: int) -> "EnsembleLearner":
+        if not isinstance(specs, list) or not specs:
+            raise IntegrityError("Ensemble manifest lists no members.")
+        members = [FittedLearner.load(folder, s["format"], task, n_classes, s.get("classes"), s["file"]) for s in specs]
+        return cls(members, [float(s["weight"]) for s in specs], [s["name"] for s in specs], [s.get("config", {}) for s in specs])
+
+
+def load_learner(folder: Path, spec: dict, task: str, n_classes: int):
+    if spec.get("format") == "ensemble":
+        return EnsembleLearner.load(folder, spec.get("members"), task, n_classes)
+    return FittedLearner.load(folder, spec.get("format", ""), task, n_classes, spec.get("classes"), spec.get("file"))
+
+
+def feature_importance(learner, feature_names: list[str]) -> dict[str, float]:
+    if isinstance(learner, EnsembleLearner):
+        total: dict[str, float] = {}
+        for m, w in zip(learner.members, learner.weights):
+            for k, v in feature_importance(m, feature_names).items():
+                total[k] = total.get(k, 0.0) + w * v
+        return dict(sorted(total.items(), key=lambda p: -p[1]))
     imp = None
     if learner.format == "lightgbm-text":
         imp = learner.obj.feature_importance(importance_type="gain")

@@ -73,6 +73,7 @@ class SearchResult:
     metric: str
     best_score: float
     trials: int
+    ensemble: dict | None = None
 
 
 def _score_from_loss(loss: float, metric: str, greater: bool) -> float:
@@ -135,7 +136,8 @@ class _LogWatcher(threading.Thread):
 
 def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: Budget, n_classes: int,
                seed: int = 0, groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
-               learners: tuple[str, ...] = LEARNERS, progress: ProgressFn | None = None) -> SearchResult:
+               learners: tuple[str, ...] = LEARNERS, progress: ProgressFn | None = None,
+               ensemble: bool = True) -> SearchResult:
     from flaml import AutoML
 
     table = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
@@ -146,7 +148,8 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         flaml_metric = "roc_auc_ovr"
     # The reserve for evaluation and packaging is soft: a search of at least
     # one second still fits within the promise (budget + 10% + 5 s).
-    time_budget = max(1.0, budget.left_for_search())
+    # Leave a quarter of the search time for ensemble selection.
+    time_budget = max(1.0, budget.left_for_search() * (0.75 if ensemble else 1.0))
     if budget.left() < 1.0:
         raise TrainingError(
             f"The budget ({budget.total:.0f} s) was used up by data preparation before the model search could start.",
@@ -198,9 +201,22 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             })
         leaderboard.sort(key=lambda r: r["score"], reverse=greater)
         learner = from_flaml(automl.best_estimator, automl.model.estimator, task, n_classes)
+        learner_name, config = automl.best_estimator, _jsonable(automl.best_config)
+        ensemble_info = None
+        if ensemble and budget.left_for_search() > 0.5:
+            watcher.emit("building ensemble")
+            from .ensemble import build_ensemble
+
+            ens = build_ensemble(automl, X, y, task=task, metric=metric, n_classes=n_classes, budget=budget,
+                                 seed=seed, groups=groups)
+            if ens is not None:
+                learner, learner_name = ens.learner, "ensemble"
+                config = {"members": ens.members}
+                ensemble_info = {"oof_loss_single": ens.oof_single, "oof_loss_ensemble": ens.oof_ensemble,
+                                 "members": ens.members}
         watcher.emit("search finished")
         return SearchResult(
-            learner=learner, learner_name=automl.best_estimator, config=_jsonable(automl.best_config),
+            learner=learner, learner_name=learner_name, config=config,
             leaderboard=leaderboard, metric=metric, best_score=_score_from_loss(automl.best_loss, metric, greater),
-            trials=watcher.trials,
+            trials=watcher.trials, ensemble=ensemble_info,
         )

@@ -1,0 +1,127 @@
+"""Ensemble selection over the best configuration of each learner.
+
+After the search, the best configuration of each learner is refit in
+k-fold cross-validation to get out-of-fold predictions on the same folds;
+greedy forward selection with replacement (Caruana et al., 2004) picks
+weights. The ensemble is kept only if its out-of-fold score beats the best
+single learner's on the same folds. Every step asks the budget first.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .budget import Budget
+from .learners import EnsembleLearner, from_flaml
+
+N_FOLDS = 5
+ROUNDS = 25
+
+
+@dataclass
+class EnsembleResult:
+    learner: EnsembleLearner
+    oof_single: float
+    oof_ensemble: float
+    members: list[dict]
+
+
+def _loss_fn(task: str, metric: str, n_classes: int):
+    from sklearn.metrics import log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
+
+    if task == "regression":
+        if metric == "mae":
+            return lambda y, p: mean_absolute_error(y, p)
+        return lambda y, p: mean_squared_error(y, p)
+    if metric == "roc_auc" and n_classes == 2:
+        return lambda y, p: 1.0 - roc_auc_score(y, p[:, 1])
+    return lambda y, p: log_loss(y, np.clip(p, 1e-12, 1), labels=list(range(n_classes)))
+
+
+def _folds(y, task, groups, seed):
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+    idx = np.arange(len(y))
+    if groups is not None:
+        return list(GroupKFold(n_splits=min(N_FOLDS, len(np.unique(groups)))).split(idx, y, groups))
+    if task == "classification":
+        return list(StratifiedKFold(N_FOLDS, shuffle=True, random_state=seed).split(idx, y))
+    return list(KFold(N_FOLDS, shuffle=True, random_state=seed).split(idx))
+
+
+def _new(automl, name: str, config: dict, task: str):
+    cls = automl._state.learner_classes[name]
+    return cls(task=task, n_jobs=1, **config)
+
+
+def build_ensemble(automl, X: np.ndarray, y: np.ndarray, *, task: str, metric: str, n_classes: int,
+                   budget: Budget, seed: int = 0, groups: np.ndarray | None = None, top_k: int = 4) -> EnsembleResult | None:
+    """Return an ensemble that beats the best single learner out of fold, or None."""
+    losses = {k: v for k, v in (automl.best_loss_per_estimator or {}).items() if v is not None and np.isfinite(v)}
+    configs = automl.best_config_per_estimator or {}
+    names = [n for n in sorted(losses, key=losses.get) if configs.get(n)][:top_k]
+    if len(names) < 2 or len(X) < 4 * N_FOLDS:
+        return None
+    if task == "classification" and np.bincount(y, minlength=n_classes).min() < N_FOLDS and groups is None:
+        return None
+    folds = _folds(y, task, groups, seed)
+    shape = (len(y), n_classes) if task == "classification" else (len(y),)
+    oof: dict[str, np.ndarray] = {}
+    fit_time: dict[str, float] = {}
+    for name in names:
+        pred = np.zeros(shape)
+        t0 = time.monotonic()
+        ok = True
+        for k, (tr, va) in enumerate(folds):
+            if k and (time.monotonic() - t0) / k * (len(folds) - k) > budget.left_for_search():
+                ok = False
+                break
+            est = _new(automl, name, dict(configs[name]), task)
+            est.fit(X[tr], y[tr])
+            learner = from_flaml(name, est.estimator, task, n_classes)
+            pred[va] = learner.predict_raw(X[va])
+        if not ok:
+            break
+        oof[name] = pred
+        fit_time[name] = (time.monotonic() - t0) / len(folds)
+    if len(oof) < 2:
+        return None
+    loss = _loss_fn(task, metric, n_classes)
+    single = {n: loss(y, p) for n, p in oof.items()}
+    best_single = min(single.values())
+    # greedy forward selection with replacement
+    chosen: list[str] = []
+    current = None
+    best_loss = np.inf
+    for _ in range(ROUNDS):
+        trial = {n: loss(y, (p if current is None else (current * len(chosen) + p) / (len(chosen) + 1)))
+                 for n, p in oof.items()}
+        n_best = min(trial, key=trial.get)
+        if trial[n_best] >= best_loss - 1e-9 and chosen:
+            break
+        best_loss = trial[n_best]
+        current = oof[n_best] if current is None else (current * len(chosen) + oof[n_best]) / (len(chosen) + 1)
+        chosen.append(n_best)
+    counts = {n: chosen.count(n) for n in dict.fromkeys(chosen)}
+    if len(counts) < 2 or best_loss >= best_single * (1 - 1e-3):
+        return None
+    # refit the members on all rows, if the budget allows
+    members, weights, used = [], [], []
+    for name, count in counts.items():
+        if fit_time.get(name, 0) * 1.3 > budget.left_for_search() and name != automl.best_estimator:
+            return None
+        if name == automl.best_estimator and automl.model is not None:
+            members.append(from_flaml(name, automl.model.estimator, task, n_classes))
+        else:
+            est = _new(automl, name, dict(configs[name]), task)
+            est.fit(X, y)
+            members.append(from_flaml(name, est.estimator, task, n_classes))
+        weights.append(float(count))
+        used.append({"learner": name, "weight": count / len(chosen), "oof_loss": float(single[name])})
+    from .search import _jsonable
+
+    learner = EnsembleLearner(members, weights, list(counts), [_jsonable(configs[n]) for n in counts])
+    return EnsembleResult(learner=learner, oof_single=float(best_single), oof_ensemble=float(best_loss), members=used)
