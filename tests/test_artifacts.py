@@ -33,7 +33,7 @@ def test_trained_package_is_complete_and_pickle_free(trained):
     for m in members:
         assert m["file"] in files
         assert m["format"] in ("lightgbm-text", "xgboost-json", "skops")
-    assert manifest["labels"] == ["defect", "ok"]
+    assert manifest["labels"] == ["ok", "defect"]  # binary: the rarer class is the positive one
     assert manifest["data"]["dataset"] == "factory" and len(manifest["data"]["data_sha"]) == 64
     assert "lightgbm" in manifest["library_versions"]
     for rel in files:
@@ -126,7 +126,7 @@ def test_loaded_model_predicts_like_training(trained, factory_csv):
     ws, model = trained
     df = pd.read_csv(factory_csv).head(50)
     pred = model.predict(df)
-    assert list(pred.columns) == ["prediction", "proba_defect", "proba_ok"]
+    assert list(pred.columns) == ["prediction", "proba_ok", "proba_defect"]
     assert set(pred["prediction"]) <= {"ok", "defect"}
     assert np.allclose(pred[["proba_defect", "proba_ok"]].sum(axis=1), 1.0)
     again = ws.model("factory:1").predict(df)  # a fresh load from the registry

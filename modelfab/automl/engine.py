@@ -129,6 +129,10 @@ def prepare_target(df: pd.DataFrame, schema: dict, target: str, task: str) -> tu
         raise InvalidInput(f"Target column {target!r} has {len(counts)} classes; at most 200 are supported.",
                            hint="Use --task regression for a numeric quantity.")
     labels = sorted(counts.index.tolist(), key=_label_sort_key)
+    if len(labels) == 2 and counts[labels[0]] < counts[labels[1]]:
+        # Binary: the rarer class (usually the defect/fault) is the positive one,
+        # so recall, precision and the decision threshold speak about it.
+        labels = labels[::-1]
     code = {v: i for i, v in enumerate(labels)}
     y = values.map(code).to_numpy(dtype=np.int64)
     ratio = counts.max() / counts.min()

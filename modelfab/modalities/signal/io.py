@@ -1,0 +1,426 @@
+"""Reading signal recordings (sound, vibration) safely, listing folders, labels.
+
+Sizes and channel counts are checked from headers *before* any sample is
+decoded (the WAV header and ``soundfile.info``, the .npy header, the .mat
+variable headers (see ``formats``), Parquet metadata, a line count for CSV);
+``.npy`` files are memory-mapped with ``allow_pickle=False``. Every problem a
+user can cause is an :class:`~modelfab.errors.InvalidInput` (or its
+subclasses ``UnsupportedFormat`` / ``TooLarge``) whose one-line message names
+the file, says what was expected, what was found and what to do.
+
+Conventions:
+
+* Audio (.wav/.flac/.ogg) is decoded by libsndfile to float32; integer PCM
+  is scaled to [-1, 1]. Other formats keep their values (physical units).
+* 2-D arrays (.npy, .mat): the longer axis is time, the shorter one channels.
+* Truncated files: an uncompressed WAV whose data chunk is shorter than its
+  header says is read as far as whole frames go, and ``meta["truncated"]``
+  is True. Compressed audio (FLAC/OGG) the decoder cannot finish, and .npy
+  files shorter than their header says, are refused with InvalidInput.
+* ``sample_rate``: for files that store a rate (audio; .mat with an ``fs``-like
+  variable) it is a resampling target; for the others it is the rate.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import InvalidInput, TooLarge, UnsupportedFormat
+from ...settings import Settings
+
+SIGNAL_EXTENSIONS = {".wav", ".flac", ".ogg", ".mat", ".npy", ".csv", ".parquet"}
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg"}
+
+
+@dataclass
+class Recording:
+    samples: np.ndarray  # float32, 1-D, finite
+    sample_rate: int
+    source: str
+    n_channels_in_file: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / float(self.sample_rate)
+
+
+@dataclass
+class _Raw:
+    data: np.ndarray  # (frames, channels), any numeric dtype
+    rate: int | None
+    meta: dict
+    names: list[str] | None = None
+
+
+def _short(exc: BaseException) -> str:
+    msg = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
+    return " ".join(str(msg).split())[:200].rstrip(". ")
+
+
+def _limits(src: str, frames: int, channels: int, settings: Settings, what: str = "") -> None:
+    if channels <= 0:
+        raise InvalidInput(f"{src}: expected at least 1 channel, got {channels}{what}.",
+                           hint="The file is damaged or not a signal; re-export it.")
+    if channels > settings.max_channels:
+        raise TooLarge(f"{src}: expected at most {settings.max_channels} channels, got {channels}{what}.",
+                       hint="Split the channels into separate files or raise MODELFAB_MAX_CHANNELS.")
+    if frames * channels > settings.max_signal_samples:
+        raise TooLarge(f"{src}: expected at most {settings.max_signal_samples:,} samples per recording, got "
+                       f"{frames:,} frames x {channels} channels{what}.",
+                       hint="Cut the recording into shorter files or raise MODELFAB_MAX_SIGNAL_SAMPLES.")
+
+
+def _check_rate(value, src: str, what: str = "sample_rate") -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)) \
+            or not math.isfinite(value) or value != int(value) or not 1 <= value <= 10_000_000:
+        raise InvalidInput(f"{src}: expected {what} as a whole number of Hz between 1 and 10,000,000, got {value!r}.",
+                           hint="Pass e.g. --sample-rate 16000.")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- readers
+def _riff_header(p: Path) -> dict | None:
+    """Parse just enough of a RIFF/WAVE header to vet it (fmt + data chunk)."""
+    size = p.stat().st_size
+    out: dict = {}
+    with open(p, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        for _ in range(4096):
+            fh.seek(pos)
+            hdr = fh.read(8)
+            if len(hdr) < 8:
+                break
+            cid, clen = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+            if cid == b"fmt ":
+                body = fh.read(16)
+                if len(body) == 16:
+                    _tag, ch, rate, _br, block, bits = struct.unpack("<HHIIHH", body)
+                    out.update(channels=ch, rate=rate, block=block, bits=bits)
+            elif cid == b"data":
+                out.update(data_declared=clen, data_available=size - pos - 8)
+                break
+            pos += 8 + clen + (clen & 1)
+    return out
+
+
+def _read_audio(p: Path, src: str, variable, settings: Settings) -> _Raw:
+    import soundfile as sf
+
+    meta: dict = {}
+    if p.suffix.lower() == ".wav":
+        hdr = _riff_header(p)
+        if hdr and "channels" in hdr:
+            _limits(src, 0, hdr["channels"], settings, " in its WAV header")
+        if hdr and hdr.get("data_declared", 0) > hdr.get("data_available", 0) >= 0:
+            meta["truncated"] = True
+            meta["declared_data_bytes"] = hdr["data_declared"]
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:  # libsndfile: not audio, damaged header, ...
+        raise UnsupportedFormat(f"{src}: expected a readable {p.suffix.lower()} audio file, but libsndfile says: "
+                                f"{_short(exc)}.", hint="Check that the file is really audio; re-export it as WAV.")
+    _limits(src, int(info.frames), int(info.channels), settings)
+    try:
+        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise InvalidInput(f"{src}: expected {info.frames:,} decodable frames, but decoding failed: {_short(exc)}.",
+                           hint="The file is damaged or truncated; re-export or drop it.")
+    if meta.get("truncated") is None and len(data) < info.frames:
+        meta["truncated"] = True
+    meta.update(format=str(info.format).lower(), subtype=str(info.subtype))
+    return _Raw(data, int(rate), meta)
+
+
+def _read_npy(p: Path, src: str, variable, settings: Settings) -> _Raw:
+    fmt = np.lib.format
+    with open(p, "rb") as fh:
+        try:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except Exception as exc:  # ValueError, SyntaxError, tokenize errors from a damaged header
+            raise UnsupportedFormat(f"{src}: expected a NumPy .npy file, but its header is not valid ({_short(exc)}).",
+                                    hint="Save the array with numpy.save().")
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise UnsupportedFormat(f"{src}: expected a numeric array, got Python objects (loading them needs pickle, "
+                                f"which is refused for safety).", hint="Save a float or integer array with numpy.save().")
+    if dtype.kind not in "iuf" or dtype.fields is not None:
+        raise UnsupportedFormat(f"{src}: expected a real numeric array (int/float), got dtype {dtype}.",
+                                hint="Convert it to float32 before saving.")
+    if len(shape) not in (1, 2):
+        raise InvalidInput(f"{src}: expected a 1-D (samples) or 2-D (samples x channels) array, got shape {shape}.",
+                           hint="Reshape or split the array before saving.")
+    frames, channels = (shape[0], 1) if len(shape) == 1 else (max(shape), min(shape))
+    if frames * channels == 0:
+        raise InvalidInput(f"{src}: expected samples, got an empty array of shape {shape}.", hint="Drop the file.")
+    _limits(src, frames, channels, settings)
+    need = frames * channels * dtype.itemsize
+    have = p.stat().st_size - offset
+    if have < need:
+        raise InvalidInput(f"{src}: header declares shape {shape} ({need:,} bytes) but the file holds only "
+                           f"{have:,} bytes of data.", hint="The file is truncated; save it again.")
+    try:
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InvalidInput(f"{src}: expected a readable .npy array, got an error: {_short(exc)}.",
+                           hint="Save the array again with numpy.save().")
+    data = arr.reshape(-1, 1) if arr.ndim == 1 else (arr if arr.shape[0] >= arr.shape[1] else arr.T)
+    return _Raw(data, None, {"format": "npy", "dtype": str(dtype)})
+
+
+def _read_mat(p: Path, src: str, variable, settings: Settings) -> _Raw:
+    from .formats import read_mat
+
+    return read_mat(p, src, variable, settings)
+
+
+def _read_csv(p: Path, src: str, variable, settings: Settings) -> _Raw:
+    from .formats import read_csv
+
+    return read_csv(p, src, settings)
+
+
+def _read_parquet(p: Path, src: str, variable, settings: Settings) -> _Raw:
+    from .formats import read_parquet
+
+    return read_parquet(p, src, settings)
+
+
+_READERS = {".wav": _read_audio, ".flac": _read_audio, ".ogg": _read_audio, ".npy": _read_npy,
+            ".mat": _read_mat, ".csv": _read_csv, ".parquet": _read_parquet}
+
+
+# --------------------------------------------------------------------------- public
+def _pick_channel(raw: _Raw, channel, src: str) -> tuple[np.ndarray, object]:
+    data, n = raw.data, raw.data.shape[1]
+    if channel is None:
+        channel = 0
+    if isinstance(channel, str) and channel.strip().lower() == "mean":
+        return data.mean(axis=1, dtype=np.float64), "mean"
+    if isinstance(channel, str) and raw.names and channel in raw.names:
+        channel = raw.names.index(channel)
+    elif isinstance(channel, str) and re.fullmatch(r"\s*\d+\s*", channel):
+        channel = int(channel)
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < n:
+        names = f" ({listing(raw.names)})" if raw.names else ""
+        raise InvalidInput(f"{src}: expected channel 0..{n - 1}{names} or 'mean', got {channel!r}.",
+                           hint="Pick an existing channel with --channel.")
+    return data[:, int(channel)], int(channel)
+
+
+def _resample(x: np.ndarray, rate: int, target: int, src: str, settings: Settings) -> np.ndarray:
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    frac = Fraction(target, rate)
+    if not Fraction(1, 1024) <= frac <= 1024:
+        raise InvalidInput(f"{src}: expected a resampling ratio within 1/1024..1024, got {rate} Hz -> {target} Hz.",
+                           hint="Pick a target rate closer to the recording's rate.")
+    if max(frac.numerator, frac.denominator) > 1000:  # awkward ratio: approximate (error < 1e-5 relative)
+        frac = frac.limit_denominator(1000)
+    if len(x) * frac > settings.max_signal_samples:
+        raise TooLarge(f"{src}: resampling {rate} Hz -> {target} Hz would give {int(len(x) * frac):,} samples, "
+                       f"more than the limit {settings.max_signal_samples:,}.", hint="Pick a lower target rate.")
+    return resample_poly(x, frac.numerator, frac.denominator).astype(np.float32)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def listing(names, limit: int = 12) -> str:
+    names = [str(n) for n in names]
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more if names else "none"
+
+
+def read_recording(path, *, channel: int | str | None = None, sample_rate: int | None = None,
+                   variable: str | None = None, settings: Settings | None = None,
+                   source: str | None = None) -> Recording:
+    """Read one recording as mono float32. See the module docstring for conventions.
+
+    Every error is an InvalidInput (or subclass) with a one-line, printable message, even when the
+    file name or the names inside the file contain control characters.
+    """
+    try:
+        return _read_recording(path, channel, sample_rate, variable, settings, source)
+    except InvalidInput as exc:
+        exc.message = _one_line(exc.message)
+        exc.args = (exc.message,)
+        raise
+
+
+def _read_recording(path, channel, sample_rate, variable, settings, source) -> Recording:
+    settings = settings or Settings()
+    p = Path(path)
+    src = source if source is not None else str(path)
+    ext = p.suffix.lower()
+    if ext not in _READERS:
+        raise UnsupportedFormat(f"{src}: expected one of {', '.join(sorted(SIGNAL_EXTENSIONS))}, got "
+                                f"'{ext or 'no extension'}'.", hint="Convert the recording to WAV, FLAC, .npy or CSV.")
+    target = _check_rate(sample_rate, src)
+    if not p.is_file():
+        raise InvalidInput(f"{src}: expected an existing regular file, got nothing there.", hint="Check the path.")
+    size = p.stat().st_size
+    if size == 0:
+        raise InvalidInput(f"{src}: expected a recording, got an empty file (0 bytes).", hint="Drop or re-export it.")
+    if size > settings.max_import_bytes:
+        raise TooLarge(f"{src}: expected at most {settings.max_import_bytes:,} bytes, got {size:,}.",
+                       hint="Split the recording or raise MODELFAB_MAX_IMPORT_BYTES.")
+    raw = _READERS[ext](p, src, variable, settings)
+    frames, n_ch = raw.data.shape
+    if frames == 0:
+        raise InvalidInput(f"{src}: expected samples, got 0 frames.", hint="Drop the file or re-export it.")
+    x, chosen = _pick_channel(raw, channel, src)
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 -> inf -> counted below
+        x = np.asarray(x, dtype=np.float32)
+    bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise InvalidInput(f"{src}: expected finite samples, got {bad:,} non-finite (NaN/inf/empty) samples in "
+                           f"channel {chosen}.", hint="Clean or drop the file.")
+    meta = {**raw.meta, "channel": chosen}
+    rate = raw.rate
+    if rate is None:
+        if target is None:
+            raise InvalidInput(f"{src}: expected a sample rate, but {meta.get('format', ext)} files do not store one.",
+                               hint="Pass --sample-rate (e.g. 12000 for CWRU 12k files).")
+        rate = target
+    elif target is not None and target != rate:
+        x = _resample(x, rate, target, src, settings)
+        meta["resampled_from"] = rate
+        rate = target
+    return Recording(np.ascontiguousarray(x, dtype=np.float32), int(rate), src, int(n_ch), meta)
+
+
+def list_recordings(root) -> list[Path]:
+    """Recordings under ``root`` (recursive), sorted by relative path.
+
+    Hidden files/folders and ``__MACOSX`` are skipped. A symbolic link (file
+    or folder) that resolves outside ``root`` raises InvalidInput; linked
+    folders inside ``root`` are not followed (their files are listed anyway).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidInput(f"{root}: expected a folder of recordings, got no such folder.", hint="Check the path.")
+    real_root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        d = Path(dirpath)
+        for name in list(dirnames):
+            sub = d / name
+            if name.startswith(".") or name == "__MACOSX":
+                dirnames.remove(name)
+            elif sub.is_symlink():
+                _check_link(sub, root, real_root)
+                dirnames.remove(name)
+        for name in filenames:
+            f = d / name
+            if name.startswith(".") or f.suffix.lower() not in SIGNAL_EXTENSIONS:
+                continue
+            if f.is_symlink():
+                _check_link(f, root, real_root)
+            if f.is_file():
+                found.append((f.relative_to(root).as_posix(), f))
+    return [f for _, f in sorted(found)]
+
+
+def _check_link(link: Path, root: Path, real_root: Path) -> None:
+    target = link.resolve()
+    if target != real_root and real_root not in target.parents:
+        raise InvalidInput(f"{link.relative_to(root)}: expected files inside {root}, got a symbolic link to {target} "
+                           f"outside it.", hint="Copy the file into the folder instead of linking it.")
+
+
+def _rel(path: Path, root: Path) -> Path:
+    try:
+        return Path(path).relative_to(root)
+    except ValueError:
+        return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve()))
+
+
+def label_from(path: Path, root: Path, source: str) -> str | None:
+    """Label of one file: "folder", "none" or "regex:PATTERN" (see module docs)."""
+    if source == "none":
+        return None
+    if source == "folder":
+        parts = _rel(Path(path), Path(root)).parts
+        return parts[0] if len(parts) > 1 and parts[0] not in ("", ".", "..") else None
+    if isinstance(source, str) and source.startswith("regex:"):
+        try:
+            m = re.search(source[6:], Path(path).name)
+        except re.error as exc:
+            raise InvalidInput(f"expected a valid regular expression after 'regex:', got {source[6:]!r} ({exc}).",
+                               hint="Example: regex:(B0\\d\\d|IR0\\d\\d|normal)")
+        if m is None:
+            return None
+        groups = [g for g in m.groups() if g is not None]
+        return groups[0] if groups else m.group(0)
+    raise InvalidInput(f"expected a label source 'folder', 'none' or 'regex:PATTERN', got {source!r}.",
+                       hint="Pass e.g. --labels folder (a file,label CSV is read with read_labels_csv).")
+
+
+def read_labels_csv(path) -> dict[str, str]:
+    """``file,label`` CSV -> {file (posix relative path or bare name): label}. Empty labels are skipped."""
+    p = Path(path)
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+            if "file" not in fields or "label" not in fields:
+                raise InvalidInput(f"{p.name}: expected columns 'file' and 'label', got {reader.fieldnames}.",
+                                   hint="Add a header row: file,label")
+            out: dict[str, str] = {}
+            for i, row in enumerate(reader, start=2):
+                f = (row.get(fields["file"]) or "").strip().replace("\\", "/").removeprefix("./")
+                lab = (row.get(fields["label"]) or "").strip()
+                if not f or not lab:
+                    continue
+                if out.get(f, lab) != lab:
+                    raise InvalidInput(f"{p.name}: line {i}: expected one label per file, got {out[f]!r} and "
+                                       f"{lab!r} for {f}.", hint="Remove the duplicate row.")
+                out[f] = lab
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInput(f"{p.name}: expected a readable UTF-8 CSV with columns file,label, got {_short(exc)}.",
+                           hint="Save the label file as UTF-8 CSV.")
+    return out
+
+
+def labels_for_files(files: list[Path], root: Path, labels: dict[str, str]) -> dict[Path, str | None]:
+    """Match CSV labels to files by relative path first, then by bare name (must be unambiguous)."""
+    by_name: dict[str, list[Path]] = {}
+    for f in files:
+        by_name.setdefault(Path(f).name, []).append(f)
+    out: dict[Path, str | None] = {}
+    for f in files:
+        rel = _rel(Path(f), Path(root)).as_posix()
+        if rel in labels:
+            out[f] = labels[rel]
+        elif Path(f).name in labels:
+            if len(by_name[Path(f).name]) > 1:
+                raise InvalidInput(f"labels CSV: expected unique file names, got {Path(f).name!r} in several folders.",
+                                   hint="Use relative paths (e.g. normal/a.wav) in the file column.")
+            out[f] = labels[Path(f).name]
+        else:
+            out[f] = None
+    return out
