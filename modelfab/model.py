@@ -65,3 +65,18 @@ class Model:
 
         out = Path(out_dir) if out_dir else self.ws.root / "reports" / f"{self.name}-v{self.version}"
         return write_model_report(self, out)
+
+    def with_threshold(self, *, threshold: float | None = None, max_false_alarm: float | None = None) -> "Model":
+        """A new version of this anomaly model with another decision threshold (no retraining).
+
+        Give ``max_false_alarm`` (the threshold is re-set on the stored held-out normal
+        scores) or an explicit ``threshold``.
+        """
+        from .errors import InvalidInput
+        from .training_threshold import rethreshold
+
+        if self.task != "anomaly":
+            raise InvalidInput(f"{self.ref} is a {self.task} model; only anomaly models have a threshold to move.")
+        if (threshold is None) == (max_false_alarm is None):
+            raise InvalidInput("Give exactly one of --threshold or --max-false-alarm.")
+        return rethreshold(self, threshold=threshold, max_false_alarm=max_false_alarm)

@@ -155,13 +155,34 @@ class Workspace:
         return load_frame(self, self.dataset(ref))
 
     # -- training and models ----------------------------------------------
-    def train(self, dataset: "str | DatasetVersion", *, target: str, task: str = "auto", budget: float | str = 60,
-              metric: str | None = None, name: str | None = None, seed: int = 0,
+    def train(self, dataset: "str | DatasetVersion", *, target: str | None = None, task: str = "auto",
+              budget: float | str = 60, metric: str | None = None, name: str | None = None, seed: int = 0,
+              normal_label: str = "normal", max_false_alarm: float = 0.01,
               progress: "ProgressFn | None" = None, budget_clock=None) -> "Model":
+        """Train within ``budget`` seconds and register the result as a new model version.
+
+        Tables need ``target``. Recordings train a fault classifier (``task="classification"``,
+        labels from the import) or an anomaly detector from normal recordings
+        (``task="anomaly"``; files labelled ``normal_label`` are normal, other labelled files
+        are used to choose the detector, never to fit it; the threshold is set on held-out
+        normal files for ``max_false_alarm``).
+        """
         from .training import train
 
         return train(self, dataset, target=target, task=task, budget=budget, metric=metric, name=name,
-                     seed=seed, progress=progress, budget_clock=budget_clock)
+                     seed=seed, progress=progress, budget_clock=budget_clock, normal_label=normal_label,
+                     max_false_alarm=max_false_alarm)
+
+    def import_recordings(self, folder: str | os.PathLike, name: str | None = None, *, labels: str = "folder",
+                          channel: str | int | None = None, sample_rate: int | None = None,
+                          variable: str | None = None, window_s: float | None = None, hop_s: float | None = None,
+                          skip_bad: bool = False, progress=None) -> "ImportResult":
+        """Import a folder of recordings (audio or vibration) as a dataset version of windows."""
+        from .recordings import SignalOptions, import_recordings
+
+        opts = SignalOptions(labels=labels, channel=None if channel is None else str(channel),
+                             sample_rate=sample_rate, variable=variable, window_s=window_s, hop_s=hop_s)
+        return import_recordings(self, folder, name, opts, skip_bad=skip_bad, progress=progress)
 
     def model(self, ref: str) -> "Model":
         from .model import Model

@@ -37,6 +37,7 @@ class TrainResult:
     metrics: dict
     y_holdout: np.ndarray
     X_holdout: np.ndarray
+    holdout_index: np.ndarray  # rows of the (target-cleaned) frame that form the holdout
     proba_holdout: np.ndarray | None
     pred_holdout: np.ndarray | None
     feature_importance: dict[str, float]
@@ -189,7 +190,7 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     return TrainResult(
         task=task, metric=metric, labels=labels, preprocessor=pre, learner=result.learner,
         learner_name=result.learner_name, config=result.config, leaderboard=result.leaderboard,
-        metrics=metrics, y_holdout=y_test, X_holdout=X_test, proba_holdout=proba, pred_holdout=pred,
+        metrics=metrics, y_holdout=y_test, X_holdout=X_test, holdout_index=np.asarray(test_idx), proba_holdout=proba, pred_holdout=pred,
         feature_importance=feature_importance(result.learner, pre.feature_names), trials=result.trials,
         n_train=len(train_idx), n_holdout=len(test_idx), notes=notes, ensemble=result.ensemble,
     )

@@ -86,3 +86,10 @@ HEADLINE = ("accuracy", "balanced_accuracy", "roc_auc", "f1_macro", "log_loss", 
 
 def _headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in HEADLINE if k in metrics and metrics[k] is not None}
+
+
+def add_row(table, *cells) -> None:
+    """Add a table row of plain text: names like 'x [y]' are not Rich markup."""
+    from rich.markup import escape
+
+    table.add_row(*(escape(str(c)) for c in cells))

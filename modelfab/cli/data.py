@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from . import app
-from .common import JsonOpt, WorkspaceOpt, console, dataset_dict, emit_json, fmt_num, open_ws
+from .common import JsonOpt, WorkspaceOpt, console, dataset_dict, emit_json, fmt_num, open_ws, add_row
 
 data_app = typer.Typer(help="Import and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -58,22 +58,65 @@ def migrate_cmd(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> No
 
 @data_app.command("import")
 def import_cmd(
-    path: Annotated[Path, typer.Argument(help="CSV/TSV, Parquet or Excel file.")],
-    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Dataset name (default: the file name).")] = None,
+    path: Annotated[Path, typer.Argument(help="A table (CSV/TSV, Parquet, Excel) or a folder of recordings (WAV/FLAC/OGG, .mat, .npy, CSV).")],
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Dataset name (default: the file or folder name).")] = None,
+    labels: Annotated[str, typer.Option("--labels", help="Recordings: folder | none | FILE.csv (file,label) | regex:PATTERN (first group = label).")] = "folder",
+    channel: Annotated[Optional[str], typer.Option("--channel", help="Recordings: channel index, or 'mean' (default: first channel).")] = None,
+    sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", help="Recordings: resample audio to this rate; the rate of .npy/CSV files.")] = None,
+    variable: Annotated[Optional[str], typer.Option("--variable", help="Recordings: regex picking the .mat variable, e.g. DE_time.")] = None,
+    window: Annotated[Optional[float], typer.Option("--window", help="Recordings: window length in seconds (default 1).")] = None,
+    hop: Annotated[Optional[float], typer.Option("--hop", help="Recordings: hop between windows in seconds (default window/2).")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Recordings: import the readable files and list the others.")] = False,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Import a table as a new immutable dataset version (identical content: no-op)."""
+    """Import a table or a folder of recordings as a new immutable dataset version (identical content: no-op)."""
     ws = open_ws(workspace)
-    with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():
-        res = ws.import_table(path, name=name)
+    if path.is_dir():
+        res = _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, json_out)
+    else:
+        with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():
+            res = ws.import_table(path, name=name)
     ds = res.dataset
     if json_out:
-        emit_json(dict(dataset_dict(ds), created=res.created, schema=ds.schema["columns"]))
+        extra = {"schema": ds.schema["columns"]} if ds.kind == "table" else {"stats": ds.stats, "options": ds.options}
+        emit_json(dict(dataset_dict(ds), created=res.created, **extra))
         return
     verb = "Imported" if res.created else "Already imported (identical content), nothing written:"
-    console.print(f"{verb} [bold]{ds.ref}[/]  {ds.n_rows:,} rows x {ds.n_cols} columns  sha256 {ds.data_sha[:12]}")
-    _schema_table(ds)
+    if ds.kind == "table":
+        console.print(f"{verb} [bold]{ds.ref}[/]  {ds.n_rows:,} rows x {ds.n_cols} columns  sha256 {ds.data_sha[:12]}")
+        _schema_table(ds)
+    else:
+        _recordings_summary(ds, verb)
+
+
+def _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, quiet):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .common import err_console
+
+    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[file]}"), console=err_console, disable=quiet, transient=True) as prog:
+        bar = prog.add_task("import", total=None, file="")
+
+        def on_file(i: int, n: int, rel: str) -> None:
+            prog.update(bar, total=n, completed=i, file=rel[-60:])
+
+        return ws.import_recordings(path, name, labels=labels, channel=channel, sample_rate=sample_rate,
+                                    variable=variable, window_s=window, hop_s=hop, skip_bad=skip_bad,
+                                    progress=on_file)
+
+
+def _recordings_summary(ds, verb: str = "") -> None:
+    st = ds.stats
+    console.print(f"{verb} [bold]{ds.ref}[/]  {st['files']} recordings, {st['duration_s']:,.0f} s, "
+                  f"{ds.n_rows:,} windows x {ds.n_cols} features at {ds.schema.get('sample_rate')} Hz  "
+                  f"sha256 {ds.data_sha[:12]}")
+    if st.get("labels"):
+        console.print("labels: " + ", ".join(f"{k} {v}" for k, v in st["labels"].items())
+                      + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
+    for s in st.get("skipped", []):
+        console.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}", markup=True, highlight=False)
 
 
 class _null:
@@ -96,7 +139,7 @@ def _schema_table(ds) -> None:
             summary = ", ".join(f"{k}: {v}" for k, v in items) + (" ..." if len(st["counts"]) > 4 else "")
         elif c["kind"] == "numeric":
             summary = f"{fmt_num(st.get('min'), 3)} .. {fmt_num(st.get('max'), 3)} (mean {fmt_num(st.get('mean'), 3)})"
-        t.add_row(c["name"], c["kind"], f"{st.get('missing', 0):,}", f"{st.get('unique', 0):,}", summary)
+        add_row(t, c["name"], c["kind"], f"{st.get('missing', 0):,}", f"{st.get('unique', 0):,}", summary)
     console.print(t)
 
 
@@ -115,7 +158,7 @@ def list_cmd(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     for col in ("name", "version", "kind", "rows", "columns", "source", "sha256", "created"):
         t.add_column(col)
     for d in items:
-        t.add_row(d.name, str(d.version), d.kind, f"{d.n_rows:,}", str(d.n_cols), d.source_name, d.data_sha[:12], d.created_at)
+        add_row(t, d.name, str(d.version), d.kind, f"{d.n_rows:,}", str(d.n_cols), d.source_name, d.data_sha[:12], d.created_at)
     console.print(t)
 
 
@@ -130,6 +173,10 @@ def show_cmd(
     ds = ws.dataset(name)
     if json_out:
         emit_json(dict(dataset_dict(ds), schema=ds.schema, stats=ds.stats, options=ds.options))
+        return
+    if ds.kind == "signal":
+        _recordings_summary(ds)
+        console.print("options: " + ", ".join(f"{k}={v}" for k, v in ds.options.items() if v not in (None, "")))
         return
     console.print(f"[bold]{ds.ref}[/]  {ds.kind}, {ds.n_rows:,} rows x {ds.n_cols} columns, from {ds.source_name}, "
                   f"sha256 {ds.data_sha[:12]}, {ds.created_at}")

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from . import app
-from .common import JsonOpt, WorkspaceOpt, console, emit_json, open_ws
+from .common import JsonOpt, WorkspaceOpt, console, emit_json, open_ws, add_row
 
 tokens_app = typer.Typer(help="API tokens for the REST server.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
@@ -100,7 +100,7 @@ def tokens_list(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> No
     for col in ("id", "name", "scope", "created", "revoked"):
         t.add_column(col)
     for r in rows:
-        t.add_row(str(r["id"]), r["name"], r["scope"], r["created_at"], r["revoked_at"] or "")
+        add_row(t, str(r["id"]), r["name"], r["scope"], r["created_at"], r["revoked_at"] or "")
     console.print(t)
 
 
@@ -137,11 +137,11 @@ def demo_cmd(
         model = existing[-1]
         console.print(f"2/4 model: reusing {model.ref} (delete {directory} to train again)")
     else:
-        console.print(f"2/4 training with a {budget} budget ...")
+        console.print(f"2/4 training with a {budget} s budget ...")
         from .train import train_cmd
 
         train_cmd(dataset=ds.ref, target="quality", task="auto", budget=budget, metric=None, name="factory", seed=0,
-                  workspace=directory, json_out=False)
+                  normal_label="normal", max_false_alarm=0.01, workspace=directory, json_out=False)
         model = ws.model("factory")
     html, _ = model.write_report()
     console.print(f"3/4 report: {html}")
@@ -156,3 +156,50 @@ def demo_cmd(
     if serve:
         console.print("Ctrl-C stops the server.")
         run_server(ws, [model.ref], "127.0.0.1", port, no_auth=False)
+
+
+@app.command("listen")
+def listen_cmd(
+    model: Annotated[str, typer.Argument(help="A recordings model: NAME or NAME:VERSION.")],
+    file: Annotated[Optional[Path], typer.Option("--file", help="Follow a WAV file that is being written (else raw PCM on stdin).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="stdin PCM format: s16le | s32le | f32le.")] = "s16le",
+    channels: Annotated[int, typer.Option("--channels", help="stdin PCM channels (averaged to mono).")] = 1,
+    sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", help="stdin PCM sample rate (default: the model's).")] = None,
+    smooth: Annotated[int, typer.Option("--smooth", help="Anomaly: decide on the mean score of the last N windows.")] = 5,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="--file: stop after this many seconds without new data.")] = 10.0,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score a live signal window by window: one line per window, as soon as the window is complete."""
+    import sys
+
+    from ..errors import InvalidInput
+    from ..streaming import StreamScorer, follow_wav, pcm_chunks
+
+    ws = open_ws(workspace)
+    m = ws.model(model)
+    pred = m.predictor
+    if m.manifest.get("modality") != "signal":
+        raise InvalidInput(f"{m.ref} is a {m.manifest.get('modality')} model; listen needs a model trained on recordings.")
+    scorer = StreamScorer(pred, smooth=smooth)
+    if file is not None:
+        rate, chunks = follow_wav(file, idle_timeout, scorer.hop)
+    else:
+        rate, chunks = sample_rate or pred.sample_rate, pcm_chunks(sys.stdin.buffer, fmt, channels, scorer.hop)
+    if rate != pred.sample_rate:
+        raise InvalidInput(f"The live signal is at {rate} Hz; {m.ref} was trained at {pred.sample_rate} Hz.",
+                           hint="Record at the model's rate.")
+    if not json_out:
+        err_print = typer.echo
+        err_print(f"listening: {m.ref}, {rate} Hz, window {scorer.win / rate:.2f} s, hop {scorer.hop / rate:.2f} s", err=True)
+    for chunk in chunks:
+        for row in scorer.feed(chunk):
+            if json_out:
+                sys.stdout.write(json.dumps(row) + "\n")
+            elif pred.task == "anomaly":
+                flag = "ANOMALY" if row["is_anomaly"] else "ok"
+                sys.stdout.write(f"{row['start_s']:9.2f}-{row['end_s']:<9.2f} score {row['score']:8.3f}  "
+                                 f"level {row['level']:8.3f}  threshold {row['threshold']:.3f}  {flag}\n")
+            else:
+                sys.stdout.write(f"{row['start_s']:9.2f}-{row['end_s']:<9.2f} {row['label']}  {row['confidence']:.3f}\n")
+            sys.stdout.flush()

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import app
-from .common import JsonOpt, WorkspaceOpt, console, emit_json, err_console, fmt_num, model_dict, open_ws
+from .common import JsonOpt, WorkspaceOpt, console, emit_json, err_console, fmt_num, model_dict, open_ws, add_row
 
 models_app = typer.Typer(help="Registered models: list, show.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -20,12 +20,14 @@ app.add_typer(models_app, name="models")
 @app.command("train")
 def train_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset NAME or NAME:VERSION.")],
-    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
-    task: Annotated[str, typer.Option("--task", help="auto | classification | regression.")] = "auto",
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict (tables).")] = None,
+    task: Annotated[str, typer.Option("--task", help="auto | classification | regression (tables) | anomaly (recordings).")] = "auto",
     budget: Annotated[str, typer.Option("--budget", "-b", help="Wall-clock budget for the whole command: 60, 90s, 2m.")] = "60",
     metric: Annotated[Optional[str], typer.Option("--metric", help="Search metric, e.g. roc_auc, accuracy, log_loss, macro_f1, balanced_accuracy, r2, rmse, mae.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name (default: the dataset's name).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    normal_label: Annotated[str, typer.Option("--normal-label", help="Anomaly: the label of good recordings.")] = "normal",
+    max_false_alarm: Annotated[float, typer.Option("--max-false-alarm", help="Anomaly: target false-alarm rate on held-out normal recordings.")] = 0.01,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -45,10 +47,11 @@ def train_cmd(
         bar = progress.add_task("training", total=seconds, left=seconds, trials=0, best="-")
 
         def on_progress(p) -> None:
-            best = f"{p.metric} {p.best_score:.4f} ({p.best_learner})" if p.best_score is not None else "-"
+            best = f"{p.metric} {p.best_score:.4f}" + (f" ({p.best_learner})" if p.best_learner else "") if p.best_score is not None else "-"
             progress.update(bar, completed=min(seconds, p.elapsed_s), left=p.left_s, trials=p.trials, best=best)
 
         model = ws.train(dataset, target=target, task=task, budget=seconds, metric=metric, name=name, seed=seed,
+                         normal_label=normal_label, max_false_alarm=max_false_alarm,
                          progress=on_progress, budget_clock=clock)
         progress.update(bar, completed=seconds, left=clock.left())
     elapsed = clock.elapsed()
@@ -73,7 +76,7 @@ def _metrics_table(metrics: dict) -> None:
     t.add_column("value", justify="right")
     for k, v in metrics.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            t.add_row(k, fmt_num(v))
+            add_row(t, k, fmt_num(v))
     console.print(t)
 
 
@@ -95,7 +98,7 @@ def models_list(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> No
         d = model_dict(m)
         metric = d["metric"]
         val = m.metrics.get(metric) if metric in m.metrics else next(iter(d["metrics"].values()), None)
-        t.add_row(m.name, str(m.version), m.task, str(d["learner"]), str(metric), fmt_num(val), d["dataset"], m.stage,
+        add_row(t, m.name, str(m.version), m.task, str(d["learner"]), str(metric), fmt_num(val), d["dataset"], m.stage,
                   m.row["created_at"])
     console.print(t)
 
@@ -113,20 +116,51 @@ def models_show(
     if json_out:
         emit_json(d)
         return
-    console.print(f"[bold]{m.ref}[/]  task {m.task}, target {d['target']!r}, trained on {d['dataset']} "
-                  f"({d['data'].get('n_train')} train / {d['data'].get('n_holdout')} holdout rows), stage {m.stage}")
-    console.print(f"chosen: {d['learner']} {d['learner_config']}")
+    data = d["data"] or {}
+    if m.manifest.get("modality") == "signal":
+        sig = m.manifest.get("signal", {})
+        what = (f"{data.get('n_normal_files')} normal / {data.get('n_abnormal_files')} abnormal recordings"
+                if m.task == "anomaly" else f"{data.get('n_train')} train / {data.get('n_holdout')} holdout windows")
+        console.print(f"{m.ref}  task {m.task} on recordings ({sig.get('sample_rate')} Hz), trained on {d['dataset']} "
+                      f"({what}), stage {m.stage}", markup=False)
+        if m.task == "anomaly":
+            console.print(f"threshold {m.manifest.get('threshold'):.4g} for max false alarm "
+                          f"{m.manifest.get('max_false_alarm')}, file score = {m.manifest.get('aggregation')} of windows",
+                          markup=False)
+    else:
+        console.print(f"{m.ref}  task {m.task}, target {d['target']!r}, trained on {d['dataset']} "
+                      f"({data.get('n_train')} train / {data.get('n_holdout')} holdout rows), stage {m.stage}", markup=False)
+    console.print(f"chosen: {d['learner']} {d['learner_config']}", markup=False)
     lb = Table(title="Leaderboard (validation during search)")
     for col in ("learner", "metric", "score", "validation"):
         lb.add_column(col)
     for r in d["leaderboard"] or []:
-        lb.add_row(r["learner"], r["metric"], fmt_num(r["score"]), r.get("validation", ""))
+        add_row(lb, r["learner"], r["metric"], fmt_num(r["score"]), r.get("validation") or r.get("aggregation") or "")
     console.print(lb)
     _metrics_table(m.metrics)
     tr = d["training"] or {}
     console.print(f"budget {tr.get('budget_s')}s, elapsed {tr.get('elapsed_s')}s, trials {tr.get('trials')}, seed {tr.get('seed')}")
-    console.print("inputs: " + ", ".join(f"{c['name']} ({c['kind']})" for c in d["input_schema"]["columns"]))
-    console.print("libraries: " + ", ".join(f"{k} {v}" for k, v in (d["library_versions"] or {}).items()))
+    console.print("inputs: " + ", ".join(f"{c['name']} ({c['kind']})" for c in d["input_schema"]["columns"]), markup=False)
+    console.print("libraries: " + ", ".join(f"{k} {v}" for k, v in (d["library_versions"] or {}).items()), markup=False)
+
+
+@models_app.command("threshold")
+def models_threshold(
+    model: Annotated[str, typer.Argument(help="An anomaly model: NAME (latest) or NAME:VERSION.")],
+    max_false_alarm: Annotated[Optional[float], typer.Option("--max-false-alarm", help="Re-set the threshold for this false-alarm rate on held-out normal recordings.")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Set this score threshold directly.")] = None,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Move an anomaly model's threshold without retraining (registers a new version)."""
+    ws = open_ws(workspace)
+    m = ws.model(model)
+    new = m.with_threshold(threshold=threshold, max_false_alarm=max_false_alarm)
+    if json_out:
+        emit_json(dict(model_dict(new), threshold=new.manifest["threshold"], derived_from=m.ref))
+        return
+    console.print(f"Registered [bold]{new.ref}[/] from {m.ref}: threshold {m.manifest.get('threshold'):.4g} -> "
+                  f"{new.manifest['threshold']:.4g} (expected false alarms {new.metrics.get('expected_false_alarm')})")
 
 
 @app.command("report")

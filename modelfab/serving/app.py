@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -100,9 +100,10 @@ def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -
             length = int(request.headers.get("content-length") or 0)
         except ValueError:
             length = 0
-        if length > settings.max_request_bytes:
-            return _error(TooLarge(f"Request body is {length:,} bytes; the limit is {settings.max_request_bytes:,}."), request_id)
         path = request.url.path
+        limit = settings.max_upload_bytes if path.endswith("/predict-file") else settings.max_request_bytes
+        if length > limit:
+            return _error(TooLarge(f"Request body is {length:,} bytes; the limit is {limit:,}."), request_id)
         if auth and path not in PUBLIC_PATHS:
             header = request.headers.get("authorization", "")
             token = header[7:].strip() if header.lower().startswith("bearer ") else ""
@@ -157,7 +158,46 @@ def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -
         preds = await run_in_threadpool(m.predictor.predict_records, records)
         return {"model": m.name, "version": m.version, "predictions": preds}
 
+    @app.post("/v1/models/{name}/predict-file", tags=["predict"],
+              responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+                         415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+    async def predict_file(name: str, file: UploadFile = File(..., description="A recording (WAV/FLAC/OGG/.mat/.npy/CSV) or a CSV/Parquet table.")):
+        """Score an uploaded file: a recording for signal models, a CSV/Parquet table for table models."""
+        m = _get(name)
+        data = bytearray()
+        while chunk := await file.read(1 << 20):
+            data.extend(chunk)
+            if len(data) > settings.max_upload_bytes:
+                raise TooLarge(f"Upload exceeds the limit of {settings.max_upload_bytes:,} bytes.")
+        from starlette.concurrency import run_in_threadpool
+
+        result = await run_in_threadpool(_score_upload, m, bytes(data), file.filename or "", settings)
+        return {"model": m.name, "version": m.version, **result}
+
     return app
+
+
+def _score_upload(m, data: bytes, filename: str, settings) -> dict:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    if m.manifest.get("modality") == "signal":
+        return {"result": m.predictor.predict_bytes(data, filename)}
+    suffix = Path(os.path.basename(filename)).suffix.lower()
+    if suffix not in (".csv", ".tsv", ".parquet", ".pq", ".xlsx"):
+        raise UnsupportedFormat(f"Upload a CSV, Parquet or Excel table for this model; got {filename!r}.")
+    from ..modalities.tabular_io import open_table, read_table
+
+    with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(data)
+        df = read_table(open_table(path, settings), settings)
+    if len(df) > settings.max_records_per_request:
+        raise TooLarge(f"{len(df):,} rows in one upload; the limit is {settings.max_records_per_request:,}.",
+                       hint="Use `modelfab predict` for large files.")
+    pred = m.predictor.predict(df)
+    return {"predictions": json.loads(pred.to_json(orient="records"))}
 
 
 async def _read_records(request: Request, settings) -> list[dict]:

@@ -1,0 +1,211 @@
+"""Loaded signal models: score recordings (files, uploads, live windows).
+
+A signal package holds the reading options of its dataset (channel,
+variable, sample rate, window), so new recordings are read and featurised
+exactly as the training recordings were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidInput
+from ..settings import Settings
+
+_FEATURE = re.compile(r"^(logmel_(?:mean|std)|band|env_band)_(\d+)$")
+
+
+@lru_cache(maxsize=8)
+def _mel_edges(sr: int) -> np.ndarray:
+    from librosa import mel_frequencies
+
+    return mel_frequencies(64 + 2, fmin=0.0, fmax=sr / 2.0)
+
+
+def describe_feature(name: str, sample_rate: int) -> str:
+    """Plain words for a feature: which frequency band (or modulation band) it measures."""
+    m = _FEATURE.match(name)
+    nyq = sample_rate / 2.0
+    if not m:
+        return name.replace("_", " ")
+    kind, i = m.group(1), int(m.group(2))
+    if kind.startswith("logmel"):
+        e = _mel_edges(sample_rate)
+        lo, hi = e[i], e[i + 2]
+        what = "level" if kind.endswith("mean") else "fluctuation"
+        return f"sound {what} at {lo:,.0f}-{hi:,.0f} Hz"
+    if kind == "band":
+        edges = np.geomspace(min(20.0, nyq / 4), nyq, 17)
+        edges[0] = 0.0
+        return f"energy at {edges[i]:,.0f}-{edges[i + 1]:,.0f} Hz"
+    env_hi = min(1000.0, sample_rate / 4.0)
+    edges = np.geomspace(min(5.0, env_hi / 8), env_hi, 17)
+    return f"impacts/modulation repeating at {edges[i]:,.1f}-{edges[i + 1]:,.1f} Hz"
+
+
+class SignalPredictor:
+    def __init__(self, folder: Path, manifest: dict, settings: Settings | None = None) -> None:
+        from ..recordings import SignalOptions
+
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.task = manifest["task"]
+        sig = manifest.get("signal") or {}
+        self.options = SignalOptions.from_dict(sig.get("options") or {})
+        self.sample_rate = int(sig.get("sample_rate") or 0)
+        self.feature_names = list(sig.get("feature_names") or [])
+        self.settings = settings or Settings.from_env()
+        self.labels = manifest.get("labels")
+        if self.task == "anomaly":
+            from ..automl.anomaly import AnomalyModel
+
+            self.anomaly = AnomalyModel.load(self.folder, manifest.get("anomaly_model", "anomaly"))
+            t = manifest.get("threshold")
+            if t is not None and float(t) != self.anomaly.threshold:
+                self.anomaly = self.anomaly.with_threshold(float(t))
+            self.threshold = self.anomaly.threshold
+        else:
+            from ..predictor import TabularPredictor
+
+            self.tabular = TabularPredictor(self.folder, manifest)
+            self.learner = self.tabular.learner
+            self.threshold = None
+
+    @property
+    def input_columns(self) -> list[dict]:
+        return [{"name": "recording", "kind": "file"}]
+
+    def window_seconds(self) -> float:
+        win, _ = self.options.window(self.sample_rate)
+        return win / self.sample_rate
+
+    # -- reading ----------------------------------------------------------
+    def read(self, path: Path, source: str | None = None):
+        rec = self.options.read(Path(path), self.settings, source=source, sample_rate=self.sample_rate)
+        if rec.sample_rate != self.sample_rate:
+            raise InvalidInput(f"{source or Path(path).name}: sampled at {rec.sample_rate} Hz; the model was trained "
+                               f"at {self.sample_rate} Hz.", hint="Record at the training rate or resample the file.")
+        return rec
+
+    # -- scoring ----------------------------------------------------------
+    def window_outputs(self, features: np.ndarray) -> np.ndarray:
+        """Per-window anomaly scores, or per-window class probabilities."""
+        if self.task == "anomaly":
+            return self.anomaly.window_scores(features)
+        frame = pd.DataFrame(features, columns=self.feature_names)
+        return self.learner.predict_raw(self.tabular.preprocessor.transform(frame))
+
+    def predict_recording(self, rec) -> dict:
+        from ..recordings import featurise
+
+        ff = featurise(rec, self.options)
+        times = np.column_stack([ff.starts_s, ff.starts_s + ff.win_s])
+        if self.task == "anomaly":
+            ex = self.anomaly.explain(ff.features, times=times, top_windows=3, top_features=5)
+            score = ex["file_score"]
+            return {
+                "file": rec.source, "score": score, "is_anomaly": bool(score > self.threshold),
+                "threshold": self.threshold,
+                "deviating_times": "; ".join(f"{w['start_s']:.1f}-{w['end_s']:.1f}s" for w in ex["top_windows"]),
+                "deviating_bands": "; ".join(f"{describe_feature(f['feature'], rec.sample_rate)} (z={f['z']:+.1f})"
+                                             for f in ex["top_features"][:3]),
+                "windows": len(ff.features), "explanation": ex,
+            }
+        proba = self.window_outputs(ff.features)
+        mean = proba.mean(axis=0)
+        best = int(mean.argmax())
+        labels = [str(v) for v in self.labels or []]
+        out = {"file": rec.source, "label": labels[best], "confidence": float(mean[best]),
+               "probabilities": json.dumps({lab: round(float(p), 6) for lab, p in zip(labels, mean)}),
+               "windows": len(ff.features)}
+        for lab, p in zip(labels, mean):
+            out[f"proba_{lab}"] = float(p)
+        return out
+
+    def predict_files(self, paths: list[Path], progress=None) -> pd.DataFrame:
+        from .signal import SIGNAL_EXTENSIONS, list_recordings
+
+        items: list[tuple[Path, str]] = []
+        for p in paths:
+            p = Path(p)
+            if p.is_dir():
+                items += [(f, f.relative_to(p).as_posix()) for f in list_recordings(p)]
+            elif p.is_file():
+                items.append((p, p.name))
+            else:
+                raise InvalidInput(f"{p}: no such file or folder.")
+        if not items:
+            raise InvalidInput(f"No recordings found (expected files ending in {', '.join(sorted(SIGNAL_EXTENSIONS))}).")
+        rows = []
+        for i, (path, source) in enumerate(items):
+            if progress:
+                progress(i, len(items), source)
+            try:
+                row = self.predict_recording(self.read(path, source))
+                row.pop("explanation", None)
+                row["error"] = ""
+            except InvalidInput as exc:
+                row = {"file": source, "error": exc.message}
+            rows.append(row)
+        if progress:
+            progress(len(items), len(items), "")
+        first = ["file", "score", "is_anomaly", "threshold"] if self.task == "anomaly" else ["file", "label", "probabilities"]
+        df = pd.DataFrame(rows)
+        return df[[c for c in first if c in df.columns] + [c for c in df.columns if c not in first]]
+
+    def predict_bytes(self, data: bytes, filename: str) -> dict:
+        """Score an uploaded recording (REST). The name only chooses the reader."""
+        suffix = Path(os.path.basename(filename or "")).suffix.lower()
+        from .signal import SIGNAL_EXTENSIONS
+
+        if suffix not in SIGNAL_EXTENSIONS:
+            raise InvalidInput(f"Upload a recording ({', '.join(sorted(SIGNAL_EXTENSIONS))}); got {filename!r}.")
+        with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            path.write_bytes(data)
+            safe_name = re.sub(r"[^\w.\-]", "_", os.path.basename(filename))[:200]
+            row = self.predict_recording(self.read(path, safe_name))
+        ex = row.pop("explanation", None)
+        if ex is not None:
+            row["top_windows"] = ex["top_windows"]
+            row["top_features"] = [dict(f, description=describe_feature(f["feature"], self.sample_rate))
+                                   for f in ex["top_features"]]
+        return row
+
+    def predict_records(self, records):
+        raise InvalidInput("This model scores recordings: upload a file to /v1/models/{name}/predict-file.")
+
+
+def load_signal_predictor(folder: Path, manifest: dict) -> SignalPredictor:
+    return SignalPredictor(folder, manifest)
+
+
+def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
+    """``modelfab predict`` on recordings: one row per file, written atomically."""
+    predictor = model.predictor
+    df = predictor.predict_files(paths)
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        (df.to_csv(tmp, index=False) if suffix == ".csv" else df.to_parquet(tmp, index=False))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    errors = int((df.get("error", pd.Series(dtype=str)).fillna("") != "").sum())
+    result = {"model": model.ref, "output": str(out), "rows": len(df), "files_with_errors": errors}
+    if predictor.task == "anomaly":
+        result["anomalies"] = int(df.get("is_anomaly", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())
+    return result

@@ -1,0 +1,241 @@
+"""Importing a folder of recordings (machine sound, vibration) as a dataset version.
+
+Every recording is read, checked, cut into windows and featurised once; the
+dataset version stores the original files (blobs), a file table and the
+window features (the feature cache: a second training does not recompute).
+Every window remembers its source file, so splits are by file.
+
+Blobs first, metadata row last; identical folder + options = no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInput
+from .registry import check_name
+
+FEATURES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SignalOptions:
+    """How recordings are read and windowed. Stored with the dataset and every model trained on it."""
+
+    labels: str = "folder"               # folder | none | regex:PATTERN | path to a CSV (file,label)
+    channel: str | None = None           # None = first channel, an index, or "mean"
+    sample_rate: int | None = None       # resample target (audio) or the rate of files that lack one
+    variable: str | None = None          # .mat variable regex, e.g. DE_time
+    window_s: float | None = None        # default: 1 s
+    hop_s: float | None = None           # default: window / 2
+    feature_sets: tuple[str, ...] = ("logmel", "mfcc", "spectral", "time", "envelope", "bands")
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["feature_sets"] = list(self.feature_sets)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SignalOptions":
+        d = dict(d)
+        d["feature_sets"] = tuple(d.get("feature_sets") or cls.feature_sets)
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def window(self, sample_rate: int) -> tuple[int, int]:
+        from .modalities.signal import default_window
+
+        win, hop = default_window(sample_rate)
+        if self.window_s:
+            win = max(64, int(round(self.window_s * sample_rate)))
+            hop = max(1, win // 2)
+        if self.hop_s:
+            hop = max(1, int(round(self.hop_s * sample_rate)))
+        return win, hop
+
+    def read(self, path: Path, settings, source: str | None = None, sample_rate: int | None = None):
+        from .modalities.signal import read_recording
+
+        channel: int | str | None = self.channel
+        if isinstance(channel, str) and channel.isdigit():
+            channel = int(channel)
+        return read_recording(path, channel=channel, sample_rate=sample_rate or self.sample_rate,
+                              variable=self.variable, settings=settings, source=source)
+
+
+@dataclass
+class FileFeatures:
+    features: np.ndarray
+    starts_s: np.ndarray
+    win_s: float
+    sample_rate: int
+    duration_s: float
+
+
+def featurise(rec, opts: SignalOptions) -> FileFeatures:
+    from .modalities.signal import extract_features, frame_windows
+
+    win, hop = opts.window(rec.sample_rate)
+    windows = frame_windows(rec.samples, win, hop, source=rec.source, sample_rate=rec.sample_rate)
+    feats, _ = extract_features(windows, rec.sample_rate, opts.feature_sets)
+    starts = np.arange(len(windows)) * hop / rec.sample_rate
+    return FileFeatures(feats, starts, win / rec.sample_rate, rec.sample_rate, len(rec.samples) / rec.sample_rate)
+
+
+@dataclass
+class SkippedFile:
+    file: str
+    reason: str
+
+
+@dataclass
+class _Collected:
+    rows: list = field(default_factory=list)
+    files: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+
+def _label_map(root: Path, files: list[Path], source: str) -> dict[Path, str | None]:
+    from .modalities.signal import label_from, labels_for_files, read_labels_csv
+
+    if source in ("folder", "none") or source.startswith("regex:"):
+        if source.startswith("regex:"):
+            import re
+
+            try:
+                re.compile(source[6:])
+            except re.error as exc:
+                raise InvalidInput(f"--labels regex {source[6:]!r} is not a valid regular expression ({exc}).") from None
+        return {f: label_from(f, root, source) for f in files}
+    csv_path = Path(source)
+    if not csv_path.is_file():
+        raise InvalidInput(f"--labels must be folder, none, regex:PATTERN or a CSV file (file,label); got {source!r}.")
+    return labels_for_files(files, root, read_labels_csv(csv_path))
+
+
+def _target_rate(files: list[Path], opts: SignalOptions) -> int | None:
+    """One sample rate for the whole dataset: the given one, else the most common audio rate."""
+    if opts.sample_rate:
+        return opts.sample_rate
+    import soundfile as sf
+
+    rates = Counter()
+    for f in files:
+        if f.suffix.lower() in (".wav", ".flac", ".ogg"):
+            try:
+                rates[sf.info(str(f)).samplerate] += 1
+            except Exception:  # the real read reports the problem
+                continue
+    return rates.most_common(1)[0][0] if len(rates) > 1 else None
+
+
+def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: SignalOptions, *, skip_bad: bool = False,
+                      progress: Callable[[int, int, str], None] | None = None):
+    from .datasets import DatasetVersion, ImportResult, current_user
+    from .modalities.signal import SIGNAL_EXTENSIONS, feature_names, list_recordings
+    from .storage.blobs import sha256_file
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InvalidInput(f"{root} is not a folder of recordings.")
+    name = check_name(name or root.resolve().name, "dataset")
+    files = list_recordings(root)
+    if not files:
+        raise InvalidInput(f"No recordings in {root}: expected files ending in {', '.join(sorted(SIGNAL_EXTENSIONS))}.")
+    labels = _label_map(root, files, opts.labels)
+    rate = _target_rate(files, opts)
+    names = feature_names(opts.feature_sets)
+    col = _Collected()
+    for i, f in enumerate(files):
+        rel = f.relative_to(root).as_posix()
+        if progress:
+            progress(i, len(files), rel)
+        try:
+            if f.stat().st_size > ws.settings.max_import_bytes:
+                raise InvalidInput(f"{rel}: {f.stat().st_size / 2**20:,.0f} MiB is over the import limit.")
+            rec = opts.read(f, ws.settings, source=rel, sample_rate=rate)
+            ff = featurise(rec, opts)
+        except InvalidInput as exc:
+            col.skipped.append(SkippedFile(rel, exc.message))
+            continue
+        label = labels.get(f)
+        col.files.append({"file": rel, "label": label, "sha256": sha256_file(f), "sample_rate": ff.sample_rate,
+                          "duration_s": round(ff.duration_s, 4), "n_windows": len(ff.features),
+                          "n_channels": rec.n_channels_in_file, "bytes": f.stat().st_size})
+        block = pd.DataFrame(ff.features, columns=names)
+        block.insert(0, "t1", ff.starts_s + ff.win_s)
+        block.insert(0, "t0", ff.starts_s)
+        block.insert(0, "label", label)
+        block.insert(0, "file", rel)
+        col.rows.append(block)
+    if progress:
+        progress(len(files), len(files), "")
+    if col.skipped and not skip_bad:
+        shown = "; ".join(f"{s.file}: {s.reason}" for s in col.skipped[:5])
+        more = f" (and {len(col.skipped) - 5} more)" if len(col.skipped) > 5 else ""
+        raise InvalidInput(f"{len(col.skipped)} of {len(files)} recordings cannot be used: {shown}{more}.",
+                           hint="Fix or remove them, or pass --skip-bad to import the rest.")
+    if not col.files:
+        raise InvalidInput(f"None of the {len(files)} recordings in {root} could be read.")
+    rates = {f["sample_rate"] for f in col.files}
+    if len(rates) > 1:
+        raise InvalidInput(f"Recordings have different sample rates ({sorted(rates)} Hz).",
+                           hint="Pass --sample-rate to resample them to one rate.")
+    content = hashlib.sha256(json.dumps({"files": [(f["file"], f["sha256"], f["label"]) for f in col.files],
+                                         "options": opts.to_dict(), "features": FEATURES_VERSION},
+                                        sort_keys=True).encode()).hexdigest()
+    existing = ws.meta.find_dataset(name, content)
+    if existing is not None:
+        return ImportResult(DatasetVersion.from_row(existing), created=False)
+    feats = pd.concat(col.rows, ignore_index=True)
+    table = pd.DataFrame(col.files)
+    refs = []
+    by_rel = {f.relative_to(root).as_posix(): f for f in files}
+    with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
+        for rec in col.files:
+            refs.append((f"file:{rec['file']}", ws.blobs.put_file(by_rel[rec["file"]])))
+        fpath, tpath = Path(tmp) / "features.parquet", Path(tmp) / "files.parquet"
+        feats.to_parquet(fpath, index=False)
+        table.to_parquet(tpath, index=False)
+        refs.append(("files", ws.blobs.put_file(tpath)))
+        data_sha = ws.blobs.put_file(fpath)
+    label_counts = Counter(str(f["label"]) for f in col.files if f["label"] is not None)
+    schema = {"kind": "signal", "feature_names": names, "sample_rate": rates.pop(),
+              "columns": [{"name": "file", "kind": "id"}, {"name": "label", "kind": "categorical"}]
+              + [{"name": n, "kind": "numeric"} for n in names]}
+    stats = {"files": len(col.files), "windows": len(feats), "labels": dict(label_counts),
+             "unlabelled": sum(1 for f in col.files if f["label"] is None),
+             "duration_s": round(float(table["duration_s"].sum()), 2),
+             "skipped": [s.__dict__ for s in col.skipped]}
+    row = ws.meta.add_dataset(
+        name=name, kind="signal", content_sha=content, data_sha=data_sha, source_name=str(root.name),
+        n_rows=len(feats), n_cols=len(names), schema=schema, stats=stats, options=opts.to_dict(),
+        created_by=current_user(), refs=refs,
+    )
+    return ImportResult(DatasetVersion.from_row(row), created=True)
+
+
+def load_signal_tables(ws, ds) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(window features, file table) of a signal dataset version."""
+    if ds.kind != "signal":
+        raise InvalidInput(f"Dataset {ds.ref} holds {ds.kind} data, not recordings.")
+    refs = ws.meta.blob_refs(f"datasets:{ds.id}")
+    feats = pd.read_parquet(ws.blob_path(ds.data_sha))
+    files = pd.read_parquet(ws.blob_path(refs["files"]))
+    return feats, files
+
+
+def recording_blob(ws, ds, rel: str) -> Path:
+    sha = ws.meta.blob_refs(f"datasets:{ds.id}").get(f"file:{rel}")
+    if sha is None:
+        raise InvalidInput(f"{rel} is not a recording of dataset {ds.ref}.")
+    return ws.blob_path(sha)
