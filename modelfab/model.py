@@ -80,3 +80,22 @@ class Model:
         if (threshold is None) == (max_false_alarm is None):
             raise InvalidInput("Give exactly one of --threshold or --max-false-alarm.")
         return rethreshold(self, threshold=threshold, max_false_alarm=max_false_alarm)
+
+    def promote(self, stage: str) -> "Model":
+        """Move this version to ``staging``, ``production`` (the previous production version of the
+        name is archived in the same transaction), ``archived`` or ``none``."""
+        from .errors import InvalidInput
+        from .registry import STAGES
+
+        if stage not in STAGES:
+            raise InvalidInput(f"Stage must be one of {', '.join(STAGES)}; got {stage!r}.")
+        self.ws.meta.set_model_stage(self.row["id"], stage,
+                                     archive_others_of=self.name if stage == "production" else None)
+        self.row = self.ws.meta.get_model(self.name, self.version)
+        return self
+
+    def export(self, dest: str | Path) -> Path:
+        """Write the verified package as a ``.mfpkg`` file."""
+        from .artifacts import export_mfpkg
+
+        return export_mfpkg(self.folder, Path(dest))

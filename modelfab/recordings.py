@@ -165,7 +165,8 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
             rec = opts.read(f, ws.settings, source=rel, sample_rate=rate)
             ff = featurise(rec, opts)
         except InvalidInput as exc:
-            col.skipped.append(SkippedFile(rel, exc.message))
+            reason = exc.message[len(rel) + 2:] if exc.message.startswith(rel + ": ") else exc.message
+            col.skipped.append(SkippedFile(rel, reason + (f" {exc.hint}" if exc.hint else "")))
             continue
         label = labels.get(f)
         col.files.append({"file": rel, "label": label, "sha256": sha256_file(f), "sample_rate": ff.sample_rate,

@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 from .artifacts import MANIFEST, verify_package
-from .errors import InvalidInput, NotFound
+from .errors import IntegrityError, InvalidInput, NotFound
+from .storage.blobs import sha256_file
 
 STAGES = ("none", "staging", "production", "archived")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -58,7 +59,9 @@ def materialise(meta, blobs, row: dict, cache_root: Path) -> Path:
     """Folder holding the verified package of a model row (cached by package hash)."""
     final = Path(cache_root) / row["package_sha"]
     if final.is_dir():
-        try:
+        try:  # the cached manifest must be the registered one, and every file must match it
+            if sha256_file(final / MANIFEST) != row["package_sha"]:
+                raise IntegrityError("cached manifest differs from the registered one")
             verify_package(final)
             return final
         except Exception:

@@ -191,6 +191,28 @@ class Workspace:
         name, version = parse_ref(ref)
         return Model(self, self.meta.get_model(name, version))
 
+    def import_package(self, path: str | os.PathLike, name: str | None = None) -> "Model":
+        """Register a ``.mfpkg`` from another workspace (verified before anything is written)."""
+        import shutil
+
+        from .artifacts import extract_mfpkg
+        from .datasets import current_user
+        from .model import Model
+        from .registry import register_package
+
+        folder = extract_mfpkg(Path(path), self.tmp_dir)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+            from .predictor import load_predictor
+
+            load_predictor(folder, manifest)  # it must load here, not only verify
+            default = manifest.get("exported_name") or manifest.get("data", {}).get("dataset") or Path(path).stem
+            row = register_package(self.meta, self.blobs, folder, name=name or default, dataset_id=None,
+                                   created_by=current_user())
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return Model(self, row)
+
     def models(self, name: str | None = None) -> list["Model"]:
         from .model import Model
 

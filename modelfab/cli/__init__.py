@@ -40,7 +40,12 @@ def _root(
 
 
 def _register() -> None:
-    from . import data, serve, train  # noqa: F401  (commands register themselves on import)
+    from . import data, registry, serve, train  # noqa: F401  (commands register themselves on import)
+
+    from importlib.util import find_spec
+
+    if find_spec("modelfab.cli.web") is not None:  # the browser UI
+        from . import web  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,7 +39,7 @@ def _check_port(host: str, port: int) -> None:
                            hint="Another program holds the port: pass --port with a free one.") from None
 
 
-def run_server(ws, refs: list[str], host: str, port: int, no_auth: bool) -> None:
+def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool) -> None:
     import uvicorn
 
     from ..errors import InvalidInput
@@ -55,7 +55,7 @@ def run_server(ws, refs: list[str], host: str, port: int, no_auth: bool) -> None
 
 @app.command("serve")
 def serve_cmd(
-    models: Annotated[list[str], typer.Argument(help="Model(s) to serve: NAME or NAME:VERSION.")],
+    models: Annotated[Optional[list[str]], typer.Argument(help="Model(s) to serve: NAME or NAME:VERSION. None: every production model, following promotions.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,
@@ -63,12 +63,19 @@ def serve_cmd(
 ) -> None:
     """Serve models over REST: POST /v1/models/{name}/predict, /healthz, /docs."""
     ws = open_ws(workspace)
-    names = [ws.model(r).name for r in models]
-    console.print(f"Serving {', '.join(models)} on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    if models:
+        names = [ws.model(r).name for r in models]
+        what = ", ".join(models)
+    else:
+        rows = ws.meta.models_in_stage("production")
+        names = [r["name"] for r in rows]
+        what = "production models (" + (", ".join(f"{r['name']}:{r['version']}" for r in rows) or "none") + "); promotions switch over live"
+    console.print(f"Serving {what} on http://{host}:{port}  (docs: http://{host}:{port}/docs)", markup=False)
     if not no_auth:
         console.print("Requests need 'Authorization: Bearer <token>' (create one: modelfab tokens create NAME).")
-    console.print(f"Predict: POST http://{host}:{port}/v1/models/{names[0]}/predict   Ctrl-C stops.")
-    run_server(ws, models, host, port, no_auth)
+    if names:
+        console.print(f"Predict: POST http://{host}:{port}/v1/models/{names[0]}/predict   Ctrl-C stops.")
+    run_server(ws, models or None, host, port, no_auth)
 
 
 @tokens_app.command("create")

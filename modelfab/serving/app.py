@@ -53,7 +53,7 @@ PREDICT_BODY = {
 
 # Health probes and the API description (no data, no model details) need no token;
 # the docs page has an "Authorize" button for the bearer token.
-PUBLIC_PATHS = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json")
 
 
 def _error(exc: ModelfabError, request_id: str) -> JSONResponse:
@@ -61,21 +61,44 @@ def _error(exc: ModelfabError, request_id: str) -> JSONResponse:
                         headers={"X-Request-ID": request_id})
 
 
-def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -> FastAPI:
-    """An app serving the given models (``NAME`` = latest version, ``NAME:VERSION``)."""
+def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, settings=None,
+               reload_interval: float = 2.0) -> FastAPI:
+    """An app serving the given models (``NAME`` = latest version, ``NAME:VERSION``), or, with no
+    models named, every production model of the workspace, following promotions."""
+    import asyncio
+    from contextlib import asynccontextmanager
+
+    from starlette.concurrency import run_in_threadpool
+
     from .. import __version__
+    from .metrics import Metrics
+    from .models import ModelSet
 
     settings = settings or ws.settings
-    loaded: dict[str, Any] = {}
-    for ref in model_refs:
-        m = ws.model(ref)
-        m.predictor  # verify and load now: a broken package fails at start, not on the first request
-        loaded[m.name] = m
+    models = ModelSet(ws, model_refs)
+    metrics = Metrics()
 
-    app = FastAPI(title="modelfab", version=__version__,
+    @asynccontextmanager
+    async def lifespan(app):
+        task = None
+        if models.follow_production:
+            async def follow():
+                while True:
+                    await asyncio.sleep(reload_interval)
+                    try:
+                        await run_in_threadpool(models.refresh)
+                    except Exception:  # keep serving whatever happens to the database
+                        log.exception("refresh failed")
+            task = asyncio.create_task(follow())
+        yield
+        if task:
+            task.cancel()
+
+    app = FastAPI(title="modelfab", version=__version__, lifespan=lifespan,
                   description="Predictions from models trained and registered with modelfab. "
                               "Send `Authorization: Bearer <token>` (see `modelfab tokens create`).")
-    app.state.models = loaded
+    app.state.models = models
+    loaded = models.models  # read-only view for listing
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -110,6 +133,7 @@ def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -
             try:
                 ws.check_token(token, "predict")
             except ModelfabError as exc:
+                metrics.observe(path, exc.http_status, time.perf_counter() - start, models.models)
                 return _error(exc, request_id)
         try:
             response = await call_next(request)
@@ -117,6 +141,7 @@ def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -
             log.exception("request failed", extra={"request_id": request_id})
             return JSONResponse(status_code=500, content={"error": {"code": "internal", "message": f"Internal error ({type(exc).__name__}); see the server log, request id {request_id}.", "hint": None}})
         response.headers["X-Request-ID"] = request_id
+        metrics.observe(path, response.status_code, time.perf_counter() - start, models.models)
         log.info(json.dumps({"request_id": request_id, "method": request.method, "path": path,
                              "status": response.status_code, "ms": round((time.perf_counter() - start) * 1000, 2)}))
         return response
@@ -131,20 +156,24 @@ def create_app(ws, model_refs: list[str], *, auth: bool = True, settings=None) -
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> dict:
-        return {"status": "ready", "models": sorted(loaded)}
+        return {"status": "ready", "models": sorted(f"{m.name}:{m.version}" for m in models.models.values())}
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def prometheus():
+        from fastapi.responses import Response
+
+        return Response(metrics.render(), media_type=metrics.content_type)
 
     @app.get("/v1/models", tags=["models"])
     def list_models() -> dict:
-        return {"models": [_describe(m) for m in loaded.values()]}
+        return {"models": [_describe(m) for m in models.models.values()]}
 
     @app.get("/v1/models/{name}", tags=["models"], responses={404: {"model": ErrorResponse}})
     def get_model(name: str) -> dict:
         return _describe(_get(name))
 
     def _get(name: str):
-        if name not in loaded:
-            raise NotFound(f"Model {name!r} is not served here; served: {', '.join(sorted(loaded)) or 'none'}.")
-        return loaded[name]
+        return models.get(name)
 
     @app.post("/v1/models/{name}/predict", tags=["predict"], response_model=PredictResponse,
               openapi_extra=PREDICT_BODY,

@@ -198,9 +198,19 @@ class MetadataStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def set_model_stage(self, model_id: int, stage: str) -> None:
+    def set_model_stage(self, model_id: int, stage: str, *, archive_others_of: str | None = None) -> None:
+        """Set a version's stage; with ``archive_others_of``, other versions of that name in the
+        same stage are archived in the same transaction (one production version per name)."""
         with self.engine.begin() as conn:
+            if archive_others_of is not None:
+                conn.execute(t.models.update().where(t.models.c.name == archive_others_of, t.models.c.stage == stage,
+                                                     t.models.c.id != model_id).values(stage="archived"))
             conn.execute(t.models.update().where(t.models.c.id == model_id).values(stage=stage))
+
+    def models_in_stage(self, stage: str) -> list[dict]:
+        q = sa.select(t.models).where(t.models.c.stage == stage).order_by(t.models.c.name, t.models.c.version)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     # -- blobs referenced -------------------------------------------------
     def referenced_blobs(self) -> set[str]:

@@ -1,0 +1,121 @@
+"""``modelfab models promote|archive|compare|export|import`` and ``modelfab export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from . import app
+from .common import JsonOpt, WorkspaceOpt, add_row, console, emit_json, fmt_num, model_dict, open_ws
+from .train import models_app
+
+
+@models_app.command("promote")
+def promote_cmd(
+    model: Annotated[str, typer.Argument(help="NAME:VERSION (or NAME for the latest).")],
+    stage: Annotated[str, typer.Option("--stage", help="staging | production.")] = "production",
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Move a version to staging or production (the previous production version is archived)."""
+    from ..errors import InvalidInput
+
+    if stage not in ("staging", "production"):
+        raise InvalidInput(f"--stage must be staging or production; got {stage!r}. Use `models archive` to archive.")
+    m = open_ws(workspace).model(model).promote(stage)
+    if json_out:
+        emit_json(model_dict(m))
+    else:
+        console.print(f"{m.ref} is now in {stage}.")
+
+
+@models_app.command("archive")
+def archive_cmd(model: Annotated[str, typer.Argument(help="NAME:VERSION.")], workspace: WorkspaceOpt = None,
+                json_out: JsonOpt = False) -> None:
+    """Archive a version (it stays loadable by NAME:VERSION, but is no longer served as production)."""
+    m = open_ws(workspace).model(model).promote("archived")
+    if json_out:
+        emit_json(model_dict(m))
+    else:
+        console.print(f"{m.ref} archived.")
+
+
+@models_app.command("compare")
+def compare_cmd(a: Annotated[str, typer.Argument(help="First model (NAME or NAME:VERSION).")],
+                b: Annotated[str, typer.Argument(help="Second model.")],
+                workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Metrics of two models side by side (same holdout when they share a data version and seed)."""
+    ws = open_ws(workspace)
+    ma, mb = ws.model(a), ws.model(b)
+    da, db = ma.manifest.get("data", {}), mb.manifest.get("data", {})
+    same_data = da.get("data_sha") == db.get("data_sha")
+    same_holdout = same_data and ma.manifest.get("training", {}).get("seed") == mb.manifest.get("training", {}).get("seed")
+    keys = [k for k in dict.fromkeys(list(ma.metrics) + list(mb.metrics))
+            if isinstance(ma.metrics.get(k, mb.metrics.get(k)), (int, float)) and not isinstance(ma.metrics.get(k), bool)]
+    rows = [{"metric": k, ma.ref: ma.metrics.get(k), mb.ref: mb.metrics.get(k)} for k in keys]
+    result = {"a": ma.ref, "b": mb.ref, "same_data_version": same_data, "same_holdout": same_holdout, "metrics": rows,
+              "learners": {ma.ref: ma.manifest.get("learner", {}).get("name"), mb.ref: mb.manifest.get("learner", {}).get("name")}}
+    if json_out:
+        emit_json(result)
+        return
+    t = Table(title=f"{ma.ref} vs {mb.ref}")
+    for col in ("metric", ma.ref, mb.ref):
+        t.add_column(col)
+    for r in rows:
+        add_row(t, r["metric"], fmt_num(r[ma.ref]), fmt_num(r[mb.ref]))
+    console.print(t)
+    console.print("Same holdout rows: the comparison is like for like." if same_holdout else
+                  "Different data versions or seeds: the holdouts differ, compare with care.")
+
+
+@models_app.command("export")
+def export_pkg_cmd(model: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")],
+                   out: Annotated[Path, typer.Option("--out", "-o", help="Destination .mfpkg file.")],
+                   workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Export a model package (.mfpkg) to move it to another workspace."""
+    m = open_ws(workspace).model(model)
+    path = m.export(out)
+    if json_out:
+        emit_json({"model": m.ref, "path": str(path), "package_sha256": m.row["package_sha"]})
+    else:
+        console.print(f"Wrote {m.ref} to {path}")
+
+
+@models_app.command("import")
+def import_pkg_cmd(path: Annotated[Path, typer.Argument(help="A .mfpkg file.")],
+                   name: Annotated[Optional[str], typer.Option("--name", help="Register under this name (default: the exported model's name).")] = None,
+                   workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Import a .mfpkg: verified (format version, every sha256, no pickle) before it is registered."""
+    ws = open_ws(workspace)
+    m = ws.import_package(path, name=name)
+    if json_out:
+        emit_json(model_dict(m))
+    else:
+        console.print(f"Imported {path.name} as {m.ref}")
+
+
+@app.command("export")
+def export_cmd(model: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")],
+               fmt: Annotated[str, typer.Option("--format", help="onnx | mfpkg.")] = "onnx",
+               out: Annotated[Path, typer.Option("--out", "-o", help="Destination file.")] = Path("model.onnx"),
+               workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Export a model: ONNX (preprocessing + model in one graph, checked against the native model) or .mfpkg."""
+    from ..errors import InvalidInput
+
+    m = open_ws(workspace).model(model)
+    if fmt == "mfpkg":
+        result = {"model": m.ref, "path": str(m.export(out))}
+    elif fmt == "onnx":
+        from ..export.onnx import export_onnx
+
+        result = dict(export_onnx(m.folder, out), model=m.ref)
+    else:
+        raise InvalidInput(f"--format must be onnx or mfpkg; got {fmt!r}.")
+    if json_out:
+        emit_json(result)
+    else:
+        extra = f" (max abs difference vs native {result['max_abs_diff']:.2e} on {result['n_checked']} rows)" if "max_abs_diff" in result else ""
+        console.print(f"Wrote {m.ref} to {result['path']}{extra}")

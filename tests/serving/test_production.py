@@ -1,0 +1,103 @@
+"""Serving production models: promotion switches traffic live, a tampered version is refused, /metrics."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from modelfab.workspace import Workspace
+
+RECORD = {"part_id": "P1", "timestamp": "2026-03-04 10:00", "line": "L3", "shift": "C", "material_batch": "MB-001",
+          "temperature_c": 75.0, "pressure_bar": 5.9, "spindle_rpm": 1450, "humidity_pct": 40.0,
+          "vibration_rms": 2.2, "tool_wear_pct": 90.0, "cycle_time_s": 35.0}
+
+
+def _start(ws_root, port, *models):
+    env = dict(os.environ, MODELFAB_HOME=str(ws_root))
+    proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", *models, "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read())
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def _port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_promotion_switches_without_dropping_requests(tmp_path, factory_csv):
+    ws = Workspace.init(tmp_path / "ws")
+    ds = ws.import_table(factory_csv, name="factory").dataset
+    v1 = ws.train(ds, target="quality", budget=5)
+    v2 = ws.train(ds, target="quality", budget=5, seed=1)
+    v1.promote("production")
+    _, token = ws.create_token("t")
+    port = _port()
+    proc = _start(ws.root, port)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    try:
+        assert httpx.get(base + "/readyz").json()["models"] == ["factory:1"]
+        statuses, versions, stop = [], [], threading.Event()
+
+        def hammer():
+            with httpx.Client() as c:
+                while not stop.is_set():
+                    r = c.post(base + "/v1/models/factory/predict", json={"records": [RECORD]}, headers=auth)
+                    statuses.append(r.status_code)
+                    versions.append(r.json().get("version"))
+
+        t = threading.Thread(target=hammer)
+        t.start()
+        time.sleep(1.0)
+        v2.promote("production")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (not versions or versions[-1] != 2):
+            time.sleep(0.2)
+        time.sleep(0.5)
+        stop.set()
+        t.join()
+        assert set(statuses) == {200}, set(statuses)
+        assert versions[0] == 1 and versions[-1] == 2
+        assert ws.model("factory:1").stage == "archived"
+
+        # a tampered version is refused; the previous one keeps serving
+        v3 = ws.train(ds, target="quality", budget=5, seed=2)
+        blob = ws.blobs.local_path(ws.meta.blob_refs(f"models:{v3.row['id']}")["file:preprocess.json"])
+        blob.write_text(blob.read_text().replace("line", "lime"))
+        import shutil
+
+        shutil.rmtree(ws.cache_dir / "models" / v3.row["package_sha"], ignore_errors=True)  # force a load from blobs
+        v3.promote("production")
+        time.sleep(4)
+        r = httpx.post(base + "/v1/models/factory/predict", json={"records": [RECORD]}, headers=auth)
+        assert r.status_code == 200 and r.json()["version"] == 2
+
+        metrics = httpx.get(base + "/metrics").text
+        assert 'modelfab_requests_total{model="factory",status="200"}' in metrics
+        assert "modelfab_request_seconds_bucket" in metrics
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_no_production_model_is_a_clear_error(tmp_path):
+    Workspace.init(tmp_path / "ws")
+    from tests.conftest import run_cli
+
+    proc = run_cli("serve", "--workspace", str(tmp_path / "ws"), "--port", str(_port()), check=False)
+    assert proc.returncode == 3 and "No model is in production" in proc.stderr
