@@ -39,7 +39,7 @@ def _check_port(host: str, port: int) -> None:
                            hint="Another program holds the port: pass --port with a free one.") from None
 
 
-def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool) -> None:
+def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool, workers: int = 1) -> None:
     import uvicorn
 
     from ..errors import InvalidInput
@@ -49,8 +49,18 @@ def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool) 
         raise InvalidInput(f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1); got {host!r}.",
                            hint="Create a token with `modelfab tokens create NAME` and drop --no-auth.")
     _check_port(host, port)
-    application = create_app(ws, refs, auth=not no_auth)
-    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    application = create_app(ws, refs, auth=not no_auth)  # loads and verifies every model before listening
+    if workers > 1:
+        import os
+
+        from ..serving.factory import CONFIG_ENV
+
+        os.environ[CONFIG_ENV] = json.dumps({"workspace": str(ws.root.resolve()), "models": refs, "auth": not no_auth})
+        uvicorn.run("modelfab.serving.factory:app_from_env", factory=True, workers=workers, host=host, port=port,
+                    log_level="warning", timeout_graceful_shutdown=10, timeout_keep_alive=5)
+        return
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10,
+                timeout_keep_alive=5)
 
 
 @app.command("serve")
@@ -59,6 +69,7 @@ def serve_cmd(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes (uvicorn).")] = 1,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Serve models over REST: POST /v1/models/{name}/predict, /healthz, /docs."""
@@ -75,7 +86,7 @@ def serve_cmd(
         console.print("Requests need 'Authorization: Bearer <token>' (create one: modelfab tokens create NAME).")
     if names:
         console.print(f"Predict: POST http://{host}:{port}/v1/models/{names[0]}/predict   Ctrl-C stops.")
-    run_server(ws, models or None, host, port, no_auth)
+    run_server(ws, models or None, host, port, no_auth, workers=workers)
 
 
 @tokens_app.command("create")

@@ -136,3 +136,25 @@ def test_port_in_use_is_a_clear_error(trained):
         port = s.getsockname()[1]
         proc = run_cli("serve", "factory", "--port", str(port), "--workspace", str(ws.root), check=False)
     assert proc.returncode == 4 and "--port" in proc.stderr
+
+
+def test_python_client(server, factory_csv, tmp_path):
+    from modelfab.client import Client, ServerError
+
+    base, token, _ = server
+    with Client(base, token) as c:
+        assert c.health()
+        assert c.models()[0]["name"] == "factory"
+        preds = c.predict("factory", [RECORD, RECORD])
+        assert len(preds) == 2 and preds[0]["prediction"] in ("ok", "defect")
+        import pandas as pd
+
+        pd.read_csv(factory_csv).head(20).to_csv(tmp_path / "rows.csv", index=False)
+        out = c.predict_file("factory", tmp_path / "rows.csv")
+        assert len(out["predictions"]) == 20
+        with pytest.raises(ServerError) as info:
+            c.predict("factory", [{"line": "L1"}])
+        assert info.value.status == 422 and "missing" in info.value.message
+    with Client(base, "mf_bad") as c, pytest.raises(ServerError) as info:
+        c.predict("factory", [RECORD])
+    assert info.value.status == 401
