@@ -23,7 +23,8 @@ from .storage.metadata import utcnow
 
 def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str, budget: float | str,
           metric: str | None, name: str | None, seed: int, progress=None, budget_clock=None,
-          normal_label: str = "normal", max_false_alarm: float = 0.01):
+          normal_label: str = "normal", max_false_alarm: float = 0.01, learners: tuple[str, ...] | None = None,
+          ensemble: bool = True):
     seconds = parse_duration(budget)
     clock = budget_clock or Budget(seconds)
     ds = ws.dataset(dataset)
@@ -39,18 +40,18 @@ def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str,
 
             raise InvalidInput("Training on a table needs --target COLUMN (the column to predict).")
         model = _train_table(ws, ds, target=target, task=task, clock=clock, metric=metric, name=name, seed=seed,
-                             progress=progress)
+                             progress=progress, learners=learners, ensemble=ensemble)
     if clock.left() > 0.5:
         model.write_report()
     return model
 
 
-def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress):
+def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, learners, ensemble):
     from .automl.engine import train_tabular
 
     df = ws.load_frame(ds)
     result = train_tabular(df, ds.schema, target=target, task=task, budget=clock, metric=metric, seed=seed,
-                           progress=progress)
+                           progress=progress, learners=learners, ensemble=ensemble)
     kinds = ds.column_kinds()
     with package_folder(ws) as folder:
         learner_spec = write_learner(folder, result)

@@ -158,6 +158,7 @@ class Workspace:
     def train(self, dataset: "str | DatasetVersion", *, target: str | None = None, task: str = "auto",
               budget: float | str = 60, metric: str | None = None, name: str | None = None, seed: int = 0,
               normal_label: str = "normal", max_false_alarm: float = 0.01,
+              learners: tuple[str, ...] | None = None, ensemble: bool = True,
               progress: "ProgressFn | None" = None, budget_clock=None) -> "Model":
         """Train within ``budget`` seconds and register the result as a new model version.
 
@@ -171,7 +172,7 @@ class Workspace:
 
         return train(self, dataset, target=target, task=task, budget=budget, metric=metric, name=name,
                      seed=seed, progress=progress, budget_clock=budget_clock, normal_label=normal_label,
-                     max_false_alarm=max_false_alarm)
+                     max_false_alarm=max_false_alarm, learners=learners, ensemble=ensemble)
 
     def import_recordings(self, folder: str | os.PathLike, name: str | None = None, *, labels: str = "folder",
                           channel: str | int | None = None, sample_rate: int | None = None,

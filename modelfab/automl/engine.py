@@ -143,6 +143,17 @@ def prepare_target(df: pd.DataFrame, schema: dict, target: str, task: str) -> tu
     return df, y, task, labels, notes
 
 
+def check_learners(learners) -> tuple[str, ...]:
+    from .search import LEARNERS
+
+    if not learners:
+        return LEARNERS
+    bad = [x for x in learners if x not in LEARNERS]
+    if bad:
+        raise InvalidInput(f"Unknown learner(s) {', '.join(map(repr, bad))}; choose from {', '.join(LEARNERS)}.")
+    return tuple(dict.fromkeys(learners))
+
+
 def default_metric(task: str, n_classes: int) -> str:
     if task == "regression":
         return "r2"
@@ -151,7 +162,8 @@ def default_metric(task: str, n_classes: int) -> str:
 
 def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "auto", budget: Budget,
                   metric: str | None = None, seed: int = 0, groups: np.ndarray | None = None,
-                  progress: ProgressFn | None = None) -> TrainResult:
+                  progress: ProgressFn | None = None, learners: tuple[str, ...] | None = None,
+                  ensemble: bool = True) -> TrainResult:
     from ..evaluation.metrics import classification_metrics, regression_metrics
 
     budget.reserve(reserve_for(budget.total))
@@ -176,7 +188,7 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
         weights = (len(y_train) / (n_classes * np.maximum(counts, 1)))[y_train]
     result = run_search(X_train, y_train, task=task, metric=metric, budget=budget, n_classes=n_classes, seed=seed,
                         groups=None if groups is None else groups[train_idx], sample_weight=weights,
-                        progress=progress)
+                        progress=progress, learners=check_learners(learners), ensemble=ensemble)
     raw = result.learner.predict_raw(X_test)
     if task == "classification":
         metrics = classification_metrics(y_test, raw, [str(v) for v in labels])

@@ -159,7 +159,8 @@ def demo_cmd(
         from .train import train_cmd
 
         train_cmd(dataset=ds.ref, target="quality", task="auto", budget=budget, metric=None, name="factory", seed=0,
-                  normal_label="normal", max_false_alarm=0.01, workspace=directory, json_out=False)
+                  normal_label="normal", max_false_alarm=0.01, learners=None, ensemble=True,
+                  workspace=directory, json_out=False)
         model = ws.model("factory")
     html, _ = model.write_report()
     console.print(f"3/4 report: {html}")

@@ -28,6 +28,8 @@ def train_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     normal_label: Annotated[str, typer.Option("--normal-label", help="Anomaly: the label of good recordings.")] = "normal",
     max_false_alarm: Annotated[float, typer.Option("--max-false-alarm", help="Anomaly: target false-alarm rate on held-out normal recordings.")] = 0.01,
+    learners: Annotated[Optional[str], typer.Option("--learners", help="Comma-separated subset of lgbm,xgboost,xgb_limitdepth,rf,extra_tree.")] = None,
+    ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble", help="Try an ensemble of the best learners.")] = True,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -52,7 +54,8 @@ def train_cmd(
 
         model = ws.train(dataset, target=target, task=task, budget=seconds, metric=metric, name=name, seed=seed,
                          normal_label=normal_label, max_false_alarm=max_false_alarm,
-                         progress=on_progress, budget_clock=clock)
+                         learners=tuple(x.strip() for x in learners.split(",") if x.strip()) if learners else None,
+                         ensemble=ensemble, progress=on_progress, budget_clock=clock)
         progress.update(bar, completed=seconds, left=clock.left())
     elapsed = clock.elapsed()
     report = ws.root / "reports" / f"{model.name}-v{model.version}" / "report.html"

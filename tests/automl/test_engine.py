@@ -91,3 +91,12 @@ def test_wrong_metric_for_task():
     df = _frame(100)
     with pytest.raises(InvalidInput, match="does not fit"):
         train_tabular(df, infer_schema(df), target="y", budget=Budget(5), metric="rmse")
+
+
+def test_learner_subset_and_no_ensemble():
+    df = _frame(300).drop(columns=["value"])
+    res = train_tabular(df, infer_schema(df), target="y", budget=Budget(5), learners=("lgbm",), ensemble=False)
+    assert res.learner_name == "lgbm" and res.learner.format == "lightgbm-text"
+    assert [r["learner"] for r in res.leaderboard] == ["lgbm"]
+    with pytest.raises(InvalidInput, match="Unknown learner"):
+        train_tabular(df, infer_schema(df), target="y", budget=Budget(5), learners=("svm",))
