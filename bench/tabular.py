@@ -66,11 +66,11 @@ def make_dataset(name: str) -> pd.DataFrame:
 DATASETS = ["breast_cancer", "wine", "digits", "synthetic_100k_mixed", "synthetic_10k_missing_imbalanced"]
 
 
-def holdout(df: pd.DataFrame):
+def holdout(df: pd.DataFrame, seed: int = 0):
     from modelfab.splits import holdout_split
 
     y = pd.factorize(df[TARGET], sort=True)[0]
-    return holdout_split(y, len(df), seed=0)
+    return holdout_split(y, len(df), seed=seed)
 
 
 def score(y_true_labels, proba, labels) -> dict:
@@ -87,9 +87,9 @@ def score(y_true_labels, proba, labels) -> dict:
     return out
 
 
-def run_one(system: str, name: str, budget: float) -> dict:
+def run_one(system: str, name: str, budget: float, seed: int = 0) -> dict:
     df = make_dataset(name)
-    train_idx, test_idx = holdout(df)
+    train_idx, test_idx = holdout(df, seed)
     train, test = df.iloc[train_idx].reset_index(drop=True), df.iloc[test_idx].reset_index(drop=True)
     labels = sorted(df[TARGET].astype(str).unique(), key=lambda v: (len(v), v) if v.isdigit() else (0, v))
     if all(v.isdigit() for v in labels):
@@ -104,7 +104,7 @@ def run_one(system: str, name: str, budget: float) -> dict:
             t0 = time.monotonic()  # import + train + report, as a user runs them
             ws = mf.Workspace.init(Path(tmp) / "ws")
             ds = ws.import_table(path, name="bench").dataset
-            model = ws.train(ds, target=TARGET, budget=budget)
+            model = ws.train(ds, target=TARGET, budget=budget, seed=seed)
             elapsed = time.monotonic() - t0
             pred = model.predict(test.drop(columns=[TARGET]))
             mlabels = [str(v) for v in model.manifest["labels"]]
@@ -124,7 +124,7 @@ def run_one(system: str, name: str, budget: float) -> dict:
             if c in X and str(X[c].dtype) == "category":
                 Xt[c] = pd.Categorical(Xt[c], categories=X[c].cat.categories)
         a = AutoML()
-        a.fit(X, train[TARGET].astype(str), task="classification", time_budget=budget, verbose=0, seed=0)
+        a.fit(X, train[TARGET].astype(str), task="classification", time_budget=budget, verbose=0, seed=seed)
         elapsed = time.monotonic() - t0
         cls = [str(c) for c in a.classes_]
         proba = a.predict_proba(Xt)[:, [cls.index(str(l)) for l in labels]]
@@ -147,7 +147,7 @@ def run_one(system: str, name: str, budget: float) -> dict:
         extra = {"learner": "lgbm-default"}
     res = score(test[TARGET].astype(str), proba, labels)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(system=system, dataset=name, budget_s=budget, elapsed_s=round(elapsed, 2), peak_rss_mb=round(rss_mb),
+    return dict(system=system, dataset=name, seed=seed, budget_s=budget, elapsed_s=round(elapsed, 2), peak_rss_mb=round(rss_mb),
                 n_train=len(train), n_test=len(test), **res, **extra)
 
 
@@ -156,23 +156,25 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=60)
     ap.add_argument("--only", default="")
     ap.add_argument("--systems", default="modelfab,flaml,lightgbm")
-    ap.add_argument("--child", nargs=2)
+    ap.add_argument("--seeds", type=int, default=3, help="holdout splits for the small data sets (< 5,000 rows)")
+    ap.add_argument("--child", nargs=3)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child[0], args.child[1], args.budget)))
+        print(json.dumps(run_one(args.child[0], args.child[1], args.budget, int(args.child[2]))))
         return
     names = [n for n in DATASETS if not args.only or n in args.only.split(",")]
     rows = []
     for name in names:
-        for system in args.systems.split(","):
-            proc = subprocess.run([sys.executable, __file__, "--budget", str(args.budget), "--child", system, name],
-                                  capture_output=True, text=True)
+        seeds = range(args.seeds) if len(make_dataset(name)) < 5000 else range(1)
+        for seed, system in [(sd, sy) for sd in seeds for sy in args.systems.split(",")]:
+            proc = subprocess.run([sys.executable, __file__, "--budget", str(args.budget), "--child", system, name,
+                                   str(seed)], capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{system} on {name} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{name:34s} {system:9s} primary {row['primary']:.4f} acc {row['accuracy']:.4f} "
+            print(f"{name:34s} s{seed} {system:9s} primary {row['primary']:.4f} acc {row['accuracy']:.4f} "
                   f"auc {row['roc_auc']:.4f} {row['elapsed_s']:6.1f}s {row['peak_rss_mb']:5d} MB {row.get('learner')}",
                   file=sys.stderr)
     OUT.mkdir(exist_ok=True)
@@ -180,11 +182,13 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d"), "budget_s": args.budget}
     (OUT / "tabular.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"\n{meta}\n")
-    print("| dataset | system | ROC AUC | accuracy | log loss | wall s | peak RSS MB | chosen |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['dataset']} | {r['system']} | {r['roc_auc']:.4f} | {r['accuracy']:.4f} | {r['log_loss']:.4f} | "
-              f"{r['elapsed_s']:.1f} | {r['peak_rss_mb']} | {r.get('learner')} |")
+    print("| dataset | system | splits | ROC AUC | accuracy | log loss | wall s (max) | peak RSS MB | chosen |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    frame = pd.DataFrame(rows)
+    for (dataset, system), g in frame.groupby(["dataset", "system"], sort=False):
+        print(f"| {dataset} | {system} | {len(g)} | {g.roc_auc.mean():.4f} | {g.accuracy.mean():.4f} | "
+              f"{g.log_loss.mean():.4f} | {g.elapsed_s.max():.1f} | {g.peak_rss_mb.max()} | "
+              f"{', '.join(sorted(set(map(str, g.learner))))} |")
 
 
 if __name__ == "__main__":
