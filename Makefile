@@ -26,6 +26,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(BIN)/python bench/run_all.py
 
 clean:
