@@ -178,6 +178,12 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             kwargs.update(split_type="stratified")
         if sample_weight is not None:
             kwargs["sample_weight"] = sample_weight
+        if "lgbm" in learners:
+            # Also try LightGBM's own defaults: on small data they are often better calibrated than
+            # anything the cost-frugal search reaches from its tiny starting model in the time given.
+            kwargs["starting_points"] = {"lgbm": {"n_estimators": 100, "num_leaves": 31, "min_child_samples": 20,
+                                                  "learning_rate": 0.1, "log_max_bin": 8, "colsample_bytree": 1.0,
+                                                  "reg_alpha": 1 / 1024, "reg_lambda": 1 / 1024}}
         try:
             automl.fit(X, y, **kwargs)
         except Exception as exc:  # FLAML raises many kinds; surface one clear error
