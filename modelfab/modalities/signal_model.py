@@ -23,11 +23,27 @@ from ..settings import Settings
 _FEATURE = re.compile(r"^(logmel_(?:mean|std)|band|env_band)_(\d+)$")
 
 
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (linear below 1 kHz, logarithmic above), as the feature extractor uses."""
+    f = np.asarray(f, dtype=float)
+    log_region = f >= 1000.0
+    mel = f / (200.0 / 3)
+    mel[log_region] = 15.0 + np.log(f[log_region] / 1000.0) / (np.log(6.4) / 27.0)
+    return mel
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=float)
+    f = m * (200.0 / 3)
+    log_region = m >= 15.0
+    f[log_region] = 1000.0 * np.exp((np.log(6.4) / 27.0) * (m[log_region] - 15.0))
+    return f
+
+
 @lru_cache(maxsize=8)
 def _mel_edges(sr: int) -> np.ndarray:
-    from librosa import mel_frequencies
-
-    return mel_frequencies(64 + 2, fmin=0.0, fmax=sr / 2.0)
+    """Band edges of the 64 mel bands (band i spans edges[i]..edges[i+2]); no librosa import needed."""
+    return _mel_to_hz(np.linspace(0.0, _hz_to_mel(np.array([sr / 2.0]))[0], 64 + 2))
 
 
 def describe_feature(name: str, sample_rate: int) -> str:
