@@ -50,7 +50,7 @@ class TrainResult:
 
 def reserve_for(total: float) -> float:
     """Seconds kept back from the search for evaluation, report and packaging."""
-    return min(60.0, 1.5 + 0.08 * total)
+    return min(60.0, 2.0 + 0.1 * total)
 
 
 def _target_error(df: pd.DataFrame, target: str) -> InvalidInput:
