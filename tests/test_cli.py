@@ -54,6 +54,8 @@ def test_full_flow(cli_ws, factory_csv, tmp_path):
     pred = pd.read_csv(out_csv)
     assert {"prediction", "proba_ok", "proba_defect", "quality"} <= set(pred.columns)
     assert (pred["prediction"] == pred["quality"]).mean() > 0.75
+    onnx = cli_json("export", "factory:1", "--format", "onnx", "-o", str(tmp_path / "m.onnx"), *w)
+    assert onnx["max_abs_diff"] <= 1e-5 and (tmp_path / "m.onnx").stat().st_size > 0
     out_pq = tmp_path / "pred.parquet"
     cli_json("predict", "second", str(factory_csv), "-o", str(out_pq), *w)
     assert len(pd.read_parquet(out_pq)) == 1500

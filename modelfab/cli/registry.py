@@ -111,7 +111,7 @@ def export_cmd(model: Annotated[str, typer.Argument(help="NAME or NAME:VERSION."
     elif fmt == "onnx":
         from ..export.onnx import export_onnx
 
-        result = dict(export_onnx(m.folder, out), model=m.ref)
+        result = dict(export_onnx(m.folder, out, model_name=m.name, model_version=m.version), model=m.ref)
     else:
         raise InvalidInput(f"--format must be onnx or mfpkg; got {fmt!r}.")
     if json_out:
