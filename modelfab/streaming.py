@@ -22,14 +22,21 @@ PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le
 
 class StreamScorer:
     def __init__(self, predictor, smooth: int = 5) -> None:
-        from .recordings import SignalOptions  # noqa: F401  (options live on the predictor)
-
         self.p = predictor
         self.sr = predictor.sample_rate
         self.win, self.hop = predictor.options.window(self.sr)
         self.buf = np.zeros(0, np.float32)
         self.consumed = 0  # samples dropped from the front of buf
         self.recent: deque[float] = deque(maxlen=max(1, smooth))
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load the feature code and model once before the first real window arrives."""
+        from .modalities.signal import extract_features
+
+        noise = np.random.default_rng(0).normal(0, 1e-3, self.win).astype(np.float32)
+        feats, _ = extract_features(noise[None, :], self.sr, self.p.options.feature_sets)
+        self.p.window_outputs(feats)
 
     def feed(self, samples: np.ndarray) -> list[dict]:
         from .modalities.signal import extract_features

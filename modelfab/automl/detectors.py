@@ -13,7 +13,7 @@ here with numpy from the stored arrays (scikit-learn is used to *fit* the GMM,
 the covariance shrinkage, PCA and the isolation forest), so a saved model does
 not depend on the private internals of a scikit-learn version.
 
-Detectors expect features on comparable scales; :class:`~modelfab.automl.anomaly.AnomalyModel`
+Detectors expect features on comparable scales; :class:`~modelfab.automl.anomaly_model.AnomalyModel`
 standardises before calling them. ``zmax`` and ``gmm`` and ``mahalanobis`` and
 ``ecod`` and ``iforest`` are invariant to per-feature scaling anyway; ``knn`` and
 ``pca`` are not.
@@ -137,13 +137,23 @@ class _Base:
         return det
 
 
-def _jsonable(obj: Any) -> Any:
+def _jsonable(obj: Any, *, strict: bool = False) -> Any:
+    """A JSON-ready copy: dict keys as strings, tuples as lists, numpy scalars as Python numbers.
+
+    ``strict`` (an anomaly model's free-form ``meta``) also turns arrays into
+    lists and non-finite floats into None; detector parameters are converted
+    without it.
+    """
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): _jsonable(v, strict=strict) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [_jsonable(v, strict=strict) for v in obj]
+    if strict and isinstance(obj, np.ndarray):
+        return [_jsonable(v, strict=strict) for v in obj.tolist()]
     if isinstance(obj, np.generic):
         return obj.item()
+    if strict and isinstance(obj, float) and not math.isfinite(obj):
+        return None
     return obj
 
 
