@@ -87,3 +87,44 @@ tokens = sa.Table(
 
 sa.Index("ix_datasets_content", datasets.c.name, datasets.c.content_sha)
 sa.Index("ix_blob_refs_sha", blob_refs.c.sha)
+
+# -- the browser UI (migration 0002): accounts, sessions, a versioned labels layer --
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(400), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("disabled_at", sa.String(40), nullable=True),
+    sa.Column("last_login_at", sa.String(40), nullable=True),
+)
+
+# Server-side browser sessions: only the sha256 of the cookie value is stored.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("expires_at", sa.String(40), nullable=False),
+)
+
+# Append-only: the current label of an item is its newest row (label NULL = unlabelled);
+# the labels "version" of a dataset is the highest id among its rows.
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=False),
+    sa.Column("item", sa.String(1000), nullable=False),
+    sa.Column("label", sa.String(200), nullable=True),
+    sa.Column("author", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+sa.Index("ix_labels_item", labels.c.dataset_id, labels.c.item)

@@ -1,0 +1,240 @@
+"""A job's worker process: ``python -m modelfab.web.worker WORKSPACE JOB_ID``.
+
+Reads the job's parameters from its row, does the work through the Python
+API, and writes progress, result or error back to the row.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from ..errors import Cancelled, ModelfabError
+
+
+class Reporter:
+    """Progress callback: throttled writes to the job row, and the cancel check."""
+
+    def __init__(self, ws, job_id: int, budget_s: float | None = None) -> None:
+        self.ws, self.job_id, self.budget_s = ws, job_id, budget_s
+        self.last_write = 0.0
+        self.last_check = 0.0
+        self.cancelled = False
+        self.live: dict = {}
+        self.lock = threading.Lock()
+        self.exit_timer: threading.Timer | None = None
+
+    def check_cancel(self) -> None:
+        if self.cancelled or self.ws.meta.get_job(self.job_id)["state"] == "cancelling":
+            self.cancelled = True
+            raise Cancelled("The job was cancelled; nothing was registered.")
+
+    def _cancel_from_any_thread(self) -> None:
+        try:
+            self.check_cancel()
+        except Cancelled:
+            if threading.current_thread() is threading.main_thread():
+                raise
+            # The search reports from a watcher thread: interrupt the main thread. Libraries may
+            # swallow one interrupt (XGBoost's ctypes callbacks do), so the watcher stays alive and
+            # sends it again on every tick; a process that still runs after 8 s exits hard
+            # (a killed worker never leaves a half-registered model: blobs first, row last).
+            import _thread
+            import os
+
+            _thread.interrupt_main()
+            if self.exit_timer is None:
+                self.exit_timer = threading.Timer(8.0, lambda: os._exit(3))
+                self.exit_timer.daemon = True
+                self.exit_timer.start()
+
+    def __call__(self, p) -> None:
+        get = (lambda k, d=None: p.get(k, d)) if isinstance(p, dict) else (lambda k, d=None: getattr(p, k, d))
+        now = time.monotonic()
+        with self.lock:
+            self.live = {"elapsed_s": round(float(get("elapsed_s", 0.0) or 0.0), 1),
+                         "left_s": round(max(0.0, float(get("left_s", 0.0) or 0.0)), 1),
+                         "trials": int(get("trials", 0) or 0), "best_score": get("best_score"),
+                         "best_learner": get("best_learner"), "metric": get("metric"),
+                         "message": get("message", "") or ""}
+            write = now - self.last_write >= 0.5
+            if write:
+                self.last_write = now
+        if write:
+            total = self.budget_s or (self.live["elapsed_s"] + self.live["left_s"]) or 1.0
+            self.ws.meta.update_job(self.job_id, progress=min(0.99, self.live["elapsed_s"] / total),
+                                    message=self.live["message"] or "running", result={"live": self.live})
+        if self.cancelled or now - self.last_check >= 0.5:
+            self.last_check = now
+            self._cancel_from_any_thread()
+
+    def files(self, i: int, n: int, rel: str) -> None:
+        """Import progress: file i of n."""
+        now = time.monotonic()
+        if now - self.last_write >= 0.5 or i == n:
+            self.last_write = now
+            self.ws.meta.update_job(self.job_id, progress=(i / n) if n else 0.0, message="importing",
+                                    result={"live": {"files_done": i, "files_total": n}})
+            self.check_cancel()
+
+
+def _guard_registration(reporter: Reporter) -> None:
+    """Check the cancel flag once more right before a model version is registered."""
+    from .. import training
+
+    real = getattr(training, "register_package", None)
+    if real is None:  # pragma: no cover - the training module changed; the callback check still applies
+        return
+
+    def guarded(*args, **kwargs):
+        reporter.check_cancel()
+        return real(*args, **kwargs)
+
+    training.register_package = guarded
+
+
+def run_train(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
+    from ..automl.budget import Budget, parse_duration
+
+    seconds = parse_duration(params.get("budget", 60))
+    reporter.budget_s = seconds
+    clock = Budget(seconds)
+    _guard_registration(reporter)
+    reporter.check_cancel()
+    model = ws.train(params["dataset"], target=params.get("target") or None, task=params.get("task") or "auto",
+                     budget=seconds, metric=params.get("metric") or None, name=params.get("name") or None,
+                     normal_label=params.get("normal_label") or "normal",
+                     max_false_alarm=float(params.get("max_false_alarm") or 0.01),
+                     progress=reporter, budget_clock=clock)
+    return {"model": model.ref, "name": model.name, "version": model.version, "task": model.task,
+            "elapsed_s": round(clock.elapsed(), 1), "live": reporter.live}
+
+
+def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
+    from .config import WebSettings
+    from .uploads import ZipLimits, extract_zip, upload_dir
+
+    cfg = WebSettings.from_env(ws.settings)
+    source = params["source"]
+    try:
+        if source == "folder":
+            res = ws.import_recordings(Path(params["path"]), params.get("name") or None,
+                                       labels=params.get("labels") or "folder", skip_bad=bool(params.get("skip_bad")),
+                                       progress=reporter.files)
+        else:
+            folder = upload_dir(ws, params["upload"])
+            upload = folder / "f000"
+            if source == "table":
+                # named after the checked dataset name (never the uploaded file's name), so that the
+                # dataset's source reads e.g. "line3.csv"
+                path = folder / f"{params['name']}{params['suffix']}"
+                upload.rename(path)
+                res = ws.import_table(path, name=params["name"])
+            else:
+                dest = folder / "zip" / params["name"]  # a checked dataset name, never the uploaded file's name
+                limits = ZipLimits(cfg.max_zip_entries, cfg.max_unzipped_bytes, cfg.max_zip_ratio)
+                extract_zip(upload, dest, limits)
+                upload.unlink()
+                root = dest
+                entries = [p for p in root.iterdir()]
+                while len(entries) == 1 and entries[0].is_dir() and any(q.is_dir() for q in entries[0].iterdir()):
+                    root = entries[0]  # one wrapping folder (fan.zip -> fan/normal, fan/abnormal)
+                    entries = list(root.iterdir())
+                res = ws.import_recordings(root, params["name"], labels=params.get("labels") or "folder",
+                                           skip_bad=bool(params.get("skip_bad")), progress=reporter.files)
+    finally:
+        if source != "folder":
+            import shutil
+
+            shutil.rmtree(upload_dir(ws, params["upload"]), ignore_errors=True)
+    ds = res.dataset
+    return {"dataset": ds.ref, "name": ds.name, "version": ds.version, "created": res.created, "kind": ds.kind}
+
+
+def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
+    """A new version of a recordings dataset with the labels of the labels layer applied."""
+    import csv
+    import shutil
+    import tempfile
+
+    from ..recordings import load_signal_tables, recording_blob
+    from .store import WebStore
+
+    ds = ws.dataset(params["dataset"])
+    _, files = load_signal_tables(ws, ds)
+    layer = WebStore(ws.meta).current_labels(ds.id)
+    opts = ds.options or {}
+    with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
+        root = Path(tmp) / ds.name
+        root.mkdir()
+        labels_csv = Path(tmp) / "labels.csv"
+        with open(labels_csv, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "label"])
+            for i, rel in enumerate(files["file"]):
+                target = root.joinpath(*rel.split("/"))
+                if not target.resolve().is_relative_to(root.resolve()):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(recording_blob(ws, ds, rel), target)
+                label = layer[rel] if rel in layer else files["label"].iloc[i]
+                if label is not None and label == label and str(label) != "":
+                    w.writerow([rel, str(label)])
+        res = ws.import_recordings(root, ds.name, labels=str(labels_csv), channel=opts.get("channel"),
+                                   sample_rate=opts.get("sample_rate"), variable=opts.get("variable"),
+                                   window_s=opts.get("window_s"), hop_s=opts.get("hop_s"), progress=reporter.files)
+    new = res.dataset
+    if res.created:  # carry the layer over to the new version, so labelling goes on there
+        store = WebStore(ws.meta)
+        for item, label in layer.items():
+            store.add_label(new.id, item, label, params.get("user", "ui"))
+    return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}
+
+
+def run_threshold(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
+    """A new version of an anomaly model with another threshold (no retraining)."""
+    model = ws.model(params["model"]).with_threshold(threshold=float(params["threshold"]))
+    return {"model": model.ref, "name": model.name, "version": model.version, "task": model.task}
+
+
+RUNNERS = {"train": run_train, "import": run_import, "relabel": run_relabel, "threshold": run_threshold}
+
+
+def main(argv: list[str]) -> int:
+    from ..workspace import Workspace
+
+    root, job_id = argv[0], int(argv[1])
+    ws = Workspace.open(root)
+    job = ws.meta.get_job(job_id)
+    reporter = Reporter(ws, job_id)
+    if job["state"] != "queued":
+        return 0
+    ws.meta.update_job(job_id, state="running", message="starting")
+    try:
+        runner = RUNNERS[job["kind"]]
+        result = runner(ws, job_id, job["params"], reporter)
+    except (Cancelled, KeyboardInterrupt):
+        ws.meta.update_job(job_id, state="cancelled", message="cancelled")
+        return 0
+    except ModelfabError as exc:
+        if reporter.cancelled:
+            ws.meta.update_job(job_id, state="cancelled", message="cancelled")
+            return 0
+        ws.meta.update_job(job_id, state="failed", message="failed", error=str(exc))
+        return 1
+    except Exception as exc:  # an internal error: the traceback goes to the job log
+        traceback.print_exc()
+        ws.meta.update_job(job_id, state="failed", message="failed",
+                           error=f"internal error: {type(exc).__name__}: {exc}")
+        return 1
+    ws.meta.update_job(job_id, state="done", progress=1.0, message="done", result=result)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
