@@ -170,7 +170,10 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         kwargs = dict(
             task=task, metric=flaml_metric, time_budget=time_budget, estimator_list=list(learners),
             eval_method=eval_method, n_splits=5, seed=seed, log_type="all", n_jobs=n_jobs, log_file_name=str(log_path),
-            verbose=0, retrain_full=True, force_cancel=True, skip_transform=True, auto_augment=False,
+            verbose=0, force_cancel=True,
+            # On large data the final refit of the best configuration can take long: FLAML refits
+            # only if it fits in the time left (else it keeps the model fitted on its train split).
+            retrain_full=True if eval_method == "cv" else "budget", skip_transform=True, auto_augment=False,
         )
         if groups is not None:
             kwargs.update(split_type="group", groups=groups)
