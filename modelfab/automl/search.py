@@ -134,6 +134,21 @@ class _LogWatcher(threading.Thread):
             self.emit("searching")
 
 
+def _refit_within_budget(automl, X, y, task: str, n_classes: int, budget: Budget, n_jobs: int):
+    """Refit the best configuration on all rows if FLAML's own estimate says it fits the time left."""
+    name = automl.best_estimator
+    left = budget.left_for_search()
+    try:
+        estimate = automl._search_states[name].est_retrain_time(len(X))
+    except Exception:  # no estimate: keep the model FLAML fitted during the search
+        return None
+    if estimate * 1.5 > left:
+        return None
+    est = automl._state.learner_classes[name](task=task, n_jobs=n_jobs, **dict(automl.best_config))
+    est.fit(X, y, budget=max(1.0, left * 0.9))
+    return from_flaml(name, est.estimator, task, n_classes)
+
+
 def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: Budget, n_classes: int,
                seed: int = 0, groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
                learners: tuple[str, ...] = LEARNERS, progress: ProgressFn | None = None,
@@ -149,7 +164,11 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
     # The reserve for evaluation and packaging is soft: a search of at least
     # one second still fits within the promise (budget + 10% + 5 s).
     # Keep part of the search time for ensemble selection: refits are cheap on small data.
-    share = (0.1 if X.size < 1_000_000 else 0.25) if ensemble else 0.0
+    # Small data: keep 10% for ensemble selection (cheap refits). Large data: no ensemble (out-of-fold
+    # refits cost more than they return), but keep 20% to refit the best configuration on all rows.
+    large = X.size >= 1_000_000
+    ensemble = ensemble and not large
+    share = 0.2 if large else (0.1 if ensemble else 0.0)
     time_budget = max(1.0, budget.left_for_search() * (1.0 - share))
     if budget.left() < 1.0:
         raise TrainingError(
@@ -171,9 +190,9 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             task=task, metric=flaml_metric, time_budget=time_budget, estimator_list=list(learners),
             eval_method=eval_method, n_splits=5, seed=seed, log_type="all", n_jobs=n_jobs, log_file_name=str(log_path),
             verbose=0, force_cancel=True,
-            # On large data the final refit of the best configuration can take long: FLAML refits
-            # only if it fits in the time left (else it keeps the model fitted on its train split).
-            retrain_full=True if eval_method == "cv" else "budget", skip_transform=True, auto_augment=False,
+            # On large data the final refit of the best configuration on all rows can take long:
+            # we do it ourselves below, only when it fits in the time left (_refit_within_budget).
+            retrain_full=True if eval_method == "cv" else False, skip_transform=True, auto_augment=False,
         )
         if groups is not None:
             kwargs.update(split_type="group", groups=groups)
@@ -211,6 +230,8 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             })
         leaderboard.sort(key=lambda r: r["score"], reverse=greater)
         learner = from_flaml(automl.best_estimator, automl.model.estimator, task, n_classes)
+        if eval_method == "holdout":
+            learner = _refit_within_budget(automl, X, y, task, n_classes, budget, n_jobs) or learner
         learner_name, config = automl.best_estimator, _jsonable(automl.best_config)
         ensemble_info = None
         if ensemble and budget.left_for_search() > 0.5:
