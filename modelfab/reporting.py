@@ -28,6 +28,12 @@ def write_model_report(model, out_dir: Path) -> tuple[Path, Path]:
             if fa is not None:
                 notes.insert(0, f"Per recording (mean of its windows' probabilities): {fa:.1%} of held-out recordings "
                                 "classified correctly. The figures below count windows.")
+    from .modalities import registry as modality_registry
+
+    sections = None
+    extra_sections = modality_registry.report_sections(m.get("modality", "tabular"))
+    if extra_sections is not None:
+        sections = extra_sections(model)
     inp = ReportInput(
         model=model.name, version=model.version, task=m["task"],
         dataset=data.get("dataset", "?"), dataset_version=data.get("version", 0),
@@ -39,7 +45,7 @@ def write_model_report(model, out_dir: Path) -> tuple[Path, Path]:
         feature_importance=m.get("feature_importance"), leaderboard=m.get("leaderboard"),
         chosen={"learner": m.get("learner", {}).get("name"), "config": m.get("learner", {}).get("config")},
         library_versions=m.get("library_versions"), notes=notes, created_at=m.get("created_at"),
-        worst_cases=worst,
+        worst_cases=worst, sections=sections,
     )
     return write_report(inp, Path(out_dir))
 

@@ -29,11 +29,12 @@ def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str,
     clock = budget_clock or Budget(seconds)
     ds = ws.dataset(dataset)
     name = check_name(name or ds.name)
-    if ds.kind == "signal":
-        from .training_signal import train_signal
+    from .modalities import registry as modality_registry
 
-        model = train_signal(ws, ds, task=task, budget=clock, metric=metric, name=name, seed=seed,
-                             progress=progress, normal_label=normal_label, max_false_alarm=max_false_alarm)
+    trainer = modality_registry.trainer(ds.kind)
+    if trainer is not None:  # recordings, images, series, ...: see modalities/registry.py
+        model = trainer(ws, ds, target=target, task=task, budget=clock, metric=metric, name=name, seed=seed,
+                        progress=progress, normal_label=normal_label, max_false_alarm=max_false_alarm)
     else:
         if not target:
             from .errors import InvalidInput

@@ -16,8 +16,9 @@ from .training import base_manifest, data_lineage, finish, package_folder, train
 SIGNAL_TASKS = ("auto", "classification", "anomaly")
 
 
-def train_signal(ws, ds, *, task: str, budget, metric: str | None, name: str, seed: int, progress,
-                 normal_label: str, max_false_alarm: float):
+def train_signal(ws, ds, *, target: str | None = None, task: str, budget, metric: str | None, name: str, seed: int,
+                 progress, normal_label: str, max_false_alarm: float):
+    """Train on a dataset of recordings (``target`` is unused: the labels come from the import)."""
     if task not in SIGNAL_TASKS:
         raise InvalidInput(f"Task for recordings must be one of {', '.join(SIGNAL_TASKS)}; got {task!r}.")
     if not 0 < float(max_false_alarm) < 1:

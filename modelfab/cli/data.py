@@ -10,6 +10,7 @@ from rich.table import Table
 
 from . import app
 from .common import JsonOpt, WorkspaceOpt, console, dataset_dict, emit_json, fmt_num, open_ws, add_row
+from ..errors import InvalidInput
 
 data_app = typer.Typer(help="Import and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -67,12 +68,18 @@ def import_cmd(
     window: Annotated[Optional[float], typer.Option("--window", help="Recordings: window length in seconds (default 1).")] = None,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Recordings: hop between windows in seconds (default window/2).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Recordings: import the readable files and list the others.")] = False,
+    kind: Annotated[str, typer.Option("--kind", help="What PATH holds: auto (default: a file is a table, a folder holds recordings), table, recordings.")] = "auto",
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Import a table or a folder of recordings as a new immutable dataset version (identical content: no-op)."""
+    from ..modalities import registry as modality_registry
+
+    if kind not in modality_registry.IMPORT_KINDS:
+        raise InvalidInput(f"--kind must be one of {', '.join(modality_registry.IMPORT_KINDS)}; got {kind!r}.")
     ws = open_ws(workspace)
-    if path.is_dir():
+    kind = modality_registry.detect_kind(path) if kind == "auto" else kind
+    if kind == "recordings":
         res = _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, json_out)
     else:
         with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():

@@ -18,7 +18,7 @@ import math
 import numbers
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,6 +38,21 @@ MAX_WORST_CASES = 8
 FALSE_ALARM_TARGETS = (0.01, 0.02, 0.05, 0.1, 0.2)
 DEFAULT_LIBRARIES = ("numpy", "pandas", "scikit-learn", "scipy", "lightgbm", "xgboost", "xgboost-cpu", "flaml",
                      "modelfab")
+
+
+@dataclass
+class ReportSection:
+    """A modality's own part of the report: a title, a paragraph, pictures and/or a small table.
+
+    ``figures`` are ``(png_bytes, caption)`` pairs (already rendered, e.g. an image grid of
+    errors with heat maps or plots of misclassified series); ``table`` is a list of rows
+    (dicts with the same keys), e.g. top terms per class. Everything is escaped when rendered.
+    """
+
+    title: str
+    text: str = ""
+    figures: list[tuple[bytes, str]] = field(default_factory=list)
+    table: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +77,7 @@ class ReportInput:
     chosen: dict | None = None
     library_versions: dict | None = None
     worst_cases: list[dict] | None = None
+    sections: list["ReportSection"] | None = None  # modality-specific extras (see ReportSection)
     notes: list[str] | None = None
     created_at: str | None = None
 
@@ -387,6 +403,8 @@ def build_report(inp: ReportInput) -> tuple[dict, str]:
         "worst_cases": [{"file": wc.get("file"), "score": wc.get("score"), "highlight": wc.get("highlight")}
                         for wc in (inp.worst_cases or [])] or None,
         "figures": [f["id"] for f in figs.items],
+        "sections": [{"title": sec.title, "text": sec.text, "table": sec.table, "figures": [c for _, c in sec.figures]}
+                     for sec in (inp.sections or [])] or None,
         **{k: v for k, v in extra.items() if k != "per_class_rows"},
     })
     html = _env().get_template("report.html").render(
@@ -400,6 +418,10 @@ def build_report(inp: ReportInput) -> tuple[dict, str]:
         chosen_json=json.dumps(chosen, indent=2, sort_keys=True) if chosen else None,
         libs=libs, per_class_rows=extra.get("per_class_rows") or [],
         false_alarm_table=extra.get("false_alarm_table") or [],
+        sections=[{"title": sec.title, "text": sec.text, "table": sec.table,
+                   "columns": list(sec.table[0].keys()) if sec.table else [],
+                   "figures": [{"src": "data:image/png;base64," + base64.b64encode(png).decode("ascii"), "caption": c}
+                               for png, c in sec.figures]} for sec in (inp.sections or [])],
     )
     return data, html
 

@@ -20,6 +20,16 @@ _BATCH = {
     "signal": "modelfab.modalities.signal_model:batch_predict",
 }
 
+# dataset kind -> "module:function" that trains on it (tables are the built-in default). Signature:
+#   fn(ws, ds, *, target, task, budget, metric, name, seed, progress, normal_label, max_false_alarm) -> Model
+_TRAINERS = {
+    "signal": "modelfab.training_signal:train_signal",
+}
+
+# modality name -> "module:function(model) -> list[ReportSection]": extra report sections
+# (e.g. image grids of errors with heat maps, series plots, top terms per class).
+_REPORT_SECTIONS: dict[str, str] = {}
+
 
 def _resolve(table: dict, modality: str) -> Callable | None:
     target = table.get(modality)
@@ -33,6 +43,14 @@ def predictor_loader(modality: str) -> Callable | None:
     return _resolve(_LOADERS, modality)
 
 
+def trainer(kind: str) -> Callable | None:
+    return _resolve(_TRAINERS, kind)
+
+
+def report_sections(modality: str) -> Callable | None:
+    return _resolve(_REPORT_SECTIONS, modality)
+
+
 def batch_predictor(modality: str) -> Callable:
     fn = _resolve(_BATCH, modality)
     if fn is None:
@@ -40,3 +58,13 @@ def batch_predictor(modality: str) -> Callable:
 
         raise InvalidInput(f"Batch prediction is not available for {modality!r} models.")
     return fn
+
+
+IMPORT_KINDS = ("auto", "table", "recordings")  # extended as kinds of data are added
+
+
+def detect_kind(path) -> str:
+    """What ``modelfab data import PATH`` imports when ``--kind auto``: a file is a table, a folder holds recordings."""
+    from pathlib import Path
+
+    return "recordings" if Path(path).is_dir() else "table"

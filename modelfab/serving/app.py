@@ -211,7 +211,7 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
     import tempfile
     from pathlib import Path
 
-    if m.manifest.get("modality") == "signal":
+    if hasattr(m.predictor, "predict_bytes"):  # recordings, images, ...: one uploaded item
         return {"result": m.predictor.predict_bytes(data, filename)}
     suffix = Path(os.path.basename(filename)).suffix.lower()
     if suffix not in (".csv", ".tsv", ".parquet", ".pq", ".xlsx"):

@@ -255,3 +255,16 @@ def test_package_import_is_light():
             "print(heavy); sys.exit(1 if heavy else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_modality_sections_render_escaped(binary_input):
+    from modelfab.evaluation.report import ReportSection
+
+    png = P.feature_importance_png({"a": 1.0, "b": 0.5})
+    binary_input.sections = [ReportSection(title="Top terms " + XSS, text="per class",
+                                           figures=[(png, "errors " + XSS)],
+                                           table=[{"class": "ok", "terms": XSS}, {"class": "ng", "terms": "刮伤"}])]
+    data, html = build_report(binary_input)
+    assert XSS not in html and "&lt;img" in html
+    assert "刮伤" in html and html.count("data:image/png;base64," + base64.b64encode(png).decode()) == 1
+    assert data["sections"][0]["title"].startswith("Top terms") and data["sections"][0]["table"][1]["terms"] == "刮伤"
