@@ -67,6 +67,11 @@ def export_onnx(folder: Path, out: Path, *, check_data: pd.DataFrame | None = No
         raise InvalidInput(f"n_check must be a positive number of rows; got {n_check!r}.")
     manifest = verify_package(folder)
     if manifest.get("modality", "tabular") != "tabular":
+        from ..modalities import registry as modality_registry
+
+        exporter = modality_registry.onnx_exporter(manifest.get("modality"))
+        if exporter is not None:
+            return exporter(folder, out, manifest, model_name=model_name, model_version=model_version)
         raise UnsupportedFormat(f"Only tabular models export to ONNX; this one is a {manifest.get('modality')!r} model.")
     if manifest.get("task") not in ("classification", "regression"):
         raise UnsupportedFormat(f"Only classification and regression models export to ONNX; this one is "

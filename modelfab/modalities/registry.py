@@ -30,6 +30,10 @@ _TRAINERS = {
 # (e.g. image grids of errors with heat maps, series plots, top terms per class).
 _REPORT_SECTIONS: dict[str, str] = {}
 
+# modality name -> "module:function(folder, out, manifest, *, model_name, model_version) -> dict" for
+# `modelfab export --format onnx` of non-tabular models (same result keys as export.onnx.export_onnx).
+_ONNX_EXPORTERS: dict[str, str] = {}
+
 
 def _resolve(table: dict, modality: str) -> Callable | None:
     target = table.get(modality)
@@ -49,6 +53,10 @@ def trainer(kind: str) -> Callable | None:
 
 def report_sections(modality: str) -> Callable | None:
     return _resolve(_REPORT_SECTIONS, modality)
+
+
+def onnx_exporter(modality: str) -> Callable | None:
+    return _resolve(_ONNX_EXPORTERS, modality)
 
 
 def batch_predictor(modality: str) -> Callable:
