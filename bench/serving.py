@@ -71,36 +71,74 @@ BARE_APP = textwrap.dedent('''
 ''')
 
 
-async def _load(url: str, headers: dict, body: dict, rate: float, seconds: float) -> dict:
-    import httpx
+async def _request(reader, writer, raw: bytes) -> int:
+    """One HTTP/1.1 request on a kept-alive connection; returns the status code."""
+    writer.write(raw)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = next((int(h.split(":", 1)[1]) for h in lines[1:] if h.lower().startswith("content-length:")), 0)
+    await reader.readexactly(length)
+    return status
 
+
+def _raw(url: str, headers: dict, body: dict) -> tuple[str, int, bytes]:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    data = json.dumps(body).encode()
+    head = [f"POST {u.path} HTTP/1.1", f"Host: {u.hostname}:{u.port}", "Content-Type: application/json",
+            f"Content-Length: {len(data)}", *[f"{k}: {v}" for k, v in headers.items()]]
+    return u.hostname, u.port, ("\r\n".join(head) + "\r\n\r\n").encode() + data
+
+
+async def _load(url: str, headers: dict, body: dict, rate: float, seconds: float, connections: int = 64,
+                timeout: float = 5.0) -> dict:
+    """Open-loop load: request i is due at start + i/rate; its latency counts from when it was due
+    (so a slow server cannot hide queueing). A lean asyncio HTTP/1.1 client on kept-alive
+    connections, so that the generator itself uses little CPU. Bounded: `rate * seconds` requests,
+    each given at most `timeout` s; what is not answered by then counts as an error."""
+    host, port, raw = _raw(url, headers, body)
+    loop = asyncio.get_running_loop()
+    n = int(rate * seconds)
+    start = loop.time() + 0.1
+    due = asyncio.Queue()
+    for i in range(n):
+        due.put_nowait(start + i / rate)
     lat: list[float] = []
     errors = 0
-    n = int(rate * seconds)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(headers=headers, timeout=10, limits=limits) as client:
-        async def one():
-            nonlocal errors
-            t = time.perf_counter()
-            try:
-                r = await client.post(url, json=body)
-                if r.status_code != 200:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            lat.append(time.perf_counter() - t)
 
-        start = time.perf_counter()
-        tasks = []
-        for i in range(n):  # open loop: requests leave on schedule whether or not earlier ones returned
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - start
-    a = np.array(lat) * 1000
-    return {"target_rps": rate, "sent": n, "achieved_rps": round(n / wall, 1), "errors": errors,
+    async def conn():
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while True:
+                try:
+                    t = due.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                if (d := t - loop.time()) > 0:
+                    await asyncio.sleep(d)
+                if loop.time() - t > timeout:  # already late beyond the timeout: the server could not keep up
+                    errors += 1
+                    continue
+                try:
+                    status = await asyncio.wait_for(_request(reader, writer, raw), timeout)
+                except (asyncio.TimeoutError, OSError, asyncio.IncompleteReadError):
+                    errors += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    continue
+                lat.append(loop.time() - t)
+                errors += status != 200
+        finally:
+            writer.close()
+
+    await asyncio.gather(*[conn() for _ in range(connections)])
+    wall = loop.time() - start
+    a = np.array(lat or [float("nan")]) * 1000
+    return {"target_rps": rate, "sent": n, "achieved_rps": round(len(lat) / wall, 1), "errors": errors,
             "p50_ms": round(float(np.percentile(a, 50)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2)}
 
 
@@ -171,7 +209,8 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=20)
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores (server and load generator share them)",
-            "date": time.strftime("%Y-%m-%d"), "seconds_per_step": args.seconds}
+            "date": time.strftime("%Y-%m-%d"), "seconds_per_step": args.seconds,
+            "load_average_1m": round(os.getloadavg()[0], 2)}
     Path(__file__).with_name("out").mkdir(exist_ok=True)
     Path(__file__).with_name("out").joinpath("serving.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print("\n| server | target req/s | achieved req/s | p50 ms | p99 ms | errors |")
