@@ -13,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+# Real PostgreSQL and S3 servers on localhost: fixtures postgres_url, s3_url, pg_server, s3_server.
+pytest_plugins = ["tests.storage.servers"]
+
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
             check: bool = True) -> subprocess.CompletedProcess:

@@ -1,7 +1,13 @@
-"""Content-addressed blob store (sha256).
+"""Content-addressed blob stores (sha256) behind one small protocol.
 
-Write order for every blob: temp file in the store, fsync, rename into
-place. A reader therefore never sees a partial blob under its final name.
+Backends: :class:`LocalBlobStore` (a folder) and ``S3BlobStore`` (any
+S3-compatible server, ``storage/s3.py``, extra ``modelfab[s3]``). Pick one
+from a URL with :func:`open_blob_store`.
+
+Write order for every local blob: temp file in the store, fsync, rename
+into place; on S3 a PUT (or a completed multipart upload) is atomic. A
+reader therefore never sees a partial blob under its final name, and every
+read checks the sha256.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
@@ -32,16 +40,77 @@ def _check_sha(sha: str) -> str:
     return sha
 
 
+# A blob that is stored again (same content) gets its age reset when it is older
+# than this, so that `gc --min-age` (default a day) never takes a blob a writer reuses.
+REFRESH_AFTER_S = 3600
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    size: int
+    modified: float  # unix time of the last write (or reuse)
+
+
 class BlobStore(Protocol):
-    """The narrow protocol every blob backend implements."""
+    """The narrow protocol every blob backend implements (see tests/storage/test_blob_contract.py)."""
+
+    url: str
 
     def put_file(self, path: str | os.PathLike) -> str: ...
     def put_bytes(self, data: bytes) -> str: ...
+    def open(self, sha: str) -> BinaryIO: ...
     def get_bytes(self, sha: str) -> bytes: ...
     def copy_to(self, sha: str, dest: str | os.PathLike) -> Path: ...
+    def local_path(self, sha: str) -> Path: ...
     def exists(self, sha: str) -> bool: ...
+    def info(self, sha: str) -> BlobInfo: ...
     def delete(self, sha: str) -> None: ...
     def iter_ids(self) -> Iterator[str]: ...
+
+
+class VerifyingReader:
+    """A read-only stream over a blob that raises IntegrityError at the end if the sha256 differs."""
+
+    def __init__(self, raw: BinaryIO, sha: str) -> None:
+        self._raw = raw
+        self._sha = sha
+        self._h = hashlib.sha256()
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read() if n is None or n < 0 else self._raw.read(n)
+        self._h.update(data)
+        if (not data or n is None or n < 0) and not self._done:
+            self._done = True
+            if self._h.hexdigest() != self._sha:
+                raise IntegrityError(f"Blob {self._sha[:12]} does not match its sha256: it was changed in the store.",
+                                     hint="Restore it from a backup.")
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> "VerifyingReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_blob_store(spec: str, root: str | os.PathLike, *, s3_endpoint: str | None = None,
+                    cache_dir: str | os.PathLike | None = None) -> "BlobStore":
+    """The store named by ``spec``: ``s3://bucket/prefix``, ``file:///abs/path``, or a folder (relative to ``root``)."""
+    if spec.startswith("s3://"):
+        from .s3 import S3BlobStore
+
+        return S3BlobStore.from_url(spec, endpoint_url=s3_endpoint,
+                                    cache_dir=Path(cache_dir) if cache_dir else Path(root) / "cache" / "blobs")
+    if "://" in spec and not spec.startswith("file://"):
+        from ..errors import InvalidInput
+
+        raise InvalidInput(f"Blob store URL must be s3://BUCKET/PREFIX, file:///PATH or a folder; got {spec!r}.")
+    path = Path(spec[len("file://"):] if spec.startswith("file://") else spec).expanduser()
+    return LocalBlobStore(path if path.is_absolute() else Path(root) / path)
 
 
 class LocalBlobStore:
@@ -50,6 +119,7 @@ class LocalBlobStore:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self._tmp = self.root / ".tmp"
+        self.url = self.root.resolve().as_uri()
 
     def _path(self, sha: str) -> Path:
         _check_sha(sha)
@@ -59,6 +129,11 @@ class LocalBlobStore:
         final = self._path(sha)
         if final.exists():
             tmp.unlink(missing_ok=True)
+            try:  # reused: reset its age so gc's grace period protects it again
+                if time.time() - final.stat().st_mtime > REFRESH_AFTER_S:
+                    os.utime(final)
+            except OSError:
+                pass
             return sha
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
@@ -106,6 +181,22 @@ class LocalBlobStore:
             return self._path(sha).is_file()
         except NotFound:
             return False
+
+    def info(self, sha: str) -> BlobInfo:
+        p = self._path(sha)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise NotFound(f"Blob {sha[:12]} is missing from the store at {self.root}.") from None
+        return BlobInfo(size=st.st_size, modified=st.st_mtime)
+
+    def open(self, sha: str) -> BinaryIO:
+        """A stream of the blob; reading it to the end checks its sha256."""
+        p = self._path(sha)
+        try:
+            return VerifyingReader(open(p, "rb"), sha)  # type: ignore[return-value]
+        except FileNotFoundError:
+            raise NotFound(f"Blob {sha[:12]} is missing from the store at {self.root}.") from None
 
     def get_bytes(self, sha: str) -> bytes:
         p = self._path(sha)

@@ -8,6 +8,8 @@ callers write blobs first and the row last.
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -36,12 +38,67 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def normalize_db_url(url: str) -> str:
+    """``postgresql://`` / ``postgres://`` use the psycopg 3 driver (extra ``modelfab[postgres]``)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    if not url.startswith(("sqlite", "postgresql+")):
+        from ..errors import InvalidInput
+
+        raise InvalidInput(f"Database URL must start with sqlite:/// or postgresql://; got {public_db_url(url)!r}.")
+    return url
+
+
+def public_db_url(url: str) -> str:
+    """The URL without its password (what may be written to workspace.json or printed)."""
+    try:
+        u = sa.engine.make_url(url)
+    except Exception:
+        return url.split("@")[-1]
+    return u.set(password=None).render_as_string(hide_password=False) if u.password else url
+
+
+def with_password(url: str) -> str:
+    """Add ``MODELFAB_DB_PASSWORD`` to a PostgreSQL URL that has none (libpq's PGPASSWORD/.pgpass also work)."""
+    pw = os.environ.get("MODELFAB_DB_PASSWORD")
+    if not pw or url.startswith("sqlite"):
+        return url
+    u = sa.engine.make_url(url)
+    return url if u.password else u.set(password=pw).render_as_string(hide_password=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_dumps(obj: Any) -> str:
+    """JSON columns store NaN/Infinity as null on every backend (PostgreSQL's json type refuses them)."""
+    try:
+        return json.dumps(obj, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), allow_nan=False)
+
+
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                  json_serializer=json_dumps)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise WorkspaceError("This workspace keeps its metadata in PostgreSQL, which needs psycopg.",
+                             hint="Install it: pip install 'modelfab[postgres]'.") from None
+    return sa.create_engine(normalize_db_url(with_password(url)), pool_pre_ping=True, pool_size=5,
+                            max_overflow=10, connect_args={"connect_timeout": 10}, json_serializer=json_dumps)
 
 
 def _alembic_config(connection):
@@ -68,8 +125,12 @@ class MetadataStore:
     """The narrow metadata protocol. One instance per workspace."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url = public_db_url(url)
         self.engine = make_engine(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name  # "sqlite" | "postgresql"
 
     # -- schema -----------------------------------------------------------
     def current_revision(self) -> str | None:
@@ -120,6 +181,9 @@ class MetadataStore:
         for _attempt in range(20):
             try:
                 with self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":  # writers of one name queue here instead of retrying
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                     {"k": f"{table.name}:{values['name']}"})
                     current = conn.execute(
                         sa.select(sa.func.max(table.c.version)).where(table.c.name == values["name"])
                     ).scalar()
@@ -203,6 +267,10 @@ class MetadataStore:
         same stage are archived in the same transaction (one production version per name)."""
         with self.engine.begin() as conn:
             if archive_others_of is not None:
+                # Lock every version of the name first: two concurrent promotions then run one after
+                # the other instead of both seeing the old state (PostgreSQL; SQLite has one writer).
+                conn.execute(sa.select(t.models.c.id).where(t.models.c.name == archive_others_of)
+                             .with_for_update()).all()
                 conn.execute(t.models.update().where(t.models.c.name == archive_others_of, t.models.c.stage == stage,
                                                      t.models.c.id != model_id).values(stage="archived"))
             conn.execute(t.models.update().where(t.models.c.id == model_id).values(stage=stage))

@@ -8,8 +8,25 @@ from modelfab.storage import tables
 from modelfab.storage.metadata import MetadataStore, sqlite_url
 
 
+# The MetadataStore contract, run on every backend: SQLite (a file) and PostgreSQL (a real server,
+# tests/storage/servers.py). Tests that are about one backend say so in their name.
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _url(request, tmp_path, backend: str) -> str:
+    return sqlite_url(tmp_path / "m.db") if backend == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(params=BACKENDS)
+def meta(request, tmp_path):
+    m = MetadataStore(_url(request, tmp_path, request.param))
+    m.upgrade()
+    yield m
+    m.close()
+
+
 @pytest.fixture
-def meta(tmp_path):
+def sqlite_meta(tmp_path):
     m = MetadataStore(sqlite_url(tmp_path / "m.db"))
     m.upgrade()
     yield m
@@ -30,8 +47,8 @@ def test_migrations_create_exactly_the_declared_schema(meta):
     assert diff == []
 
 
-def test_sqlite_runs_in_wal_mode(meta):
-    with meta.engine.connect() as conn:
+def test_sqlite_runs_in_wal_mode(sqlite_meta):
+    with sqlite_meta.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
@@ -69,16 +86,76 @@ def test_blob_refs_recorded_with_the_row(meta):
     assert meta.referenced_blobs() == {"a" * 64}
 
 
-def test_schema_older_or_newer_is_refused_with_advice(tmp_path):
-    m = MetadataStore(sqlite_url(tmp_path / "x.db"))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_schema_older_or_newer_is_refused_with_advice(request, tmp_path, backend):
+    from alembic import command
+
+    from modelfab.storage.metadata import _alembic_config
+
+    m = MetadataStore(_url(request, tmp_path, backend))
     with pytest.raises(WorkspaceError, match="no schema"):
         m.check_schema()
+    with m.engine.begin() as conn:  # an old workspace: the first schema only
+        command.upgrade(_alembic_config(conn), "0001")
+    with pytest.raises(WorkspaceError, match="run `modelfab migrate`") as err:
+        m.check_schema()
+    assert "0001" in str(err.value)
     m.upgrade()
     m.check_schema()
     with m.engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num='9999'"))
     with pytest.raises(WorkspaceError, match="newer modelfab"):
         m.check_schema()
+    m.close()
+
+
+def test_json_server_defaults_and_ids_roundtrip(meta):
+    row = meta.add_dataset(name="ü-data", kind="table", content_sha="c" * 64, data_sha="a" * 64, source_name="f.csv",
+                           n_rows=10**10, n_cols=2, schema={"columns": [{"name": "温度", "kind": "numeric"}]},
+                           stats={"x": {"mean": 1.5, "counts": {"a": 1}, "none": None}}, options={"flag": True},
+                           created_by="t", refs=[])
+    got = meta.get_dataset("ü-data")
+    assert got["schema"]["columns"][0]["name"] == "温度" and got["n_rows"] == 10**10
+    assert got["stats"]["x"] == {"mean": 1.5, "counts": {"a": 1}, "none": None} and got["options"] == {"flag": True}
+    assert meta.get_dataset_by_id(row["id"])["name"] == "ü-data"
+    with meta.engine.begin() as conn:  # columns left out take the schema's server defaults
+        jid = conn.execute(tables.jobs.insert().values(kind="k", state="queued", params={}, created_at="t",
+                                                       updated_at="t")).inserted_primary_key[0]
+        mid = conn.execute(tables.models.insert().values(name="m", version=1, task="t", package_sha="p" * 64,
+                                                         manifest={}, metrics={}, created_at="t", created_by="u")
+                           ).inserted_primary_key[0]
+    job = meta.get_job(jid)
+    assert (job["progress"], job["message"]) == (0.0, "")
+    assert meta.get_model("m")["stage"] == "none" and mid >= 1
+    nan = meta.add_model(name="nan", task="t", dataset_id=None, package_sha="q" * 64, manifest={"score": float("inf")},
+                         metrics={"primary": {"validation_score": float("nan")}, "ok": 1.0}, created_by="u", refs=[])
+    got = meta.get_model("nan")  # PostgreSQL's json refuses NaN: both backends store null
+    assert got["metrics"] == {"primary": {"validation_score": None}, "ok": 1.0} and got["manifest"] == {"score": None}
+    assert nan["version"] == 1
+    ids = [meta.create_job("k", {}) for _ in range(3)]
+    assert ids == sorted(ids) and len(set(ids)) == 3 and ids[0] > jid
+
+
+def test_concurrent_promotions_leave_one_production_version(meta):
+    rows = [meta.add_model(name="m", task="t", dataset_id=None, package_sha=f"{i:064d}", manifest={}, metrics={},
+                           created_by="u", refs=[]) for i in range(6)]
+    barrier = threading.Barrier(len(rows))
+    errors = []
+
+    def promote(row):
+        try:
+            barrier.wait()
+            meta.set_model_stage(row["id"], "production", archive_others_of="m")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=promote, args=(r,)) for r in rows]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert len(meta.models_in_stage("production")) == 1
 
 
 def test_tokens_and_jobs(meta):
