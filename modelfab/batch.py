@@ -19,7 +19,10 @@ OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *, settings: Settings | None = None,
                        chunk_rows: int | None = None, keep_columns: bool = True,
-                       progress: Callable[[int, int], None] | None = None) -> dict:
+                       progress: Callable[[int, int], None] | None = None, executor=None) -> dict:
+    """Predict every row of ``path`` into ``out``. ``executor`` (modelfab.execution, e.g. Ray) spreads the
+    row chunks over workers; the output is the same file, rows in the same order, at most two chunks per
+    worker in flight."""
     settings = settings or Settings.from_env()
     out = Path(out)
     fmt = OUT_FORMATS.get(out.suffix.lower())
@@ -30,16 +33,22 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     big = Settings(max_import_bytes=1 << 62, max_rows=settings.max_rows, max_columns=settings.max_columns)
     src = open_table(path, big)
     total_bytes = max(1, Path(path).stat().st_size)
-    predictor = model.predictor
     chunk_rows = chunk_rows or settings.predict_chunk_rows
     tmp = out.with_name(f".{out.name}.part")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    writer = None
+    writer = frames = None
     try:
-        for chunk in iter_table_chunks(src, chunk_rows):
-            pred = predictor.predict(chunk)
-            frame = chunk.join(pred, rsuffix="_pred") if keep_columns else pred
+        chunks = iter_table_chunks(src, chunk_rows)
+        if executor is None or executor.name == "local":
+            predictor = model.predictor
+            frames = (_predict_here(predictor, chunk, keep_columns) for chunk in chunks)
+        else:
+            from .execution.batch import package_payload, predict_chunk
+
+            frames = executor.map(predict_chunk, package_payload(model.folder, keep_columns), chunks,
+                                  window=2 * executor.slots())
+        for frame in frames:
             if fmt == "csv":
                 frame.to_csv(tmp, mode="a" if rows else "w", header=not rows, index=False)
             else:
@@ -50,7 +59,7 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table.cast(writer.schema))
-            rows += len(chunk)
+            rows += len(frame)
             if progress:
                 progress(rows, total_bytes)
         if writer is not None:
@@ -62,6 +71,13 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     except BaseException:
         if writer is not None:
             writer.close()
+        if frames is not None:
+            frames.close()  # cancels the chunks still in flight on the workers
         tmp.unlink(missing_ok=True)
         raise
     return {"model": model.ref, "input": str(path), "output": str(out), "rows": rows}
+
+
+def _predict_here(predictor, chunk, keep_columns: bool):
+    pred = predictor.predict(chunk)
+    return chunk.join(pred, rsuffix="_pred") if keep_columns else pred

@@ -11,7 +11,7 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -74,6 +74,8 @@ class SearchResult:
     best_score: float
     trials: int
     ensemble: dict | None = None
+    notes: list[str] = field(default_factory=list)
+    execution: dict | None = None  # where the search ran (modelfab.execution), when not in this process
 
 
 def _score_from_loss(loss: float, metric: str, greater: bool) -> float:
@@ -149,18 +151,77 @@ def _refit_within_budget(automl, X, y, task: str, n_classes: int, budget: Budget
     return from_flaml(name, est.estimator, task, n_classes)
 
 
-def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: Budget, n_classes: int,
-               seed: int = 0, groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
-               learners: tuple[str, ...] = LEARNERS, progress: ProgressFn | None = None,
-               ensemble: bool = True) -> SearchResult:
-    from flaml import AutoML
-
+def flaml_metric_for(task: str, metric: str, n_classes: int):
+    """(FLAML metric name or function, greater is better) for one of our metric names."""
     table = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     flaml_metric, greater = table[metric]
     if flaml_metric == "balanced_accuracy":
         flaml_metric = _balanced_accuracy
     if task == "classification" and n_classes > 2 and flaml_metric == "roc_auc":
         flaml_metric = "roc_auc_ovr"
+    return flaml_metric, greater
+
+
+def search_share(X: np.ndarray, ensemble: bool) -> float:
+    """Share of the search time kept back for the ensemble (small data) or the final refit (large data)."""
+    large = X.size >= 1_000_000
+    return 0.2 if large else (0.1 if ensemble and not large else 0.0)
+
+
+def flaml_settings(X: np.ndarray, *, task: str, flaml_metric, seed: int, learners: tuple[str, ...],
+                   groups: np.ndarray | None, sample_weight: np.ndarray | None) -> dict:
+    """AutoML.fit arguments except time_budget and log_file_name (the same for every executor)."""
+    # Cross-validation where it is affordable: a small holdout picks noise.
+    eval_method = "cv" if len(X) <= 20_000 and X.size <= 2_000_000 else "holdout"
+    # Threads only pay off on larger data; on small data they slow every trial down.
+    n_jobs = max(1, os.cpu_count() or 1) if X.size >= 1_000_000 else 1
+    for name in ("flaml", "flaml.automl", "flaml.tune"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    kwargs = dict(
+        task=task, metric=flaml_metric, estimator_list=list(learners),
+        eval_method=eval_method, n_splits=5, seed=seed, log_type="all", n_jobs=n_jobs,
+        verbose=0, force_cancel=True,
+        # On large data the final refit of the best configuration on all rows can take long:
+        # we do it ourselves below, only when it fits in the time left (_refit_within_budget).
+        retrain_full=True if eval_method == "cv" else False, skip_transform=True, auto_augment=False,
+    )
+    if groups is not None:
+        kwargs.update(split_type="group", groups=groups)
+    elif task == "classification":
+        kwargs.update(split_type="stratified")
+    if sample_weight is not None:
+        kwargs["sample_weight"] = sample_weight
+    if "lgbm" in learners:
+        # Also try LightGBM's own defaults: on small data they are often better calibrated than
+        # anything the cost-frugal search reaches from its tiny starting model in the time given.
+        kwargs["starting_points"] = {"lgbm": {"n_estimators": 100, "num_leaves": 31, "min_child_samples": 20,
+                                              "learning_rate": 0.1, "log_max_bin": 8, "colsample_bytree": 1.0,
+                                              "reg_alpha": 1 / 1024, "reg_lambda": 1 / 1024}}
+    return kwargs
+
+
+def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: Budget, n_classes: int,
+               seed: int = 0, groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
+               learners: tuple[str, ...] = LEARNERS, progress: ProgressFn | None = None,
+               ensemble: bool = True, executor=None, max_trials: int | None = None) -> SearchResult:
+    """Search within ``budget``; ``executor`` (modelfab.execution) with several slots runs independent
+    searches side by side (see modelfab/execution/search.py); ``max_trials`` caps the trials of each
+    search (a reproducible search when the budget is not the limit)."""
+    if executor is not None and (executor.name != "local" or executor.slots() > 1):  # Ray starts here, in the budget
+        from ..execution.search import run_parallel_search
+
+        parallel = run_parallel_search(X, y, task=task, metric=metric, budget=budget, n_classes=n_classes,
+                                       seed=seed, groups=groups, sample_weight=sample_weight, learners=learners,
+                                       progress=progress, ensemble=ensemble, executor=executor,
+                                       max_trials=max_trials)
+        if parallel is not None:
+            return parallel
+    fallback = [] if executor is None or executor.slots() <= 1 else [
+        f"{executor.name} workers were not ready with enough of the budget left for parallel searches; the search "
+        "ran in this process. Give a larger --budget."]
+    from flaml import AutoML
+
+    flaml_metric, greater = flaml_metric_for(task, metric, n_classes)
     # The reserve for evaluation and packaging is soft: a search of at least
     # one second still fits within the promise (budget + 10% + 5 s).
     # Keep part of the search time for ensemble selection: refits are cheap on small data.
@@ -168,44 +229,24 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
     # refits cost more than they return), but keep 20% to refit the best configuration on all rows.
     large = X.size >= 1_000_000
     ensemble = ensemble and not large
-    share = 0.2 if large else (0.1 if ensemble else 0.0)
+    share = search_share(X, ensemble)
     time_budget = max(1.0, budget.left_for_search() * (1.0 - share))
     if budget.left() < 1.0:
         raise TrainingError(
             f"The budget ({budget.total:.0f} s) was used up by data preparation before the model search could start.",
             hint="Give a larger --budget.",
         )
-    # Cross-validation where it is affordable: a small holdout picks noise.
-    eval_method = "cv" if len(X) <= 20_000 and X.size <= 2_000_000 else "holdout"
-    # Threads only pay off on larger data; on small data they slow every trial down.
-    n_jobs = max(1, os.cpu_count() or 1) if X.size >= 1_000_000 else 1
-    for name in ("flaml", "flaml.automl", "flaml.tune"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    kwargs = flaml_settings(X, task=task, flaml_metric=flaml_metric, seed=seed, learners=learners, groups=groups,
+                            sample_weight=sample_weight)
+    eval_method, n_jobs = kwargs["eval_method"], kwargs["n_jobs"]
+    if max_trials:
+        kwargs["max_iter"] = int(max_trials)
     with tempfile.TemporaryDirectory(prefix="modelfab-search-") as tmp:
         log_path = Path(tmp) / "trials.jsonl"
         watcher = _LogWatcher(log_path, budget, metric, greater, progress)
         watcher.start()
         automl = AutoML()
-        kwargs = dict(
-            task=task, metric=flaml_metric, time_budget=time_budget, estimator_list=list(learners),
-            eval_method=eval_method, n_splits=5, seed=seed, log_type="all", n_jobs=n_jobs, log_file_name=str(log_path),
-            verbose=0, force_cancel=True,
-            # On large data the final refit of the best configuration on all rows can take long:
-            # we do it ourselves below, only when it fits in the time left (_refit_within_budget).
-            retrain_full=True if eval_method == "cv" else False, skip_transform=True, auto_augment=False,
-        )
-        if groups is not None:
-            kwargs.update(split_type="group", groups=groups)
-        elif task == "classification":
-            kwargs.update(split_type="stratified")
-        if sample_weight is not None:
-            kwargs["sample_weight"] = sample_weight
-        if "lgbm" in learners:
-            # Also try LightGBM's own defaults: on small data they are often better calibrated than
-            # anything the cost-frugal search reaches from its tiny starting model in the time given.
-            kwargs["starting_points"] = {"lgbm": {"n_estimators": 100, "num_leaves": 31, "min_child_samples": 20,
-                                                  "learning_rate": 0.1, "log_max_bin": 8, "colsample_bytree": 1.0,
-                                                  "reg_alpha": 1 / 1024, "reg_lambda": 1 / 1024}}
+        kwargs.update(time_budget=time_budget, log_file_name=str(log_path))
         try:
             automl.fit(X, y, **kwargs)
         except Exception as exc:  # FLAML raises many kinds; surface one clear error
@@ -249,5 +290,5 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         return SearchResult(
             learner=learner, learner_name=learner_name, config=config,
             leaderboard=leaderboard, metric=metric, best_score=_score_from_loss(automl.best_loss, metric, greater),
-            trials=watcher.trials, ensemble=ensemble_info,
+            trials=watcher.trials, ensemble=ensemble_info, notes=fallback,
         )

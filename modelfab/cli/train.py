@@ -13,6 +13,12 @@ from rich.table import Table
 from . import app
 from .common import JsonOpt, WorkspaceOpt, console, emit_json, err_console, fmt_num, model_dict, open_ws, add_row
 
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="Where the work runs: local (this process), process "
+                                          "(a local process pool) or ray (needs the ray extra of modelfab; see docs/execution.md).")]
+RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", help="With --executor ray: a running cluster "
+                                                      "(HOST:6379, ray://HOST:10001 or auto); default: start a private "
+                                                      "Ray on 127.0.0.1.")]
+
 models_app = typer.Typer(help="Registered models: list, show.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
@@ -30,14 +36,18 @@ def train_cmd(
     max_false_alarm: Annotated[float, typer.Option("--max-false-alarm", help="Anomaly: target false-alarm rate on held-out normal recordings.")] = 0.01,
     learners: Annotated[Optional[str], typer.Option("--learners", help="Comma-separated subset of lgbm,xgboost,xgb_limitdepth,rf,extra_tree.")] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble", help="Try an ensemble of the best learners.")] = True,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model with AutoML within a wall-clock budget, register it and write its report."""
     from ..automl.budget import Budget, parse_duration
+    from ..execution import get_executor
 
     seconds = parse_duration(budget)
     clock = Budget(seconds)
+    runner = get_executor(executor, ray_address=ray_address)  # started lazily, inside the budget
     ws = open_ws(workspace)
     show = not json_out
     progress = Progress(
@@ -45,7 +55,7 @@ def train_cmd(
         TextColumn("left {task.fields[left]:>5.0f}s"), TextColumn("trials {task.fields[trials]}"),
         TextColumn("best {task.fields[best]}"), console=err_console, transient=False, disable=not show,
     )
-    with progress:
+    with progress, runner:
         bar = progress.add_task("training", total=seconds, left=seconds, trials=0, best="-")
 
         def on_progress(p) -> None:
@@ -55,7 +65,7 @@ def train_cmd(
         model = ws.train(dataset, target=target, task=task, budget=seconds, metric=metric, name=name, seed=seed,
                          normal_label=normal_label, max_false_alarm=max_false_alarm,
                          learners=tuple(x.strip() for x in learners.split(",") if x.strip()) if learners else None,
-                         ensemble=ensemble, progress=on_progress, budget_clock=clock)
+                         ensemble=ensemble, progress=on_progress, budget_clock=clock, executor=runner)
         progress.update(bar, completed=seconds, left=clock.left())
     elapsed = clock.elapsed()
     report = ws.root / "reports" / f"{model.name}-v{model.version}" / "report.html"
@@ -188,18 +198,23 @@ def predict_cmd(
     model: Annotated[str, typer.Argument(help="NAME (latest) or NAME:VERSION.")],
     paths: Annotated[list[Path], typer.Argument(help="Input file(s): CSV/Parquet/Excel for table models.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Batch prediction with probabilities, in chunks so memory stays bounded."""
     from ..batch import predict_table_file
     from ..errors import InvalidInput
+    from ..execution import get_executor, require_local
 
+    runner = get_executor(executor, ray_address=ray_address)
     ws = open_ws(workspace)
     m = ws.model(model)
     if m.manifest.get("modality", "tabular") != "tabular":
         from ..modalities import registry
 
+        require_local(runner, f"Batch prediction of a {m.manifest['modality']} model")
         runner = registry.batch_predictor(m.manifest["modality"])
         result = runner(ws, m, paths, out)
     else:
@@ -213,7 +228,9 @@ def predict_cmd(
             def on_chunk(rows: int, _total: int) -> None:
                 prog.update(bar, rows=rows)
 
-            result = predict_table_file(m, paths[0], out, settings=ws.settings, progress=on_chunk)
+            with runner:
+                result = predict_table_file(m, paths[0], out, settings=ws.settings, progress=on_chunk,
+                                            executor=runner)
             prog.update(bar, total=1.0, completed=1.0)
         result["elapsed_s"] = round(time.monotonic() - t0, 3)
     if json_out:
