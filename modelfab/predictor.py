@@ -28,8 +28,14 @@ class TabularPredictor:
         self.labels: list | None = manifest.get("labels")
         self.threshold: float | None = manifest.get("decision_threshold")
         pre_file = manifest.get("preprocessor", "preprocess.json")
-        self.preprocessor = TabularPreprocessor.from_dict(json.loads((self.folder / pre_file).read_text("utf-8")))
-        self.learner = load_learner(self.folder, manifest.get("learner") or {}, self.task, len(self.labels or []))
+        self.preprocessor = TabularPreprocessor.load(self.folder, json.loads((self.folder / pre_file).read_text("utf-8")))
+        spec = manifest.get("learner") or {}
+        if spec.get("format") == "text-scores":  # a text column's linear model alone (modalities/text/stage.py)
+            from .modalities.text.stage import TextScoresLearner
+
+            self.learner = TextScoresLearner.load(self.folder, spec, self.task, len(self.labels or []))
+        else:
+            self.learner = load_learner(self.folder, spec, self.task, len(self.labels or []))
 
     @property
     def input_columns(self) -> list[dict]:

@@ -7,7 +7,6 @@ register (blobs first, row last), report.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from .storage.metadata import utcnow
 def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str, budget: float | str,
           metric: str | None, name: str | None, seed: int, progress=None, budget_clock=None,
           normal_label: str = "normal", max_false_alarm: float = 0.01, learners: tuple[str, ...] | None = None,
-          ensemble: bool = True):
+          ensemble: bool = True, executor=None):
     seconds = parse_duration(budget)
     clock = budget_clock or Budget(seconds)
     ds = ws.dataset(dataset)
@@ -33,6 +32,9 @@ def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str,
 
     trainer = modality_registry.trainer(ds.kind)
     if trainer is not None:  # recordings, images, series, ...: see modalities/registry.py
+        from .execution import require_local
+
+        require_local(executor, f"Training on {ds.kind} data")
         model = trainer(ws, ds, target=target, task=task, budget=clock, metric=metric, name=name, seed=seed,
                         progress=progress, normal_label=normal_label, max_false_alarm=max_false_alarm)
     else:
@@ -40,24 +42,30 @@ def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str,
             from .errors import InvalidInput
 
             raise InvalidInput("Training on a table needs --target COLUMN (the column to predict).")
-        model = _train_table(ws, ds, target=target, task=task, clock=clock, metric=metric, name=name, seed=seed,
-                             progress=progress, learners=learners, ensemble=ensemble)
+        from .execution import open_executor
+
+        with open_executor(executor) as ex:  # Ray starts lazily inside the search: its start-up counts
+            model = _train_table(ws, ds, target=target, task=task, clock=clock, metric=metric, name=name, seed=seed,
+                                 progress=progress, learners=learners, ensemble=ensemble, executor=ex)
     if clock.left() > 0.5:
         model.write_report()
     return model
 
 
-def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, learners, ensemble):
+def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, learners, ensemble, executor=None):
     from .automl.engine import train_tabular
 
     df = ws.load_frame(ds)
     result = train_tabular(df, ds.schema, target=target, task=task, budget=clock, metric=metric, seed=seed,
-                           progress=progress, learners=learners, ensemble=ensemble)
+                           progress=progress, learners=learners, ensemble=ensemble, executor=executor)
     kinds = ds.column_kinds()
     with package_folder(ws) as folder:
-        learner_spec = write_learner(folder, result)
+        # which dataset rows form the holdout (the UI shows a confusion-matrix cell's rows from it)
+        kept = np.flatnonzero(df[target].notna().to_numpy())
+        learner_spec = write_learner(folder, result, extra_holdout={"row": kept[result.holdout_index].astype(np.int64)})
         manifest = base_manifest(ds, result, clock, seed, learner_spec, modality="tabular")
         manifest["target"] = target
+        manifest.update(result.manifest_extra)  # e.g. "text": misclassified holdout examples for the report
         manifest["input_schema"]["ignored"] = [c["name"] for c in ds.schema["columns"]
                                                if c["name"] != target and kinds.get(c["name"]) in ("id", "empty")]
         return finish(ws, folder, manifest, result, name=name, ds=ds)
@@ -73,7 +81,7 @@ def package_folder(ws):
 
 def write_learner(folder: Path, result, extra_holdout: dict | None = None) -> dict:
     """Preprocessor, learner files and holdout arrays of a supervised result."""
-    (folder / "preprocess.json").write_text(json.dumps(result.preprocessor.to_dict(), indent=1), "utf-8")
+    result.preprocessor.save(folder, "preprocess.json")  # JSON state (+ text models' vocabulary/weights files)
     model_file = result.learner.save(folder)
     spec = {"name": result.learner_name, "format": result.learner.format, "config": result.config}
     if result.learner.format == "ensemble":

@@ -18,7 +18,7 @@ from ..modalities.tabular import TabularPreprocessor
 from ..splits import holdout_split
 from .budget import Budget
 from .learners import FittedLearner, feature_importance
-from .search import CLASSIFICATION_METRICS, REGRESSION_METRICS, ProgressFn, run_search
+from .search import CLASSIFICATION_METRICS, REGRESSION_METRICS, Progress, ProgressFn, SearchResult, run_search
 
 TASKS = ("auto", "classification", "regression")
 MIN_ROWS = 10
@@ -46,6 +46,7 @@ class TrainResult:
     n_holdout: int
     notes: list[str] = field(default_factory=list)
     ensemble: dict | None = None
+    manifest_extra: dict = field(default_factory=dict)  # modality extras for the manifest (e.g. "text")
 
 
 def reserve_for(total: float) -> float:
@@ -163,7 +164,7 @@ def default_metric(task: str, n_classes: int) -> str:
 def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "auto", budget: Budget,
                   metric: str | None = None, seed: int = 0, groups: np.ndarray | None = None,
                   progress: ProgressFn | None = None, learners: tuple[str, ...] | None = None,
-                  ensemble: bool = True) -> TrainResult:
+                  ensemble: bool = True, executor=None) -> TrainResult:
     from ..evaluation.metrics import classification_metrics, regression_metrics
 
     budget.reserve(reserve_for(budget.total))
@@ -178,17 +179,52 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
                            hint="Use macro_f1, accuracy, log_loss or roc_auc.")
 
     train_idx, test_idx = holdout_split(y if task == "classification" else None, len(df), groups=groups, seed=seed)
+    if any(c["kind"] == "text" and c["name"] != target for c in schema["columns"]):
+        train_idx = _fit_text_to_budget(df, schema, target, y, train_idx, test_idx, task, budget, seed, notes)
     pre = TabularPreprocessor().fit(df.iloc[train_idx], schema, exclude=(target,))
-    X = pre.transform(df)
-    X_train, X_test, y_train, y_test = X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+    y_train, y_test = y[train_idx], y[test_idx]
+    text_cols = [c["name"] for c in pre.input_columns if c["kind"] == "text"]
+    stage = None
+    if text_cols:  # free text: TF-IDF + linear model per column; its out-of-fold scores feed the search
+        from ..modalities.text.stage import fit_text_stage
+
+        share = 0.7 if len(text_cols) == len(pre.input_columns) else 0.4
+        tried: list[dict] = []
+
+        def on_candidate(row: dict, best: float) -> None:
+            tried.append(row)
+            if progress is not None:
+                progress(Progress(budget.elapsed(), budget.left(), len(tried), best, row["learner"], metric,
+                                  f"text model of {row['config']['column']!r}"))
+
+        stage = fit_text_stage(df.iloc[train_idx], text_cols, y_train, n_classes=n_classes, labels=labels,
+                               metric=metric, seconds=budget.left_for_search() * share, seed=seed,
+                               groups=None if groups is None else groups[train_idx], on_candidate=on_candidate)
+        pre.text_models = stage.models
+        notes += stage.notes
+    X_train = pre.transform(df.iloc[train_idx], text_scores=stage.oof if stage else None)
+    X_test = pre.transform(df.iloc[test_idx])
 
     weights = None
     if task == "classification" and metric in ("f1", "macro_f1", "balanced_accuracy"):
         counts = np.bincount(y_train, minlength=n_classes).astype(float)
         weights = (len(y_train) / (n_classes * np.maximum(counts, 1)))[y_train]
-    result = run_search(X_train, y_train, task=task, metric=metric, budget=budget, n_classes=n_classes, seed=seed,
-                        groups=None if groups is None else groups[train_idx], sample_weight=weights,
-                        progress=progress, learners=check_learners(learners), ensemble=ensemble)
+    if stage is not None:
+        import flaml  # noqa: F401 - imported before the check below (the import alone can take a second)
+    if stage is not None and budget.left() < 1.5:  # the text model used the time: keep it alone, skip the trees
+        result = SearchResult(learner=None, learner_name="", config={}, leaderboard=[], metric=metric,
+                              best_score=float("nan"), trials=0)
+        notes.append(f"The text model of {text_cols[0]!r} used the whole budget: it predicts alone, no tree learner "
+                     "was tried" + (" and the other columns are not used" if len(pre.input_columns) > 1 else "")
+                     + ". Give a larger --budget.")
+    else:
+        result = run_search(X_train, y_train, task=task, metric=metric, budget=budget, n_classes=n_classes, seed=seed,
+                            groups=None if groups is None else groups[train_idx], sample_weight=weights,
+                            progress=progress, learners=check_learners(learners), ensemble=ensemble,
+                            executor=executor)
+        notes += result.notes
+    if stage is not None:
+        _pick_text_learner(result, stage, pre, text_cols, task=task, metric=metric, n_classes=n_classes)
     raw = result.learner.predict_raw(X_test)
     if task == "classification":
         metrics = classification_metrics(y_test, raw, [str(v) for v in labels])
@@ -199,10 +235,78 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     metrics["primary"] = {"name": metric, "validation_score": result.best_score}
     if len(test_idx) < 30:
         notes.append(f"The holdout has only {len(test_idx)} rows: treat its metrics as rough.")
+    fi = feature_importance(result.learner, pre.feature_names)
+    if getattr(result.learner, "format", "") == "text-scores":
+        fi = {pre.feature_names[i]: 1.0 / len(result.learner.columns) for i in result.learner.columns}
+    extra = {}
+    if stage is not None:
+        from ..modalities.text.report import holdout_examples
+
+        extra["text"] = {"columns": text_cols, "candidates": {c: m.candidate for c, m in stage.models.items()},
+                         "examples": holdout_examples(df.iloc[test_idx][text_cols[0]], y_test, raw, task, labels)}
     return TrainResult(
         task=task, metric=metric, labels=labels, preprocessor=pre, learner=result.learner,
         learner_name=result.learner_name, config=result.config, leaderboard=result.leaderboard,
         metrics=metrics, y_holdout=y_test, X_holdout=X_test, holdout_index=np.asarray(test_idx), proba_holdout=proba, pred_holdout=pred,
-        feature_importance=feature_importance(result.learner, pre.feature_names), trials=result.trials,
-        n_train=len(train_idx), n_holdout=len(test_idx), notes=notes, ensemble=result.ensemble,
+        feature_importance=fi, trials=result.trials,
+        n_train=len(train_idx), n_holdout=len(test_idx), notes=notes, ensemble=result.ensemble, manifest_extra=extra,
     )
+
+
+def _fit_text_to_budget(df, schema, target, y, train_idx, test_idx, task, budget: Budget, seed: int,
+                        notes: list[str]) -> np.ndarray:
+    """Featurising text is the one cost that grows with the rows before any candidate runs: measure it on a
+    sample, reserve time to featurise the holdout and check the package, and when the training rows would not
+    fit in half the text stage's time, train on a random part of them (noted)."""
+    from ..modalities.text.stage import seconds_per_row
+
+    cols = [c["name"] for c in schema["columns"] if c["kind"] == "text" and c["name"] != target]
+    per_row = seconds_per_row(df.iloc[train_idx], cols)
+    budget.reserve(reserve_for(budget.total) + 2.0 * per_row * len(test_idx))
+    room = 0.5 * 0.7 * budget.left_for_search()
+    if per_row * len(train_idx) <= room or len(train_idx) <= 1000:
+        return train_idx
+    keep = max(1000, int(room / per_row))
+    rng = np.random.default_rng(seed)
+    if task == "classification":  # keep every class: at least 2 rows of each, the rest at random
+        picks = [rng.permutation(train_idx[y[train_idx] == c])[:2] for c in np.unique(y[train_idx])]
+        first = np.concatenate(picks)
+        rest = rng.permutation(np.setdiff1d(train_idx, first))[: max(0, keep - len(first))]
+        kept = np.sort(np.concatenate([first, rest]))
+    else:
+        kept = np.sort(rng.choice(train_idx, keep, replace=False))
+    notes.append(f"Featurising the texts of all {len(train_idx):,} training rows would not fit in the budget "
+                 f"({budget.total:.0f} s): the model was trained on a random {len(kept):,} of them. "
+                 "Give a larger --budget to use them all.")
+    return kept
+
+
+def _pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[str], *, task: str, metric: str,
+                       n_classes: int) -> None:
+    """Add the text models to the leaderboard; with one text column as the only input, keep its linear
+    model alone when it validates better than the tree learners on its scores (in place)."""
+    from ..modalities.text.column import better
+    from ..modalities.text.stage import TextScoresLearner
+
+    table = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    greater = table[metric][1]
+    result.leaderboard = sorted(result.leaderboard + stage.leaderboard,
+                                key=lambda r: (np.isfinite(r["score"]), r["score"] if greater else -r["score"]),
+                                reverse=True)
+    col = text_cols[0]
+    linear = stage.best_score.get(col, float("nan"))
+    if result.learner is not None and (len(text_cols) != 1 or len(pre.input_columns) != 1):
+        return
+    # The simpler model is kept unless the trees validate clearly better (by more than fold noise).
+    tol = 0.01 * abs(linear) if metric in ("log_loss", "rmse", "mae", "mse", "mape") else 0.002
+    margin = -tol if greater else tol
+    trees_win = np.isfinite(result.best_score) and (not np.isfinite(linear)
+                                                    or better(metric, result.best_score + margin, linear))
+    if result.learner is None or not trees_win:
+        model = stage.models[col]
+        names = pre.feature_names
+        cols = [names.index(n) for n in model.output_names]
+        result.learner = TextScoresLearner(cols, task, n_classes)
+        result.learner_name = f"text:{model.candidate.split()[0]}"
+        result.config = {"text_model": model.candidate, "column": col}
+        result.best_score, result.ensemble = linear, None

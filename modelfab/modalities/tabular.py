@@ -22,6 +22,7 @@ FALSE_WORDS = {"false", "no", "n", "f", "0", "off", "否", "假", "ng", "fail"}
 MAX_CATEGORIES = 256
 _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|serial|sn|key|编号|序号)($|[_\s-])|id$", re.IGNORECASE)
 _DATEISH = re.compile(r"\d{1,4}[-/.:年]\d{1,2}")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 def _is_bool_like(values: pd.Series) -> bool:
@@ -61,8 +62,11 @@ def infer_kind(s: pd.Series, name: str) -> str:
         return "numeric"
     nunique = values.nunique()
     ratio = nunique / n
-    avg_len = float(sample.str.len().mean())
-    words = float(sample.str.split().str.len().mean())
+    # A CJK character carries about as much as two Latin letters, and Chinese has no spaces
+    # between words: count it as half a word, so Chinese reviews are text, not ids.
+    cjk = sample.str.count(_CJK)
+    avg_len = float((sample.str.len() + cjk).mean())
+    words = float((sample.str.split().str.len() + cjk / 2).mean())
     if avg_len > 40 or (ratio > 0.5 and words >= 4):
         return "text"
     if ratio > 0.95 and n >= 20 and (words <= 1.0) and (_ID_NAME.search(name) or nunique > 50):
@@ -131,8 +135,10 @@ def _to_datetime(s: pd.Series) -> pd.Series:
 class TabularPreprocessor:
     """Turns a raw frame into a float matrix. State is JSON (``to_dict``)."""
 
-    def __init__(self, columns: list[dict] | None = None) -> None:
+    def __init__(self, columns: list[dict] | None = None, text_models: dict | None = None) -> None:
         self.columns = columns or []
+        # text column -> fitted TextColumnModel (see modalities/text): its scores become features
+        self.text_models = text_models or {}
 
     @property
     def input_columns(self) -> list[dict]:
@@ -146,6 +152,8 @@ class TabularPreprocessor:
                 names += [f"{c['name']}.{p}" for p in ("year", "month", "day", "dayofweek", "hour", "epoch_days")]
             elif c["kind"] == "text":
                 names += [f"{c['name']}.length", f"{c['name']}.words"]
+                if c["name"] in self.text_models:
+                    names += self.text_models[c["name"]].output_names
             else:
                 names.append(c["name"])
         return names
@@ -163,7 +171,9 @@ class TabularPreprocessor:
         self.columns = cols
         return self
 
-    def transform(self, df: pd.DataFrame) -> np.ndarray:
+    def transform(self, df: pd.DataFrame, text_scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Float matrix of ``df``. ``text_scores`` (column -> scores) replaces a text model's own scores:
+        training passes out-of-fold scores for its rows."""
         missing = [c["name"] for c in self.input_columns if c["name"] not in df.columns]
         if missing:
             shown = ", ".join(repr(m) for m in missing[:10])
@@ -193,12 +203,39 @@ class TabularPreprocessor:
             elif kind == "text":
                 txt = s.astype(str).where(s.notna(), "")
                 parts.append(np.column_stack([txt.str.len().astype(float), txt.str.split().str.len().astype(float)]))
+                if text_scores is not None and c["name"] in text_scores:
+                    parts.append(np.asarray(text_scores[c["name"]], dtype=np.float64).reshape(n, -1))
+                elif c["name"] in self.text_models:
+                    parts.append(self.text_models[c["name"]].scores(txt.tolist()))
         if not parts:
             raise InvalidInput("The model has no usable input columns (all are ids, empty or the target).")
         return np.hstack(parts).astype(np.float64) if n else np.zeros((0, len(self.feature_names)))
 
     def to_dict(self) -> dict:
-        return {"columns": self.columns, "feature_names": self.feature_names}
+        text = {name: f"text_{i}" for i, name in enumerate(self.text_models)}
+        return {"columns": self.columns, "feature_names": self.feature_names, **({"text_models": text} if text else {})}
+
+    def save(self, folder, name: str = "preprocess.json") -> None:
+        """Write the JSON state and each text model's vocabulary/weights (JSON + npz) into a package folder."""
+        import json
+
+        state = self.to_dict()
+        for col, stem in state.get("text_models", {}).items():
+            self.text_models[col].save(folder, stem)
+        (folder / name).write_text(json.dumps(state, indent=1, ensure_ascii=False), "utf-8")
+
+    @classmethod
+    def load(cls, folder, state: dict) -> "TabularPreprocessor":
+        """The preprocessor of a package folder (text models are read from their own files)."""
+        pre = cls.from_dict(state)
+        stems = state.get("text_models") or {}
+        if stems:
+            from .text.column import TextColumnModel
+
+            if not isinstance(stems, dict):
+                raise InvalidInput("Preprocessor state is malformed: 'text_models' must map columns to file stems.")
+            pre.text_models = {str(col): TextColumnModel.load(folder, str(stem)) for col, stem in stems.items()}
+        return pre
 
     @classmethod
     def from_dict(cls, state: dict) -> "TabularPreprocessor":

@@ -1,0 +1,176 @@
+"""Text end to end: GB18030 CSV import, train within budget, reload, `modelfab predict`, REST, report, docs."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelfab.modalities.text.synth import make_reports
+from tests.conftest import cli_json, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET = 8
+
+
+@pytest.fixture(scope="module")
+def zh(tmp_path_factory):
+    """Chinese reviews + a numeric column, as a GB18030 CSV, imported and trained through the CLI."""
+    d = tmp_path_factory.mktemp("text")
+    df = make_reports(300, lang="zh", seed=2)
+    src = d / "reviews.csv"
+    df.to_csv(src, index=False, encoding="gb18030")
+    assert "好评".encode("gb18030") in src.read_bytes()
+    ws = d / "ws"
+    w = ["--workspace", str(ws)]
+    run_cli("init", str(ws))
+    imp = cli_json("data", "import", str(src), "--name", "reviews", *w)
+    tr = cli_json("train", "reviews", "--target", "label", "--budget", str(BUDGET), *w)
+    return {"dir": d, "ws": ws, "w": w, "df": df, "import": imp, "train": tr}
+
+
+def test_import_keeps_chinese_text_as_a_text_column(zh):
+    from modelfab.workspace import Workspace
+
+    with Workspace.open(zh["ws"]) as ws:
+        ds = ws.dataset("reviews")
+        assert ds.column_kinds() == {"text": "text", "hours": "numeric", "label": "categorical"}
+        assert ws.load_frame(ds)["text"].tolist() == zh["df"]["text"].tolist()  # decoded from GB18030
+
+
+def test_train_within_budget_and_learns(zh):
+    tr = zh["train"]
+    assert tr["elapsed_s"] <= BUDGET * 1.1 + 5
+    assert tr["metrics"]["accuracy"] > 0.8  # 5% of the labels are flipped on purpose
+    from modelfab.workspace import Workspace
+
+    with Workspace.open(zh["ws"]) as ws:
+        m = ws.model("reviews")
+        learners = {r["learner"] for r in m.manifest["leaderboard"]}
+        trees = {x for x in learners if not x.startswith("text:")}
+        assert learners - trees  # the text candidates are on the leaderboard
+        # the trees ran on the text scores + hours, unless the text model used the budget (a very loaded machine)
+        assert trees or "used the whole budget" in " ".join(m.manifest["training"]["notes"])
+        assert {"text.text_score", "hours"} <= set(json.loads((m.folder / "preprocess.json").read_text())["feature_names"])
+        assert not list(m.folder.glob("*.pkl")) and (m.folder / "text_0.npz").is_file()
+
+
+def test_reloaded_model_predicts_identically_and_handles_hostile_text(zh):
+    from modelfab.predictor import load_predictor
+    from modelfab.workspace import Workspace
+
+    rows = zh["df"].drop(columns="label").head(40).astype({"text": object})
+    rows.loc[0, "text"] = ""
+    rows.loc[1, "text"] = "质量很好" * 200_000  # 800,000 characters: cut to the first 10,000
+    rows.loc[2, "text"] = None
+    rows.loc[3, "text"] = 12345  # not text at all
+    with Workspace.open(zh["ws"]) as ws:
+        m = ws.model("reviews")
+        first = m.predict(rows)
+        t0 = time.monotonic()
+        again = load_predictor(m.folder).predict(rows)
+        assert time.monotonic() - t0 < 10
+    pd.testing.assert_frame_equal(first, again)
+    assert first.iloc[1]["prediction"] == "好评"
+    assert np.allclose(first.filter(like="proba_").sum(axis=1), 1.0)
+
+
+def test_cli_predict_on_a_gb18030_file(zh):
+    src = zh["dir"] / "new.csv"
+    new = pd.DataFrame({"text": ["质量很好，非常满意。", "质量太差，已经退货。"], "hours": [10.0, 20.0]})
+    new.to_csv(src, index=False, encoding="gb18030")
+    out = zh["dir"] / "out.csv"
+    res = cli_json("predict", "reviews", str(src), "-o", str(out), *zh["w"])
+    assert res["rows"] == 2
+    got = pd.read_csv(out)
+    assert got["prediction"].tolist() == ["好评", "差评"]
+
+
+def test_report_shows_top_terms_and_misclassified_examples(zh):
+    from modelfab.workspace import Workspace
+
+    with Workspace.open(zh["ws"]) as ws:
+        html_path, js = ws.model("reviews").write_report(zh["dir"] / "report")
+    rep = json.loads(Path(js).read_text("utf-8"))
+    sections = {s["title"]: s for s in rep["sections"]}
+    top = {r["class"]: r["top terms"] for r in sections["Top terms per class"]["table"]}
+    assert any(w in top["好评"] for w in ("满意", "很好", "推荐"))
+    assert any(w in top["差评"] for w in ("失望", "太差", "退货"))
+    wrong = sections["Held-out examples the model got wrong"]["table"]
+    assert wrong and all(r["true"] != r["predicted"] for r in wrong)
+    html = Path(html_path).read_text("utf-8")
+    assert "Top terms per class" in html
+
+
+def test_onnx_export_of_a_text_model_is_a_clear_error(zh):
+    from modelfab.errors import UnsupportedFormat
+    from modelfab.export.onnx import export_onnx
+    from modelfab.workspace import Workspace
+
+    with Workspace.open(zh["ws"]) as ws, pytest.raises(UnsupportedFormat, match=r"text column\(s\) 'text'.*ONNX"):
+        export_onnx(ws.model("reviews").folder, zh["dir"] / "m.onnx")
+    assert not (zh["dir"] / "m.onnx").exists()
+
+
+def test_rest_predict_with_text_json(zh):
+    from modelfab.workspace import Workspace
+
+    with Workspace.open(zh["ws"]) as ws:
+        _, token = ws.create_token("text-tests", "predict")
+    with socket_port() as port:
+        env = dict(os.environ, MODELFAB_HOME=str(zh["ws"]))
+        proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "reviews", "--port", str(port)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        body = {"records": [{"text": "非常满意，推荐购买", "hours": 3.0}, {"text": "", "hours": None}]}
+        r = httpx.post(base + "/v1/models/reviews/predict", json=body, headers=auth, timeout=30)
+        assert r.status_code == 200, r.text
+        preds = r.json()["predictions"]
+        assert preds[0]["prediction"] == "好评" and set(preds[0]["probabilities"]) == {"好评", "差评"}
+        bad = httpx.post(base + "/v1/models/reviews/predict", json={"records": [{"text": {"a": 1}, "hours": 1}]},
+                         headers=auth, timeout=30)
+        assert bad.status_code == 422 and "text" in bad.text
+        missing = httpx.post(base + "/v1/models/reviews/predict", json={"records": [{"hours": 1}]}, headers=auth, timeout=30)
+        assert missing.status_code == 422 and "'text' is missing" in missing.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+class socket_port:
+    def __enter__(self) -> int:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def test_docs_example_runs(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "text.md").read_text(encoding="utf-8")
+    block = re.search(r"## From Python\s+```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "docs/text.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["model"].ref == "tickets:1"
+    assert namespace["scored"]["prediction"].tolist()[:2] == ["leak", "electrical"]
