@@ -1,0 +1,214 @@
+"""The parts of a series model and their pickle-free files.
+
+* :class:`RocketRidge`: a ROCKET-family transform (``.npz`` of its arrays), standardisation and a ridge
+  head (``.npz``: mean, scale, coefficients, intercept, softmax temperature).
+* :class:`FeatureBoost`: summary features and LightGBM (text model).
+
+Each has ``fit(series...)``, ``predict_raw(data, offsets, series) -> proba (n, K) | values (n,)``,
+``save(folder, stem) -> files`` and ``load(folder, spec)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .features import summary_features
+from .rocket import RocketTransform
+
+ALPHAS = np.logspace(-3, 3, 10)
+TEMPERATURES = np.logspace(-1.5, 2.5, 41)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _as_logits(d: np.ndarray) -> np.ndarray:
+    d = np.asarray(d, dtype=np.float64)
+    return np.column_stack([-d, d]) if d.ndim == 1 else d
+
+
+def fit_temperature(decisions: np.ndarray, y: np.ndarray) -> float:
+    """The softmax temperature that makes leave-one-out ridge scores the best probabilities (log loss)."""
+    z = _as_logits(decisions)
+    best, best_t = np.inf, 1.0
+    for t in TEMPERATURES:
+        p = softmax(z * t)
+        loss = -np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)))
+        if loss < best:
+            best, best_t = loss, float(t)
+    return best_t
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+class RocketRidge:
+    name_prefix = "rocket"
+
+    def __init__(self, kind: str, task: str, n_classes: int, n_features: int | None = None, seed: int = 0) -> None:
+        self.kind, self.task, self.n_classes = kind, task, n_classes
+        self.transform = RocketTransform(kind, n_features, seed)
+        self.mean = self.scale = self.coef = self.intercept = None
+        self.temperature = 1.0
+        self.alpha = None
+        self.oof: np.ndarray | None = None  # leave-one-out proba / predictions on the training series
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_ridge"
+
+    def _standardise(self, F: np.ndarray) -> np.ndarray:
+        return (F - self.mean) / self.scale
+
+    def fit(self, data, offsets, series, y: np.ndarray) -> "RocketRidge":
+        from sklearn.linear_model import RidgeClassifierCV, RidgeCV
+
+        self.transform.fit(data, offsets)
+        F = self.transform.transform(data, offsets).astype(np.float64)
+        self.mean = F.mean(axis=0) if self.kind == "multirocket" else np.zeros(F.shape[1])
+        self.scale = F.std(axis=0)  # MiniRocket: StandardScaler(with_mean=False), i.e. divide by the std only
+        self.scale[self.scale == 0] = 1.0
+        Z = self._standardise(F)
+        if self.task == "classification":
+            sel = RidgeClassifierCV(alphas=ALPHAS).fit(Z, y)  # alpha as MiniRocket does (GCV squared error)
+            self.alpha = float(sel.alpha_)
+            loo = RidgeClassifierCV(alphas=[self.alpha], store_cv_results=True, scoring="accuracy").fit(Z, y)
+            d = loo.cv_results_[:, :, 0]
+            d = d[:, 0] if d.shape[1] == 1 else d
+            self.temperature = fit_temperature(d, y)
+            self.oof = softmax(_as_logits(d) * self.temperature)
+            self.coef, self.intercept = np.atleast_2d(sel.coef_), np.atleast_1d(sel.intercept_)
+        else:
+            sel = RidgeCV(alphas=ALPHAS, store_cv_results=True, scoring="neg_mean_squared_error").fit(Z, y)
+            self.alpha = float(sel.alpha_)
+            self.oof = sel.cv_results_[:, list(ALPHAS).index(sel.alpha_)].reshape(-1)
+            self.coef, self.intercept = np.atleast_2d(sel.coef_), np.atleast_1d(sel.intercept_)
+        return self
+
+    def predict_raw(self, data, offsets, series=None) -> np.ndarray:
+        F = self.transform.transform(data, offsets).astype(np.float64)
+        d = self._standardise(F) @ self.coef.T + self.intercept
+        if self.task != "classification":
+            return d.reshape(-1)
+        return softmax(_as_logits(d[:, 0] if d.shape[1] == 1 else d) * self.temperature)
+
+    def save(self, folder: Path, stem: str) -> dict:
+        np.savez_compressed(folder / f"{stem}_transform.npz", **self.transform.arrays())
+        np.savez_compressed(folder / f"{stem}_head.npz", mean=self.mean, scale=self.scale, coef=self.coef,
+                            intercept=self.intercept)
+        return {"type": "rocket_ridge", "name": self.name, "kind": self.kind, "transform": self.transform.meta(),
+                "files": {"transform": f"{stem}_transform.npz", "head": f"{stem}_head.npz"},
+                "temperature": self.temperature, "alpha": self.alpha}
+
+    @classmethod
+    def load(cls, folder: Path, spec: dict, task: str, n_classes: int) -> "RocketRidge":
+        m = cls(spec["kind"], task, n_classes)
+        m.transform = RocketTransform.from_saved(spec["transform"], _load_npz(folder / spec["files"]["transform"]))
+        head = _load_npz(folder / spec["files"]["head"])
+        m.mean, m.scale, m.coef, m.intercept = head["mean"], head["scale"], head["coef"], head["intercept"]
+        if m.coef.shape[1] != m.transform.n_outputs:
+            raise ValueError("head and transform sizes differ")
+        m.temperature, m.alpha = float(spec["temperature"]), spec.get("alpha")
+        return m
+
+
+class FeatureBoost:
+    name = "features_lgbm"
+
+    def __init__(self, task: str, n_classes: int, seed: int = 0) -> None:
+        self.task, self.n_classes, self.seed = task, n_classes, seed
+        self.booster = None
+        self.oof: np.ndarray | None = None
+
+    def _params(self, n: int) -> dict:
+        p = {"learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": max(2, min(20, n // 20)),
+             "feature_fraction": 0.7, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
+             "verbose": -1, "seed": self.seed, "num_threads": 1, "deterministic": True}
+        if self.task == "classification":
+            p.update(objective="multiclass", num_class=self.n_classes) if self.n_classes > 2 else p.update(objective="binary")
+        else:
+            p.update(objective="regression")
+        return p
+
+    def _train(self, X, y, rounds: int):
+        import lightgbm as lgb
+
+        return lgb.train(self._params(len(y)), lgb.Dataset(X, y, params={"verbose": -1}), num_boost_round=rounds)
+
+    def _raw(self, booster, X) -> np.ndarray:
+        out = np.asarray(booster.predict(X), dtype=np.float64)
+        if self.task == "classification" and out.ndim == 1:
+            out = np.column_stack([1 - out, out])
+        return out
+
+    def fit(self, data, offsets, series, y: np.ndarray, *, folds: list | None = None, rounds: int = 300,
+            deadline=None) -> "FeatureBoost":
+        X = summary_features(series)
+        if folds:
+            oof = np.zeros((len(y), self.n_classes)) if self.task == "classification" else np.zeros(len(y))
+            for tr, va in folds:
+                if deadline is not None and deadline():
+                    raise TimeoutError
+                oof[va] = self._raw(self._train(X[tr], y[tr], rounds), X[va])
+            self.oof = oof
+        self.booster = self._train(X, y, rounds)
+        return self
+
+    def predict_raw(self, data, offsets, series) -> np.ndarray:
+        return self._raw(self.booster, summary_features(series))
+
+    def save(self, folder: Path, stem: str) -> dict:
+        (folder / f"{stem}.txt").write_text(self.booster.model_to_string(), encoding="utf-8")
+        return {"type": "features_lgbm", "name": self.name, "files": {"model": f"{stem}.txt"}}
+
+    @classmethod
+    def load(cls, folder: Path, spec: dict, task: str, n_classes: int) -> "FeatureBoost":
+        import lightgbm as lgb
+
+        m = cls(task, n_classes)
+        m.booster = lgb.Booster(model_str=(folder / spec["files"]["model"]).read_text(encoding="utf-8"))
+        return m
+
+
+class SeriesEnsemble:
+    """Weighted mean of the members' probabilities (or predictions)."""
+
+    def __init__(self, members: list, weights: list[float], task: str) -> None:
+        self.members, self.weights, self.task = members, [float(w) for w in weights], task
+
+    def predict_raw(self, data, offsets, series) -> np.ndarray:
+        out = None
+        for m, w in zip(self.members, self.weights):
+            if w <= 0:
+                continue
+            p = m.predict_raw(data, offsets, series) * w
+            out = p if out is None else out + p
+        return out / sum(self.weights)
+
+    def save(self, folder: Path) -> list[dict]:
+        specs = []
+        for i, (m, w) in enumerate(zip(self.members, self.weights)):
+            spec = m.save(folder, f"member{i}_{m.name}")
+            spec["weight"] = w
+            specs.append(spec)
+        return specs
+
+    @classmethod
+    def load(cls, folder: Path, specs: list[dict], task: str, n_classes: int) -> "SeriesEnsemble":
+        types = {"rocket_ridge": RocketRidge, "features_lgbm": FeatureBoost}
+        members = []
+        for s in specs:
+            if s.get("type") not in types:
+                raise ValueError(f"unknown series model part {s.get('type')!r}")
+            members.append(types[s["type"]].load(folder, s, task, n_classes))
+        return cls(members, [s["weight"] for s in specs], task)
+
+    def describe(self) -> str:
+        return " + ".join(f"{m.name} x{w:g}" for m, w in zip(self.members, self.weights) if w > 0)

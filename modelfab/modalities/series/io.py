@@ -1,0 +1,331 @@
+"""Reading collections of time series: long or wide CSV/Parquet tables and UCR/UEA ``.ts`` files.
+
+Every reader returns a :class:`SeriesSet`: a list of ``(channels, length)``
+float arrays (lengths may differ), one id and one label per series. Bad input
+is an :class:`InvalidInput` that names the file and the line or series.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import InvalidInput, TooLarge, UnsupportedFormat
+from ...settings import Settings
+
+TS_EXT = ".ts"
+TABLE_EXT = {".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq"}
+SERIES_EXTENSIONS = TABLE_EXT | {TS_EXT}
+MIN_LENGTH = 3
+
+
+@dataclass
+class SeriesSet:
+    """Series as ``(n_channels, length_i)`` float64 arrays plus ids and labels (None = unlabelled)."""
+
+    series: list[np.ndarray]
+    ids: list[str]
+    labels: list | None = None
+    channel_names: list[str] = field(default_factory=list)
+    format: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.series[0].shape[0]) if self.series else 0
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([s.shape[1] for s in self.series], dtype=np.int64)
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(data (channels, total), offsets (n+1))``: all series side by side."""
+        offsets = np.zeros(len(self.series) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(self.lengths)
+        data = np.concatenate(self.series, axis=1) if self.series else np.zeros((0, 0))
+        return np.ascontiguousarray(data, dtype=np.float64), offsets
+
+
+def unpack(data: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return [data[:, offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+# ------------------------------------------------------------------ checks
+def clean_series(x: np.ndarray, where: str) -> tuple[np.ndarray, int]:
+    """Trailing missing values trimmed (unequal lengths), inner gaps interpolated; (series, n_filled)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if np.isinf(x).any():
+        raise InvalidInput(f"{where}: contains an infinite value; expected finite numbers.")
+    present = ~np.isnan(x).all(axis=0)
+    if not present.any():
+        raise InvalidInput(f"{where}: has no values.", hint="Remove the empty series or fill it in.")
+    x = x[:, : int(np.flatnonzero(present)[-1]) + 1]
+    first = int(np.flatnonzero(~np.isnan(x).all(axis=0))[0])
+    x = x[:, first:]
+    filled = int(np.isnan(x).sum())
+    if filled:
+        t = np.arange(x.shape[1])
+        for c in range(x.shape[0]):
+            ok = ~np.isnan(x[c])
+            if not ok.any():
+                raise InvalidInput(f"{where}: channel {c} has no values.")
+            x[c] = np.interp(t, t[ok], x[c, ok])
+    if x.shape[1] < MIN_LENGTH:
+        raise InvalidInput(f"{where}: has {x.shape[1]} time step(s); at least {MIN_LENGTH} are needed.")
+    return x, filled
+
+
+def check_limits(sset: SeriesSet, name: str, settings: Settings) -> SeriesSet:
+    if not sset.series:
+        raise InvalidInput(f"{name}: no series found.", hint="Check the file and the column options.")
+    channels = {s.shape[0] for s in sset.series}
+    if len(channels) > 1:
+        raise InvalidInput(f"{name}: series have different numbers of channels ({sorted(channels)}); "
+                           "expected the same channels in every series.")
+    if sset.n_channels > settings.max_channels:
+        raise TooLarge(f"{name}: {sset.n_channels} channels; the limit is {settings.max_channels}.",
+                       hint="Set MODELFAB_MAX_CHANNELS to raise it.")
+    if len(sset.series) > settings.max_rows:
+        raise TooLarge(f"{name}: {len(sset.series):,} series; the limit is {settings.max_rows:,}.")
+    total = int(sset.lengths.sum()) * sset.n_channels
+    if total > settings.max_signal_samples:
+        raise TooLarge(f"{name}: {total:,} values in all; the limit is {settings.max_signal_samples:,}.",
+                       hint="Set MODELFAB_MAX_SIGNAL_SAMPLES to raise it, or import fewer series.")
+    if len(set(sset.ids)) != len(sset.ids):
+        dup = pd.Series(sset.ids).value_counts()
+        raise InvalidInput(f"{name}: series id {dup.index[0]!r} appears {dup.iloc[0]} times; expected unique ids.")
+    return sset
+
+
+def _check_file(path: Path, settings: Settings) -> None:
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file.")
+    size = path.stat().st_size
+    if size > settings.max_import_bytes:
+        raise TooLarge(f"{path.name}: {size / 2**20:,.0f} MiB is over the import limit of "
+                       f"{settings.max_import_bytes / 2**20:,.0f} MiB.", hint="Set MODELFAB_MAX_IMPORT_BYTES to raise it.")
+
+
+# ------------------------------------------------------------------ .ts (UCR/UEA)
+def read_ts(path: str | Path, settings: Settings) -> SeriesSet:
+    """A UCR/UEA ``.ts`` file: ``@`` header lines, then one series per line (channels split by ``:``)."""
+    path = Path(path)
+    _check_file(path, settings)
+    header: dict[str, str] = {}
+    class_labels: list[str] | None = None
+    has_label = False
+    series, labels, notes = [], [], []
+    filled_total = 0
+    in_data = False
+    with open(path, "r", encoding="utf-8", errors="strict") as fh:
+        try:
+            lines = list(fh)
+        except UnicodeDecodeError:
+            raise UnsupportedFormat(f"{path.name}: not a text file; expected a UCR/UEA .ts file.") from None
+    for no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not in_data:
+            if not line.startswith("@"):
+                raise InvalidInput(f"{path.name} line {no}: expected a '@' header line or @data before the series; "
+                                   f"got {line[:40]!r}.", hint="Is this a UCR/UEA .ts file?")
+            key, _, rest = line[1:].partition(" ")
+            key = key.lower()
+            if key == "data":
+                in_data = True
+                continue
+            header[key] = rest.strip()
+            if key == "classlabel":
+                parts = rest.split()
+                has_label = bool(parts) and parts[0].lower() == "true"
+                class_labels = parts[1:] if has_label else None
+            elif key == "targetlabel":
+                has_label = rest.strip().lower().startswith("true")
+            elif key == "timestamps" and rest.strip().lower() == "true":
+                raise InvalidInput(f"{path.name}: .ts files with time stamps '(t,v)' are not supported.",
+                                   hint="Export the series without time stamps, or use the long CSV format.")
+            continue
+        fields = line.split(":")
+        if has_label:
+            label, fields = fields[-1].strip(), fields[:-1]
+            if not fields:
+                raise InvalidInput(f"{path.name} line {no}: expected values then ':label'; got only {line[:40]!r}.")
+            if class_labels is not None and class_labels and label not in class_labels:
+                raise InvalidInput(f"{path.name} line {no}: label {label!r} is not one of the declared "
+                                   f"@classLabel values {class_labels[:10]}.")
+            labels.append(label)
+        try:
+            chans = [np.array([math.nan if v.strip() in ("?", "", "NaN", "nan") else float(v)
+                               for v in f.split(",")], dtype=np.float64) for f in fields]
+        except ValueError as exc:
+            raise InvalidInput(f"{path.name} line {no}: expected comma-separated numbers ({exc}).") from None
+        length = max(len(c) for c in chans)
+        arr = np.full((len(chans), length), np.nan)
+        for c, v in enumerate(chans):
+            arr[c, :len(v)] = v
+        arr, filled = clean_series(arr, f"{path.name} line {no}")
+        filled_total += filled
+        series.append(arr)
+    if not in_data:
+        raise InvalidInput(f"{path.name}: no @data line; expected a UCR/UEA .ts file.")
+    if filled_total:
+        notes.append(f"{filled_total:,} missing values inside series were filled by linear interpolation.")
+    target_label = "targetlabel" in header and has_label
+    out_labels = None
+    if has_label:
+        out_labels = [float(v) for v in labels] if target_label else labels
+    ids = [f"{path.stem}_{i}" for i in range(len(series))]
+    dims = series[0].shape[0] if series else 0
+    sset = SeriesSet(series, ids, out_labels, [f"dim_{c}" for c in range(dims)], "ts", notes)
+    return check_limits(sset, path.name, settings)
+
+
+# ------------------------------------------------------------------ tables
+def _read_frame(path: Path, settings: Settings, ignore: tuple[str, ...] = ()) -> pd.DataFrame:
+    from ..tabular_io import open_table, read_table
+
+    df = read_table(open_table(path, settings), settings)
+    return df.drop(columns=[c for c in ignore if c in df.columns])
+
+
+def _need(df: pd.DataFrame, col: str | None, what: str, name: str) -> None:
+    if col is not None and col not in df.columns:
+        shown = ", ".join(repr(str(c)) for c in list(df.columns)[:12])
+        raise InvalidInput(f"{name}: {what} {col!r} is not a column; columns are {shown}.")
+
+
+def _numeric(df: pd.DataFrame, cols: list[str], name: str) -> np.ndarray:
+    out = np.empty((len(df), len(cols)), dtype=np.float64)
+    for j, c in enumerate(cols):
+        v = pd.to_numeric(df[c], errors="coerce")
+        bad = v.isna() & df[c].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InvalidInput(f"{name}: column {c!r} holds a non-number ({str(df[c].iloc[i])[:30]!r} in data row {i + 1}); "
+                               "expected numeric values.", hint="Pass --label-column/--id-column for non-value columns.")
+        out[:, j] = v.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def read_long(path: str | Path, settings: Settings, *, id_column: str, time_column: str | None = None,
+              value_columns: list[str] | None = None, label_column: str | None = None,
+              ignore: tuple[str, ...] = ()) -> SeriesSet:
+    """Long format: one row per (series, time step); one value column per channel."""
+    path = Path(path)
+    _check_file(path, settings)
+    df = _read_frame(path, settings, ignore)
+    name = path.name
+    for col, what in ((id_column, "--id-column"), (time_column, "--time-column"), (label_column, "--label-column")):
+        _need(df, col, what, name)
+    used = {id_column, time_column, label_column} - {None}
+    values = list(value_columns or [c for c in df.columns if c not in used])
+    for c in values:
+        _need(df, c, "value column", name)
+    if not values:
+        raise InvalidInput(f"{name}: no value columns left after id/time/label; expected at least one numeric column.")
+    if df[id_column].isna().any():
+        raise InvalidInput(f"{name}: {int(df[id_column].isna().sum())} row(s) have no series id in {id_column!r}.")
+    if time_column is not None:
+        t = df[time_column]
+        tnum = pd.to_numeric(t, errors="coerce")
+        if tnum.isna().any():
+            tnum = pd.to_datetime(t, errors="coerce")
+            if tnum.isna().any():
+                raise InvalidInput(f"{name}: --time-column {time_column!r} holds values that are neither numbers nor "
+                                   f"dates (e.g. {str(t[tnum.isna()].iloc[0])[:30]!r}).")
+        df = df.assign(_t=tnum)
+        if df.duplicated([id_column, "_t"]).any():
+            dup = df[df.duplicated([id_column, "_t"])].iloc[0]
+            raise InvalidInput(f"{name}: series {str(dup[id_column])!r} has two rows at time {dup[time_column]!r}; "
+                               "expected one row per series and time step.")
+        df = df.sort_values([id_column, "_t"], kind="stable")
+    vals = _numeric(df, values, name)
+    ids_col = df[id_column].astype(str).to_numpy()
+    order = pd.unique(ids_col)
+    codes = pd.Categorical(ids_col, categories=order).codes
+    idx = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[idx], np.arange(len(order) + 1))
+    series, labels, filled_total = [], [] if label_column else None, 0
+    lab_col = df[label_column].to_numpy() if label_column else None
+    for k, sid in enumerate(order):
+        rows = idx[bounds[k]:bounds[k + 1]]
+        arr, filled = clean_series(vals[rows].T, f"{name} series {sid!r}")
+        filled_total += filled
+        series.append(arr)
+        if lab_col is not None:
+            labs = pd.unique(pd.Series(lab_col[rows]).dropna())
+            if len(labs) > 1:
+                raise InvalidInput(f"{name}: series {sid!r} has {len(labs)} different labels ({labs[0]!r}, {labs[1]!r}); "
+                                   "expected one label per series.")
+            labels.append(_plain(labs[0]) if len(labs) else None)
+    notes = [f"{filled_total:,} missing values inside series were filled by linear interpolation."] if filled_total else []
+    sset = SeriesSet(series, [str(s) for s in order], labels, [str(c) for c in values], "long", notes)
+    return check_limits(sset, name, settings)
+
+
+def read_wide(path: str | Path, settings: Settings, *, label_column: str | None = None,
+              id_column: str | None = None, ignore: tuple[str, ...] = ()) -> SeriesSet:
+    """Wide format: one row per series, one column per time step (shorter series end in empty cells)."""
+    path = Path(path)
+    _check_file(path, settings)
+    df = _read_frame(path, settings, ignore)
+    name = path.name
+    _need(df, label_column, "--label-column", name)
+    _need(df, id_column, "--id-column", name)
+    cols = [c for c in df.columns if c not in (label_column, id_column)]
+    if len(cols) < MIN_LENGTH:
+        raise InvalidInput(f"{name}: {len(cols)} value column(s); a wide table needs one column per time step "
+                           f"(at least {MIN_LENGTH}).", hint="For one row per time step pass --id-column (long format).")
+    vals = _numeric(df, cols, name)
+    ids = df[id_column].astype(str).tolist() if id_column else [f"row_{i + 1}" for i in range(len(df))]
+    series, filled_total = [], 0
+    for i in range(len(df)):
+        arr, filled = clean_series(vals[i], f"{name} row {i + 1}")
+        filled_total += filled
+        series.append(arr)
+    labels = [None if pd.isna(v) else _plain(v) for v in df[label_column]] if label_column else None
+    notes = [f"{filled_total:,} missing values inside series were filled by linear interpolation."] if filled_total else []
+    return check_limits(SeriesSet(series, ids, labels, ["value"], "wide", notes), name, settings)
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def read_series(path: str | Path, settings: Settings, *, id_column: str | None = None, time_column: str | None = None,
+                value_columns: list[str] | None = None, label_column: str | None = None,
+                ignore: tuple[str, ...] = ()) -> SeriesSet:
+    """Any supported file: ``.ts`` by extension, long format when ``id_column`` is given, else wide.
+    Columns in ``ignore`` are dropped when present (e.g. the training label column at prediction)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext == TS_EXT:
+        return read_ts(path, settings)
+    if ext not in TABLE_EXT and ext not in (".xlsx", ".xlsm"):
+        raise UnsupportedFormat(f"{path.name}: expected a .ts file or a CSV/Parquet table of series; got {ext or 'no extension'!r}.")
+    if id_column:
+        return read_long(path, settings, id_column=id_column, time_column=time_column, value_columns=value_columns,
+                         label_column=label_column, ignore=ignore)
+    if time_column or value_columns:
+        raise InvalidInput("--time-column and --value-column describe the long format, which needs --id-column too.")
+    return read_wide(path, settings, label_column=label_column, ignore=ignore)
+
+
+def read_labels_file(path: str | Path, settings: Settings) -> dict[str, object]:
+    """A CSV of ``id,label`` (first two columns) -> {id: label}."""
+    path = Path(path)
+    _check_file(path, settings)
+    df = _read_frame(path, settings)
+    if df.shape[1] < 2:
+        raise InvalidInput(f"{path.name}: expected two columns (series id, label); got {df.shape[1]}.")
+    ids = df.iloc[:, 0].astype(str)
+    if ids.duplicated().any():
+        raise InvalidInput(f"{path.name}: id {ids[ids.duplicated()].iloc[0]!r} is listed twice.")
+    return {i: (None if pd.isna(v) else _plain(v)) for i, v in zip(ids, df.iloc[:, 1])}

@@ -1,0 +1,248 @@
+"""Loaded time-series models: score series from files, DataFrames and JSON records.
+
+REST: ``POST /v1/models/{name}/predict`` with ``{"records": [{"values": [1.0, 2.0, ...]}]}`` for
+one-channel series, or ``{"records": [{"channels": [[...], [...]]}]}`` for several channels
+(an optional ``"id"`` is echoed back). ``POST .../predict-file`` takes a ``.ts``/CSV/Parquet
+file of series laid out as at import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidInput, TooLarge
+from ..settings import Settings
+
+
+CHUNK = 256  # series per transform call (a MultiRocket row is ~50k features)
+
+
+class SeriesPredictor:
+    def __init__(self, folder: Path, manifest: dict, settings: Settings | None = None) -> None:
+        from .series.heads import SeriesEnsemble
+
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.task = manifest["task"]
+        self.labels = manifest.get("labels")
+        spec = manifest.get("series") or {}
+        self.n_channels = int(spec.get("n_channels", 1))
+        self.channel_names = list(spec.get("channel_names") or [])
+        self.options = spec.get("options") or {}
+        self.settings = settings or Settings.from_env()
+        self.threshold = None
+        try:
+            self.model = SeriesEnsemble.load(self.folder, spec.get("members") or [], self.task, len(self.labels or []))
+        except (KeyError, ValueError) as exc:
+            from ..errors import IntegrityError
+
+            raise IntegrityError(f"The series model package is inconsistent ({exc}).") from None
+
+    @property
+    def input_columns(self) -> list[dict]:
+        return [{"name": "values" if self.n_channels == 1 else "channels", "kind": "series"}]
+
+    # -- core -------------------------------------------------------------
+    def _check(self, series: list[np.ndarray], where: str = "series") -> list[np.ndarray]:
+        from .series.io import clean_series
+
+        out = []
+        total = 0
+        for i, s in enumerate(series):
+            s, _ = clean_series(np.asarray(s, dtype=np.float64), f"{where} {i + 1}")
+            if s.shape[0] != self.n_channels:
+                raise InvalidInput(f"{where} {i + 1} has {s.shape[0]} channel(s); the model was trained on "
+                                   f"{self.n_channels}.", hint="Send the same channels, in the same order, as at training.")
+            total += s.size
+            out.append(s)
+        if total > self.settings.max_signal_samples:
+            raise TooLarge(f"{total:,} values to score; the limit is {self.settings.max_signal_samples:,}.")
+        return out
+
+    def predict_raw(self, series: list[np.ndarray]) -> np.ndarray:
+        """Probabilities (n, classes) or predictions (n,), in chunks so memory stays bounded."""
+        series = self._check(series)
+        if not series:
+            raise InvalidInput("No series to score.")
+        parts = []
+        for start in range(0, len(series), CHUNK):
+            chunk = series[start:start + CHUNK]
+            off = np.zeros(len(chunk) + 1, np.int64)
+            off[1:] = np.cumsum([s.shape[1] for s in chunk])
+            parts.append(self.model.predict_raw(np.ascontiguousarray(np.concatenate(chunk, axis=1)), off, chunk))
+        return np.concatenate(parts, axis=0)
+
+    def predict_series(self, series: list[np.ndarray], ids: list[str] | None = None) -> pd.DataFrame:
+        raw = self.predict_raw(series)
+        out = pd.DataFrame({"id": ids if ids is not None else [str(i + 1) for i in range(len(series))]})
+        if self.task == "regression":
+            out["prediction"] = raw
+            return out
+        labels = self.labels or []
+        out["prediction"] = [labels[int(j)] for j in raw.argmax(axis=1)]
+        out["confidence"] = raw.max(axis=1)
+        for j, lab in enumerate(labels):
+            out[f"proba_{lab}"] = raw[:, j]
+        return out
+
+    def predict(self, data) -> pd.DataFrame:
+        """A list of series (1-D arrays, or (channels, length) arrays), or a wide DataFrame (one row per series)."""
+        if isinstance(data, pd.DataFrame):
+            if self.n_channels != 1:
+                raise InvalidInput("A DataFrame holds one-channel series (one row each); this model needs "
+                                   f"{self.n_channels} channels: pass a list of (channels, length) arrays.")
+            values = data.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+            return self.predict_series(list(values), [str(i) for i in data.index]).set_index(data.index)
+        return self.predict_series(list(data))
+
+    # -- REST -------------------------------------------------------------
+    def _record(self, i: int, rec) -> np.ndarray:
+        if not isinstance(rec, dict):
+            raise InvalidInput(f"Record {i + 1}: expected an object like {{\"values\": [..]}} or {{\"channels\": [[..], ..]}}.")
+        if "channels" in rec:
+            chans = rec["channels"]
+            if not isinstance(chans, list) or not chans or not all(isinstance(c, list) for c in chans):
+                raise InvalidInput(f"Record {i + 1}: 'channels' must be a list of lists of numbers.")
+            lengths = {len(c) for c in chans}
+            if len(lengths) > 1:
+                raise InvalidInput(f"Record {i + 1}: channels have different lengths ({sorted(lengths)}); expected equal.")
+            raw = chans
+        elif "values" in rec:
+            raw = [rec["values"]]
+            if not isinstance(rec["values"], list):
+                raise InvalidInput(f"Record {i + 1}: 'values' must be a list of numbers.")
+        else:
+            raise InvalidInput(f"Record {i + 1}: expected a 'values' (one channel) or 'channels' key; "
+                               f"got {', '.join(map(repr, list(rec)[:5])) or 'nothing'}.")
+        try:
+            return np.array([[np.nan if v is None else float(v) for v in c] for c in raw], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"Record {i + 1}: series values must be numbers (or null for a gap).") from None
+
+    def predict_records(self, records: list[dict]) -> list[dict]:
+        series = [self._record(i, r) for i, r in enumerate(records)]
+        ids = [str(r.get("id", i + 1)) for i, r in enumerate(records)]
+        pred = self.predict_series(series, ids)
+        out = []
+        for i in range(len(pred)):
+            row = pred.iloc[i]
+            item: dict = {"id": ids[i], "prediction": _plain(row["prediction"])}
+            if self.task == "classification":
+                item["probabilities"] = {str(lab): float(row[f"proba_{lab}"]) for lab in self.labels or []}
+            out.append(item)
+        return out
+
+    def read_file(self, path: Path):
+        from ..series import SeriesOptions, read_file
+
+        return read_file(path, self.settings, SeriesOptions.from_dict(self.options), with_labels=False)
+
+    def predict_file(self, path: Path) -> pd.DataFrame:
+        sset = self.read_file(path)
+        return self.predict_series(sset.series, sset.ids)
+
+    def predict_bytes(self, data: bytes, filename: str) -> dict:
+        """Score an uploaded file of series (REST ``predict-file``)."""
+        from .series.io import SERIES_EXTENSIONS
+
+        suffix = Path(os.path.basename(filename or "")).suffix.lower()
+        if suffix not in SERIES_EXTENSIONS:
+            raise InvalidInput(f"Upload a file of series ({', '.join(sorted(SERIES_EXTENSIONS))}); got {filename!r}.")
+        with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
+            path = Path(tmp) / (re.sub(r"[^\w.\-]", "_", Path(os.path.basename(filename)).stem)[:100] + suffix)
+            path.write_bytes(data)
+            df = self.predict_file(path)
+        return {"predictions": [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]}
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def load_series_predictor(folder: Path, manifest: dict) -> SeriesPredictor:
+    return SeriesPredictor(folder, manifest)
+
+
+def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
+    """``modelfab predict MODEL FILE... -o out.csv``: one row per series, written atomically."""
+    predictor = model.predictor
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
+    frames = []
+    for p in paths:
+        df = predictor.predict_file(Path(p))
+        df.insert(0, "file", Path(p).name)
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        (df.to_csv(tmp, index=False) if suffix == ".csv" else df.to_parquet(tmp, index=False))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"model": model.ref, "output": str(out), "rows": len(df), "files": len(paths)}
+
+
+def report_sections(model) -> list:
+    """Plots of the held-out series the model got wrong (or, for regression, got furthest off)."""
+    from ..evaluation.report import ReportSection
+
+    hold = model.holdout()
+    if "ex_data" not in hold:
+        return []
+    from .series.io import unpack
+
+    series = unpack(hold["ex_data"], hold["ex_offsets"])
+    idx = hold["ex_index"]
+    y, ids = hold["y_true"], hold.get("ids")
+    m = model.manifest
+    figs, rows = [], []
+    for s, i in zip(series, idx):
+        sid = str(ids[i]) if ids is not None else str(i)
+        if m["task"] == "regression":
+            pred = float(hold["y_pred"][i])
+            title = f"{sid}: true {float(y[i]):.4g}, predicted {pred:.4g}"
+            rows.append({"series": sid, "true": round(float(y[i]), 6), "predicted": round(pred, 6)})
+        else:
+            p = hold["proba"][i]
+            labels = [str(v) for v in m.get("labels") or []]
+            truth, guess = labels[int(y[i])], labels[int(p.argmax())]
+            if truth == guess:
+                continue
+            title = f"{sid}: true {truth}, predicted {guess} ({p.max():.0%})"
+            rows.append({"series": sid, "true": truth, "predicted": guess, "confidence": round(float(p.max()), 4)})
+        figs.append((_series_png(s, title, m.get("series", {}).get("channel_names")), title))
+        if len(figs) >= 8:
+            break
+    if m["task"] == "classification" and not figs:
+        return [ReportSection("Misclassified series", "Every held-out series was classified correctly.")]
+    what = ("held-out series furthest off" if m["task"] == "regression" else "held-out series the model got wrong")
+    return [ReportSection("Misclassified series" if m["task"] == "classification" else "Worst predicted series",
+                          f"The {what}, as plotted values over time: look for a shared shape, a sensor fault or a "
+                          "label that may be wrong.", figs, rows)]
+
+
+def _series_png(s: np.ndarray, title: str, channel_names=None) -> bytes:
+    from ..evaluation.plots import _figure, _png, _safe
+
+    fig = _figure(6.5, 2.2)
+    ax = fig.add_subplot(1, 1, 1)
+    for c in range(s.shape[0]):
+        name = channel_names[c] if channel_names and c < len(channel_names) else f"channel {c}"
+        ax.plot(np.arange(s.shape[1]), s[c], lw=1.0, label=_safe(name))
+    if s.shape[0] > 1:
+        ax.legend(fontsize=7, loc="best")
+    ax.set_title(_safe(title), fontsize=9)
+    ax.set_xlabel("time step", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return _png(fig)

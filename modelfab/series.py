@@ -1,0 +1,146 @@
+"""Importing a collection of time series (long/wide CSV or Parquet, UCR/UEA ``.ts``) as a dataset version.
+
+The dataset version stores the series side by side in one ``.npz`` blob
+(``data``: channels x all time steps, ``offsets``: where each series starts;
+no pickle) and an index table (id, label, length) as Parquet. Blobs first,
+metadata row last; identical content + options under the same name = no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInput
+from .registry import check_name
+
+SERIES_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SeriesOptions:
+    """How a file of series is read. Stored with the dataset and every model trained on it."""
+
+    id_column: str | None = None                 # long format: one row per (series, time step)
+    time_column: str | None = None               # long format: order of the rows of a series
+    value_columns: tuple[str, ...] | None = None  # long format: one column per channel (default: all others)
+    label_column: str | None = None              # long/wide: the label (class or number) of each series
+    labels_file: str | None = None               # CSV of id,label (instead of a label column)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["value_columns"] = list(self.value_columns) if self.value_columns else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SeriesOptions":
+        d = {k: v for k, v in (d or {}).items() if k in cls.__dataclass_fields__}
+        if d.get("value_columns"):
+            d["value_columns"] = tuple(d["value_columns"])
+        return cls(**d)
+
+    def reading(self) -> dict:
+        """Keyword arguments of :func:`read_series` (what predicting on a new file of the same layout needs)."""
+        return {"id_column": self.id_column, "time_column": self.time_column,
+                "value_columns": list(self.value_columns) if self.value_columns else None}
+
+
+def read_file(path, settings, opts: SeriesOptions, *, with_labels: bool = True):
+    from .modalities.series.io import read_labels_file, read_series
+
+    ignore = () if with_labels or not opts.label_column else (opts.label_column,)
+    sset = read_series(path, settings, label_column=opts.label_column if with_labels else None, ignore=ignore,
+                       **opts.reading())
+    if with_labels and opts.labels_file:
+        if opts.label_column:
+            raise InvalidInput("Give either --label-column or a labels file, not both.")
+        table = read_labels_file(opts.labels_file, settings)
+        missing = [i for i in sset.ids if i not in table]
+        if len(missing) == len(sset.ids):
+            raise InvalidInput(f"None of the series ids ({sset.ids[0]!r}, ...) are in {Path(opts.labels_file).name}.",
+                               hint="The labels file needs the series id in its first column and the label in its second.")
+        sset.labels = [table.get(i) for i in sset.ids]
+        if missing:
+            sset.notes.append(f"{len(missing)} series have no row in the labels file and stay unlabelled.")
+    return sset
+
+
+def _label_kind(labels: list | None) -> str | None:
+    vals = [v for v in labels or [] if v is not None]
+    if not vals:
+        return None
+    return "numeric" if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals) else "categorical"
+
+
+def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOptions):
+    from .datasets import DatasetVersion, ImportResult, _default_name, current_user
+
+    p = Path(path)
+    if p.is_dir():
+        raise InvalidInput(f"{p} is a folder; expected one file of series (.ts, CSV or Parquet).")
+    name = check_name(name or _default_name(p), "dataset")
+    sset = read_file(p, ws.settings, opts)
+    data, offsets = sset.packed()
+    ids = np.array(sset.ids, dtype=str)
+    labels = sset.labels
+    lkind = _label_kind(labels)
+    index = pd.DataFrame({"id": sset.ids, "length": sset.lengths})
+    if labels is not None:
+        index["label"] = pd.Series(labels, dtype="float64" if lkind == "numeric" else "object")
+        if lkind == "categorical":
+            index["label"] = index["label"].map(lambda v: None if v is None or v != v else str(v))
+    h = hashlib.sha256()
+    for arr in (data, offsets):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(json.dumps({"ids": sset.ids, "labels": index["label"].tolist() if "label" in index else None,
+                         "channels": sset.channel_names, "options": opts.to_dict(), "format": SERIES_FORMAT},
+                        sort_keys=True, default=str).encode())
+    content = h.hexdigest()
+    existing = ws.meta.find_dataset(name, content)
+    if existing is not None:
+        return ImportResult(DatasetVersion.from_row(existing), created=False)
+    with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
+        npz, idx = Path(tmp) / "series.npz", Path(tmp) / "index.parquet"
+        np.savez_compressed(npz, data=data, offsets=offsets, ids=ids)
+        index.to_parquet(idx, index=False)
+        refs = [("index", ws.blobs.put_file(idx))]
+        data_sha = ws.blobs.put_file(npz)
+    lengths = sset.lengths
+    schema = {"kind": "series", "n_channels": sset.n_channels, "channel_names": sset.channel_names,
+              "label_kind": lkind, "min_length": int(lengths.min()), "max_length": int(lengths.max()),
+              "equal_length": bool(lengths.min() == lengths.max()), "format": sset.format,
+              "columns": [{"name": "id", "kind": "id"}, {"name": "label", "kind": lkind or "empty"}]}
+    stats = {"series": len(sset.series), "format": sset.format, "channels": sset.n_channels,
+             "length": {"min": int(lengths.min()), "median": float(np.median(lengths)), "max": int(lengths.max())},
+             "unlabelled": int(sum(v is None for v in labels)) if labels is not None else len(sset.series),
+             "notes": sset.notes}
+    if lkind == "categorical":
+        stats["labels"] = dict(Counter(str(v) for v in labels if v is not None).most_common())
+    elif lkind == "numeric":
+        vals = np.array([v for v in labels if v is not None], dtype=float)
+        stats["target"] = {"min": float(vals.min()), "mean": float(vals.mean()), "max": float(vals.max())}
+    row = ws.meta.add_dataset(
+        name=name, kind="series", content_sha=content, data_sha=data_sha, source_name=p.name,
+        n_rows=len(sset.series), n_cols=sset.n_channels, schema=schema, stats=stats, options=opts.to_dict(),
+        created_by=current_user(), refs=refs,
+    )
+    return ImportResult(DatasetVersion.from_row(row), created=True)
+
+
+def load_series(ws, ds) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(data, offsets, index table with id, length[, label]) of a series dataset version."""
+    if ds.kind != "series":
+        raise InvalidInput(f"Dataset {ds.ref} holds {ds.kind} data, not time series.")
+    refs = ws.meta.blob_refs(f"datasets:{ds.id}")
+    with np.load(ws.blob_path(ds.data_sha), allow_pickle=False) as z:
+        data, offsets = z["data"], z["offsets"]
+    index = pd.read_parquet(ws.blob_path(refs["index"]))
+    return data, offsets, index

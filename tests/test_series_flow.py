@@ -1,0 +1,184 @@
+"""Time series end to end: import (.ts via the CLI, long and wide tables via the API), train both tasks
+within the budget, reload equality, `modelfab predict`, REST predict with series JSON, report section,
+and the docs/timeseries.md example."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelfab.workspace import Workspace
+from tests.conftest import ROOT, cli_json, run_cli
+from tests.modalities.test_series_io import make_series, write_long, write_ts, write_wide
+
+BUDGET = 20
+
+
+def _warm_numba_cache(series) -> None:
+    from modelfab.modalities.series.io import SeriesSet
+    from modelfab.modalities.series.rocket import RocketTransform
+
+    packed = SeriesSet(series[:4], ["a", "b", "c", "d"]).packed()
+    RocketTransform("minirocket", n_features=840).fit(*packed).transform(*packed)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("series")
+    series, labels, _ = make_series(48, 60, seed=1)
+    write_ts(root / "train.ts", series, labels)
+    test, test_labels, _ = make_series(20, 60, seed=2)
+    write_ts(root / "test.ts", test, test_labels)
+    ws_dir = root / "ws"
+    run_cli("init", str(ws_dir))
+    env = {"MODELFAB_HOME": str(ws_dir)}
+    imp = cli_json("data", "import", str(root / "train.ts"), "--name", "shapes", env=env)
+    _warm_numba_cache(series)  # a fresh checkout compiles the transforms once (counted in a user's first budget)
+    t0 = time.monotonic()
+    out = cli_json("train", "shapes", "--task", "classification", "--budget", str(BUDGET), env=env)
+    elapsed = time.monotonic() - t0
+    yield {"root": root, "ws": ws_dir, "env": env, "import": imp, "train": out, "elapsed": elapsed,
+           "test": test, "test_labels": test_labels}
+
+
+def test_cli_import_ts_is_series_and_idempotent(trained):
+    imp = trained["import"]
+    assert imp["kind"] == "series" and imp["created"] is True
+    assert imp["stats"]["series"] == 48 and imp["stats"]["labels"] == {"bump": 24, "step": 24}
+    again = cli_json("data", "import", str(trained["root"] / "train.ts"), "--name", "shapes", env=trained["env"])
+    assert again["created"] is False and again["version"] == imp["version"]
+
+
+def test_cli_train_within_budget_and_predict(trained, tmp_path):
+    assert trained["elapsed"] <= BUDGET * 1.1 + 5, trained["elapsed"]
+    out = tmp_path / "pred.csv"
+    res = cli_json("predict", "shapes", str(trained["root"] / "test.ts"), "-o", str(out), env=trained["env"])
+    assert res["rows"] == 20
+    pred = pd.read_csv(out)
+    acc = float(np.mean(pred["prediction"].astype(str) == np.array(trained["test_labels"])))
+    assert acc >= 0.85, acc
+    assert {"proba_bump", "proba_step", "id"} <= set(pred.columns)
+
+
+def test_reload_gives_equal_predictions_and_report_has_series_section(trained, tmp_path):
+    ws = Workspace.open(trained["ws"])
+    model = ws.model("shapes")
+    assert model.manifest["modality"] == "series" and model.manifest["learner"]["format"] == "series-ensemble"
+    first = model.predictor.predict_raw(trained["test"])
+    pkg = model.export(tmp_path / "shapes.mfpkg")
+    other = Workspace.init(tmp_path / "other")
+    again = other.import_package(pkg, name="copy").predictor.predict_raw(trained["test"])
+    assert np.array_equal(first, again)
+    assert not any(p.suffix in (".pkl", ".pickle", ".joblib") for p in model.folder.iterdir())
+    from modelfab.errors import UnsupportedFormat
+    from modelfab.export.onnx import export_onnx
+
+    with pytest.raises(UnsupportedFormat, match="series"):
+        export_onnx(model.folder, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    html, js = model.write_report(tmp_path / "report")
+    report = json.loads(Path(js).read_text("utf-8"))
+    titles = [s["title"] for s in report.get("sections") or []]
+    assert titles and titles[0] == "Misclassified series"
+    ws.close()
+    other.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    ws = Workspace.open(trained["ws"])
+    _, token = ws.create_token("t", "predict")
+    ws.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, MODELFAB_HOME=str(trained["ws"]))
+    proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "shapes", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise AssertionError(proc.stderr.read())
+    yield base, {"Authorization": f"Bearer {token}"}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_rest_predict_with_series_json(trained, server):
+    base, auth = server
+    recs = [{"id": f"s{i}", "values": s[0].round(4).tolist()} for i, s in enumerate(trained["test"][:6])]
+    r = httpx.post(base + "/v1/models/shapes/predict", json={"records": recs}, headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    assert len(preds) == 6  # in the order of the records
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-6 for p in preds)
+    right = sum(p["prediction"] == y for p, y in zip(preds, trained["test_labels"][:6]))
+    assert right >= 5
+    bad = httpx.post(base + "/v1/models/shapes/predict", json={"records": [{"values": [1, "x", 3]}]}, headers=auth)
+    assert bad.status_code == 422 and "numbers" in bad.json()["error"]["message"]
+    two = httpx.post(base + "/v1/models/shapes/predict", json={"records": [{"channels": [[1, 2, 3, 4], [1, 2, 3, 4]]}]},
+                     headers=auth)
+    assert two.status_code == 422 and "channel" in two.json()["error"]["message"]
+    up = httpx.post(base + "/v1/models/shapes/predict-file", headers=auth, timeout=60,
+                    files={"file": ("test.ts", (trained["root"] / "test.ts").read_bytes())})
+    assert up.status_code == 200, up.text
+    assert len(up.json()["result"]["predictions"]) == 20
+
+
+def test_regression_multivariate_unequal_long_table(tmp_path):
+    series, _, target = make_series(40, 50, channels=2, seed=3, unequal=True)
+    write_long(tmp_path / "long.csv", series, [round(t, 3) for t in target])
+    ws = Workspace.init(tmp_path / "ws")
+    ds = ws.import_series(tmp_path / "long.csv", "amp", id_column="machine", time_column="t",
+                          value_columns=["ch0", "ch1"], label_column="state").dataset
+    assert ds.kind == "series" and ds.schema["n_channels"] == 2 and not ds.schema["equal_length"]
+    t0 = time.monotonic()
+    model = ws.train("amp", task="regression", budget=15)
+    assert time.monotonic() - t0 <= 15 * 1.1 + 5
+    assert model.task == "regression" and model.metrics["r2"] > 0.3
+    pred = model.predictor.predict_records([{"channels": s.tolist()} for s in series[:3]])
+    assert all(isinstance(p["prediction"], float) for p in pred)
+    scored = model.predictor.predict_file(tmp_path / "long.csv")  # same layout; the label column is ignored
+    truth = [target[int(i[1:])] for i in scored["id"]]  # ids are m0, m1, ...
+    assert len(scored) == 40 and np.corrcoef(scored["prediction"], truth)[0, 1] > 0.5
+    ws.close()
+
+
+def test_wide_table_with_labels_file_and_errors(tmp_path):
+    series, labels, _ = make_series(12, 30, seed=4)
+    write_wide(tmp_path / "wide.csv", series, [None] * 12)
+    pd.DataFrame({"id": [f"row_{i + 1}" for i in range(12)], "label": labels}).to_csv(tmp_path / "labels.csv", index=False)
+    ws = Workspace.init(tmp_path / "ws")
+    ds = ws.import_series(tmp_path / "wide.csv", "w", labels_file=tmp_path / "labels.csv").dataset
+    assert ds.stats["labels"] == {"bump": 6, "step": 6}
+    assert ws.import_series(tmp_path / "wide.csv", "nolab").dataset.stats["unlabelled"] == 12
+    bad = run_cli("train", "nolab", "--budget", "5", "--workspace", str(tmp_path / "ws"), check=False)
+    assert bad.returncode == 2 and "no labels" in (bad.stdout + bad.stderr) and "Traceback" not in bad.stderr
+    ws.close()
+
+
+def test_docs_example_runs(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "timeseries.md").read_text(encoding="utf-8")
+    block = re.search(r"## From Python\s+```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "docs/timeseries.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["model"].task == "classification"
+    assert list(namespace["scored"]["prediction"]) == ["spike", "flat"]
