@@ -32,6 +32,8 @@ class Settings:
     # Decoded signal limits (per recording).
     max_signal_samples: int = 200_000_000
     max_channels: int = 64
+    # Decoded image limits (per image; Pillow's MAX_IMAGE_PIXELS is set from this).
+    max_image_pixels: int = 50_000_000
     # Serving limits.
     max_request_bytes: int = 8 * MiB
     max_records_per_request: int = 10_000

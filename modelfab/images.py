@@ -1,0 +1,231 @@
+"""Importing a folder (or .zip) of images as a dataset version.
+
+Every image is checked and decoded once (see ``modalities/image/io.py`` for the refusals),
+its classification features are computed once (the feature cache: training does not
+recompute them), its defect mask and boxes are read. The dataset version stores the
+original images and masks (blobs), a file table (size, label, mask, boxes as JSON) and the
+feature table. Blobs first, metadata row last; identical content + options = no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInput
+from .registry import check_name
+
+LABEL_SOURCES = ("folder", "none")
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How images are labelled. Stored with the dataset and every model trained on it."""
+
+    labels: str = "folder"  # folder | none | path to a CSV (file,label)
+
+    def to_dict(self) -> dict:
+        return {"labels": self.labels if self.labels in LABEL_SOURCES else "csv"}
+
+
+def _featurise(path: Path, rel: str, settings) -> dict:
+    from .modalities.image.features import image_features
+    from .modalities.image.io import read_image
+
+    im = read_image(path, settings, rel)
+    return image_features(im.gray, im.rgb)
+
+
+def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, settings) -> dict:
+    """Decode and check one image and its mask (runs in a worker process). Errors come back as text."""
+    from .modalities.image.io import read_image, read_mask
+    from .storage.blobs import sha256_file
+
+    try:
+        im = read_image(path, settings, rel)
+        out = {"file": rel, "sha256": sha256_file(path), "width": im.size[0], "height": im.size[1],
+               "channels": 3 if im.rgb is not None else 1, "format": im.format, "mode": im.mode,
+               "bytes": path.stat().st_size, "mean_intensity": round(float(im.gray.mean()), 5)}
+        if mask is not None:
+            m = read_mask(mask, settings, im.gray.shape, mask_rel)
+            out.update(mask=mask_rel, mask_sha256=sha256_file(mask), defect_fraction=round(float(m.mean()), 6))
+        return out
+    except InvalidInput as exc:
+        reason = exc.message[len(rel) + 2:] if exc.message.startswith(rel + ": ") else exc.message
+        if mask_rel and exc.message.startswith(mask_rel + ": "):
+            reason = "its mask " + exc.message
+        return {"file": rel, "error": reason + (f" {exc.hint}" if exc.hint else "")}
+
+
+def _labels(root: Path, images: list[str], source: str) -> dict[str, str | None]:
+    from .modalities.image.io import label_from_folder
+
+    if source == "folder":
+        return {f: label_from_folder(f) for f in images}
+    if source == "none":
+        return {f: None for f in images}
+    csv_path = Path(source)
+    if not csv_path.is_file():
+        raise InvalidInput(f"--labels must be folder, none or a CSV file (file,label); got {source!r}.")
+    from .modalities.signal.io import labels_for_files, read_labels_csv
+
+    paths = [root / f for f in images]
+    by_path = labels_for_files(paths, root, read_labels_csv(csv_path))
+    return {f: by_path[p] for f, p in zip(images, paths)}
+
+
+def _run(fn, jobs: list[tuple], settings, progress, total: int, offset: int = 0) -> list:
+    """``fn(*job, settings)`` for every job, in worker processes when there are many."""
+    from joblib import Parallel, delayed
+
+    workers = min(os.cpu_count() or 1, 4)
+    results: list = []
+    if workers == 1 or len(jobs) < 48:
+        for i, job in enumerate(jobs):
+            if progress:
+                progress(offset + i, total, job[1])
+            results.append(fn(*job, settings))
+        return results
+    chunk = 64
+    with Parallel(n_jobs=workers) as par:
+        for start in range(0, len(jobs), chunk):
+            if progress:
+                progress(offset + start, total, jobs[start][1])
+            results += par(delayed(fn)(*job, settings) for job in jobs[start:start + chunk])
+    return results
+
+
+def import_images(ws, path: str | os.PathLike, name: str | None, opts: ImageOptions, *, skip_bad: bool = False,
+                  progress: Callable[[int, int, str], None] | None = None):
+    from .modalities.image.io import safe_extract_zip
+
+    src = Path(path)
+    if src.is_file():
+        tmp = safe_extract_zip(src, ws.tmp_dir, ws.settings)
+        try:
+            return _import_folder(ws, tmp, name or src.stem, src.name, opts, skip_bad, progress)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not src.is_dir():
+        raise InvalidInput(f"{src}: expected a folder of images or a .zip of them, got no such file or folder.")
+    return _import_folder(ws, src, name or src.resolve().name, src.name, opts, skip_bad, progress)
+
+
+def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptions, skip_bad: bool, progress):
+    from .datasets import DatasetVersion, ImportResult, current_user
+    from .modalities.image.annotations import Annotations
+    from .modalities.image.features import FEATURES_VERSION, feature_names
+    from .modalities.image.io import IMAGE_EXTENSIONS, list_files, split_images_and_masks
+
+    name = check_name(name, "dataset")
+    require_image_extra()
+    files = list_files(root)
+    images, masks = split_images_and_masks(files)
+    if not images:
+        raise InvalidInput(f"No images in {source_name}: expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}.")
+    labels = _labels(root, images, opts.labels)
+    jobs = [(root / f, f, root / masks[f] if f in masks else None, masks.get(f)) for f in images]
+    total = 2 * len(jobs)  # progress: checking every image, then featurising the new ones
+    results = _run(_examine, jobs, ws.settings, progress, total)
+    skipped = [{"file": r["file"], "reason": r["error"]} for r in results if "error" in r]
+    good = [r for r in results if "error" not in r]
+    if skipped and not skip_bad:
+        shown = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:5])
+        more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        raise InvalidInput(f"{len(skipped)} of {len(images)} images cannot be used: {shown}{more}.",
+                           hint="Fix or remove them, or pass --skip-bad to import the rest.")
+    if not good:
+        raise InvalidInput(f"None of the {len(images)} images in {source_name} could be read.")
+    notes = Annotations(root, files)
+    rescaled = 0
+    for r in good:
+        r["label"] = labels.get(r["file"])
+        boxes, was_rescaled = notes.boxes_for(r["file"], r["width"], r["height"])
+        rescaled += bool(was_rescaled)
+        r["boxes"] = json.dumps(boxes) if boxes else ""
+        r["n_boxes"] = len(boxes)
+    names = feature_names()
+    content = hashlib.sha256(json.dumps({
+        "files": [(r["file"], r["sha256"], r["label"], r.get("mask_sha256"), r["boxes"]) for r in good],
+        "options": opts.to_dict(), "features": FEATURES_VERSION}, sort_keys=True).encode()).hexdigest()
+    existing = ws.meta.find_dataset(name, content)
+    if existing is not None:
+        return ImportResult(DatasetVersion.from_row(existing), created=False)
+    rows = _run(_featurise, [(root / r["file"], r["file"]) for r in good], ws.settings, progress, total, len(jobs))
+    if progress:
+        progress(total, total, "")
+    feats = pd.DataFrame(rows, columns=names).astype(np.float64)
+    table = pd.DataFrame(good)
+    for col in ("mask", "mask_sha256", "defect_fraction"):
+        if col not in table:
+            table[col] = None
+    feats.insert(0, "label", table["label"].to_numpy())
+    feats.insert(0, "file", table["file"].to_numpy())
+    refs = []
+    with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
+        for r in good:
+            refs.append((f"file:{r['file']}", ws.blobs.put_file(root / r["file"])))
+            if r.get("mask"):
+                refs.append((f"mask:{r['file']}", ws.blobs.put_file(root / r["mask"])))
+        fpath, tpath = Path(tmp) / "features.parquet", Path(tmp) / "files.parquet"
+        feats.to_parquet(fpath, index=False)
+        table.to_parquet(tpath, index=False)
+        refs.append(("files", ws.blobs.put_file(tpath)))
+        data_sha = ws.blobs.put_file(fpath)
+    sizes = Counter(zip(table["width"], table["height"]))
+    schema = {"kind": "image", "feature_names": names, "features_version": FEATURES_VERSION,
+              "colour": bool((table["channels"] == 3).any()),
+              "columns": [{"name": "file", "kind": "id"}, {"name": "label", "kind": "categorical"}]
+              + [{"name": n, "kind": "numeric"} for n in names]}
+    stats = {"files": len(good), "labels": dict(Counter(str(v) for v in table["label"].dropna())),
+             "unlabelled": int(table["label"].isna().sum()), "masks": int(table["mask"].notna().sum()),
+             "boxes": int(table["n_boxes"].sum()), "images_with_boxes": int((table["n_boxes"] > 0).sum()),
+             "box_formats": sorted(notes.formats), "boxes_rescaled_images": rescaled,
+             "sizes": {"distinct": len(sizes), "min_width": int(table["width"].min()),
+                       "max_width": int(table["width"].max()), "min_height": int(table["height"].min()),
+                       "max_height": int(table["height"].max()),
+                       "most_common": [f"{w}x{h}" for (w, h), _ in sizes.most_common(3)]},
+             "colour_images": int((table["channels"] == 3).sum()), "skipped": skipped}
+    row = ws.meta.add_dataset(
+        name=name, kind="image", content_sha=content, data_sha=data_sha, source_name=source_name,
+        n_rows=len(table), n_cols=len(names), schema=schema, stats=stats, options=opts.to_dict(),
+        created_by=current_user(), refs=refs,
+    )
+    return ImportResult(DatasetVersion.from_row(row), created=True)
+
+
+def require_image_extra() -> None:
+    from importlib.util import find_spec
+
+    if find_spec("skimage") is None or find_spec("PIL") is None:
+        raise InvalidInput("Images need scikit-image and Pillow, which are not installed.",
+                           hint="pip install 'modelfab[image]'")
+
+
+def load_image_tables(ws, ds) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(features, file table) of an image dataset version."""
+    if ds.kind != "image":
+        raise InvalidInput(f"Dataset {ds.ref} holds {ds.kind} data, not images.")
+    refs = ws.meta.blob_refs(f"datasets:{ds.id}")
+    return pd.read_parquet(ws.blob_path(ds.data_sha)), pd.read_parquet(ws.blob_path(refs["files"]))
+
+
+def image_blob(ws, ds, rel: str, kind: str = "file") -> Path | None:
+    """Local path of an image (``kind="file"``) or its mask (``kind="mask"``) in a dataset version."""
+    sha = ws.meta.blob_refs(f"datasets:{ds.id}").get(f"{kind}:{rel}")
+    return None if sha is None else ws.blob_path(sha)
+
+
+def boxes_of(files: pd.DataFrame) -> dict[str, list[dict]]:
+    """{file: boxes} for the images that have box annotations."""
+    return {r.file: json.loads(r.boxes) for r in files.itertuples() if r.boxes}

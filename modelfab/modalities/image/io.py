@@ -1,0 +1,322 @@
+"""Reading images safely: type sniffing, Pillow limits, truncation, masks, folders and zips.
+
+Every image is checked before it is decoded: the first bytes must be a
+JPEG, PNG, BMP or TIFF signature that agrees with the file's extension, the
+pixel count must be under ``Settings.max_image_pixels`` (Pillow's own
+``MAX_IMAGE_PIXELS`` is set from it, and its bomb warning is an error), and a
+file that ends early is refused (``LOAD_TRUNCATED_IMAGES`` stays off).
+
+Mask convention (a defect mask is a PNG, non-zero = defect, any size; it is
+resized to its image): for an image ``DIR/X.ext`` the first of
+``DIR/X_mask.png``, ``masks/DIR/X.png`` (a top-level ``masks`` folder that
+mirrors the image folders) and ``DIR/X.png`` (only when the image itself is
+not a PNG, as in the magnetic-tile data set) that exists is its mask. Mask
+files are never imported as images.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from ...errors import InvalidInput, TooLarge
+
+IMAGE_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+MASK_SUFFIX = "_mask"
+MASK_FOLDER = "masks"
+MAX_ZIP_ENTRIES = 200_000
+_SKIP_DIRS = {"__MACOSX", MASK_FOLDER}
+
+
+@dataclass
+class ImageData:
+    """One decoded image: ``gray`` (H, W) float32 in [0, 1]; ``rgb`` (H, W, 3) when the image has colour."""
+
+    source: str
+    gray: np.ndarray
+    rgb: np.ndarray | None
+    format: str
+    mode: str
+
+    @property
+    def size(self) -> tuple[int, int]:  # (width, height) as Pillow says it
+        return int(self.gray.shape[1]), int(self.gray.shape[0])
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format the first bytes announce (JPEG, PNG, BMP, TIFF), or None."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if head[:2] == b"BM" and len(head) >= 26:
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    return None
+
+
+def _what(head: bytes) -> str:
+    if head[:4] == b"PK\x03\x04":
+        return "a zip archive"
+    if head[:4] == b"GIF8":
+        return "GIF data"
+    if head[:4] == b"RIFF":
+        return "RIFF (WEBP/WAV) data"
+    if head[:5] in (b"<?xml", b"<svg ") or head[:4] == b"<svg":
+        return "XML/SVG text"
+    if not head:
+        return "an empty file"
+    return f"unknown data starting {head[:8].hex(' ')}"
+
+
+def set_pillow_limits(settings) -> None:
+    """Pillow's global limits, set explicitly (called before every decode)."""
+    from PIL import Image, ImageFile, PngImagePlugin
+
+    Image.MAX_IMAGE_PIXELS = int(settings.max_image_pixels)
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    PngImagePlugin.MAX_TEXT_CHUNK = 1 * 2**20
+    PngImagePlugin.MAX_TEXT_MEMORY = 8 * 2**20
+
+
+def decode_image(data: bytes, source: str, settings, suffix: str | None = None, *, keep_colour: bool = True) -> ImageData:
+    """Decode image bytes with every check; raise InvalidInput("SOURCE: reason") when refused."""
+    from PIL import Image, UnidentifiedImageError
+
+    fmt = sniff(data[:32])
+    if fmt is None:
+        raise InvalidInput(f"{source}: expected a JPEG, PNG, BMP or TIFF image, got {_what(data[:32])}.",
+                           hint="Export the image as JPEG/PNG/BMP/TIFF.")
+    if suffix is not None:
+        claimed = IMAGE_EXTENSIONS.get(suffix.lower())
+        if claimed is None:
+            raise InvalidInput(f"{source}: expected a file ending in {', '.join(sorted(IMAGE_EXTENSIONS))}, got {suffix!r}.")
+        if claimed != fmt:
+            raise InvalidInput(f"{source}: named {suffix} but holds {fmt} data (the file lies about its type).",
+                               hint=f"Rename it to the right extension or re-export it as {claimed}.")
+    set_pillow_limits(settings)
+    limit = int(settings.max_image_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+                w, h = im.size
+                if w < 1 or h < 1:
+                    raise InvalidInput(f"{source}: expected an image with pixels, got {w}x{h}.")
+                if w * h > limit:
+                    raise TooLarge(f"{source}: {w}x{h} = {w * h:,} pixels is over the limit of {limit:,} "
+                                   "(a decompression bomb or a very large image).",
+                                   hint="Downscale the image, or raise MODELFAB_MAX_IMAGE_PIXELS if it is genuine.")
+                im.load()
+                gray, rgb, mode = _to_arrays(im, keep_colour)
+    except InvalidInput:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"{source}: refused as a decompression bomb ({exc}).") from None
+    except Image.DecompressionBombWarning as exc:
+        raise TooLarge(f"{source}: refused as a possible decompression bomb ({exc}).") from None
+    except UnidentifiedImageError:
+        raise InvalidInput(f"{source}: starts like {fmt} but Pillow cannot read it (corrupt file).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        text = str(exc)
+        why = "truncated (the file ends early)" if "truncated" in text.lower() else f"corrupt ({text[:120]})"
+        raise InvalidInput(f"{source}: {fmt} image is {why}.", hint="Re-copy or re-export the file.") from None
+    return ImageData(source, gray, rgb, fmt, mode)
+
+
+def _to_arrays(im, keep_colour: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        return np.clip(a / top, 0, 1).astype(np.float32), None, mode
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = np.nanmin(a), np.nanmax(a)
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        return np.nan_to_num(a).astype(np.float32), None, mode
+    if mode in ("1", "L", "LA"):
+        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, None, mode
+    rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    colour = keep_colour and bool(np.abs(rgb[..., 0] - rgb[..., 1]).max() > 2 / 255
+                                  or np.abs(rgb[..., 0] - rgb[..., 2]).max() > 2 / 255)
+    return gray.astype(np.float32), rgb if colour else None, mode
+
+
+def read_image(path: Path, settings, source: str | None = None) -> ImageData:
+    """Read and check an image file; its type must agree with the extension of ``source`` (or of the path)."""
+    path = Path(path)
+    source = source or path.name
+    size = path.stat().st_size
+    if size > settings.max_import_bytes:
+        raise TooLarge(f"{source}: {size / 2**20:,.0f} MiB is over the import limit.")
+    return decode_image(path.read_bytes(), source, settings, PurePosixPath(source).suffix or path.suffix)
+
+
+def read_mask(path: Path, settings, shape: tuple[int, int], source: str) -> np.ndarray:
+    """A defect mask as bool (H, W) at the image's ``shape``."""
+    m = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=False).gray
+    if m.shape != tuple(shape):
+        from PIL import Image
+
+        m = np.asarray(Image.fromarray((m > 0).astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)) / 255.0
+    return m > 0
+
+
+# ---------------------------------------------------------------- folders
+def _is_mask_name(rel: PurePosixPath, present: set[str]) -> bool:
+    if rel.parts[0] == MASK_FOLDER and len(rel.parts) > 1:
+        return True
+    if rel.suffix.lower() != ".png":
+        return False
+    stem = rel.stem
+    if stem.endswith(MASK_SUFFIX):
+        base = str(rel.with_name(stem[: -len(MASK_SUFFIX)]))
+        if any(base + ext in present for ext in IMAGE_EXTENSIONS):
+            return True
+    base = str(rel.with_suffix(""))
+    return any(base + ext in present for ext in IMAGE_EXTENSIONS if ext != ".png")
+
+
+def mask_for(rel: str, present: set[str]) -> str | None:
+    """The mask file of image ``rel`` (posix, relative to the root) by the convention above, if any."""
+    p = PurePosixPath(rel)
+    candidates = [str(p.with_name(p.stem + MASK_SUFFIX + ".png")), str(PurePosixPath(MASK_FOLDER, *p.with_suffix(".png").parts))]
+    if p.suffix.lower() != ".png":
+        candidates.append(str(p.with_suffix(".png")))
+    return next((c for c in candidates if c in present), None)
+
+
+def list_files(root: Path) -> list[str]:
+    """Every regular file under ``root`` (posix relative paths), skipping hidden entries and ``__MACOSX``.
+
+    A symbolic link is refused when it leads outside ``root``; linked folders are not followed.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidInput(f"{root}: expected a folder of images or a .zip, got no such folder.", hint="Check the path.")
+    real = root.resolve()
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        d = Path(dirpath)
+        for name in list(dirnames):
+            if name.startswith(".") or name == "__MACOSX":
+                dirnames.remove(name)
+            elif (d / name).is_symlink():
+                _check_link(d / name, root, real)
+                dirnames.remove(name)
+        for name in filenames:
+            f = d / name
+            if name.startswith("."):
+                continue
+            if f.is_symlink():
+                _check_link(f, root, real)
+            if f.is_file():
+                out.append(f.relative_to(root).as_posix())
+    return sorted(out)
+
+
+def _check_link(link: Path, root: Path, real: Path) -> None:
+    target = link.resolve()
+    if target != real and real not in target.parents:
+        raise InvalidInput(f"{link.relative_to(root)}: expected files inside {root}, got a symbolic link to a "
+                           "place outside it.", hint="Copy the file into the folder instead of linking it.")
+
+
+def split_images_and_masks(files: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(image files, {image: mask file}) from a folder listing."""
+    present = set(files)
+    images = [f for f in files if PurePosixPath(f).suffix.lower() in IMAGE_EXTENSIONS
+              and not _is_mask_name(PurePosixPath(f), present)]
+    masks = {f: m for f in images if (m := mask_for(f, present)) is not None}
+    return images, masks
+
+
+def list_images(root: Path) -> list[str]:
+    return split_images_and_masks(list_files(root))[0]
+
+
+def label_from_folder(rel: str) -> str | None:
+    """``--labels folder``: the name of the folder that holds the image (None at the top level)."""
+    parts = PurePosixPath(rel).parts
+    return parts[-2] if len(parts) > 1 else None
+
+
+# ---------------------------------------------------------------- zips
+def safe_extract_zip(src: Path, dest_parent: Path, settings) -> Path:
+    """Unpack a zip of images into a new folder under ``dest_parent``; refuses zip slip, links and bombs."""
+    src = Path(src)
+    if not zipfile.is_zipfile(src):
+        raise InvalidInput(f"{src.name}: expected a folder of images or a .zip of them, got a file that is not a zip.")
+    out = Path(tempfile.mkdtemp(prefix="images-", dir=dest_parent))
+    limit = int(settings.max_import_bytes)
+    try:
+        with zipfile.ZipFile(src) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ZIP_ENTRIES:
+                raise TooLarge(f"{src.name}: {len(infos):,} entries; at most {MAX_ZIP_ENTRIES:,} are accepted.")
+            total = 0
+            for info in infos:
+                name = info.filename
+                pp = PurePosixPath(name)
+                if (pp.is_absolute() or ".." in pp.parts or "\\" in name or not pp.parts
+                        or (pp.parts and ":" in pp.parts[0])):
+                    raise InvalidInput(f"{src.name}: entry {name!r} points outside the archive (zip slip): refused.",
+                                       hint="Re-create the zip from inside the image folder.")
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise InvalidInput(f"{src.name}: entry {name!r} is a symbolic link: refused.")
+                if info.is_dir():
+                    continue
+                total += info.file_size
+                if total > limit:
+                    raise TooLarge(f"{src.name} unpacks to more than {limit / 2**20:,.0f} MiB (the import limit): "
+                                   "refused (zip bomb or too large).")
+                target = out.joinpath(*pp.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as fin, open(target, "wb") as fout:
+                    copied = 0
+                    for chunk in iter(lambda: fin.read(1 << 20), b""):
+                        copied += len(chunk)
+                        if copied > info.file_size:
+                            raise TooLarge(f"{src.name}: entry {name!r} is larger than its header says: refused (zip bomb).")
+                        fout.write(chunk)
+        return out
+    except zipfile.BadZipFile as exc:
+        shutil.rmtree(out, ignore_errors=True)
+        raise InvalidInput(f"{src.name}: the zip is damaged ({exc}).") from None
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def looks_like_image_folder(path: Path, sample: int = 2000) -> bool:
+    """For ``--kind auto``: a folder with at least one image file (checked on the first files found)."""
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
+        for name in filenames:
+            n += 1
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                return True
+            if n > sample:
+                return False
+    return False
+
+
+def zip_holds_images(path: Path) -> bool:
+    """For ``--kind auto``: a .zip whose entries include image files."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS for n in zf.namelist()[:MAX_ZIP_ENTRIES])
+    except (zipfile.BadZipFile, OSError):
+        return False

@@ -1,0 +1,288 @@
+"""Loaded image models: score image files, uploads (REST) and folders; report grids with heat maps.
+
+A classification package holds the AutoML learner over the image features of
+``modalities/image/features.py`` (same ``features_version``); an anomaly package holds a patch
+k-NN memory (``image_anomaly.npz``) whose cell scores give the heat map.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import IntegrityError, InvalidInput
+from ..settings import Settings
+
+
+class ImagePredictor:
+    def __init__(self, folder: Path, manifest: dict, settings: Settings | None = None) -> None:
+        from .image.features import FEATURES_VERSION
+
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.task = manifest["task"]
+        self.labels = manifest.get("labels")
+        self.settings = settings or Settings.from_env()
+        info = manifest.get("image") or {}
+        if info.get("features_version") not in (None, FEATURES_VERSION):
+            raise IntegrityError(f"This image model uses image features version {info.get('features_version')}; this "
+                                 f"modelfab computes version {FEATURES_VERSION}.", hint="Use the modelfab that trained it.")
+        if self.task == "anomaly":
+            from .image.patchknn import PatchKNN
+
+            self.anomaly = PatchKNN.load(self.folder, info["anomaly"])
+            self.anomaly.threshold = float(manifest.get("threshold", self.anomaly.threshold))
+            self.threshold = self.anomaly.threshold
+        else:
+            from ..predictor import TabularPredictor
+
+            self.tabular = TabularPredictor(self.folder, manifest)
+            self.learner = self.tabular.learner
+            self.feature_names = list(info.get("feature_names") or [])
+            self.threshold = None
+
+    @property
+    def input_columns(self) -> list[dict]:
+        return [{"name": "image", "kind": "file"}]
+
+    # -- scoring ----------------------------------------------------------
+    def predict_image(self, im) -> dict:
+        """One decoded image (``ImageData``) -> a result row (anomaly rows carry ``score_map``)."""
+        if self.task == "anomaly":
+            score, smap = self.anomaly.score_image(im.gray)
+            cy, cx = np.unravel_index(int(np.argmax(smap)), smap.shape)
+            sy, sx = im.gray.shape[0] / smap.shape[0], im.gray.shape[1] / smap.shape[1]
+            return {"file": im.source, "score": score, "is_anomaly": bool(score > self.threshold),
+                    "threshold": self.threshold, "hotspot_x": int((cx + 0.5) * sx), "hotspot_y": int((cy + 0.5) * sy),
+                    "width": im.size[0], "height": im.size[1], "score_map": smap}
+        from .image.features import image_features
+
+        feats = image_features(im.gray, im.rgb)
+        frame = pd.DataFrame([[feats[n] for n in self.feature_names]], columns=self.feature_names)
+        proba = self.learner.predict_raw(self.tabular.preprocessor.transform(frame))[0]
+        labels = [str(v) for v in self.labels or []]
+        best = int(np.argmax(proba))
+        out = {"file": im.source, "label": labels[best], "confidence": float(proba[best]),
+               "probabilities": json.dumps({lab: round(float(p), 6) for lab, p in zip(labels, proba)})}
+        for lab, p in zip(labels, proba):
+            out[f"proba_{lab}"] = float(p)
+        return out
+
+    def read(self, path: Path, source: str | None = None):
+        from .image.io import read_image
+
+        return read_image(Path(path), self.settings, source or Path(path).name)
+
+    def predict_files(self, paths: list[Path], progress=None) -> pd.DataFrame:
+        from .image.io import IMAGE_EXTENSIONS, list_images
+
+        items: list[tuple[Path, str]] = []
+        for p in paths:
+            p = Path(p)
+            if p.is_dir():
+                items += [(p / rel, rel) for rel in list_images(p)]
+            elif p.is_file():
+                items.append((p, p.name))
+            else:
+                raise InvalidInput(f"{p}: no such file or folder.")
+        if not items:
+            raise InvalidInput(f"No images found (expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}).")
+        rows = []
+        for i, (path, source) in enumerate(items):
+            if progress:
+                progress(i, len(items), source)
+            try:
+                row = self.predict_image(self.read(path, source))
+                row.pop("score_map", None)
+                row["error"] = ""
+            except InvalidInput as exc:
+                row = {"file": source, "error": exc.message}
+            rows.append(row)
+        first = ["file", "score", "is_anomaly", "threshold"] if self.task == "anomaly" else ["file", "label", "probabilities"]
+        df = pd.DataFrame(rows)
+        return df[[c for c in first if c in df.columns] + [c for c in df.columns if c not in first]]
+
+    def predict_bytes(self, data: bytes, filename: str) -> dict:
+        """Score an uploaded image (REST). The bytes are sniffed; the name's extension must agree."""
+        from .image.io import IMAGE_EXTENSIONS, decode_image
+
+        base = os.path.basename(filename or "")
+        suffix = Path(base).suffix.lower()
+        if suffix not in IMAGE_EXTENSIONS:
+            raise InvalidInput(f"Upload an image ({', '.join(sorted(IMAGE_EXTENSIONS))}); got {filename!r}.")
+        safe = re.sub(r"[^\w.\-]", "_", base)[:200]
+        row = self.predict_image(decode_image(data, safe, self.settings, suffix))
+        smap = row.pop("score_map", None)
+        if smap is not None:
+            row["heatmap"] = {"rows": int(smap.shape[0]), "cols": int(smap.shape[1]),
+                              "cell_px": [row["width"] / smap.shape[1], row["height"] / smap.shape[0]],
+                              "values": np.round(smap, 4).tolist()}
+        if "probabilities" in row:
+            row["probabilities"] = json.loads(row["probabilities"])
+            for k in [k for k in row if k.startswith("proba_")]:
+                row.pop(k)
+        return row
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Predictions for a frame with an ``image`` column of file paths."""
+        col = "image" if "image" in df.columns else "file" if "file" in df.columns else None
+        if col is None:
+            raise InvalidInput("An image model needs a column 'image' with image file paths.")
+        return self.predict_files([Path(p) for p in df[col]])
+
+    def predict_records(self, records):
+        raise InvalidInput("This model scores images: upload a file to /v1/models/{name}/predict-file.")
+
+
+def load_image_predictor(folder: Path, manifest: dict) -> ImagePredictor:
+    return ImagePredictor(folder, manifest)
+
+
+def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
+    """``modelfab predict`` on images: one row per image, written atomically."""
+    predictor = model.predictor
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
+    df = predictor.predict_files(paths)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        (df.to_csv(tmp, index=False) if suffix == ".csv" else df.to_parquet(tmp, index=False))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    errors = int((df.get("error", pd.Series(dtype=str)).fillna("") != "").sum())
+    result = {"model": model.ref, "output": str(out), "rows": len(df), "files_with_errors": errors}
+    if predictor.task == "anomaly":
+        result["anomalies"] = int(df.get("is_anomaly", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())
+    return result
+
+
+# ------------------------------------------------------------------ report
+MAX_GRID = 12
+
+
+def _grid_png(items: list[dict], title: str) -> bytes:
+    """A grid of thumbnails; items: {"gray", "caption", optional "heat" (same shape), optional "mask"}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(items)
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.1 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, it in zip(axes.ravel(), items):
+        ax.imshow(it["gray"], cmap="gray", vmin=0, vmax=1)
+        if it.get("heat") is not None:
+            ax.imshow(it["heat"], cmap="jet", alpha=0.4, vmin=it.get("vmin"), vmax=it.get("vmax"))
+        if it.get("mask") is not None and it["mask"].any():
+            ax.contour(it["mask"].astype(float), levels=[0.5], colors="white", linewidths=0.8)
+        ax.set_title(it["caption"], fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def report_sections(model) -> list:
+    from ..evaluation.report import ReportSection
+
+    m = model.manifest
+    data = m.get("data", {})
+    try:
+        ds = model.ws.dataset(f"{data['dataset']}:{data['version']}")
+    except Exception:  # the dataset may have been removed; the report still builds
+        return [ReportSection("Images", "The training images are no longer in this workspace: no image grid.")]
+    refs = model.ws.meta.blob_refs(f"datasets:{ds.id}")
+    hold = model.holdout()
+    files = list(data.get("holdout_files") or [])
+    sections = []
+    shortcuts = (m.get("image") or {}).get("shortcuts")
+    if m["task"] == "anomaly":
+        sections.append(_anomaly_grid(model, refs, files, hold))
+    else:
+        sections.append(_error_grid(model, refs, files, hold))
+    if shortcuts:
+        sections.append(ReportSection("Shortcut check", "How well image size or brightness alone predicts the label "
+                                      "(compare with always guessing the largest class). Much better than that means the "
+                                      "model could be learning how images were taken rather than the defect.",
+                                      table=[{"signal": k, "accuracy alone": v} for k, v in shortcuts.items()]))
+    return sections
+
+
+def _load(model, refs, rel):
+    from .image.io import read_image
+
+    return read_image(model.ws.blob_path(refs[f"file:{rel}"]), model.ws.settings, rel)
+
+
+def _error_grid(model, refs, files, hold):
+    from ..evaluation.report import ReportSection
+
+    labels = [str(v) for v in model.manifest.get("labels") or []]
+    y, proba = hold.get("y_true"), hold.get("proba")
+    if y is None or proba is None or len(files) != len(y):
+        return ReportSection("Misclassified images", "The held-out images are not recorded in this package.")
+    pred = proba.argmax(1)
+    wrong = np.flatnonzero(pred != y)
+    wrong = wrong[np.argsort(-proba[wrong, pred[wrong]])][:MAX_GRID]
+    if not len(wrong):
+        text = f"All {len(y)} held-out images were classified correctly. The least confident ones:"
+        wrong = np.argsort(proba[np.arange(len(y)), pred])[: min(8, len(y))]
+        title = "Least confident held-out images"
+    else:
+        text = (f"{int((pred != y).sum())} of {len(y)} held-out images were misclassified; the most confident "
+                "mistakes first (true label -> predicted, confidence).")
+        title = "Misclassified held-out images"
+    items = []
+    for i in wrong:
+        im = _load(model, refs, files[i])
+        items.append({"gray": im.gray, "caption": f"{Path(files[i]).name[:28]}\n{labels[y[i]]} -> {labels[pred[i]]} "
+                                                  f"({proba[i, pred[i]]:.0%})"})
+    return ReportSection(title, text + " Heat maps are drawn for anomaly models; a classifier on whole-image "
+                         "texture features has no per-pixel map.", figures=[(_grid_png(items, title), title)])
+
+
+def _anomaly_grid(model, refs, files, hold):
+    from ..evaluation.report import ReportSection
+    from .image.io import read_mask
+
+    pred = model.predictor
+    scores, y = hold.get("scores"), hold.get("y_true")
+    if scores is None or len(files) != len(scores):
+        return ReportSection("Most anomalous images", "The held-out images are not recorded in this package.")
+    order = np.argsort(-scores)
+    top = list(order[:8])
+    misses = [i for i in np.argsort(scores) if y[i] == 1 and scores[i] <= pred.threshold][:4]
+    items = []
+    for i in top + [i for i in misses if i not in top]:
+        im = _load(model, refs, files[i])
+        _, smap = pred.anomaly.score_image(im.gray)
+        heat = pred.anomaly.heatmap(smap, im.gray.shape)
+        sha = refs.get(f"mask:{files[i]}")
+        mask = read_mask(model.ws.blob_path(sha), model.ws.settings, im.gray.shape, files[i]) if sha else None
+        verdict = "flagged" if scores[i] > pred.threshold else "passed"
+        truth = "defect" if y[i] else "good"
+        items.append({"gray": im.gray, "heat": heat, "mask": mask, "vmin": 0, "vmax": max(pred.threshold * 1.5, 1e-6),
+                      "caption": f"{Path(files[i]).name[:28]}\n{truth}, score {scores[i]:.2f} ({verdict})"})
+    title = "Most anomalous held-out images, then missed defects"
+    text = ("Held-out images (defect-free images never seen in training, and every defective image) with the "
+            "highest anomaly scores, then defective images the model passed. Red = where the image deviates from "
+            "the defect-free ones (the scale is shared: red means above the threshold); the white outline is the "
+            "defect mask when one was imported.")
+    return ReportSection(title, text, figures=[(_grid_png(items, title), title)])

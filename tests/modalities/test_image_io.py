@@ -1,0 +1,187 @@
+"""Importing images: folders, zips, labels, boxes, masks; hostile files refused per file with a reason."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modelfab.errors import InvalidInput, TooLarge
+from modelfab.modalities.image.io import decode_image, list_files, safe_extract_zip, split_images_and_masks
+from modelfab.modalities.image.synth import make_image_dataset, make_surface
+from modelfab.modalities.registry import detect_kind
+from modelfab.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def surfaces(tmp_path_factory):
+    return make_image_dataset(tmp_path_factory.mktemp("img") / "surf", n_per_class=4, size=40, masks=True)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    from modelfab.workspace import Workspace
+
+    w = Workspace.init(tmp_path_factory.mktemp("iws") / "ws")
+    yield w
+    w.close()
+
+
+def _png(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _jpeg(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_folder_import_labels_masks_and_idempotence(ws, surfaces):
+    ds = ws.import_images(surfaces, "surf").dataset
+    assert ds.kind == "image" and ds.n_rows == 12 and ds.n_cols == len(ds.schema["feature_names"]) > 100
+    assert ds.stats["labels"] == {"good": 4, "scratch": 4, "spot": 4}
+    assert ds.stats["masks"] == 12  # *_mask.png are masks, never images
+    from modelfab.images import load_image_tables
+
+    feats, files = load_image_tables(ws, ds)
+    assert list(feats["file"]) == list(files["file"]) and not files["file"].str.contains("_mask").any()
+    assert (files.loc[files["label"] == "good", "defect_fraction"] == 0).all()
+    assert (files.loc[files["label"] != "good", "defect_fraction"] > 0).all()
+    again = ws.import_images(surfaces, "surf")
+    assert not again.created and again.dataset.version == 1
+
+
+def test_csv_labels_and_none(ws, surfaces, tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,label\n" + "".join(f"{p.parent.name}/{p.name},{'ok' if p.parent.name == 'good' else 'ng'}\n"
+                                            for p in sorted(surfaces.rglob("*_[0-9].png"))))
+    ds = ws.import_images(surfaces, "csvlab", labels=str(csv)).dataset
+    assert ds.stats["labels"] == {"ok": 4, "ng": 8}
+    ds2 = ws.import_images(surfaces / "spot", "nolab", labels="none").dataset
+    assert ds2.stats["labels"] == {} and ds2.stats["unlabelled"] == 4
+    with pytest.raises(InvalidInput, match="CSV"):
+        ws.import_images(surfaces, "bad", labels=str(tmp_path / "missing.csv"))
+
+
+def test_zip_import_and_auto_kind(ws, surfaces, tmp_path):
+    z = tmp_path / "surf.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in sorted(surfaces.rglob("*.png")):
+            zf.write(p, p.relative_to(surfaces).as_posix())
+    assert detect_kind(z) == "images" and detect_kind(surfaces) == "images"
+    ds = ws.import_images(z, "zipped").dataset
+    assert ds.n_rows == 12 and ds.stats["masks"] == 12
+    assert ds.content_sha == ws.dataset("surf").content_sha  # same files, same labels, same content
+
+
+def test_boxes_voc_coco_yolo_with_rescale(ws, tmp_path):
+    root = tmp_path / "boxes"
+    for sub in ("voc", "coco", "yolo"):
+        (root / sub).mkdir(parents=True)
+        Image.fromarray(make_surface(64, seed=1)[0]).save(root / sub / f"{sub}1.jpg")
+    (root / "annotations").mkdir()
+    (root / "annotations" / "voc1.xml").write_text(
+        "<annotation><size><width>32</width><height>32</height></size><object><name>spot</name>"
+        "<bndbox><xmin>2</xmin><ymin>4</ymin><xmax>10</xmax><ymax>12</ymax></bndbox></object></annotation>")
+    (root / "coco.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "coco/coco1.jpg", "width": 64, "height": 64}],
+        "annotations": [{"image_id": 1, "category_id": 3, "bbox": [5, 6, 10, 20]}],
+        "categories": [{"id": 3, "name": "scratch"}]}))
+    (root / "classes.txt").write_text("dent\nspot\n")
+    (root / "yolo" / "yolo1.txt").write_text("1 0.5 0.5 0.25 0.5\n")
+    ds = ws.import_images(root, "boxes").dataset
+    assert ds.stats["boxes"] == 3 and ds.stats["box_formats"] == ["coco", "voc", "yolo"]
+    assert ds.stats["boxes_rescaled_images"] == 1  # the VOC file was made on a 32x32 copy
+    from modelfab.images import boxes_of, load_image_tables
+
+    boxes = boxes_of(load_image_tables(ws, ds)[1])
+    assert boxes["voc/voc1.jpg"] == [{"label": "spot", "x0": 4.0, "y0": 8.0, "x1": 20.0, "y1": 24.0}]
+    assert boxes["coco/coco1.jpg"] == [{"label": "scratch", "x0": 5.0, "y0": 6.0, "x1": 15.0, "y1": 26.0}]
+    assert boxes["yolo/yolo1.jpg"] == [{"label": "spot", "x0": 24.0, "y0": 16.0, "x1": 40.0, "y1": 48.0}]
+    (root / "annotations" / "voc1.xml").write_text('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><annotation/>')
+    with pytest.raises(InvalidInput, match="DOCTYPE"):
+        ws.import_images(root, "boxes")
+
+
+def test_mask_conventions():
+    files = ["a/x.jpg", "a/x.png", "b/y.png", "b/y_mask.png", "c/z.bmp", "masks/c/z.png", "d/w.png"]
+    images, masks = split_images_and_masks(files)
+    assert images == ["a/x.jpg", "b/y.png", "c/z.bmp", "d/w.png"]
+    assert masks == {"a/x.jpg": "a/x.png", "b/y.png": "b/y_mask.png", "c/z.bmp": "masks/c/z.png"}
+
+
+def test_formats_modes_and_sizes():
+    s = Settings()
+    g, _ = make_surface(30, seed=2, height=20)
+    rgb = make_surface(24, seed=3, colour=True)[0]
+    for fmt, ext, arr in (("BMP", ".bmp", g), ("TIFF", ".tif", g), ("PNG", ".png", rgb), ("JPEG", ".jpg", rgb)):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, fmt)
+        im = decode_image(buf.getvalue(), "x" + ext, s, ext)
+        assert im.format == fmt and im.gray.shape == arr.shape[:2] and 0 <= im.gray.min() <= im.gray.max() <= 1
+        assert (im.rgb is not None) == (arr.ndim == 3)
+    buf = io.BytesIO()
+    Image.fromarray((g.astype(np.uint16) * 200)).save(buf, "PNG")  # 16-bit grey
+    assert decode_image(buf.getvalue(), "w.png", s, ".png").gray.max() <= 1
+
+
+def test_hostile_files_refused_per_file_with_reason(ws, tmp_path):
+    s = Settings()
+    good = make_surface(32, seed=5)[0]
+    with pytest.raises(InvalidInput, match="named .png but holds JPEG"):
+        decode_image(_jpeg(good), "liar.png", s, ".png")
+    with pytest.raises(InvalidInput, match="truncated|corrupt"):
+        decode_image(_png(good)[:-60], "cut.png", s, ".png")
+    with pytest.raises(InvalidInput, match="truncated|corrupt"):
+        decode_image(_jpeg(good)[: len(_jpeg(good)) // 2], "cut.jpg", s, ".jpg")
+    with pytest.raises(InvalidInput, match="expected a JPEG, PNG, BMP or TIFF image, got XML"):
+        decode_image(b"<svg xmlns='x'/>", "fake.png", s, ".png")
+    # a decompression bomb: a tiny PNG announcing 20000 x 20000 pixels
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, "PNG")
+    assert len(bomb.getvalue()) < 100_000
+    with pytest.raises(TooLarge, match="decompression bomb"):
+        decode_image(bomb.getvalue(), "bomb.png", s, ".png")
+    # in a folder: refused with the reason, or skipped with --skip-bad
+    root = tmp_path / "mixed" / "good"
+    root.mkdir(parents=True)
+    for i in range(3):
+        (root / f"ok{i}.png").write_bytes(_png(make_surface(32, seed=i)[0]))
+    (root / "liar.png").write_bytes(_jpeg(good))
+    (root / "bomb.png").write_bytes(bomb.getvalue())
+    (root / "cut.jpg").write_bytes(_jpeg(good)[:300])
+    with pytest.raises(InvalidInput) as err:
+        ws.import_images(root.parent, "mixed")
+    assert "3 of 6 images cannot be used" in err.value.message and "--skip-bad" in err.value.hint
+    ds = ws.import_images(root.parent, "mixed", skip_bad=True).dataset
+    assert ds.n_rows == 3 and sorted(x["file"] for x in ds.stats["skipped"]) == ["good/bomb.png", "good/cut.jpg", "good/liar.png"]
+    assert all(x["reason"] for x in ds.stats["skipped"])
+
+
+def test_zip_slip_bomb_and_links_refused(ws, tmp_path):
+    s = Settings()
+    slip = tmp_path / "slip.zip"
+    with zipfile.ZipFile(slip, "w") as zf:
+        zf.writestr("../evil.png", _png(make_surface(16)[0]))
+    with pytest.raises(InvalidInput, match="zip slip"):
+        ws.import_images(slip, "slip")
+    assert not (tmp_path / "evil.png").exists()
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.png", b"\0" * (3 * 2**20))
+    from dataclasses import replace
+
+    with pytest.raises(TooLarge, match="zip bomb|import limit"):
+        safe_extract_zip(bomb, tmp_path, replace(s, max_import_bytes=2**20))
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "out.png").symlink_to(tmp_path / "slip.zip")
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        list_files(tmp_path / "linked")
+    (tmp_path / "notzip.zip").write_bytes(b"hello")
+    with pytest.raises(InvalidInput, match="not a zip"):
+        ws.import_images(tmp_path / "notzip.zip", "nz")

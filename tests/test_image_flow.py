@@ -1,0 +1,135 @@
+"""Images end to end on generated surfaces: train classifier and anomaly detector within budget, reload
+the package without pickle, predict from the CLI, serve an image upload over real HTTP, report grid."""
+
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from modelfab.errors import InvalidInput
+from modelfab.modalities.image.synth import make_image_dataset, make_surface
+from modelfab.workspace import Workspace
+from tests.conftest import cli_json, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def surfaces(tmp_path_factory):
+    return make_image_dataset(tmp_path_factory.mktemp("surf") / "surf", n_per_class=10, size=48, masks=True, seed=4)
+
+
+@pytest.fixture(scope="module")
+def img_ws(tmp_path_factory, surfaces):
+    w = Workspace.init(tmp_path_factory.mktemp("imgws") / "ws")
+    w.import_images(surfaces, "surf")
+    yield w
+    w.close()
+
+
+def test_classification_trains_in_budget_and_reloads_without_pickle(img_ws, surfaces, tmp_path):
+    t0 = time.monotonic()
+    m = img_ws.train("surf", task="classification", budget=10, name="surf-cls")
+    assert time.monotonic() - t0 <= 10 * 1.1 + 5
+    assert m.manifest["modality"] == "image" and m.metrics["accuracy"] >= 0.5
+    assert all(Path(f).suffix in (".json", ".txt", ".npz", ".skops") for f in m.manifest["files"])
+    pred = m.predictor.predict_files([surfaces / "scratch", surfaces / "good" / "good_0.png"])
+    assert len(pred) == 11 and set(pred["label"]) <= {"good", "scratch", "spot"} and (pred["error"] == "").all()
+    # exported and re-imported elsewhere: same predictions
+    pkg = m.export(tmp_path / "surf.mfpkg")
+    other = Workspace.init(tmp_path / "other")
+    again = other.import_package(pkg, "copy")
+    pred2 = again.predictor.predict_files([surfaces / "scratch", surfaces / "good" / "good_0.png"])
+    assert np.allclose(pred["confidence"], pred2["confidence"])
+    html = Path(m.write_report()[0]).read_text("utf-8")
+    assert ("Misclassified held-out images" in html or "Least confident held-out images" in html)
+    assert html.count("data:image/png;base64") >= 2
+
+
+def test_anomaly_heatmap_points_at_the_defect(img_ws, surfaces):
+    t0 = time.monotonic()
+    m = img_ws.train("surf", task="anomaly", normal_label="good", budget=10, max_false_alarm=0.1, name="surf-anom")
+    assert time.monotonic() - t0 <= 10 * 1.1 + 5
+    assert m.metrics["auc"] > 0.8 and m.metrics["pixel_auroc"] > 0.7
+    pred = m.predictor
+    hits = 0
+    for i in range(10):
+        img, mask = make_surface(48, seed=500 + i, defect="spot")
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "PNG")
+        row = pred.predict_bytes(buf.getvalue(), f"spot{i}.png")
+        ys, xs = np.nonzero(mask)
+        hits += (ys.min() - 8 <= row["hotspot_y"] <= ys.max() + 8) and (xs.min() - 8 <= row["hotspot_x"] <= xs.max() + 8)
+        assert len(row["heatmap"]["values"]) == row["heatmap"]["rows"]
+    assert hits >= 8
+    html = Path(m.write_report()[0]).read_text("utf-8")
+    assert "Most anomalous held-out images" in html and "data:image/png;base64" in html
+    with pytest.raises(InvalidInput, match="No images labelled 'ok'"):
+        img_ws.train("surf", task="anomaly", normal_label="ok", budget=5)
+
+
+def test_cli_import_train_predict_and_rest_upload(tmp_path, surfaces):
+    ws = tmp_path / "ws"
+    w = ["--workspace", str(ws)]
+    run_cli("init", str(ws))
+    imp = cli_json("data", "import", str(surfaces), "--name", "tiles", *w)  # --kind auto finds the images
+    assert imp["kind"] == "image" and imp["stats"]["files"] == 30 and imp["stats"]["masks"] == 30
+    text = run_cli("data", "show", "tiles", *w).stdout
+    assert "30 images" in text and "30 masks" in text
+    tr = cli_json("train", "tiles", "--task", "anomaly", "--normal-label", "good", "--budget", "10", *w)
+    assert tr["task"] == "anomaly" and tr["elapsed_s"] <= 10 * 1.1 + 5, tr
+    out = tmp_path / "scores.csv"
+    res = cli_json("predict", "tiles", str(surfaces / "spot"), str(surfaces / "good" / "good_1.png"), "-o", str(out), *w)
+    assert res["rows"] == 11 and res["files_with_errors"] == 0
+    df = pd.read_csv(out)
+    assert {"file", "score", "is_anomaly", "threshold", "hotspot_x"} <= set(df.columns)
+    assert df.loc[df["file"].str.startswith("spot"), "score"].mean() > df.loc[df["file"] == "good_1.png", "score"].iloc[0]
+    # REST: a real server process, a real multipart upload
+    with Workspace.open(ws) as wso:
+        _, token = wso.create_token("t", "predict")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, MODELFAB_HOME=str(ws))
+    proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "tiles", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        url = base + "/v1/models/tiles/predict-file"
+        png = (surfaces / "spot" / "spot_2.png").read_bytes()
+        r = httpx.post(url, files={"file": ("spot_2.png", png)}, headers=auth, timeout=60)
+        assert r.status_code == 200, r.text
+        body = r.json()["result"]
+        assert body["file"] == "spot_2.png" and body["score"] > 0 and "heatmap" in body
+        liar = httpx.post(url, files={"file": ("spot.jpg", png)}, headers=auth, timeout=60)
+        assert liar.status_code in (400, 415, 422) and "holds PNG data" in liar.json()["error"]["message"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_docs_python_example_runs(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "images.md").read_text(encoding="utf-8")
+    block = re.search(r"## From Python\s+```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "docs/images.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["detector"].ref == "surface-check:1"
+    assert len(namespace["scored"]) == 12 and Path(namespace["html"]).is_file()
