@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,8 @@ import pandas as pd
 from .errors import InvalidInput
 from .registry import check_name
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: new ``bearing`` set and presets; exactly constant windows of huge samples give 0 spread
+VIBRATION_WINDOW_S = 0.25  # default window of the ``vibration`` preset (bench/results/cwru.md)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class SignalOptions:
     variable: str | None = None          # .mat variable regex, e.g. DE_time
     window_s: float | None = None        # default: 1 s
     hop_s: float | None = None           # default: window / 2
-    feature_sets: tuple[str, ...] = ("logmel", "mfcc", "spectral", "time", "envelope", "bands")
+    feature_sets: tuple[str, ...] = ("logmel", "mfcc", "spectral", "time", "envelope", "bands")  # or a preset
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -138,12 +139,28 @@ def _target_rate(files: list[Path], opts: SignalOptions) -> int | None:
     return rates.most_common(1)[0][0] if len(rates) > 1 else None
 
 
+def resolve_options(opts: SignalOptions) -> SignalOptions:
+    """Canonical feature sets (presets expanded) and, for the ``vibration`` preset without a window, its window.
+
+    The result is what is stored with the dataset and its models, so prediction does not depend on defaults
+    that may change later.
+    """
+    from .modalities.signal.features import VIBRATION_SETS, resolve_feature_sets
+
+    sets = resolve_feature_sets(opts.feature_sets)
+    opts = replace(opts, feature_sets=sets)
+    if sets == VIBRATION_SETS and opts.window_s is None:
+        opts = replace(opts, window_s=VIBRATION_WINDOW_S)
+    return opts
+
+
 def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: SignalOptions, *, skip_bad: bool = False,
                       progress: Callable[[int, int, str], None] | None = None):
     from .datasets import DatasetVersion, ImportResult, current_user
     from .modalities.signal import SIGNAL_EXTENSIONS, feature_names, list_recordings
     from .storage.blobs import sha256_file
 
+    opts = resolve_options(opts)
     root = Path(folder)
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder of recordings.")

@@ -19,7 +19,7 @@ from modelfab.modalities.signal import (
     recording_features,
     window_starts,
 )
-from modelfab.modalities.signal.features import _slaney_mel
+from modelfab.modalities.signal.features import ALL_SETS, VIBRATION_SETS, _slaney_mel, resolve_feature_sets
 
 SR = 16000
 PER_SET = {"logmel": 128, "mfcc": 40, "spectral": 10, "time": 8, "envelope": 18, "bands": 16}
@@ -109,19 +109,21 @@ def test_bad_windows_are_refused():
     assert extract_features(np.zeros((0, 4096)), SR)[0].shape == (0, 220)
 
 
-@pytest.mark.parametrize("kind", ["silence", "constant", "tiny", "huge", "impulse", "square", "int16"])
+@pytest.mark.parametrize("kind", ["silence", "constant", "huge_constant", "tiny", "huge", "impulse", "square",
+                                  "int16"])
 def test_all_features_finite_for_degenerate_input(kind):
     n = 12000
     x = {
         "silence": np.zeros(n),
         "constant": np.full(n, 0.3),
+        "huge_constant": np.full(n, -3e300),
         "tiny": np.random.default_rng(0).normal(0, 1e-30, n),
         "huge": np.random.default_rng(0).normal(0, 1e30, n),
         "impulse": np.eye(1, n, 5000)[0],
         "square": np.sign(np.sin(np.arange(n) / 3.0)),
         "int16": (np.random.default_rng(0).normal(0, 3000, n)).astype(np.int16),
     }[kind]
-    F, names = extract_features(np.stack([x, x]), 12000)
+    F, names = extract_features(np.stack([x, x]), 12000, ALL_SETS)
     assert np.isfinite(F).all(), [nm for nm, v in zip(names, F[0]) if not np.isfinite(v)]
     assert np.array_equal(F[0], F[1])
     f = dict(zip(names, F[0]))
@@ -129,9 +131,16 @@ def test_all_features_finite_for_degenerate_input(kind):
         assert f["time_kurtosis"] == pytest.approx(3.0, abs=0.3) and f["spectral_flatness_mean"] > 0.3
     if kind == "huge":
         assert f["time_std"] == pytest.approx(1e30, rel=0.05) and f["band_15"] > 50
-    if kind in ("silence", "constant"):
+    if kind in ("silence", "constant", "huge_constant"):
         assert f["time_std"] == 0 and f["time_kurtosis"] == 0 and f["time_zcr"] == 0 and f["time_crest"] >= 0
         assert f["spectral_centroid_mean"] == 0
+        # no shape without a signal: zero statistics and an even spread over the bands
+        assert all(f[k] == 0 for k in names if k.startswith("brg_") and not k.startswith("brg_rel_"))
+        assert len({f[f"brg_rel_{i}"] for i in range(16)}) == 1 and f["brg_rel_0"] == pytest.approx(-np.log10(16))
+    if kind in ("tiny", "huge", "int16"):
+        assert f["brg_kurtosis"] == pytest.approx(3.0, abs=0.3) and f["brg_shape"] == pytest.approx(1.2533, rel=0.02)
+    if kind == "square":
+        assert f["brg_crest"] == pytest.approx(1.0, abs=0.02) and f["brg_kurtosis"] == pytest.approx(1.0, abs=0.02)
 
 
 # ----------------------------------------------------------------------------- values with known answers
@@ -213,6 +222,52 @@ def test_envelope_finds_the_defect_frequency():
     # A 30 Hz shaft hum below the high-pass must not create an envelope line.
     hum = _feat(_tone(30, sr=12000) + np.random.default_rng(6).normal(0, 0.05, 12000), 12000, ("envelope",))
     assert hum["env_peak_ratio"] < 1.6
+
+
+def test_presets_and_bearing_names_are_stable():
+    assert resolve_feature_sets("vibration") == VIBRATION_SETS == ("spectral", "envelope", "bearing")
+    assert resolve_feature_sets("sound") == FEATURE_SETS
+    assert resolve_feature_sets(" bearing, sound ") == ALL_SETS  # comma lists, canonical order
+    assert resolve_feature_sets(["time", "vibration"]) == ("spectral", "time", "envelope", "bearing")
+    names = feature_names("bearing")
+    assert names == [f"brg_rel_{i}" for i in range(16)] + [
+        "brg_crest", "brg_kurtosis", "brg_skewness", "brg_shape", "brg_impulse", "brg_clearance",
+        "brg_env_depth", "brg_env_kurtosis", "brg_env_crest"]
+    vib = feature_names("vibration")
+    assert len(vib) == 53 and vib[:10] == feature_names("spectral") and vib[-25:] == names
+    assert feature_names() == feature_names("sound") and len(feature_names()) == 220  # the default is unchanged
+    x = _bearing(107.0)
+    F, ns = extract_features(x[None, :], 12000, ALL_SETS)
+    alone, _ = extract_features(x[None, :], 12000, ("bearing",))
+    assert np.array_equal(F[0, [ns.index(k) for k in names]], alone[0])  # same values alone or with the others
+    for bad in ("vibrations", "sound,chroma", " , ", [3]):
+        with pytest.raises(InvalidInput, match="presets sound, vibration"):
+            resolve_feature_sets(bad)
+
+
+def test_bearing_values_of_a_sine_and_of_impacts():
+    f = _feat(_tone(200, sr=12000), 12000, ("bearing",))
+    assert f["brg_crest"] == pytest.approx(np.sqrt(2), rel=1e-3)
+    assert f["brg_kurtosis"] == pytest.approx(1.5, rel=1e-2) and abs(f["brg_skewness"]) < 1e-2
+    assert f["brg_shape"] == pytest.approx(np.pi / (2 * np.sqrt(2)), rel=1e-3)
+    assert f["brg_impulse"] == pytest.approx(np.pi / 2, rel=1e-3)
+    assert f["brg_rel_0"] < -6 and max(f[f"brg_rel_{i}"] for i in range(16)) > -0.01  # all energy in one band
+    impacts = _feat(_bearing(107.0), 12000, ("bearing",))
+    calm = _feat(np.random.default_rng(5).normal(0, 0.05, 12000), 12000, ("bearing",))
+    assert impacts["brg_env_depth"] > 2 * calm["brg_env_depth"]
+    assert impacts["brg_env_kurtosis"] > calm["brg_env_kurtosis"] + 1 and impacts["brg_kurtosis"] > calm["brg_kurtosis"]
+
+
+def test_vibration_features_ignore_gain_and_dc_offset():
+    x = np.stack([_bearing(107.0, seconds=0.25, seed=s) for s in range(3)]) * 2.0  # ~0.1 RMS, like g units
+    F0, names = extract_features(x, 12000, ALL_SETS)
+    vib = [names.index(k) for k in feature_names("vibration")]
+    for gain, offset in ((10.0, 0.0), (0.1, 0.0), (1.0, 5.0), (1000.0, -300.0)):
+        F, _ = extract_features(gain * x + offset, 12000, ALL_SETS)
+        assert np.allclose(F[:, vib], F0[:, vib], rtol=2e-3, atol=2e-3), (gain, offset)
+        # ... while the level and offset features of the default do move (the test can tell)
+        moved = np.abs(F - F0).max(axis=0) > 0.1
+        assert moved[names.index("band_8")] == (gain != 1.0) and moved[names.index("time_mean")] == (offset != 0)
 
 
 def test_windows_in_one_batch_equal_windows_one_by_one():

@@ -24,6 +24,34 @@ Feature sets (count; names):
 * ``bands`` (16): log10 energy of the Hann-windowed spectrum of the whole
   window in 16 log-spaced bands from 20 Hz to Nyquist: ``band_0..15``.
 
+Not in the default, asked for by name:
+
+* ``bearing`` (25): vibration features that do not change with the
+  sensor's gain or DC offset, for fault diagnosis that has to carry over to
+  another load or machine: ``brg_rel_0..15``, log10 of the share of the
+  window's energy in each ``bands`` band (the spectrum's shape, not its
+  level); the dimensionless waveform statistics of the mean-removed window
+  ``brg_crest`` (peak / RMS), ``brg_kurtosis``, ``brg_skewness``,
+  ``brg_shape`` (RMS / mean |x|), ``brg_impulse`` (peak / mean |x|),
+  ``brg_clearance`` (peak / mean(sqrt|x|)^2); and the modulation of the
+  high-passed, mean-normalised Hilbert envelope of ``envelope``:
+  ``brg_env_depth`` (std / mean), ``brg_env_kurtosis``, ``brg_env_crest``
+  (max / mean).
+
+Presets (names that stand for several sets): ``sound`` = the six default sets
+(:data:`FEATURE_SETS`); ``vibration`` = ``spectral``, ``envelope``,
+``bearing`` (:data:`VIBRATION_SETS`, 53 features), all of them independent
+of the DC offset and of the gain (``bearing`` and ``envelope`` exactly; the
+``spectral`` flatness and flux only while the window's RMS is above ~1e-3,
+because of their absolute log floors). Why
+``vibration`` leaves out ``time``, ``bands``, ``logmel`` and ``mfcc``: on
+CWRU bearing data trained on one motor load and tested on another
+(bench/cwru_research.py, bench/results/cwru.md), absolute levels and the DC
+offset (``time_mean``) differ between recordings of the same fault more than
+between faults, and trees latch onto them; relative and dimensionless
+features carry over. For anomaly detection, where a louder machine is itself
+a symptom, the level-bearing default (``sound``) is the better start.
+
 Everything except ``time_*`` is computed on the window minus its mean (a DC
 offset, common in vibration sensors, would otherwise flood the lowest bands);
 ``time_mean`` keeps it. Computation is float32 (float64 when |x| > 1e12) and
@@ -31,7 +59,7 @@ batched over windows: one STFT, one full-length FFT per window (the Hann
 spectrum for ``bands`` comes from the same FFT by a 3-tap kernel), one
 inverse FFT (Hilbert) and one FFT of the envelope.
 
-All 220 features are finite for any finite input (silence, constants):
+All features (220 default, 25 ``bearing``) are finite for any finite input (silence, constants):
 logarithms have floors and ratios have guarded denominators. Names do not
 depend on the sample rate. One window of ~1 s is the intended input (see
 ``windows.default_window``); any length >= 64 samples works.
@@ -46,8 +74,14 @@ import numpy as np
 
 from ...errors import InvalidInput
 
-FEATURE_SETS = ("logmel", "mfcc", "spectral", "time", "envelope", "bands")
+FEATURE_SETS = ("logmel", "mfcc", "spectral", "time", "envelope", "bands")  # the default (220 features)
+EXTRA_SETS = ("bearing",)  # only when asked for by name
+ALL_SETS = FEATURE_SETS + EXTRA_SETS  # canonical order of the columns
+VIBRATION_SETS = ("spectral", "envelope", "bearing")
+PRESETS = {"sound": FEATURE_SETS, "vibration": VIBRATION_SETS}
 N_MELS, N_MFCC, N_BANDS, N_ENV_BANDS = 64, 20, 16, 16
+BEARING_STATS = ("crest", "kurtosis", "skewness", "shape", "impulse", "clearance",
+                 "env_depth", "env_kurtosis", "env_crest")
 ENV_FMIN, ENV_FMAX = 5.0, 1000.0
 _EPS = 1e-12
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -69,18 +103,32 @@ def feature_names(feature_sets=FEATURE_SETS) -> list[str]:
         names += [f"env_band_{i}" for i in range(N_ENV_BANDS)] + ["env_peak_hz", "env_peak_ratio"]
     if "bands" in sets:
         names += [f"band_{i}" for i in range(N_BANDS)]
+    if "bearing" in sets:
+        names += [f"brg_rel_{i}" for i in range(N_BANDS)] + [f"brg_{k}" for k in BEARING_STATS]
     return names
+
+
+def resolve_feature_sets(feature_sets) -> tuple[str, ...]:
+    """The canonical tuple of set names for sets and/or presets: ``"vibration"``, ``"logmel,time"``, a list."""
+    return _check_sets(feature_sets)
 
 
 def _check_sets(feature_sets) -> tuple[str, ...]:
     if isinstance(feature_sets, str):
         feature_sets = [feature_sets]
-    sets = set(feature_sets or ())
-    unknown = sorted(sets - set(FEATURE_SETS))
+    sets: set[str] = set()
+    for s in feature_sets or ():
+        if not isinstance(s, str):
+            sets.add(repr(s))
+            continue
+        for part in filter(None, (p.strip() for p in s.split(","))):
+            sets |= set(PRESETS.get(part, (part,)))
+    unknown = sorted(sets - set(ALL_SETS))
     if unknown or not sets:
-        raise InvalidInput(f"expected feature sets from {', '.join(FEATURE_SETS)}, got {sorted(sets) or 'none'}.",
-                           hint="Pass e.g. --features logmel,envelope.")
-    return tuple(s for s in FEATURE_SETS if s in sets)
+        raise InvalidInput(f"expected feature sets from {', '.join(ALL_SETS)} (or the presets "
+                           f"{', '.join(PRESETS)}), got {unknown or 'none'}.",
+                           hint="Pass e.g. --features logmel,envelope or --features vibration.")
+    return tuple(s for s in ALL_SETS if s in sets)
 
 
 def _mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
@@ -208,26 +256,50 @@ def _short_frames(x: np.ndarray, P: _Plan, sets) -> list[np.ndarray]:
     return out
 
 
-def _time_stats(x: np.ndarray, d: np.ndarray, mu: np.ndarray) -> list[np.ndarray]:
+def _moments(d: np.ndarray):
+    """Peak-normalised central moments (no overflow for large counts): scale, var, m3, m4 (float64)."""
     dpk = np.abs(d).max(axis=1)
     scale = np.where(dpk > 0, dpk, 1).astype(d.dtype)
-    dn = d / scale[:, None]  # moments of the peak-normalised signal: no overflow for large counts
+    dn = d / scale[:, None]
     d2 = dn * dn
     var_n = d2.mean(axis=1, dtype=np.float64)
     m3 = (d2 * dn).mean(axis=1, dtype=np.float64)
     m4 = (d2 * d2).mean(axis=1, dtype=np.float64)
-    s64 = scale.astype(np.float64)
+    return dpk.astype(np.float64), scale.astype(np.float64), var_n, m3, m4
+
+
+def _shape_moments(var_n, m3, m4):
+    ok = var_n > 1e-12
+    safe = np.where(ok, var_n, 1.0)
+    return np.where(ok, m4 / safe ** 2, 0.0), np.where(ok, m3 / safe ** 1.5, 0.0)
+
+
+def _time_stats(x: np.ndarray, d: np.ndarray, mu: np.ndarray) -> list[np.ndarray]:
+    _, s64, var_n, m3, m4 = _moments(d)
     std = np.sqrt(var_n) * s64
     rms = np.sqrt(std * std + mu.astype(np.float64) ** 2)
     peak = np.abs(x).max(axis=1).astype(np.float64)
-    ok = var_n > 1e-12
-    safe = np.where(ok, var_n, 1.0)
-    kurt = np.where(ok, m4 / safe ** 2, 0.0)
-    skew = np.where(ok, m3 / safe ** 1.5, 0.0)
+    kurt, skew = _shape_moments(var_n, m3, m4)
     crest = np.where(rms > 0, peak / np.where(rms > 0, rms, 1.0), 0.0)
     sb = np.signbit(d)
     zcr = np.count_nonzero(sb[:, 1:] != sb[:, :-1], axis=1) / max(x.shape[1] - 1, 1)
     return [mu, std, rms, peak, crest, kurt, skew, zcr]
+
+
+def _ratio(a, b):
+    return np.where(b > 0, a / np.where(b > 0, b, 1.0), 0.0)
+
+
+def _bearing_waveform(d: np.ndarray) -> list[np.ndarray]:
+    """DC-free, gain-free waveform statistics (classic condition-monitoring indicators)."""
+    peak, s64, var_n, m3, m4 = _moments(d)
+    rms = np.sqrt(var_n) * s64
+    a = np.abs(d)
+    mean_abs = a.mean(axis=1, dtype=np.float64)
+    mean_sqrt = np.sqrt(a).mean(axis=1, dtype=np.float64)
+    kurt, skew = _shape_moments(var_n, m3, m4)
+    return [_ratio(peak, rms), kurt, skew, _ratio(rms, mean_abs), _ratio(peak, mean_abs),
+            _ratio(peak, mean_sqrt * mean_sqrt)]
 
 
 def _spectrum_sets(d: np.ndarray, P: _Plan, sets) -> list[np.ndarray]:
@@ -236,7 +308,8 @@ def _spectrum_sets(d: np.ndarray, P: _Plan, sets) -> list[np.ndarray]:
     n = d.shape[1]
     X = sfft.rfft(d, axis=1)  # complex64 (m, n//2+1)
     out = []
-    if "envelope" in sets:
+    bearing = "bearing" in sets
+    if "envelope" in sets or bearing:
         H = np.zeros((d.shape[0], n), dtype=X.dtype)
         last = X.shape[1] - (1 if n % 2 == 0 else 0)
         H[:, P.hp_bin:last] = 2.0 * X[:, P.hp_bin:last]
@@ -245,6 +318,7 @@ def _spectrum_sets(d: np.ndarray, P: _Plan, sets) -> list[np.ndarray]:
         env = np.abs(sfft.ifft(H, axis=1))
         mean_env = env.mean(axis=1, keepdims=True)
         env = env / np.maximum(mean_env, 1e-20) - np.where(mean_env > 1e-20, 1.0, 0.0)
+    if "envelope" in sets:
         E = sfft.rfft(env, axis=1)[:, P.env_sel]
         pe = (E.real * E.real + E.imag * E.imag) * np.float32(1.0 / n)
         out += [np.log10(pe @ P.env_bands + _EPS)]
@@ -252,10 +326,24 @@ def _spectrum_sets(d: np.ndarray, P: _Plan, sets) -> list[np.ndarray]:
         peak = pe[np.arange(len(k)), k]
         med = np.median(pe, axis=1)
         out += [P.env_freqs[k], np.log10((peak + _EPS) / (med + _EPS))]
-    if "bands" in sets:
+    if "bands" in sets or bearing:
         Xw = _hann_from_rect(X, n)
         pw = (Xw.real * Xw.real + Xw.imag * Xw.imag) * P.full_scale
-        out += [np.log10(pw @ P.bands + _EPS)]
+        band_e = pw @ P.bands
+    if "bands" in sets:
+        out += [np.log10(band_e + _EPS)]
+    if bearing:
+        # share of the energy per band: the spectrum's shape, whatever the sensor gain or machine level
+        band_e = band_e.astype(np.float64)
+        total = band_e.sum(axis=1, keepdims=True)
+        share = np.where(total > 0, band_e / np.where(total > 0, total, 1.0), 1.0 / N_BANDS)
+        out += [np.log10(np.maximum(share, 1e-12))]
+        out += _bearing_waveform(d)
+        e2 = (env * env).mean(axis=1, dtype=np.float64)  # env: envelope / its mean - 1
+        e4 = ((env * env) ** 2).mean(axis=1, dtype=np.float64)
+        live = mean_env[:, 0] > 1e-20
+        out += [np.sqrt(e2), np.where(e2 > 1e-12, e4 / np.where(e2 > 1e-12, e2, 1.0) ** 2, 0.0),
+                np.where(live, env.max(axis=1) + 1.0, 0.0)]
     return out
 
 
@@ -302,12 +390,14 @@ def _extract_chunks(w: np.ndarray, out: np.ndarray, P: _Plan, sets, chunk: int) 
         x = np.ascontiguousarray(x, dtype=dtype)
         mu = x.mean(axis=1, dtype=np.float64).astype(dtype)
         d = x - mu[:, None]  # short-frame and spectrum features ignore the DC offset (time_mean keeps it)
+        if dtype is np.float64:  # the mean of huge samples is rounded: a constant window must still give 0
+            d[x.max(axis=1) == x.min(axis=1)] = 0.0
         parts: list[np.ndarray] = []
         if {"logmel", "mfcc", "spectral"} & set(sets):
             parts += _short_frames(d, P, sets)
         if "time" in sets:
             parts += _time_stats(x, d, mu)
-        if {"envelope", "bands"} & set(sets):
+        if {"envelope", "bands", "bearing"} & set(sets):
             parts += _spectrum_sets(d, P, sets)
         out[s: s + len(x)] = _columns(parts, len(x))
 
