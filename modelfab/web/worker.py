@@ -27,6 +27,7 @@ class Reporter:
         self.live: dict = {}
         self.lock = threading.Lock()
         self.exit_timer: threading.Timer | None = None
+        self.board = None  # a leaderboard.LiveBoard while a training runs
 
     def check_cancel(self) -> None:
         if self.cancelled or self.ws.meta.get_job(self.job_id)["state"] == "cancelling":
@@ -61,6 +62,11 @@ class Reporter:
                          "trials": int(get("trials", 0) or 0), "best_score": get("best_score"),
                          "best_learner": get("best_learner"), "metric": get("metric"),
                          "message": get("message", "") or ""}
+            if self.board is not None:
+                live = self.live
+                self.board.update(elapsed_s=live["elapsed_s"], trials=live["trials"], best_score=live["best_score"],
+                                  best_learner=live["best_learner"], metric=live["metric"], message=live["message"])
+                self.live["leaderboard"] = self.board.rows()
             write = now - self.last_write >= 0.5
             if write:
                 self.last_write = now
@@ -100,18 +106,52 @@ def _guard_registration(reporter: Reporter) -> None:
 def run_train(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     from ..automl.budget import Budget, parse_duration
 
+    import shutil
+    import tempfile
+
+    from .leaderboard import LiveBoard
+
     seconds = parse_duration(params.get("budget", 60))
     reporter.budget_s = seconds
     clock = Budget(seconds)
     _guard_registration(reporter)
     reporter.check_cancel()
-    model = ws.train(params["dataset"], target=params.get("target") or None, task=params.get("task") or "auto",
+    # The search keeps its trial log in a temporary folder: put that folder where the live leaderboard
+    # can read it (this process only runs this job).
+    scratch = ws.tmp_dir / "web-jobs" / f"{int(job_id)}.scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(scratch)
+    reporter.board = LiveBoard(scratch)
+    try:
+        model = _train(ws, params, reporter, seconds, clock)
+    finally:
+        tempfile.tempdir = None
+        shutil.rmtree(scratch, ignore_errors=True)
+    board = (model.manifest or {}).get("leaderboard") or []
+    return {"model": model.ref, "name": model.name, "version": model.version, "task": model.task,
+            "elapsed_s": round(clock.elapsed(), 1), "live": reporter.live, "final_board": _final_board(board)}
+
+
+def _final_board(board: list) -> list[dict]:
+    """The leaderboard the model's manifest keeps, trimmed for the job page."""
+    rows = []
+    for r in board[:15]:
+        if not isinstance(r, dict):
+            continue
+        name = r.get("learner") or r.get("detector") or ""
+        score = r.get("score", r.get("cv_score"))
+        rows.append({"learner": str(name)[:80], "score": score if isinstance(score, (int, float)) else None,
+                     "detail": str(r.get("aggregation") or r.get("validation") or r.get("status") or "")[:60],
+                     "selected": bool(r.get("selected"))})
+    return rows
+
+
+def _train(ws, params: dict, reporter: Reporter, seconds: float, clock):
+    return ws.train(params["dataset"], target=params.get("target") or None, task=params.get("task") or "auto",
                      budget=seconds, metric=params.get("metric") or None, name=params.get("name") or None,
                      normal_label=params.get("normal_label") or "normal",
                      max_false_alarm=float(params.get("max_false_alarm") or 0.01),
                      progress=reporter, budget_clock=clock)
-    return {"model": model.ref, "name": model.name, "version": model.version, "task": model.task,
-            "elapsed_s": round(clock.elapsed(), 1), "live": reporter.live}
 
 
 def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
@@ -133,7 +173,12 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
                 # dataset's source reads e.g. "line3.csv"
                 path = folder / f"{params['name']}{params['suffix']}"
                 upload.rename(path)
-                res = ws.import_table(path, name=params["name"])
+                if params.get("kinds"):  # column kinds corrected in the preview
+                    from ..datasets import import_table
+
+                    res = import_table(ws, path, params["name"], kinds=params["kinds"])
+                else:
+                    res = ws.import_table(path, name=params["name"])
             else:
                 dest = folder / "zip" / params["name"]  # a checked dataset name, never the uploaded file's name
                 limits = ZipLimits(cfg.max_zip_entries, cfg.max_unzipped_bytes, cfg.max_zip_ratio)
@@ -152,7 +197,10 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
 
             shutil.rmtree(upload_dir(ws, params["upload"]), ignore_errors=True)
     ds = res.dataset
-    return {"dataset": ds.ref, "name": ds.name, "version": ds.version, "created": res.created, "kind": ds.kind}
+    out = {"dataset": ds.ref, "name": ds.name, "version": ds.version, "created": res.created, "kind": ds.kind}
+    if params.get("target"):
+        out["target"] = params["target"]
+    return out
 
 
 def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
@@ -165,6 +213,8 @@ def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     from .store import WebStore
 
     ds = ws.dataset(params["dataset"])
+    if ds.kind == "table":
+        return _relabel_table(ws, ds, params)
     _, files = load_signal_tables(ws, ds)
     layer = WebStore(ws.meta).current_labels(ds.id)
     opts = ds.options or {}
@@ -190,6 +240,37 @@ def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     new = res.dataset
     if res.created:  # carry the layer over to the new version, so labelling goes on there
         store = WebStore(ws.meta)
+        for item, label in layer.items():
+            store.add_label(new.id, item, label, params.get("user", "ui"))
+    return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}
+
+
+def _relabel_table(ws, ds, params: dict) -> dict:
+    """A new version of a table with the labels layer's values ("ROW:COLUMN" items) written into its columns."""
+    import tempfile
+
+    from .store import WebStore
+
+    store = WebStore(ws.meta)
+    layer = store.current_labels(ds.id)
+    df = ws.load_frame(ds)
+    changes: dict[str, dict[int, object]] = {}
+    for item, label in layer.items():
+        row, _, column = item.partition(":")
+        if row.isdigit() and column in df.columns and int(row) < len(df):
+            changes.setdefault(column, {})[int(row)] = label
+    for column, values in changes.items():
+        col = df[column].astype(object)
+        for row, label in values.items():
+            col.iat[row] = label
+        # labels are names: the labelled column is written as text (missing stays missing)
+        df[column] = col.map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+    with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
+        path = Path(tmp) / f"{ds.name}.parquet"
+        df.to_parquet(path, index=False)
+        res = ws.import_table(path, name=ds.name)
+    new = res.dataset
+    if res.created:  # rows keep their positions: the layer carries over, so labelling goes on there
         for item, label in layer.items():
             store.add_label(new.id, item, label, params.get("user", "ui"))
     return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}

@@ -87,6 +87,7 @@ def _wait(page, js: str, timeout: float = 60) -> None:
 
 def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")  # the top bar is sticky: a full-page shot taken scrolled shows it mid-page
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
@@ -158,6 +159,23 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     page.keyboard.press("2")
     _wait(page, "document.getElementById('saved-count').textContent === '12'")
     assert page.locator("#items li.labelled").count() == 20
+    # bulk: click one, shift-click two further down, one key labels the three (the first six are abnormal)
+    page.click("#items li:nth-child(1) .file")
+    page.click("#items li:nth-child(3) .file", modifiers=["Shift"])
+    assert page.locator("#items li.picked").count() == 3 and "3" in page.inner_text("#selected-count")
+    page.keyboard.press("1")
+    _wait(page, "document.getElementById('saved-count').textContent === '15'")
+    assert page.locator("#items li.picked").count() == 0
+    # a new label with its colour
+    page.fill("#new-label-name", "squeak")
+    page.eval_on_selector("#new-label-color", "i => { i.value = '#d97706'; }")
+    page.click("#new-label button[type=submit]")
+    page.wait_for_selector("#label-buttons button[data-label=squeak]")
+    assert page.eval_on_selector("#label-buttons button[data-label=squeak]",
+                                 "b => b.style.getPropertyValue('--label-color')") == "#d97706"
+    # the assistant learned from the labels: its accuracy and the curve of it
+    _wait(page, "document.querySelectorAll('#learning-curve circle').length > 0", timeout=60)
+    assert "%" in page.inner_text("#assist-status")
     _shot(page, "06-label")
     page.click("form.apply button")
     page.wait_for_selector("#job-result a", timeout=90_000)
@@ -172,6 +190,7 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     page.click("#train-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/jobs/\d+$"))
     _wait(page, "document.getElementById('live-trials').textContent.trim() !== '–'", timeout=60)
+    _wait(page, "document.querySelectorAll('#leaderboard tbody tr').length > 0", timeout=60)  # the live leaderboard
     _shot(page, "08-training-live")
     page.reload()  # the job survives a reload
     page.wait_for_selector("#job-result a", timeout=120_000)
@@ -212,7 +231,67 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     assert page.inner_text("#verdict")
     _shot(page, "12-try-it")
 
-    # 8. switch to Chinese; the choice sticks
+    # 8. a table: preview and confirm column types and the target, train, open a confusion-matrix cell
+    from .test_pages import _parts_csv
+
+    csv = _parts_csv(tmp_path / "parts.csv")
+    page.click("nav.main-nav >> text=Import")
+    table_form = page.locator("form[data-upload]").nth(1)
+    table_form.locator("input[type=file]").set_input_files(str(csv))
+    table_form.locator("input[name=name]").fill("parts")
+    table_form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/import/preview/[0-9a-f]{32}$"))
+    assert page.is_checked("input[name=target][value=grade]")  # guessed from the name
+    page.select_option("select[data-column=lot]", "categorical")
+    _shot(page, "17-import-preview")
+    page.click("#preview-import")
+    page.wait_for_selector("#train-on-it", timeout=90_000)
+    page.click("#train-on-it")
+    assert page.input_value("#train-target") == "grade"
+    page.eval_on_selector("#train-budget", "s => { const o = new Option('10 s', '10'); s.add(o); s.value = '10'; }")
+    page.click("#train-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/jobs/\d+$"))
+    _wait(page, "document.querySelectorAll('#leaderboard tbody tr').length > 0", timeout=60)
+    page.wait_for_selector("#job-result a", timeout=120_000)
+    _shot(page, "18-leaderboard")
+    page.click("#job-result a")
+    page.wait_for_url(url + "/models/parts/1")
+    page.click("#confusion button.cell:not([disabled])")
+    page.wait_for_selector("#cm-rows tbody tr")
+    _shot(page, "19-confusion-cell")
+
+    # 9. label rows of the table: the active-learning queue, a selection labelled at once
+    page.goto(url + "/label/parts/1?column=grade&filter=queue")
+    page.wait_for_selector("#items li.cur")
+    _wait(page, "document.querySelectorAll('#items [data-suggest]')[0].textContent.indexOf('%') > 0", timeout=60)
+    page.click("#items li:nth-child(2) .pick")
+    page.click("#items li:nth-child(4) .pick")
+    page.keyboard.press("2")
+    _wait(page, "document.getElementById('saved-count').textContent === '2'")
+    _shot(page, "20-label-rows")
+
+    # 10. deploy: start a model server from the browser, see it answer, stop it
+    page.click("nav.main-nav >> text=Models")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    page.select_option("#deploy-model", "pump")
+    page.fill("#deploy-port", str(free))
+    page.click("#deploy-form button[type=submit]")
+    page.wait_for_selector("#deploy-table .deploy-running", timeout=60_000)  # the page refreshes while it starts
+    assert f"http://127.0.0.1:{free}/v1/models/pump/predict" in page.inner_text("#deploy-curl")
+    import httpx
+
+    assert httpx.get(f"http://127.0.0.1:{free}/healthz", timeout=5).status_code == 200
+    page.locator("#deployments").scroll_into_view_if_needed()
+    _shot(page, "21-deploy")
+    page.click("#deploy-table button.danger")
+    page.wait_for_selector("#deploy-table", state="detached")
+    page.goto(url + "/compare?a=pump:1&b=pump:2")
+    _shot(page, "22-compare")
+    page.click("nav.main-nav >> text=Try it")
+
+    # 11. switch to Chinese; the choice sticks
     page.click("button[data-lang=zh]")
     page.wait_for_selector("html[lang=zh-CN]")
     assert "试用模型" in page.inner_text("h1")
@@ -224,6 +303,11 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     _shot(page, "15-evaluate-zh")
     page.goto(url + "/label/pump/2")
     _shot(page, "16-label-zh")
+    page.goto(url + "/label/parts/1?column=grade&filter=queue")
+    _wait(page, "document.getElementById('assist-status').textContent.indexOf('%') > 0", timeout=60)
+    _shot(page, "23-label-rows-zh")
+    page.goto(url + "/models/parts/1")
+    _shot(page, "24-evaluate-table-zh")
 
     errors = [e for e in errors if "status of 401" not in e or expected.pop() is None]
     assert not errors, errors  # no script errors, failed loads or Content-Security-Policy violations

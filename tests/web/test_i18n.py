@@ -19,8 +19,10 @@ def _keys_used() -> set[str]:
     keys: set[str] = set()
     for tpl in TEMPLATES:
         keys |= set(re.findall(r"\bt\('([a-z0-9_.]+)'", tpl.read_text("utf-8")))
-    app = (WEB / "app.py").read_text("utf-8")
+    # the app is split into modules (app.py, site.py, routes/*.py, ...): read them all
+    app = "\n".join(p.read_text("utf-8") for p in sorted(WEB.rglob("*.py")))
     keys |= set(re.findall(r't_of\(request\)\("([a-z0-9_.]+)"', app))
+    keys |= set(re.findall(r'\bt\("([a-z0-9_.]+)"', app))
     keys |= set(re.findall(r'PageError\(\d+, "([a-z0-9_.]+)"', app))
     keys |= set(re.findall(r'"(error\.[a-z_]+)"', app))
     keys |= set(re.findall(r'\bT\("([a-z0-9_.]+)"', (WEB / "static" / "app.js").read_text("utf-8")))

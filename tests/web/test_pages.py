@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -148,7 +149,8 @@ def test_table_import_preview_cancel_train_and_predict_csv(site, factory_csv):
     time.sleep(1)
     assert site.ws.models("cancelme") == []
     # a short one goes through, then scores an uploaded CSV
-    r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "factory:1", "target": "quality", "budget": "6"},
+    # 10 s: with 6 s, data preparation under a loaded machine (load 12-16) left no time for the search
+    r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "factory:1", "target": "quality", "budget": "10"},
                headers={"Accept": "application/json"})
     job = site.wait_job(_json(r)["job"])
     assert job["state"] == "done", job
@@ -159,3 +161,209 @@ def test_table_import_preview_cancel_train_and_predict_csv(site, factory_csv):
     bad = c.post("/predict", data={"csrf_token": c.csrf, "model": job["result"]["model"]},
                  files={"file": ("parts.exe", b"MZ", "application/octet-stream")})
     assert bad.status_code == 415
+
+
+# -- import preview, leaderboard, confusion matrix, labelling tables, compare, deployments ----------------
+def _parts_csv(path, n=300, unlabelled=40, seed=5):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(n), rng.standard_normal(n)
+    grade = np.where(a + b > 0, "ok", "bad").astype(object)
+    grade[rng.choice(n, unlabelled, replace=False)] = None
+    pd.DataFrame({"lot": rng.integers(1, 6, n), "a": a, "b": b, "noise": rng.standard_normal(n),
+                  "grade": grade}).to_csv(path, index=False)
+    return path
+
+
+def test_table_preview_confirms_kinds_and_target_then_leaderboard_and_confusion_cells(site):
+    c = site.client("admin")
+    csv = _parts_csv(site.tmp / "parts.csv")
+    r = c.post("/import", data={"csrf_token": c.csrf, "source": "table", "name": "parts", "preview": "1"},
+               files={"file": ("parts.csv", csv.read_bytes(), "text/csv")}, headers={"Accept": "application/json"})
+    url = _json(r)["url"]
+    assert url.startswith("/import/preview/") and not [d for d in site.ws.datasets() if d.name == "parts"]
+    page = c.get(url).text
+    assert 'id="preview-columns"' in page and 'value="grade" aria-label' in page
+    kinds = dict(re.findall(r'name="(kind_\d+)" aria-label="[^"]*" data-column="([^"]+)"', page))
+    lot_field = next(k for k, v in kinds.items() if v == "lot")
+    r = c.post(url, data={"csrf_token": c.csrf, "name": "parts", lot_field: "categorical", "target": "grade",
+                          "action": "import"}, headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"])
+    assert job["state"] == "done", job
+    ds = site.ws.dataset("parts")
+    assert ds.column_kinds()["lot"] == "categorical" and ds.column_kinds()["a"] == "numeric"  # the correction holds
+    assert job["result"]["target"] == "grade" and "/train?dataset=parts%3A1&amp;target=grade" in c.get(f"/jobs/{job['id']}").text
+    assert c.get(url).status_code == 404  # the upload was taken over by the import
+
+    # train: the job's live data carries a leaderboard of the learners tried, from the search's trial log
+    r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "parts:1", "target": "grade", "budget": "10"},
+               headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"])
+    assert job["state"] == "done", job
+    board = job["result"]["live"]["leaderboard"]
+    from modelfab.automl.search import LEARNERS
+
+    assert board and {row["learner"] for row in board} <= set(LEARNERS)
+    assert sum(row["trials"] for row in board) >= 2 and board[0]["best"] >= board[-1]["best"]
+    assert job["result"]["final_board"] and not list((site.ws.tmp_dir / "web-jobs").glob("*.scratch"))
+
+    # evaluate: a confusion matrix whose cells open the held-out rows behind them
+    m = site.ws.model(job["result"]["model"])
+    page = c.get(f"/models/parts/{m.version}").text
+    assert 'id="confusion"' in page
+    matrix = [[int(v) for v in re.findall(r'data-j="\d+"[^>]*>(\d+)<', row)]
+              for row in re.findall(r"<tr><th>[^<]*</th>(.*?)</tr>", page.split('id="confusion"')[1].split("</table>")[0])]
+    labels = m.manifest["labels"]
+    assert sum(map(sum, matrix)) == m.manifest["data"]["n_holdout"]
+    frame = site.ws.load_frame("parts:1")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            cell = _json(c.get(f"/models/parts/{m.version}/confusion/{i}/{j}"))
+            assert cell["count"] == matrix[i][j] and len(cell["rows"]) == min(matrix[i][j], 60)
+            col = cell["columns"].index("grade")
+            for pos, row in zip(cell["positions"], cell["rows"]):
+                assert row[col] == str(labels[i]) == frame["grade"].iloc[pos - 1]  # the true class of that row
+    assert c.get(f"/models/parts/{m.version}/confusion/9/0").status_code == 422
+
+
+def test_labelling_table_rows_bulk_colours_queue_disagreement_and_apply(site):
+    import numpy as np
+
+    c = site.client("labeler")
+    page = c.get("/label/parts/1?column=grade").text
+    assert 'id="items"' in page and 'id="learning-curve"' in page
+    ds = site.ws.dataset("parts:1")
+    frame = site.ws.load_frame(ds)
+    assist = _json(c.get("/label/parts/1/assist?column=grade"))
+    assert assist["ready"] and assist["n_labelled"] == 260 and 0.7 < assist["cv_accuracy"] <= 1.0
+    assert assist["curve"][-1] == {"n": 260, "accuracy": round(assist["cv_accuracy"], 4)}
+    # the active-learning queue: unlabelled rows only, the least certain first
+    page = c.get("/label/parts/1?column=grade&filter=queue").text
+    data = json.loads(page.split('id="page-data">')[1].split("</script>")[0])
+    queue = data["items"]
+    assert len(queue) == 40 and all(it["label"] is None for it in queue)
+    conf = [it["confidence"] for it in queue]
+    assert conf == sorted(conf) and conf[0] < conf[-1]
+    # bulk: one label for a selection
+    chosen = [it["id"] for it in queue[:5]]
+    r = _json(c.post("/label/parts/1/bulk", data={"csrf_token": c.csrf, "items": "\n".join(chosen), "label": "ok",
+                                                   "column": "grade"}))
+    assert r["items"] == 5
+    layer = site.store.current_labels(ds.id)
+    assert {k: layer[k] for k in chosen} == dict.fromkeys(chosen, "ok")
+    assert c.post("/label/parts/1/bulk", data={"csrf_token": c.csrf, "items": "999999:grade", "label": "ok"}).status_code == 404
+    # label definitions with colours
+    r = _json(c.post("/label/parts/1/defs", data={"csrf_token": c.csrf, "name": "scrap", "color": "#ff0000",
+                                                   "column": "grade"}))
+    assert {"name": "scrap", "color": "#ff0000"} in r["defs"]
+    assert 'data-label="scrap" data-color="#ff0000"' in c.get("/label/parts/1?column=grade").text
+    assert c.post("/label/parts/1/defs", data={"csrf_token": c.csrf, "name": "x", "color": "red;"}).status_code == 422
+    # "model disagrees": flip ten labelled rows; listed rows are exactly where the latest model says otherwise
+    labelled = [i for i in range(len(frame)) if isinstance(frame["grade"].iloc[i], str)][:10]
+    flip = {f"{i}:grade": ("bad" if frame["grade"].iloc[i] == "ok" else "ok") for i in labelled}
+    for item, lab in flip.items():
+        site.store.add_label(ds.id, item, lab, "t")
+    page = c.get("/label/parts/1?column=grade&filter=disagree").text
+    data = json.loads(page.split('id="page-data">')[1].split("</script>")[0])
+    model = site.ws.model("parts")
+    pred = model.predict(frame.drop(columns=["grade"]))["prediction"].to_numpy()
+    layer = site.store.current_labels(ds.id)
+    given = np.array([layer.get(f"{i}:grade", frame["grade"].iloc[i]) for i in range(len(frame))], dtype=object)
+    expected = [i for i in range(len(frame)) if isinstance(given[i], str) and given[i] != pred[i]]
+    assert [it["idx"] for it in data["items"]] == expected[:100] and model.ref in page
+    assert sum(f"{i}:grade" in flip for i in expected) >= 7  # most flipped rows are caught
+    # apply: a new version of the table with the layer's values in the column
+    r = c.post("/label/parts/1/apply", data={"csrf_token": c.csrf}, headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"])
+    assert job["state"] == "done", job
+    new = site.ws.load_frame("parts:2")
+    for item, lab in list(flip.items())[:3] + [(k, "ok") for k in chosen]:
+        assert new["grade"].iloc[int(item.split(":")[0])] == lab
+
+
+def test_compare_matches_the_cli_and_recordings_cells_show_thumbnails(site):
+    import subprocess
+    import sys
+
+    c = site.client("admin")
+    page = c.get("/compare?a=fan:1&b=fan:2").text
+    assert 'id="compare-table"' in page and "fan:1" in page and "fan:2" in page
+    from modelfab.web.compare import compare
+
+    mine = compare(site.ws.model("fan:1"), site.ws.model("fan:2"))
+    p = subprocess.run([sys.executable, "-m", "modelfab", "models", "compare", "fan:1", "fan:2", "--json", "-w",
+                        str(site.ws.root)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == json.loads(json.dumps(mine))
+    # a recordings classifier: its matrix counts recordings, and a cell shows them with their pictures
+    # (accuracy: with 18 recordings, grouped folds often hold one class only, where ROC AUC is undefined)
+    r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "fan:1", "task": "classification", "budget": "12",
+                               "metric": "accuracy", "name": "fanclass"}, headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"])
+    assert job["state"] == "done", job
+    m = site.ws.model("fanclass")
+    assert 'id="confusion"' in c.get(f"/models/fanclass/{m.version}").text
+    files = m.manifest["data"]["holdout_files"]
+    labels = m.manifest["labels"]
+    seen = []
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            cell = _json(c.get(f"/models/fanclass/{m.version}/confusion/{i}/{j}"))
+            assert cell["kind"] == "files"
+            for it in cell["items"]:
+                assert it["file"].startswith(labels[i] + "/")  # folders are the true labels
+                seen.append(it["file"])
+    assert sorted(seen) == sorted(files)
+    thumb = c.get(cell["items"][0]["thumb"] if cell["items"] else f"/datasets/fan/1/thumb/0.png")
+    assert thumb.status_code == 200 and thumb.content[:4] == b"\x89PNG"
+
+
+def test_deploy_starts_and_stops_a_model_server_and_refuses_a_busy_port(site):
+    import socket
+
+    import httpx
+
+    from modelfab.web.deploy import port_is_free
+
+    c, viewer = site.client("admin"), site.client("viewer")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        r = c.post("/deployments", data={"csrf_token": c.csrf, "port": str(busy), "model": "parts"},
+                   headers={"Accept": "application/json"})
+        assert r.status_code == 409 and f"Port {busy}" in r.json()["error"]["detail"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert viewer.post("/deployments", data={"csrf_token": viewer.csrf, "port": str(port)}).status_code == 403
+    r = c.post("/deployments", data={"csrf_token": c.csrf, "port": str(port), "model": "parts"},
+               headers={"Accept": "application/json"})
+    dep = _json(r)["deployment"]
+    assert dep["url"] == f"http://127.0.0.1:{port}" and dep["model"] == "parts"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = [d for d in _json(c.get("/deployments"))["deployments"] if d["port"] == port][0]["state"]
+            if state != "starting":
+                break
+            time.sleep(0.3)
+        assert state == "running", _json(c.get("/deployments"))
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert f"http://127.0.0.1:{port}" in viewer.get("/").text  # the home page lists deployments
+        # a fresh app (a restarted UI) still knows it; the page shows it with snippets
+        from modelfab.web import create_web_app
+
+        again = create_web_app(site.ws)
+        assert [d["state"] for d in again.state.deployments.list()] == ["running"]
+        page = viewer.get("/models").text
+        assert f"http://127.0.0.1:{port}/v1/models/parts/predict" in page and 'id="deploy-python"' in page
+        assert 'id="deploy-form"' not in page  # viewers see, admins start and stop
+        r = c.post(f"/deployments/{port}", data={"csrf_token": c.csrf}, headers={"Accept": "application/json"})
+        assert r.status_code in (404, 405)
+    finally:
+        r = c.post(f"/deployments/{port}/stop", data={"csrf_token": c.csrf}, headers={"Accept": "application/json"})
+    assert _json(r)["deployment"]["state"] == "stopped"
+    assert port_is_free(port) and _json(c.get("/deployments"))["deployments"] == []

@@ -38,7 +38,9 @@ def test_pages_load_fast_with_ten_thousand_items(web, tmp_path):
     for i in range(200):  # a labels layer of some size
         web.store.add_label(ds.id, f"normal/c{i * 5 + 1:05d}.wav", "rattle", "admin1")
     for path in ("/", "/datasets/big/1", "/datasets/big/1?page=150", "/datasets/big/1?label=rattle",
-                 "/label/big/1", "/label/big/1?page=80", "/datasets/tab/1?page=150", "/train"):
+                 "/label/big/1", "/label/big/1?page=80", "/label/big/1?filter=queue", "/label/big/1?filter=disagree",
+                 "/label/tab/1?column=y", "/label/tab/1?column=y&page=90", "/datasets/tab/1?page=150", "/train",
+                 "/models", "/compare"):
         assert c.get(path).status_code == 200, path  # warm: the file table is read once per dataset
         times = []
         for _ in range(3):

@@ -24,7 +24,7 @@ def _post_routes(app):
     for route in app.routes:
         methods = getattr(route, "methods", None) or set()
         if "POST" in methods:
-            yield re.sub(r"\{(\w+)\}", lambda m: "1" if m.group(1) in ("version", "job_id") else "x", route.path)
+            yield re.sub(r"\{(\w+)\}", lambda m: "1" if m.group(1) in ("version", "job_id", "port") else "x", route.path)
 
 
 def test_every_post_needs_the_csrf_token(web):

@@ -150,6 +150,10 @@
     dsSel.addEventListener("change", updateTrain);
     target.addEventListener("change", suggestTable);
     updateTrain();
+    if (DATA.target && Array.prototype.some.call(target.options, function (o) { return o.value === DATA.target; })) {
+      target.value = DATA.target;  // confirmed in the import preview
+      suggestTable();
+    }
   }
 
   /* -- job page: live progress over server-sent events ------------------------------------ */
@@ -172,8 +176,30 @@
       var badge = $("#job-state .badge");
       if (badge) { badge.className = "badge state-" + job.state; badge.textContent = T("job.js.state_" + job.state); }
       if (job.error) { var e = $("#job-error"); e.hidden = false; e.textContent = job.error; }
+      renderBoard(live.leaderboard && live.leaderboard.length ? live.leaderboard : (job.result || {}).final_board, live.metric);
       var cancel = $("#cancel-form");
       if (cancel && job.state !== "running" && job.state !== "queued") { cancel.hidden = true; }
+    };
+    var renderBoard = function (rows, metric) {
+      var box = $("#leaderboard-box");
+      if (!box || !rows || !rows.length) { return; }
+      box.hidden = false;
+      var body = $("#leaderboard tbody");
+      body.innerHTML = "";
+      rows.forEach(function (r, i) {
+        var tr = document.createElement("tr");
+        if (i === 0) { tr.className = "lead-row"; }
+        var best = r.best !== undefined ? r.best : r.score;
+        [String(r.rank || i + 1), r.learner || "", r.detail || "", r.trials ? String(r.trials) : "–",
+         fmt(best, 4) + (metric && i === 0 ? " (" + metric + ")" : ""),
+         r.at_s !== undefined ? T("job.js.seconds", { n: fmt(r.at_s, 0) }) : "–"].forEach(function (v, j) {
+          var td = document.createElement("td");
+          if (j === 0 || j >= 3) { td.className = "num"; }
+          td.textContent = v;
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
     };
     renderJob(DATA.job);
     if (!startedTerminal && window.EventSource) {
@@ -228,27 +254,132 @@
     updateThr();
   }
 
-  /* -- labelling: keyboard first ------------------------------------------------------------- */
+  /* -- evaluate page: confusion-matrix cells open their held-out examples ----------------------- */
+  if (DATA.confusion) {
+    var cmBox = $("#cm-examples"), cmBody = $("#cm-examples-body");
+    var cell = function (text) { var td = document.createElement("td"); td.textContent = text; return td; };
+    $all("#confusion button.cell").forEach(function (b) {
+      b.addEventListener("click", function () {
+        $all("#confusion button.cell").forEach(function (x) { x.classList.toggle("on", x === b); });
+        var url = DATA.confusion.url + "/" + b.getAttribute("data-i") + "/" + b.getAttribute("data-j");
+        fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+          .then(function (r) { return r.json().then(function (j) { if (!r.ok) { throw new Error((j.error && j.error.detail) || ("HTTP " + r.status)); } return j; }); })
+          .then(function (res) {
+            cmBox.hidden = false;
+            setText("#cm-examples-title", T("model.js.cm_examples", { "true": res["true"], pred: res.pred, n: res.count }));
+            cmBody.innerHTML = "";
+            var shown = 0;
+            if (res.kind === "rows") {
+              var tbl = document.createElement("table"); tbl.className = "grid compact"; tbl.id = "cm-rows";
+              var head = document.createElement("tr");
+              var th0 = document.createElement("th"); th0.textContent = T("model.js.cm_row"); head.appendChild(th0);
+              res.columns.forEach(function (c) { var th = document.createElement("th"); th.textContent = c; head.appendChild(th); });
+              var thead = document.createElement("thead"); thead.appendChild(head); tbl.appendChild(thead);
+              var tb = document.createElement("tbody");
+              res.rows.forEach(function (row, k) {
+                var tr = document.createElement("tr");
+                tr.appendChild(cell(String(res.positions[k])));
+                row.forEach(function (v) { tr.appendChild(cell(v)); });
+                tb.appendChild(tr);
+              });
+              tbl.appendChild(tb);
+              var wrap = document.createElement("div"); wrap.className = "scroll"; wrap.appendChild(tbl);
+              cmBody.appendChild(wrap);
+              shown = res.rows.length;
+            } else if (res.kind === "files") {
+              var grid = document.createElement("div"); grid.className = "example-grid"; grid.id = "cm-files";
+              res.items.forEach(function (it) {
+                var fig = document.createElement("figure");
+                if (it.thumb) {
+                  var img = document.createElement("img"); img.className = "thumb"; img.loading = "lazy";
+                  img.width = 210; img.height = 75; img.src = it.thumb; img.alt = it.file; fig.appendChild(img);
+                }
+                var cap = document.createElement("figcaption"); cap.textContent = it.file; fig.appendChild(cap);
+                if (it.idx !== null && it.idx !== undefined && /\.(wav|flac|ogg)$/i.test(it.file)) {
+                  var au = document.createElement("audio"); au.controls = true; au.preload = "none";
+                  au.src = DATA.confusion.base + "/audio/" + it.idx; fig.appendChild(au);
+                }
+                grid.appendChild(fig);
+              });
+              cmBody.appendChild(grid);
+              shown = res.items.length;
+            }
+            if (shown < res.count) {
+              var more = document.createElement("p"); more.className = "muted small";
+              more.textContent = T("model.js.cm_more", { n: shown }); cmBody.appendChild(more);
+            }
+            cmBox.scrollIntoView({ block: "nearest" });
+          })
+          .catch(function (err) { toast(T("model.js.cm_load_failed", { error: err.message }), true); });
+      });
+    });
+  }
+
+  /* -- models page: deployments refresh while one is starting --------------------------------- */
+  if (DATA.deployments && DATA.deployments.some(function (d) { return d.state === "starting"; })) {
+    var pollDeploy = function () {
+      fetch("/deployments", { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.json(); })
+        .then(function (j) {
+          var starting = (j.deployments || []).some(function (d) { return d.state === "starting"; });
+          if (!starting) { window.location.reload(); } else { setTimeout(pollDeploy, 1000); }
+        }).catch(function () { setTimeout(pollDeploy, 3000); });
+    };
+    setTimeout(pollDeploy, 1000);
+  }
+
+  /* -- labelling: keyboard first, bulk selection, colours, suggestions --------------------------- */
   var list = $("#items");
   if (list && DATA.items) {
-    var items = DATA.items, labels = (DATA.labels || []).slice(), cur = 0, undo = [];
+    var items = DATA.items, defs = (DATA.defs || []).slice(), cur = 0, undo = [], anchor = null;
+    var labels = defs.map(function (d) { return d.name; });
     var rows = $all("li", list);
     var audio = $("#current-audio"), img = $("#current-thumb");
+    var selected = {};
+    var colorOf = function (lab) {
+      var d = defs.filter(function (x) { return x.name === lab; })[0];
+      return d ? d.color : null;
+    };
+    var paint = function (el, lab) {
+      var c = lab !== null && lab !== undefined ? colorOf(lab) : null;
+      if (!el) { return; }
+      if (c) { el.style.setProperty("--label-color", c); el.classList.add("colored"); }
+      else { el.style.removeProperty("--label-color"); el.classList.remove("colored"); }
+    };
     var drawButtons = function () {
       var box = $("#label-buttons");
       box.innerHTML = "";
-      labels.slice(0, 9).forEach(function (lab, i) {
+      defs.slice(0, 9).forEach(function (d, i) {
         var b = document.createElement("button");
-        b.type = "button"; b.className = "btn label-btn"; b.setAttribute("data-label", lab);
+        b.type = "button"; b.className = "btn label-btn"; b.setAttribute("data-label", d.name);
         var k = document.createElement("kbd"); k.textContent = String(i + 1);
-        b.appendChild(k); b.appendChild(document.createTextNode(" " + lab));
-        b.addEventListener("click", function () { assign(lab); });
+        var sw = document.createElement("span"); sw.className = "swatch";
+        b.appendChild(k); b.appendChild(sw); b.appendChild(document.createTextNode(" " + d.name));
+        b.style.setProperty("--label-color", d.color);
+        b.addEventListener("click", function () { assign(d.name); });
         box.appendChild(b);
       });
       markButtons();
     };
     var markButtons = function () {
-      $all(".label-btn").forEach(function (b) { b.classList.toggle("on", b.getAttribute("data-label") === items[cur].label); });
+      $all(".label-btn").forEach(function (b) { b.classList.toggle("on", !!items[cur] && b.getAttribute("data-label") === items[cur].label); });
+    };
+    var selIdx = function () { return Object.keys(selected).map(Number).sort(function (a, b) { return a - b; }); };
+    var drawSelection = function () {
+      var n = selIdx().length;
+      rows.forEach(function (r, j) { r.classList.toggle("picked", !!selected[j]); $(".pick", r).checked = !!selected[j]; });
+      setText("#selected-count", n ? T("label.js.selected", { n: n }) : "");
+      var clr = $("#select-clear"); if (clr) { clr.hidden = !n; }
+    };
+    var toggle = function (j, on) { if (on) { selected[j] = true; } else { delete selected[j]; } };
+    var showSuggestion = function () {
+      var el = $("#suggestion"), it = items[cur];
+      if (!el || !it) { return; }
+      if (it.suggest && it.label !== it.suggest) {
+        el.hidden = false;
+        setText(el, T("label.js.suggest", { label: it.suggest, pct: fmt(100 * it.confidence, 0) }));
+        paint(el, it.suggest);
+      } else { el.hidden = true; }
     };
     var show = function (i, play) {
       if (!items.length) { return; }
@@ -256,53 +387,166 @@
       rows.forEach(function (r, j) { r.classList.toggle("cur", j === cur); });
       rows[cur].scrollIntoView({ block: "nearest" });
       var it = items[cur];
-      setText("#current-file", it.file);
+      setText("#current-file", it.title);
       setText("#position", T("label.js.position", { i: cur + 1, n: items.length }));
-      img.src = DATA.base + "/thumb/" + it.idx + ".png";
-      if (it.audio) { audio.hidden = false; audio.src = DATA.base + "/audio/" + it.idx; if (play) { audio.play().catch(function () {}); } }
-      else { audio.hidden = true; audio.removeAttribute("src"); }
+      if (DATA.kind === "table") {
+        var body = $("#current-row tbody");
+        body.innerHTML = "";
+        (DATA.cell_names || []).forEach(function (c, k) {
+          var tr = document.createElement("tr"), th = document.createElement("th"), td = document.createElement("td");
+          th.textContent = c; td.textContent = (it.cells || [])[k] || "";
+          tr.appendChild(th); tr.appendChild(td); body.appendChild(tr);
+        });
+      } else {
+        img.src = DATA.base + "/thumb/" + it.idx + ".png";
+        if (it.audio) { audio.hidden = false; audio.src = DATA.base + "/audio/" + it.idx; if (play) { audio.play().catch(function () {}); } }
+        else { audio.hidden = true; audio.removeAttribute("src"); }
+      }
       markButtons();
+      showSuggestion();
     };
     var setRow = function (j, label) {
       items[j].label = label;
       rows[j].classList.toggle("labelled", label !== null);
-      setText($("[data-label]", rows[j]), label !== null ? label : T("label.js.unlabelled"));
+      var chip = $("[data-label]", rows[j]);
+      setText(chip, label !== null ? label : T("label.js.unlabelled"));
+      paint(chip, label);
+      if (items[j].suggest === label) { setText($("[data-suggest]", rows[j]), ""); }
       rows[j].classList.add("flash");
       setTimeout(function () { rows[j].classList.remove("flash"); }, 300);
     };
-    var save = function (j, label) {
-      return post(DATA.post, { item: items[j].file, label: label === null ? "" : label }).then(function (r) {
-        setText("#saved-count", String(r.saved));
-      }).catch(function (err) { toast(T("label.js.save_failed", { error: err.message }), true); throw err; });
+    var saveMany = function (js, label) {
+      var req = js.length === 1
+        ? post(DATA.post, { item: items[js[0]].id, label: label === null ? "" : label })
+        : post(DATA.bulk, { items: js.map(function (j) { return items[j].id; }).join("\n"), label: label === null ? "" : label, column: DATA.column || "" });
+      return req.then(function (r) { setText("#saved-count", String(r.saved)); scheduleAssist(); })
+        .catch(function (err) { toast(T("label.js.save_failed", { error: err.message }), true); throw err; });
     };
     var assign = function (label) {
-      var j = cur, before = items[j].label;
+      var picked = selIdx();
+      if (picked.length) {  // bulk: the selection gets the label
+        var before = picked.map(function (j) { return { j: j, label: items[j].label }; });
+        picked.forEach(function (j) { setRow(j, label); });
+        undo.push(before);
+        saveMany(picked, label).then(function () { toast(T("label.js.bulk_saved", { n: picked.length, label: label })); })
+          .catch(function () { before.forEach(function (b) { setRow(b.j, b.label); }); undo.pop(); });
+        selected = {}; drawSelection(); markButtons();
+        return;
+      }
+      var j = cur, prev = items[j].label;
       setRow(j, label);
-      undo.push({ j: j, label: before });
-      save(j, label).then(function () { toast(T("label.js.saved", { label: label })); })
-        .catch(function () { setRow(j, before); undo.pop(); });
+      undo.push([{ j: j, label: prev }]);
+      saveMany([j], label).then(function () { toast(T("label.js.saved", { label: label })); })
+        .catch(function () { setRow(j, prev); undo.pop(); });
       if (j < items.length - 1) { show(j + 1, false); } else { markButtons(); }
     };
     var undoLast = function () {
       var u = undo.pop();
       if (!u) { toast(T("label.js.nothing_to_undo")); return; }
-      setRow(u.j, u.label);
-      show(u.j, false);
-      save(u.j, u.label).then(function () { toast(T("label.js.undone")); }).catch(function () {});
+      var groups = {};
+      u.forEach(function (b) { setRow(b.j, b.label); var k = b.label === null ? "\u0000" : b.label; (groups[k] = groups[k] || []).push(b.j); });
+      show(u[0].j, false);
+      Object.keys(groups).forEach(function (k) {
+        saveMany(groups[k], k === "\u0000" ? null : k).then(function () { toast(T("label.js.undone")); }).catch(function () {});
+      });
     };
-    rows.forEach(function (r, j) { r.addEventListener("click", function () { show(j, false); list.focus(); }); });
-    $all(".label-btn").forEach(function (b) { b.addEventListener("click", function () { assign(b.getAttribute("data-label")); }); });
+    rows.forEach(function (r, j) {
+      r.addEventListener("click", function (e) {
+        if (e.shiftKey && anchor !== null) {  // a range
+          var lo = Math.min(anchor, j), hi = Math.max(anchor, j);
+          for (var k = lo; k <= hi; k++) { toggle(k, true); }
+          drawSelection();
+        } else if (e.ctrlKey || e.metaKey || (e.target && e.target.classList.contains("pick"))) {
+          toggle(j, !selected[j]); anchor = j; drawSelection();
+        } else { anchor = j; }
+        show(j, false); list.focus();
+      });
+    });
+    var selPage = $("#select-page");
+    if (selPage) {
+      selPage.addEventListener("change", function () {
+        rows.forEach(function (r, j) { toggle(j, selPage.checked); });
+        drawSelection();
+      });
+    }
+    var clr = $("#select-clear");
+    if (clr) { clr.addEventListener("click", function () { selected = {}; if (selPage) { selPage.checked = false; } drawSelection(); }); }
+    $all(".label-btn").forEach(function (b) {
+      b.style.setProperty("--label-color", b.getAttribute("data-color"));
+      b.addEventListener("click", function () { assign(b.getAttribute("data-label")); });
+    });
+    rows.forEach(function (r, j) { paint($("[data-label]", r), items[j].label); });
     var newForm = $("#new-label");
     if (newForm) {
       newForm.addEventListener("submit", function (e) {
         e.preventDefault();
         var inp = $("#new-label-name");
         var v = inp.value.trim();
-        if (v && labels.indexOf(v) < 0 && labels.length < 9) { labels.push(v); drawButtons(); }
+        var color = ($("#new-label-color") || {}).value || "";
         inp.value = "";
         list.focus();
+        if (!v) { return; }
+        post(DATA.defs_url, { name: v, color: color, column: DATA.column || "" }).then(function (r) {
+          defs = r.defs; labels = defs.map(function (d) { return d.name; });
+          drawButtons();
+          rows.forEach(function (row, j) { paint($("[data-label]", row), items[j].label); });
+          toast(T("label.js.label_added", { label: v }));
+        }).catch(function (err) { toast(T("label.js.save_failed", { error: err.message }), true); });
       });
     }
+    var colSel = $("#label-column");
+    if (colSel) { colSel.addEventListener("change", function () { $("#column-form").submit(); }); }
+
+    /* the assistant: suggestions with confidence, and the learning curve */
+    var drawCurve = function (curve) {
+      var svg = $("#learning-curve");
+      if (!svg) { return; }
+      while (svg.firstChild) { svg.removeChild(svg.firstChild); }
+      if (!curve || curve.length < 1) { svg.classList.add("empty"); return; }
+      svg.classList.remove("empty");
+      var NS = "http://www.w3.org/2000/svg", W = 300, H = 90, pad = 18;
+      var maxN = Math.max.apply(null, curve.map(function (p) { return p.n; })), minN = Math.min.apply(null, curve.map(function (p) { return p.n; }));
+      var x = function (n) { return pad + (maxN === minN ? (W - 2 * pad) / 2 : (n - minN) / (maxN - minN) * (W - 2 * pad)); };
+      var y = function (a) { return H - pad - a * (H - 2 * pad); };
+      var mk = function (tag, attrs) { var el = document.createElementNS(NS, tag); Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); }); svg.appendChild(el); return el; };
+      mk("line", { x1: pad, y1: y(0), x2: W - pad, y2: y(0), "class": "axis" });
+      mk("line", { x1: pad, y1: y(1), x2: W - pad, y2: y(1), "class": "grid-line" });
+      mk("polyline", { points: curve.map(function (p) { return x(p.n) + "," + y(p.accuracy); }).join(" "), "class": "curve-line" });
+      curve.forEach(function (p) { mk("circle", { cx: x(p.n), cy: y(p.accuracy), r: 2.5, "class": "curve-dot" }); });
+      var lab = function (tx, ty, text, anchor) { var t = mk("text", { x: tx, y: ty, "text-anchor": anchor || "start" }); t.textContent = text; };
+      lab(2, y(1) + 4, "100%"); lab(2, y(0) + 4, "0%");
+      lab(pad, H - 2, String(minN)); lab(W - pad, H - 2, String(maxN), "end");
+    };
+    var assistTimer = null, assisting = false;
+    var loadAssist = function () {
+      if (assisting || !DATA.assist) { return; }
+      assisting = true;
+      fetch(DATA.assist, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.json(); })
+        .then(function (res) {
+          assisting = false;
+          if (!res.ready) {
+            setText("#assist-status", T("label.js.assist_need", { need: res.need, n: res.n_labelled }));
+          } else if (res.cv_accuracy !== null && res.cv_accuracy !== undefined) {
+            setText("#assist-status", T("label.js.assist_ready", { n: res.n_labelled, acc: fmt(100 * res.cv_accuracy, 0) }));
+          } else {
+            setText("#assist-status", T("label.js.assist_ready_nocv", { n: res.n_labelled }));
+          }
+          drawCurve(res.curve);
+          items.forEach(function (it, j) {
+            var sg = (res.suggestions || {})[it.id];
+            var el = $("[data-suggest]", rows[j]);
+            if (sg) {
+              it.suggest = sg[0]; it.confidence = sg[1];
+              setText(el, it.label === sg[0] ? "" : "→ " + sg[0] + " " + fmt(100 * sg[1], 0) + "%");
+              paint(el, sg[0]);
+            } else { it.suggest = null; setText(el, ""); }
+          });
+          showSuggestion();
+        }).catch(function () { assisting = false; });
+    };
+    var scheduleAssist = function () { clearTimeout(assistTimer); assistTimer = setTimeout(loadAssist, 1500); };
+
     document.addEventListener("keydown", function (e) {
       var tag = (e.target && e.target.tagName) || "";
       if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || e.ctrlKey || e.metaKey || e.altKey) { return; }
@@ -315,12 +559,20 @@
         e.preventDefault(); show(cur - 1, false);
       } else if (e.key === " ") {
         e.preventDefault();
-        if (!audio.hidden) { if (audio.paused) { audio.play().catch(function () {}); } else { audio.pause(); } }
+        if (audio && !audio.hidden) { if (audio.paused) { audio.play().catch(function () {}); } else { audio.pause(); } }
       } else if (e.key === "u" || e.key === "U") {
         e.preventDefault(); undoLast();
+      } else if (e.key === "x" || e.key === "X") {
+        e.preventDefault(); toggle(cur, !selected[cur]); anchor = cur; drawSelection();
+      } else if (e.key === "Enter" && items[cur] && items[cur].suggest) {
+        e.preventDefault(); assign(items[cur].suggest);
+      } else if (e.key === "Escape") {
+        selected = {}; drawSelection();
       }
     });
+    drawSelection();
     show(0, false);
     list.focus();
+    loadAssist();
   }
 })();

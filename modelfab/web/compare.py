@@ -1,0 +1,39 @@
+"""Two model versions side by side: the logic of ``modelfab models compare`` plus what the page shows."""
+
+from __future__ import annotations
+
+
+def compare(ma, mb) -> dict:
+    """The same facts as ``modelfab models compare A B --json`` (metrics, same data/holdout, learners)."""
+    da, db = ma.manifest.get("data", {}), mb.manifest.get("data", {})
+    same_data = da.get("data_sha") == db.get("data_sha")
+    same_holdout = same_data and ma.manifest.get("training", {}).get("seed") == mb.manifest.get("training", {}).get("seed")
+    keys = [k for k in dict.fromkeys(list(ma.metrics) + list(mb.metrics))
+            if isinstance(ma.metrics.get(k, mb.metrics.get(k)), (int, float)) and not isinstance(ma.metrics.get(k), bool)]
+    rows = [{"metric": k, ma.ref: ma.metrics.get(k), mb.ref: mb.metrics.get(k)} for k in keys]
+    return {"a": ma.ref, "b": mb.ref, "same_data_version": same_data, "same_holdout": same_holdout, "metrics": rows,
+            "learners": {ma.ref: ma.manifest.get("learner", {}).get("name"),
+                         mb.ref: mb.manifest.get("learner", {}).get("name")}}
+
+
+NEUTRAL = ("threshold", "n", "max_fpr", "support", "files", "n_train", "n_holdout")
+LOWER_IS_BETTER = ("rmse", "mae", "mse", "mape", "log_loss", "false_alarm_rate", "miss_rate", "expected_false_alarm",
+                   "brier")
+
+
+def page_view(ma, mb) -> dict:
+    """``compare`` plus per-metric winner and the facts of each version, for the compare page."""
+    from .views import _model_view
+
+    res = compare(ma, mb)
+    rows = []
+    for r in res["metrics"]:
+        a, b = r[ma.ref], r[mb.ref]
+        better = None
+        neutral = r["metric"] in NEUTRAL or r["metric"].startswith("n_")  # counts and settings: no winner
+        if not neutral and isinstance(a, (int, float)) and isinstance(b, (int, float)) and a != b:
+            lower = r["metric"] in LOWER_IS_BETTER or r["metric"].endswith(("_error", "_loss"))
+            better = "a" if (a < b) == lower else "b"
+        rows.append({"metric": r["metric"], "a": a, "b": b, "better": better,
+                     "delta": (b - a) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None})
+    return dict(res, rows=rows, va=_model_view(ma, full=True), vb=_model_view(mb, full=True))

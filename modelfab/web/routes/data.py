@@ -1,0 +1,186 @@
+"""Home, import, dataset pages and their media (thumbnails, audio)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...errors import InvalidInput, NotFound
+from ..jobs import ACTIVE
+from ..site import Site
+from ..uploads import ZipLimits, check_zip, safe_suffix
+from ...modalities.tabular import KINDS
+from ..views import (TABLE_SUFFIXES, _check_ds_name, _default_name, _job_view, _latest_by_name, _model_view,
+                     _signal_view, _table_view)
+
+
+def router(site: Site) -> APIRouter:
+    r = APIRouter()
+    ws, store, runner, cfg, t_of = site.ws, site.store, site.runner, site.cfg, site.t_of
+
+    # -- home --------------------------------------------------------------------
+    @r.get("/", response_class=HTMLResponse)
+    def home(request: Request):
+        datasets = _latest_by_name(ws.datasets())
+        models = _latest_by_name(ws.models())
+        jobs = [_job_view(runner.get(j["id"]) if j["state"] in ACTIVE else j) for j in ws.meta.list_jobs(limit=10)]
+        return site.render(request, "home.html", nav="home", datasets=datasets, models=[_model_view(m) for m in models],
+                           deployments=site.deployments.list(),
+                           jobs=jobs)
+
+    # -- import ------------------------------------------------------------------
+    @r.get("/import", response_class=HTMLResponse)
+    def import_page(request: Request):
+        site.require(request, "labeler")
+        from ..uploads import list_folders
+
+        return site.render(request, "import.html", nav="import", folders=list_folders(cfg.import_root),
+                           import_root=cfg.import_root is not None, max_mib=f"{cfg.max_upload_bytes / 2**20:,.0f}")
+
+    @r.post("/import")
+    async def import_post(request: Request):
+        user = site.require(request, "labeler")
+        form = await site.form_of(request, files=True)
+        try:
+            source = str(form.get("source"))
+            name = str(form.get("name")).strip()
+            labels = "none" if str(form.get("labels")) == "none" else "folder"
+            skip_bad = str(form.get("skip_bad")) == "1"
+            if source == "folder":
+                from ..uploads import resolve_in_root
+
+                path = resolve_in_root(cfg.import_root, str(form.get("folder")))
+                params = {"source": "folder", "path": str(path), "name": _check_ds_name(name or path.name),
+                          "labels": labels, "skip_bad": skip_bad}
+                form.cleanup()
+            else:
+                up = form.file("file")
+                if up is None:
+                    raise InvalidInput(t_of(request)("import.no_file"))
+                if source == "table":
+                    suffix = safe_suffix(up.raw_name, TABLE_SUFFIXES)
+                    params = {"source": "table", "suffix": suffix}
+                    if str(form.get("preview")) == "1":  # look at the columns first, then confirm
+                        token = form.folder.name
+                        (form.folder / "upload.json").write_text(json.dumps({
+                            "suffix": suffix, "filename": up.filename, "user": user["name"],
+                            "name": _check_ds_name(name or _default_name(up.filename))}))
+                        form.folder = None  # kept until confirmed or cancelled
+                        return site.done(request, f"/import/preview/{token}", preview=token)
+                elif source == "zip":
+                    safe_suffix(up.raw_name, (".zip",))
+                    await run_in_threadpool(check_zip, up.path, ZipLimits(cfg.max_zip_entries, cfg.max_unzipped_bytes,
+                                                                          cfg.max_zip_ratio))
+                    params = {"source": "zip", "labels": labels, "skip_bad": skip_bad}
+                else:
+                    raise InvalidInput(f"Unknown import source {source!r}.")
+                default = _default_name(up.filename)
+                params.update(upload=form.folder.name, filename=up.filename,
+                              name=_check_ds_name(name or default))
+                form.folder = None  # the worker owns (and removes) the upload now
+        except BaseException:
+            form.cleanup()
+            raise
+        job_id = runner.start("import", params, user["name"])
+        return site.done(request, f"/jobs/{job_id}", job=job_id)
+
+    # -- import preview: confirm column kinds and the target ------------------------------
+    def upload_meta(token: str) -> tuple[Path, dict]:
+        from ..uploads import upload_dir
+
+        folder = upload_dir(ws, token)
+        try:
+            meta = json.loads((folder / "upload.json").read_text())
+        except (OSError, ValueError):
+            raise NotFound("This upload is gone (imported or cancelled already); upload the file again.") from None
+        return folder, meta
+
+    @r.get("/import/preview/{token}", response_class=HTMLResponse)
+    def import_preview(request: Request, token: str):
+        site.require(request, "labeler")
+        from ..importing import preview
+
+        folder, meta = upload_meta(token)
+        view = preview(ws, folder, meta)
+        return site.render(request, "import_preview.html", nav="import", token=token, meta=meta, view=view,
+                           kinds=KINDS)
+
+    @r.post("/import/preview/{token}")
+    async def import_confirm(request: Request, token: str):
+        user = site.require(request, "labeler")
+        form = await site.form_of(request)
+        from ..importing import preview
+
+        folder, meta = upload_meta(token)
+        view = await run_in_threadpool(preview, ws, folder, meta)
+        if str(form.get("action")) == "cancel":
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+            return site.done(request, "/import")
+        kinds = {}
+        for i, col in enumerate(view["columns"]):
+            chosen = str(form.get(f"kind_{i}") or col["kind"])
+            if chosen not in KINDS:
+                raise InvalidInput(f"Unknown column kind {chosen!r}; expected one of {', '.join(KINDS)}.")
+            if chosen != col["kind"]:
+                kinds[col["name"]] = chosen
+        target = str(form.get("target") or "")
+        if target and target not in [c["name"] for c in view["columns"]]:
+            raise InvalidInput(f"The target {target!r} is not a column of the file.")
+        name = _check_ds_name(str(form.get("name") or "").strip() or meta["name"])
+        (folder / "upload.json").unlink(missing_ok=True)
+        (folder / view["link"]).unlink(missing_ok=True)
+        params = {"source": "table", "suffix": meta["suffix"], "upload": token, "filename": meta["filename"],
+                  "name": name, "kinds": kinds, "target": target}
+        job_id = runner.start("import", params, user["name"])
+        return site.done(request, f"/jobs/{job_id}", job=job_id)
+
+    # -- datasets ----------------------------------------------------------------
+    @r.get("/datasets/{name}", response_class=HTMLResponse)
+    def dataset_latest(request: Request, name: str):
+        ds = ws.dataset(name)
+        return RedirectResponse(f"/datasets/{ds.name}/{ds.version}", status_code=303)
+
+    @r.get("/datasets/{name}/{version}", response_class=HTMLResponse)
+    def dataset_page(request: Request, name: str, version: int, page: int = 1, label: str = ""):
+        ds = site.dataset_or_404(name, version)
+        versions = [d for d in ws.datasets() if d.name == ds.name]
+        ctx: dict[str, Any] = dict(nav="data", ds=ds, versions=versions, page=max(1, page), label_filter=label)
+        if ds.kind == "table":
+            ctx.update(_table_view(ws, ds, max(1, page)))
+        else:
+            ctx.update(_signal_view(store, ds, site.signal_tables(ds), max(1, page), label))
+        return site.render(request, "dataset.html", **ctx)
+
+    @r.get("/datasets/{name}/{version}/thumb/{idx}.png")
+    def thumb(request: Request, name: str, version: int, idx: int):
+        from ..media import thumbnail
+
+        ds = site.dataset_or_404(name, version)
+        files = site.signal_tables(ds) if ds.kind == "signal" else None
+        if files is None or not 0 <= idx < len(files) or not files["sha"].iloc[idx]:
+            raise NotFound("No such recording.")
+        path = thumbnail(ws, ds, files["file"].iloc[idx], files["sha"].iloc[idx])
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+    @r.get("/datasets/{name}/{version}/audio/{idx}")
+    def audio(request: Request, name: str, version: int, idx: int):
+        from ..media import AUDIO_TYPES
+
+        ds = site.dataset_or_404(name, version)
+        files = site.signal_tables(ds) if ds.kind == "signal" else None
+        if files is None or not 0 <= idx < len(files) or not files["sha"].iloc[idx]:
+            raise NotFound("No such recording.")
+        suffix = Path(files["file"].iloc[idx]).suffix.lower()
+        if suffix not in AUDIO_TYPES:
+            raise NotFound("This recording is not an audio file.")
+        return FileResponse(ws.blob_path(files["sha"].iloc[idx]), media_type=AUDIO_TYPES[suffix],
+                            headers={"Cache-Control": "private, max-age=86400"})
+
+    return r

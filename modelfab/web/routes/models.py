@@ -1,0 +1,174 @@
+"""Models: versions, the evaluate page, report, threshold, promote, tokens, compare, deployments."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...errors import InvalidInput
+from ..site import Site
+from ..views import _model_view
+
+
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
+
+
+def router(site: Site) -> APIRouter:
+    r = APIRouter()
+    ws, store, runner, cfg, t_of = site.ws, site.store, site.runner, site.cfg, site.t_of
+
+    # -- models ------------------------------------------------------------------
+    def models_ctx(request: Request, token=None) -> dict:
+        groups: dict[str, list] = {}
+        for m in ws.models():
+            groups.setdefault(m.name, []).append(_model_view(m))
+        for v in groups.values():
+            v.reverse()
+        deployments = site.deployments.list()
+        port = request.url.port
+        return dict(nav="models", groups=groups, token=token, deployments=deployments,
+                    free_port=_suggest_port(port), ui_port=port,
+                    js={"messages": t_of(request).subset("models.js."), "deployments": deployments})
+
+    @r.get("/models", response_class=HTMLResponse)
+    def models_page(request: Request):
+        return site.render(request, "models.html", **models_ctx(request))
+
+    # -- compare two versions -------------------------------------------------------
+    @r.get("/compare", response_class=HTMLResponse)
+    def compare_page(request: Request, a: str = "", b: str = ""):
+        from ..compare import page_view
+
+        refs = [m.ref for m in ws.models()]
+        view = None
+        if a and b:
+            view = page_view(ws.model(a), ws.model(b))
+        elif refs:
+            a = a or (refs[-2] if len(refs) > 1 else refs[-1])
+            b = b or refs[-1]
+        return site.render(request, "compare.html", nav="models", refs=list(reversed(refs)), a=a, b=b, view=view)
+
+    # -- deployments (admin) ------------------------------------------------------------
+    @r.get("/deployments")
+    def deployments_list(request: Request):
+        return JSONResponse({"deployments": site.deployments.list()})
+
+    @r.post("/deployments")
+    async def deployment_start(request: Request):
+        user = site.require(request, "admin")
+        form = await site.form_of(request)
+        try:
+            port = int(str(form.get("port") or "").strip())
+        except ValueError:
+            raise InvalidInput(t_of(request)("deploy.bad_port")) from None
+        model = str(form.get("model") or "").strip() or None
+        dep = await run_in_threadpool(site.deployments.start, port=port, model=model, user=user["name"])
+        return site.done(request, "/models#deployments", deployment=dep)
+
+    @r.post("/deployments/{port}/stop")
+    async def deployment_stop(request: Request, port: int):
+        site.require(request, "admin")
+        await site.form_of(request)
+        dep = await run_in_threadpool(site.deployments.stop, port)
+        return site.done(request, "/models#deployments", deployment=dep)
+
+    @r.get("/models/{name}", response_class=HTMLResponse)
+    def model_latest(request: Request, name: str):
+        m = ws.model(name)
+        return RedirectResponse(f"/models/{m.name}/{m.version}", status_code=303)
+
+    @r.get("/models/{name}/{version}", response_class=HTMLResponse)
+    def model_page(request: Request, name: str, version: int):
+        m = site.model_or_404(name, version)
+        view = _model_view(m, full=True)
+        js: dict[str, Any] = {"messages": t_of(request).subset("model.js.")}
+        if m.task == "anomaly":
+            hold = m.holdout()
+            if "scores" in hold and len(hold["scores"]):
+                js["holdout"] = {"y_true": [int(v) for v in hold["y_true"]],
+                                 "scores": [float(v) for v in hold["scores"]],
+                                 "threshold": float(m.manifest.get("threshold"))}
+        from ..evaluate import confusion
+
+        cm = confusion(m)
+        if cm is not None:
+            js["confusion"] = {"url": f"/models/{m.name}/{m.version}/confusion", "labels": cm["labels"],
+                               "base": f"/datasets/{view['dataset']}/{view['dataset_version']}"}
+        return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm)
+
+    @r.get("/models/{name}/{version}/confusion/{i}/{j}")
+    def model_confusion_cell(request: Request, name: str, version: int, i: int, j: int):
+        from ..evaluate import cell_examples
+
+        m = site.model_or_404(name, version)
+        return JSONResponse(cell_examples(site, m, i, j))
+
+    @r.get("/models/{name}/{version}/report")
+    def model_report(request: Request, name: str, version: int):
+        m = site.model_or_404(name, version)
+        path = ws.root / "reports" / f"{m.name}-v{m.version}" / "report.html"
+        if not path.is_file():
+            path, _ = m.write_report()
+        return FileResponse(path, media_type="text/html; charset=utf-8",
+                            headers={"Content-Security-Policy": REPORT_CSP})
+
+    @r.post("/models/{name}/{version}/threshold")
+    async def model_threshold(request: Request, name: str, version: int):
+        user = site.require(request, "admin")
+        form = await site.form_of(request)
+        m = site.model_or_404(name, version)
+        if m.task != "anomaly":
+            raise InvalidInput(f"{m.ref} is a {m.task} model; only anomaly models have a threshold to move.")
+        try:
+            value = float(form.get("threshold"))
+        except (TypeError, ValueError):
+            raise InvalidInput("The threshold must be a number.") from None
+        if not math.isfinite(value):
+            raise InvalidInput("The threshold must be a finite number.")
+        # a worker process registers the new version (so that it is recorded as made by this user)
+        job_id = runner.start("threshold", {"model": m.ref, "threshold": value}, user["name"])
+        return site.done(request, f"/jobs/{job_id}", job=job_id)
+
+    @r.post("/models/{name}/{version}/promote")
+    async def model_promote(request: Request, name: str, version: int):
+        site.require(request, "admin")
+        await site.form_of(request)
+        m = site.model_or_404(name, version)
+        for other in ws.models(m.name):
+            if other.stage == "production" and other.version != m.version:
+                ws.meta.set_model_stage(other.row["id"], "archived")
+        ws.meta.set_model_stage(m.row["id"], "production")
+        return site.done(request, f"/models/{m.name}/{m.version}", model=m.ref)
+
+    @r.post("/tokens")
+    async def token_create(request: Request):
+        site.require(request, "admin")
+        form = await site.form_of(request)
+        name = str(form.get("name") or "").strip()[:100] or "ui"
+        scope = str(form.get("scope") or "predict")
+        token_id, plain = ws.create_token(name, scope)
+        model = str(form.get("model") or "")
+        groups: dict[str, list] = {}
+        for m in ws.models():
+            groups.setdefault(m.name, []).append(_model_view(m))
+        for v in groups.values():
+            v.reverse()
+        return site.render(request, "models.html", **models_ctx(request, token={
+                           "id": token_id, "name": name, "scope": scope, "value": plain,
+                           "model": model if model in groups else next(iter(groups), "")}))
+
+    return r
+
+
+def _suggest_port(ui_port: int | None) -> int:
+    """8000 (the model server's usual port) unless the UI itself holds it, then the next one free."""
+    from ..deploy import port_is_free
+
+    for port in range(8000, 8100):
+        if port != ui_port and port_is_free(port):
+            return port
+    return 8000

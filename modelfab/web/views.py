@@ -1,0 +1,269 @@
+"""Pure helpers of the UI pages: formatting filters and the views (dicts) the templates read."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import Request
+
+from ..errors import TooLarge
+from .config import WebSettings
+from .uploads import safe_suffix
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".xls")
+RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".mat", ".npy", ".csv")
+PAGE = 50
+
+# -- helpers (no app state) -------------------------------------------------------------
+BUDGETS = (("30", 30), ("60", 60), ("120", 120), ("300", 300), ("600", 600), ("1800", 1800))
+
+
+def _safe_next(nxt: str) -> str:
+    """Only local paths: no scheme, no host, no '//' (open redirects)."""
+    if not nxt or not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
+        return "/"
+    parts = urlsplit(nxt)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return nxt
+
+
+def _same_origin(request: Request, cfg: WebSettings) -> bool:
+    origin = request.headers.get("origin")
+    if not origin:
+        ref = request.headers.get("referer")
+        if not ref:
+            return True  # not a browser form (browsers send Origin on POST); the CSRF token still applies
+        p = urlsplit(ref)
+        origin = f"{p.scheme}://{p.netloc}"
+    if origin == "null":
+        return False
+    host = request.headers.get("host", "")
+    own = {f"{request.url.scheme}://{host}".rstrip("/")}
+    return origin.rstrip("/") in own or origin.rstrip("/") in cfg.extra_origins
+
+
+def _latest_by_name(items) -> list:
+    latest: dict[str, Any] = {}
+    for x in items:
+        if x.name not in latest or x.version > latest[x.name].version:
+            latest[x.name] = x
+    return sorted(latest.values(), key=lambda x: x.name.lower())
+
+
+def _default_name(filename: str) -> str:
+    import re
+
+    stem = filename.rsplit(".", 1)[0]
+    stem = re.sub(r"[^A-Za-z0-9_.\-]+", "_", stem).strip("_.-") or "dataset"
+    return stem[:100]
+
+
+def _check_ds_name(name: str) -> str:
+    from ..registry import check_name
+
+    return check_name(name, "dataset")
+
+
+def _check_model_name(name: str) -> str:
+    from ..registry import check_name
+
+    return check_name(name, "model")
+
+
+def _num(v, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "–"
+        if v != 0 and abs(v) < 10 ** -digits:
+            return f"{v:.2e}"
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _sig(v, digits: int = 4) -> str:
+    """A measurement with a few significant digits: 1,437, 5.659, 0.0123."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        return _num(v)
+    if abs(v) >= 10 ** digits:
+        return f"{v:,.0f}"
+    return f"{float(f'{v:.{digits}g}'):,.{max(0, digits - 1 - int(math.floor(math.log10(abs(v))))) if v else 0}f}".rstrip("0").rstrip(".") if v else "0"
+
+
+def _pct(v, digits: int = 1) -> str:
+    if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return "–"
+    return f"{v * 100:.{digits}f}%"
+
+
+def _short(s, n: int = 12) -> str:
+    s = str(s or "")
+    return s[:n]
+
+
+HEADLINE = ("auc", "roc_auc", "balanced_accuracy", "accuracy", "f1_macro", "r2", "rmse", "mae")
+
+
+def _headline(m) -> tuple[str | None, float | None]:
+    metrics = m.metrics or {}
+    metric = (m.manifest or {}).get("metric")
+    if metric in metrics and isinstance(metrics[metric], (int, float)):
+        return metric, metrics[metric]
+    for k in HEADLINE:
+        if isinstance(metrics.get(k), (int, float)):
+            return k, metrics[k]
+    return None, None
+
+
+def _model_view(m, full: bool = False) -> dict:
+    man = m.manifest or {}
+    data = man.get("data") or {}
+    metric, value = _headline(m)
+    view = {"name": m.name, "version": m.version, "ref": m.ref, "task": m.task, "stage": m.stage,
+            "modality": man.get("modality", "tabular"), "metric": metric, "value": value,
+            "dataset": data.get("dataset"), "dataset_version": data.get("version"),
+            "created_at": m.row.get("created_at"), "created_by": m.row.get("created_by"),
+            "learner": (man.get("learner") or {}).get("name"), "derived_from": (man.get("derived_from") or {}).get("model"),
+            "threshold": man.get("threshold")}
+    if full:
+        training = man.get("training") or {}
+        view.update(
+            metrics={k: v for k, v in (m.metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+            target=man.get("target"), labels=man.get("labels"), notes=training.get("notes") or [],
+            budget_s=training.get("budget_s"), elapsed_s=training.get("elapsed_s"), trials=training.get("trials"),
+            inputs=[c["name"] for c in (man.get("input_schema") or {}).get("columns", [])][:30],
+            change=(man.get("derived_from") or {}).get("change"), package_sha=m.row.get("package_sha"),
+            max_false_alarm=man.get("max_false_alarm"))
+    return view
+
+
+def _job_view(job: dict) -> dict:
+    params = job.get("params") or {}
+    result = job.get("result") or {}
+    return {"id": job["id"], "kind": job["kind"], "state": job["state"], "progress": float(job.get("progress") or 0),
+            "message": job.get("message") or "", "error": job.get("error"), "params": params,
+            "live": result.get("live") or {}, "result": {k: v for k, v in result.items() if k != "live"},
+            "created_at": job.get("created_at"), "updated_at": job.get("updated_at"),
+            "subject": params.get("dataset") or params.get("model") or params.get("name") or params.get("filename") or ""}
+
+
+def _train_info(ds) -> dict:
+    """What the train page needs of a dataset: columns with kinds, suggested task, labels."""
+    if ds.kind == "table":
+        cols = []
+        for c in ds.schema.get("columns", []):
+            st = ds.stats.get(c["name"], {})
+            cols.append({"name": c["name"], "kind": c["kind"], "unique": st.get("unique"), "missing": st.get("missing")})
+        return {"kind": "table", "name": ds.name, "columns": cols}
+    labels = sorted((ds.stats.get("labels") or {}).keys())
+    suggested = "anomaly" if (not labels or set(labels) <= {"normal"} or set(labels) == {"normal", "abnormal"}) \
+        else "classification"
+    return {"kind": "signal", "name": ds.name, "labels": labels, "suggested": suggested}
+
+
+def _table_view(ws, ds, page: int) -> dict:
+    import pyarrow.parquet as pq
+
+    path = ws.blob_path(ds.data_sha)
+    pf = pq.ParquetFile(path)
+    n = pf.metadata.num_rows
+    pages = max(1, math.ceil(n / PAGE))
+    page = min(page, pages)
+    start = (page - 1) * PAGE
+    cols = [c["name"] for c in ds.schema.get("columns", [])][:40]
+    rows: list[list] = []
+    # read only the row groups that hold this page
+    offset = 0
+    for g in range(pf.num_row_groups):
+        size = pf.metadata.row_group(g).num_rows
+        if offset + size > start and offset < start + PAGE:
+            tbl = pf.read_row_group(g, columns=cols).to_pandas()
+            lo, hi = max(0, start - offset), min(size, start + PAGE - offset)
+            for rec in tbl.iloc[lo:hi].itertuples(index=False):
+                rows.append([_cell(v) for v in rec])
+        offset += size
+        if offset >= start + PAGE:
+            break
+    stats = []
+    for c in ds.schema.get("columns", []):
+        st = ds.stats.get(c["name"], {})
+        top = list((st.get("counts") or {}).items())[:5]
+        stats.append({"name": c["name"], "kind": c["kind"], "missing": st.get("missing", 0),
+                      "unique": st.get("unique"), "min": st.get("min"), "max": st.get("max"),
+                      "mean": st.get("mean"), "top": top, "n_counts": len(st.get("counts") or {})})
+    return {"columns": cols, "rows": rows, "stats": stats, "pages": pages, "page": page, "n": n, "first": start}
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if v != v:
+            return ""
+        return f"{v:.6g}"
+    return str(v)[:200]
+
+
+def _signal_view(store, ds, files, page: int, label: str) -> dict:
+    layer = store.current_labels(ds.id)
+    rows = []
+    for i, (f, lab, dur) in enumerate(zip(files["file"], files["label"], files["duration_s"])):
+        imported = None if lab is None or lab != lab else str(lab)
+        current = layer[f] if f in layer else imported
+        if label == "__unlabelled__" and current is not None:
+            continue
+        if label and label != "__unlabelled__" and current != label:
+            continue
+        rows.append({"idx": i, "file": f, "label": current, "changed": f in layer and layer[f] != imported,
+                     "duration": float(dur), "audio": Path(f).suffix.lower() in (".wav", ".flac", ".ogg")})
+    pages = max(1, math.ceil(len(rows) / PAGE))
+    page = min(page, pages)
+    counts: dict[str, int] = {}
+    unlabelled = 0
+    for f, lab in zip(files["file"], files["label"]):
+        imported = None if lab is None or lab != lab else str(lab)
+        cur = layer[f] if f in layer else imported
+        if cur is None:
+            unlabelled += 1
+        else:
+            counts[cur] = counts.get(cur, 0) + 1
+    return {"files": rows[(page - 1) * PAGE: page * PAGE], "pages": pages, "page": page, "n_match": len(rows),
+            "label_counts": dict(sorted(counts.items())), "unlabelled": unlabelled, "layer_changes": len(layer)}
+
+
+def _predict_file(ws, m, up) -> dict:
+    from ..modalities.tabular_io import open_table, read_table
+
+    if m.manifest.get("modality") == "signal":
+        safe_suffix(up.raw_name, RECORDING_SUFFIXES)
+        data = up.path.read_bytes()
+        row = m.predictor.predict_bytes(data, up.filename)
+        return {"kind": "signal", "task": m.task, "file": up.filename, "row": row}
+    suffix = safe_suffix(up.raw_name, TABLE_SUFFIXES)
+    path = up.path.with_name(f"input{suffix}")
+    up.path.rename(path)
+    df = read_table(open_table(path, ws.settings), ws.settings)
+    if len(df) > ws.settings.max_records_per_request:
+        raise TooLarge(f"{len(df):,} rows in one file; the limit here is {ws.settings.max_records_per_request:,}.",
+                       hint="Use `modelfab predict` for large files.")
+    pred = m.predict(df)
+    shown = pred.head(200)
+    inputs = [c for c in df.columns if c != (m.manifest.get("target"))][:6]
+    cols = list(shown.columns) + inputs
+    rows = []
+    for i in range(len(shown)):
+        rows.append([_cell(shown.iloc[i][c]) for c in shown.columns] + [_cell(df.iloc[i][c]) for c in inputs])
+    return {"kind": "table", "task": m.task, "file": up.filename, "columns": cols, "rows": rows, "n": len(pred),
+            "n_pred_cols": len(shown.columns)}
+
+
+num, sig, pct, short = _num, _sig, _pct, _short
