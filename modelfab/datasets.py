@@ -78,16 +78,32 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
         fixed.to_parquet(path, index=False)
 
 
-def import_table(ws, path: str | os.PathLike, name: str | None = None) -> ImportResult:
+def import_table(ws, path: str | os.PathLike, name: str | None = None,
+                 kinds: dict[str, str] | None = None) -> ImportResult:
+    """``kinds``: column -> kind for columns whose inferred kind a person corrected (the UI's preview)."""
     p = Path(path)
     name = check_name(name or _default_name(p), "dataset")
     src = open_table(p, ws.settings)
     content_sha = sha256_file(src.path)
+    if kinds:  # corrected kinds make another version of the same file
+        import hashlib
+        import json
+
+        content_sha = hashlib.sha256(f"{content_sha}:{json.dumps(sorted(kinds.items()))}".encode()).hexdigest()
     existing = ws.meta.find_dataset(name, content_sha)
     if existing is not None:
         return ImportResult(DatasetVersion.from_row(existing), created=False)
     df = read_table(src, ws.settings)
     schema = infer_schema(df)
+    if kinds:
+        from .modalities.tabular import KINDS
+
+        by_name = {c["name"]: c for c in schema["columns"]}
+        for col, kind in kinds.items():
+            if col not in by_name or kind not in KINDS:
+                raise InvalidInput(f"Cannot set column {col!r} to kind {kind!r}: expected a column of the file and "
+                                   f"one of {', '.join(KINDS)}.")
+            by_name[col]["kind"] = kind
     schema.update(format=src.format, encoding=src.encoding, delimiter=src.delimiter)
     stats = column_stats(df, schema)
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:

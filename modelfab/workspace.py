@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from .errors import InvalidInput, Unauthorized, WorkspaceError
 from .settings import Settings
-from .storage.blobs import LocalBlobStore, sha256_file
-from .storage.metadata import MetadataStore, sqlite_url, utcnow
+from .storage.blobs import BlobStore, open_blob_store, sha256_file
+from .storage.metadata import MetadataStore, public_db_url, sqlite_url, utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -38,7 +38,7 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
 
 
 class Workspace:
-    def __init__(self, root: Path, meta: MetadataStore, blobs: LocalBlobStore, settings: Settings) -> None:
+    def __init__(self, root: Path, meta: MetadataStore, blobs: BlobStore, settings: Settings) -> None:
         self.root = root
         self.meta = meta
         self.blobs = blobs
@@ -48,8 +48,13 @@ class Workspace:
     # -- lifecycle --------------------------------------------------------
     @classmethod
     def init(cls, path: str | os.PathLike | None = None, *, db_url: str | None = None,
-             settings: Settings | None = None) -> "Workspace":
+             blobs_url: str | None = None, settings: Settings | None = None) -> "Workspace":
+        """Create a workspace; metadata in ``db_url`` (default $MODELFAB_DB, else SQLite in the folder), blobs
+        in ``blobs_url`` (default $MODELFAB_BLOBS, else a folder; ``s3://BUCKET/PREFIX`` for S3). Passwords
+        and keys are never written to workspace.json: see docs/scaling.md."""
         root = resolve_path(path)
+        db_url = db_url or os.environ.get("MODELFAB_DB") or None
+        blobs_url = blobs_url or os.environ.get("MODELFAB_BLOBS") or None
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"Cannot create a workspace at {root}: it is a file, expected a folder.",
                                  hint="Choose another path.")
@@ -62,14 +67,19 @@ class Workspace:
                 (root / sub).mkdir(exist_ok=True)
         except OSError as exc:
             raise WorkspaceError(f"Cannot create a workspace at {root}: {exc.strerror}.") from None
-        config = {"format": WORKSPACE_FORMAT, "db": db_url or "sqlite:///metadata.db", "blobs": "blobs",
-                  "created_at": utcnow()}
-        meta = MetadataStore(cls._db_url(root, config["db"]))
+        config = {"format": WORKSPACE_FORMAT, "db": public_db_url(db_url or "sqlite:///metadata.db"),
+                  "blobs": blobs_url or "blobs", "created_at": utcnow()}
+        if os.environ.get("MODELFAB_S3_ENDPOINT") and config["blobs"].startswith("s3://"):
+            config["s3_endpoint"] = os.environ["MODELFAB_S3_ENDPOINT"]
+        blobs = cls._blob_store(root, config)
+        if hasattr(blobs, "ensure_bucket"):
+            blobs.ensure_bucket()
+        meta = MetadataStore(cls._db_url(root, db_url or config["db"]))
         meta.upgrade()
         tmp = root / (MARKER + ".tmp")
         tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
         os.replace(tmp, root / MARKER)  # the marker last: a half-made workspace is not one
-        return cls(root, meta, LocalBlobStore(root / "blobs"), settings or Settings.from_env())
+        return cls(root, meta, blobs, settings or Settings.from_env())
 
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, *, settings: Settings | None = None) -> "Workspace":
@@ -89,7 +99,12 @@ class Workspace:
             raise WorkspaceError(f"The workspace at {root} was made by a newer modelfab.", hint="Upgrade modelfab.")
         meta = MetadataStore(cls._db_url(root, config.get("db", "sqlite:///metadata.db")))
         meta.check_schema()
-        return cls(root, meta, LocalBlobStore(root / config.get("blobs", "blobs")), settings or Settings.from_env())
+        return cls(root, meta, cls._blob_store(root, config), settings or Settings.from_env())
+
+    @staticmethod
+    def _blob_store(root: Path, config: dict) -> BlobStore:
+        return open_blob_store(config.get("blobs", "blobs"), root, s3_endpoint=config.get("s3_endpoint"),
+                               cache_dir=root / "cache" / "blobs")
 
     @staticmethod
     def _db_url(root: Path, db: str) -> str:
@@ -159,8 +174,11 @@ class Workspace:
               budget: float | str = 60, metric: str | None = None, name: str | None = None, seed: int = 0,
               normal_label: str = "normal", max_false_alarm: float = 0.01,
               learners: tuple[str, ...] | None = None, ensemble: bool = True,
-              progress: "ProgressFn | None" = None, budget_clock=None) -> "Model":
+              progress: "ProgressFn | None" = None, budget_clock=None, executor=None) -> "Model":
         """Train within ``budget`` seconds and register the result as a new model version.
+
+        ``executor`` (tables): ``"local"`` (default), ``"process"``, ``"ray"`` or an executor from
+        ``modelfab.execution.get_executor``; see docs/execution.md.
 
         Tables need ``target``. Recordings train a fault classifier (``task="classification"``,
         labels from the import) or an anomaly detector from normal recordings
@@ -172,18 +190,45 @@ class Workspace:
 
         return train(self, dataset, target=target, task=task, budget=budget, metric=metric, name=name,
                      seed=seed, progress=progress, budget_clock=budget_clock, normal_label=normal_label,
-                     max_false_alarm=max_false_alarm, learners=learners, ensemble=ensemble)
+                     max_false_alarm=max_false_alarm, learners=learners, ensemble=ensemble, executor=executor)
 
     def import_recordings(self, folder: str | os.PathLike, name: str | None = None, *, labels: str = "folder",
                           channel: str | int | None = None, sample_rate: int | None = None,
                           variable: str | None = None, window_s: float | None = None, hop_s: float | None = None,
-                          skip_bad: bool = False, progress=None) -> "ImportResult":
-        """Import a folder of recordings (audio or vibration) as a dataset version of windows."""
+                          skip_bad: bool = False, progress=None,
+                          features: str | tuple[str, ...] | None = None) -> "ImportResult":
+        """Import a folder of recordings (audio or vibration) as a dataset version of windows.
+
+        ``features``: feature sets or a preset (``"sound"``, the default; ``"vibration"`` for fault
+        diagnosis that must carry over to other loads or machines; or e.g. ``"logmel,envelope"``).
+        """
         from .recordings import SignalOptions, import_recordings
 
+        sets = (features,) if isinstance(features, str) else tuple(features or SignalOptions.feature_sets)
         opts = SignalOptions(labels=labels, channel=None if channel is None else str(channel),
-                             sample_rate=sample_rate, variable=variable, window_s=window_s, hop_s=hop_s)
+                             sample_rate=sample_rate, variable=variable, window_s=window_s, hop_s=hop_s,
+                             feature_sets=sets)
         return import_recordings(self, folder, name, opts, skip_bad=skip_bad, progress=progress)
+
+    def import_images(self, path: str | os.PathLike, name: str | None = None, *, labels: str = "folder",
+                      skip_bad: bool = False, progress=None) -> "ImportResult":
+        """Import a folder or .zip of images (labels: ``folder``, ``none`` or a file,label CSV; masks and
+        VOC/COCO/YOLO boxes are picked up, see docs/images.md) as a dataset version."""
+        from .images import ImageOptions, import_images
+
+        return import_images(self, path, name, ImageOptions(labels=str(labels)), skip_bad=skip_bad, progress=progress)
+
+    def import_series(self, path: str | os.PathLike, name: str | None = None, *, id_column: str | None = None,
+                      time_column: str | None = None, value_columns: list[str] | None = None,
+                      label_column: str | None = None, labels_file: str | os.PathLike | None = None) -> "ImportResult":
+        """Import time series: a UCR/UEA ``.ts`` file, a long table (``id_column``: one row per series and time
+        step) or a wide table (one row per series); labels from ``label_column`` or ``labels_file`` (id,label)."""
+        from .series import SeriesOptions, import_series
+
+        opts = SeriesOptions(id_column=id_column, time_column=time_column,
+                             value_columns=tuple(value_columns) if value_columns else None, label_column=label_column,
+                             labels_file=str(labels_file) if labels_file else None)
+        return import_series(self, path, name, opts)
 
     def model(self, ref: str) -> "Model":
         from .model import Model

@@ -33,7 +33,7 @@ def test_full_flow(cli_ws, factory_csv, tmp_path):
     assert tr["metrics"]["roc_auc"] > 0.75
     assert tr["report"] and json.loads(open(tr["report"].replace(".html", ".json")).read())
 
-    tr2 = cli_json("train", "factory:1", "--target", "quality", "--budget", "6", "--name", "second", *w)
+    tr2 = cli_json("train", "factory:1", "--target", "quality", "--budget", "10", "--name", "second", *w)
     assert (tr2["model"], tr2["version"]) == ("second", 1)
 
     listed = cli_json("models", "list", *w)["models"]

@@ -41,6 +41,7 @@ def _root(
 
 def _register() -> None:
     from . import data, registry, serve, train  # noqa: F401  (commands register themselves on import)
+    from . import ops  # noqa: F401  (backup, restore, gc, migrate-storage)
 
     from importlib.util import find_spec
 

@@ -19,17 +19,20 @@ app.add_typer(data_app, name="data")
 @app.command("init")
 def init_cmd(
     directory: Annotated[Optional[Path], typer.Argument(help="Folder for the workspace (default: $MODELFAB_HOME or here).")] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Metadata database URL, e.g. postgresql://user@host/db (default: $MODELFAB_DB, else SQLite in the folder). Give the password in MODELFAB_DB_PASSWORD or PGPASSWORD.")] = None,
+    blobs: Annotated[Optional[str], typer.Option("--blobs", help="Blob store: a folder, or s3://BUCKET/PREFIX (default: $MODELFAB_BLOBS, else DIR/blobs). Endpoint from MODELFAB_S3_ENDPOINT, keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.")] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Create a workspace: SQLite metadata + a content-addressed blob store."""
+    """Create a workspace: metadata (SQLite, or PostgreSQL) + a content-addressed blob store (folder, or S3)."""
     from ..workspace import Workspace
 
-    ws = Workspace.init(directory or workspace)
+    ws = Workspace.init(directory or workspace, db_url=db, blobs_url=blobs)
     if json_out:
-        emit_json({"workspace": str(ws.root.resolve()), "database": ws.meta.url, "schema": ws.meta.current_revision()})
+        emit_json({"workspace": str(ws.root.resolve()), "database": ws.meta.url, "blobs": ws.blobs.url,
+                   "schema": ws.meta.current_revision()})
         return
-    console.print(f"Workspace ready at [bold]{ws.root.resolve()}[/]")
+    console.print(f"Workspace ready at [bold]{ws.root.resolve()}[/]  (metadata {ws.meta.url}, blobs {ws.blobs.url})")
     console.print("Next: [cyan]modelfab data import FILE --name NAME[/]")
 
 
@@ -65,10 +68,15 @@ def import_cmd(
     channel: Annotated[Optional[str], typer.Option("--channel", help="Recordings: channel index, or 'mean' (default: first channel).")] = None,
     sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", help="Recordings: resample audio to this rate; the rate of .npy/CSV files.")] = None,
     variable: Annotated[Optional[str], typer.Option("--variable", help="Recordings: regex picking the .mat variable, e.g. DE_time.")] = None,
-    window: Annotated[Optional[float], typer.Option("--window", help="Recordings: window length in seconds (default 1).")] = None,
+    window: Annotated[Optional[float], typer.Option("--window", help="Recordings: window length in seconds (default 1; 0.25 with --features vibration).")] = None,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Recordings: hop between windows in seconds (default window/2).")] = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="Recordings: feature sets or a preset: sound (default), vibration (gain/offset-free bearing features, 0.25 s windows), or e.g. logmel,envelope.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Recordings: import the readable files and list the others.")] = False,
     kind: Annotated[str, typer.Option("--kind", help="What PATH holds: auto (default: a file is a table, a folder holds recordings), table, recordings.")] = "auto",
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help="Series: long format, the column naming the series of each row.")] = None,
+    time_column: Annotated[Optional[str], typer.Option("--time-column", help="Series: long format, the column ordering the rows of a series.")] = None,
+    value_columns: Annotated[Optional[list[str]], typer.Option("--value-column", help="Series: long format, a value column (repeat for channels; default: all others).")] = None,
+    label_column: Annotated[Optional[str], typer.Option("--label-column", help="Series: the label of each series (or --labels FILE.csv with id,label).")] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -80,7 +88,13 @@ def import_cmd(
     ws = open_ws(workspace)
     kind = modality_registry.detect_kind(path) if kind == "auto" else kind
     if kind == "recordings":
-        res = _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, json_out)
+        res = _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, json_out,
+                                 features)
+    elif kind == "images":
+        res = _import_images(ws, path, name, labels, skip_bad, json_out)
+    elif kind == "series":
+        res = ws.import_series(path, name, id_column=id_column, time_column=time_column, value_columns=value_columns,
+                               label_column=label_column, labels_file=None if labels == "folder" else labels)
     else:
         with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():
             res = ws.import_table(path, name=name)
@@ -93,11 +107,32 @@ def import_cmd(
     if ds.kind == "table":
         console.print(f"{verb} [bold]{ds.ref}[/]  {ds.n_rows:,} rows x {ds.n_cols} columns  sha256 {ds.data_sha[:12]}")
         _schema_table(ds)
+    elif ds.kind == "series":
+        _series_summary(ds, verb)
+    elif ds.kind == "image":
+        _images_summary(ds, verb)
     else:
         _recordings_summary(ds, verb)
 
 
-def _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, quiet):
+def _series_summary(ds, verb: str = "") -> None:
+    st = ds.stats
+    ln = st["length"]
+    lengths = f"length {ln['min']}" if ln["min"] == ln["max"] else f"lengths {ln['min']}..{ln['max']}"
+    console.print(f"{verb} [bold]{ds.ref}[/]  {st['series']:,} series x {st['channels']} channel(s), {lengths} "
+                  f"({st['format']})  sha256 {ds.data_sha[:12]}")
+    if st.get("labels"):
+        shown = list(st["labels"].items())[:10]
+        console.print("labels: " + ", ".join(f"{k} {v}" for k, v in shown) + (" ..." if len(st["labels"]) > 10 else "")
+                      + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
+    elif st.get("target"):
+        console.print("target: {min:.4g} .. {max:.4g} (mean {mean:.4g})".format(**st["target"]))
+    for note in st.get("notes", []):
+        console.print(f"[yellow]note[/] {note}", highlight=False)
+
+
+def _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, quiet,
+                       features=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .common import err_console
@@ -111,7 +146,7 @@ def _import_recordings(ws, path, name, labels, channel, sample_rate, variable, w
 
         return ws.import_recordings(path, name, labels=labels, channel=channel, sample_rate=sample_rate,
                                     variable=variable, window_s=window, hop_s=hop, skip_bad=skip_bad,
-                                    progress=on_file)
+                                    progress=on_file, features=features)
 
 
 def _recordings_summary(ds, verb: str = "") -> None:
@@ -122,6 +157,35 @@ def _recordings_summary(ds, verb: str = "") -> None:
     if st.get("labels"):
         console.print("labels: " + ", ".join(f"{k} {v}" for k, v in st["labels"].items())
                       + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
+    for s in st.get("skipped", []):
+        console.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}", markup=True, highlight=False)
+
+
+def _import_images(ws, path, name, labels, skip_bad, quiet):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .common import err_console
+
+    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[file]}"), console=err_console, disable=quiet, transient=True) as prog:
+        bar = prog.add_task("import", total=None, file="")
+        return ws.import_images(path, name, labels=labels, skip_bad=skip_bad,
+                                progress=lambda i, n, rel: prog.update(bar, total=n, completed=i, file=rel[-60:]))
+
+
+def _images_summary(ds, verb: str = "") -> None:
+    st = ds.stats
+    sz = st["sizes"]
+    size = (f"{sz['min_width']}x{sz['min_height']}" if sz["distinct"] == 1
+            else f"{sz['distinct']} sizes, {sz['min_width']}..{sz['max_width']} x {sz['min_height']}..{sz['max_height']}")
+    console.print(f"{verb} [bold]{ds.ref}[/]  {st['files']} images ({size}, {st['colour_images']} in colour), "
+                  f"{st['masks']} masks, {st['boxes']} boxes  sha256 {ds.data_sha[:12]}")
+    if st.get("labels"):
+        console.print("labels: " + ", ".join(f"{k} {v}" for k, v in list(st["labels"].items())[:12])
+                      + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
+    if st.get("boxes_rescaled_images"):
+        console.print(f"[yellow]note[/] boxes of {st['boxes_rescaled_images']} images were annotated at another image "
+                      "size and were rescaled to the real size")
     for s in st.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}", markup=True, highlight=False)
 
@@ -180,6 +244,12 @@ def show_cmd(
     ds = ws.dataset(name)
     if json_out:
         emit_json(dict(dataset_dict(ds), schema=ds.schema, stats=ds.stats, options=ds.options))
+        return
+    if ds.kind == "series":
+        _series_summary(ds)
+        return
+    if ds.kind == "image":
+        _images_summary(ds)
         return
     if ds.kind == "signal":
         _recordings_summary(ds)

@@ -7,6 +7,7 @@ state), so this module is cheap to import and safe in threads/servers.
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -18,10 +19,37 @@ MAX_SCATTER = 5000
 BLUE, ORANGE, GREY, RED = "#1f77b4", "#ff7f0e", "#7f7f7f", "#d62728"
 
 
+CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "SimHei",
+             "Microsoft YaHei", "PingFang SC")
+
+
+@functools.lru_cache(maxsize=1)
+def _use_cjk_fallback() -> None:
+    """Let labels in Chinese (class names, columns) render: fall back per glyph to an installed CJK font."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    extra = [name for name in CJK_FONTS if name in installed]
+    if not extra:  # matplotlib's font cache may predate the font's installation: look once more
+        for path in font_manager.findSystemFonts():
+            low = path.lower()
+            if any(k in low for k in ("wqy", "notosanscjk", "notosanssc", "sourcehansans", "simhei", "msyh")):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        extra = [name for name in CJK_FONTS if name in installed]
+    if extra:
+        matplotlib.rcParams["font.family"] = ["DejaVu Sans", *extra]
+
+
 def _figure(w: float, h: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    _use_cjk_fallback()
     fig = Figure(figsize=(w, h), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig

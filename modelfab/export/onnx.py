@@ -152,8 +152,10 @@ def input_spec(columns: list[dict]) -> list[dict]:
         kinds = sorted({c["kind"] for c in columns if c["name"] in refused})
         raise UnsupportedFormat(
             f"The model uses {', '.join(kinds)} column(s) {', '.join(repr(r) for r in refused[:5])}; their features "
-            "(text length and word count) cannot be computed with standard ONNX operators, so the model cannot be "
-            "exported exactly.", hint="Retrain without those columns to export to ONNX.")
+            "(text length and word count; for free text also Unicode NFKC normalisation, character n-grams within "
+            "words and Chinese word segmentation) cannot be computed with standard ONNX operators, so the model "
+            "cannot be exported exactly.", hint="Serve it with `modelfab serve`, or retrain without those columns "
+            "to export to ONNX.")
     if not columns:
         raise UnsupportedFormat("The model has no input columns; there is nothing to export.")
     taken: set[str] = set()

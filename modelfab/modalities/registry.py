@@ -12,23 +12,32 @@ from typing import Callable
 # modality name -> "module:function" returning a predictor for (folder, manifest)
 _LOADERS = {
     "signal": "modelfab.modalities.signal_model:load_signal_predictor",
+    "image": "modelfab.modalities.image_model:load_image_predictor",
+    "series": "modelfab.modalities.series_model:load_series_predictor",
 }
 
 
 # modality name -> "module:function(ws, model, paths, out) -> dict" for `modelfab predict`
 _BATCH = {
     "signal": "modelfab.modalities.signal_model:batch_predict",
+    "image": "modelfab.modalities.image_model:batch_predict",
+    "series": "modelfab.modalities.series_model:batch_predict",
 }
 
 # dataset kind -> "module:function" that trains on it (tables are the built-in default). Signature:
 #   fn(ws, ds, *, target, task, budget, metric, name, seed, progress, normal_label, max_false_alarm) -> Model
 _TRAINERS = {
     "signal": "modelfab.training_signal:train_signal",
+    "image": "modelfab.training_image:train_image",
+    "series": "modelfab.training_series:train_series",
 }
 
 # modality name -> "module:function(model) -> list[ReportSection]": extra report sections
 # (e.g. image grids of errors with heat maps, series plots, top terms per class).
 _REPORT_SECTIONS: dict[str, str] = {}
+_REPORT_SECTIONS["image"] = "modelfab.modalities.image_model:report_sections"
+_REPORT_SECTIONS["series"] = "modelfab.modalities.series_model:report_sections"
+_REPORT_SECTIONS["tabular"] = "modelfab.modalities.text.report:text_sections"  # top terms of text columns
 
 # modality name -> "module:function(folder, out, manifest, *, model_name, model_version) -> dict" for
 # `modelfab export --format onnx` of non-tabular models (same result keys as export.onnx.export_onnx).
@@ -69,10 +78,19 @@ def batch_predictor(modality: str) -> Callable:
 
 
 IMPORT_KINDS = ("auto", "table", "recordings")  # extended as kinds of data are added
+IMPORT_KINDS += ("images",)  # a folder or .zip of JPEG/PNG/BMP/TIFF images (auto-detected)
+IMPORT_KINDS += ("series",)  # time series: long/wide CSV or Parquet (--kind series), UCR/UEA .ts (auto)
 
 
 def detect_kind(path) -> str:
     """What ``modelfab data import PATH`` imports when ``--kind auto``: a file is a table, a folder holds recordings."""
     from pathlib import Path
 
+    if Path(path).suffix.lower() == ".ts" and Path(path).is_file():  # UCR/UEA time series archive format
+        return "series"
+    from .image.io import looks_like_image_folder, zip_holds_images
+
+    if (Path(path).is_dir() and looks_like_image_folder(Path(path))) or (
+            Path(path).is_file() and Path(path).suffix.lower() == ".zip" and zip_holds_images(Path(path))):
+        return "images"
     return "recordings" if Path(path).is_dir() else "table"

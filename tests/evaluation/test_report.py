@@ -268,3 +268,16 @@ def test_modality_sections_render_escaped(binary_input):
     assert XSS not in html and "&lt;img" in html
     assert "刮伤" in html and html.count("data:image/png;base64," + base64.b64encode(png).decode()) == 1
     assert data["sections"][0]["title"].startswith("Top terms") and data["sections"][0]["table"][1]["terms"] == "刮伤"
+
+
+def test_chinese_labels_render_with_an_installed_cjk_font():
+    import warnings
+
+    from matplotlib import font_manager
+
+    if not any(k in p.lower() for p in font_manager.findSystemFonts() for k in ("wqy", "notosanscjk", "notosanssc")):
+        pytest.skip("no CJK font installed (.ci/run installs fonts-wqy-microhei)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing glyph is a UserWarning from matplotlib
+        png = P.confusion_matrix_png([[3, 1], [0, 4]], ["正常", "刮伤"])
+    assert png[:8] == PNG_MAGIC
