@@ -211,6 +211,35 @@ class TabularPreprocessor:
             raise InvalidInput("The model has no usable input columns (all are ids, empty or the target).")
         return np.hstack(parts).astype(np.float64) if n else np.zeros((0, len(self.feature_names)))
 
+    def transform_record(self, rec: dict) -> np.ndarray | None:
+        """Fast path for one validated JSON record (serving): the same row as ``transform`` gives,
+        built without pandas. ``None`` when a column kind needs the full path (datetime, text)."""
+        row: list[float] = []
+        for c in self.input_columns:
+            kind, v = c["kind"], rec.get(c["name"])
+            if kind == "numeric":
+                row.append(float("nan") if v is None else float(v))
+            elif kind == "boolean":
+                if v is None:
+                    row.append(float("nan"))
+                elif isinstance(v, (bool, int, float)):
+                    row.append(float(v))
+                else:
+                    low = str(v).strip().lower()
+                    row.append(1.0 if low in TRUE_WORDS else 0.0 if low in FALSE_WORDS else float("nan"))
+            elif kind == "categorical":
+                if v is None or (isinstance(v, float) and v != v):
+                    row.append(float("nan"))
+                else:
+                    lookups = self.__dict__.setdefault("_lookups", {})
+                    lookup = lookups.get(c["name"])
+                    if lookup is None:
+                        lookup = lookups[c["name"]] = {cat: float(i) for i, cat in enumerate(c["categories"])}
+                    row.append(lookup.get(str(v), float("nan")))
+            else:
+                return None
+        return np.asarray([row], dtype=np.float64)
+
     def to_dict(self) -> dict:
         text = {name: f"text_{i}" for i, name in enumerate(self.text_models)}
         return {"columns": self.columns, "feature_names": self.feature_names, **({"text_models": text} if text else {})}
@@ -246,6 +275,12 @@ class TabularPreprocessor:
 
 
 def validate_records(records: list[dict], columns: list[dict]) -> pd.DataFrame:
+    """Strict validation of JSON records (serving): errors name the field. Returns them as a frame."""
+    check_records(records, columns)
+    return pd.DataFrame.from_records(records)
+
+
+def check_records(records: list[dict], columns: list[dict]) -> None:
     """Strict validation of JSON records (serving): errors name the field."""
     if not isinstance(records, list) or not records:
         raise InvalidInput("Expected a non-empty list of records (JSON objects).")
@@ -273,4 +308,3 @@ def validate_records(records: list[dict], columns: list[dict]) -> pd.DataFrame:
             break
     if errors:
         raise InvalidInput("; ".join(errors[:20]) + ".")
-    return pd.DataFrame.from_records(records)

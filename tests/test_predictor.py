@@ -1,0 +1,62 @@
+"""The one-record fast path of serving gives exactly what the DataFrame path gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import modelfab as mf
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n = 600
+    df = pd.DataFrame({
+        "temp": rng.normal(70, 5, n).round(2),
+        "count": rng.integers(0, 9, n),
+        "line": rng.choice(["L1", "L2", "L3", "线4"], n),
+        "shift": rng.choice(["A", "B", "C"], n),
+        "ok_flag": rng.choice(["yes", "no"], n),
+    })
+    df.loc[rng.random(n) < 0.1, "temp"] = np.nan
+    df["quality"] = np.where(df.temp.fillna(70) + (df.line == "L2") * 4 + rng.normal(0, 2, n) > 72, "bad", "good")
+    df["wear"] = df.temp.fillna(70) * 0.5 + df["count"] + rng.normal(0, 1, n)
+    root = tmp_path_factory.mktemp("fast")
+    df.to_csv(root / "t.csv", index=False)
+    w = mf.Workspace.init(root / "ws")
+    w.import_table(root / "t.csv", name="t")
+    return w
+
+
+def _records(rng, k):
+    out = []
+    for _ in range(k):
+        out.append({
+            "temp": None if rng.random() < 0.2 else float(rng.normal(70, 6)),
+            "count": int(rng.integers(0, 12)),
+            "line": [None, "L1", "L2", "L3", "线4", "unseen", 7][rng.integers(0, 7)],
+            "shift": ["A", "B", "C", 2, None][rng.integers(0, 5)],
+            "ok_flag": ["yes", "no", "YES ", True, False, None, "maybe"][rng.integers(0, 7)],
+            "quality": ["good", "bad"][rng.integers(0, 2)],
+            "wear": float(rng.normal(40, 3)),
+        })
+    return out
+
+
+@pytest.mark.parametrize("target", ["quality", "wear"])
+def test_one_record_path_equals_frame_path(ws, target):
+    model = ws.train("t", target=target, budget=8, learners=("lgbm",), ensemble=False)
+    pred = model.predictor
+    assert pred.preprocessor.transform_record(_records(np.random.default_rng(1), 1)[0]) is not None
+    for rec in _records(np.random.default_rng(2), 60):
+        rec = {k: v for k, v in rec.items() if k != target}
+        fast = pred.predict_records([rec])[0]
+        frame = pd.DataFrame.from_records([rec])
+        slow = pred.predict(frame).iloc[0]
+        assert fast["prediction"] == (slow["prediction"] if target == "quality" else pytest.approx(slow["prediction"], abs=0))
+        np.testing.assert_array_equal(pred.preprocessor.transform_record(rec), pred.preprocessor.transform(frame))
+        if target == "quality":
+            for lab, p in fast["probabilities"].items():
+                assert p == slow[f"proba_{lab}"]
