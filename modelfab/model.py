@@ -67,19 +67,32 @@ class Model:
         return write_model_report(self, out)
 
     def with_threshold(self, *, threshold: float | None = None, max_false_alarm: float | None = None) -> "Model":
-        """A new version of this anomaly model with another decision threshold (no retraining).
+        """A new version of this model with another decision threshold (no retraining).
 
-        Give ``max_false_alarm`` (the threshold is re-set on the stored held-out normal
-        scores) or an explicit ``threshold``.
+        Anomaly models: ``threshold`` is the score threshold, or ``max_false_alarm`` re-sets it on
+        the stored held-out normal scores. Binary classifiers of tables: ``threshold`` is the
+        probability of the second label (``labels[1]``, the "positive" one) from which a row is
+        predicted as that label; ``max_false_alarm`` picks the lowest threshold that flags at most
+        that share of the held-out rows of the first label. Metrics are recomputed on the holdout.
         """
         from .errors import InvalidInput
-        from .training_threshold import rethreshold
+        from .training_threshold import rethreshold, rethreshold_binary
 
-        if self.task != "anomaly":
-            raise InvalidInput(f"{self.ref} is a {self.task} model; only anomaly models have a threshold to move.")
         if (threshold is None) == (max_false_alarm is None):
             raise InvalidInput("Give exactly one of --threshold or --max-false-alarm.")
-        return rethreshold(self, threshold=threshold, max_false_alarm=max_false_alarm)
+        if self.task == "anomaly":
+            return rethreshold(self, threshold=threshold, max_false_alarm=max_false_alarm)
+        labels = self.manifest.get("labels") or []
+        if self.task != "classification" or len(labels) != 2:
+            what = f"a {len(labels)}-class classifier" if self.task == "classification" else f"a {self.task} model"
+            raise InvalidInput(f"{self.ref} is {what}; only anomaly models and two-class classifiers have a "
+                               "threshold to move.")
+        modality = self.manifest.get("modality", "tabular")
+        if modality != "tabular":
+            raise InvalidInput(f"{self.ref} is a two-class classifier of {modality} data, whose predictions do not "
+                               "use a decision threshold yet; only classifiers of tables do.",
+                               hint="Retrain, or use the probabilities in the predictions with your own cut-off.")
+        return rethreshold_binary(self, threshold=threshold, max_false_alarm=max_false_alarm)
 
     def promote(self, stage: str) -> "Model":
         """Move this version to ``staging``, ``production`` (the previous production version of the
@@ -93,6 +106,19 @@ class Model:
                                      archive_others_of=self.name if stage == "production" else None)
         self.row = self.ws.meta.get_model(self.name, self.version)
         return self
+
+    @property
+    def aliases(self) -> list[str]:
+        """The aliases (``NAME@ALIAS``) pointing at this version now."""
+        return [a["alias"] for a in self.ws.meta.list_aliases(self.name) if a["model_id"] == self.row["id"]]
+
+    def set_alias(self, alias: str) -> dict:
+        """Point ``NAME@alias`` at this version (moved here if it pointed elsewhere); returns it with
+        ``previous_version``."""
+        from .datasets import current_user
+        from .registry import set_alias
+
+        return set_alias(self.ws.meta, self.row, alias, set_by=current_user())
 
     def export(self, dest: str | Path) -> Path:
         """Write the verified package as a ``.mfpkg`` file."""

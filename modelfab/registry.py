@@ -30,17 +30,56 @@ def check_name(name: str, what: str = "model") -> str:
     return name
 
 
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` (latest) or ``NAME:VERSION``."""
+def check_alias(alias: str) -> str:
+    """Aliases follow the model-name rules, and are never digits only (those read as versions)."""
+    if not isinstance(alias, str) or not _NAME.match(alias) or alias.isdigit():
+        raise InvalidInput(
+            "Alias must be 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit and not "
+            f"digits only (e.g. champion, line3-current); got {alias!r}."
+        )
+    return alias
+
+
+def split_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """``NAME`` (latest), ``NAME:VERSION`` or ``NAME@ALIAS`` as (name, version, alias); nothing looked up."""
     if not isinstance(ref, str) or not ref:
-        raise InvalidInput("Expected a model reference NAME or NAME:VERSION.")
+        raise InvalidInput("Expected a model reference NAME, NAME:VERSION or NAME@ALIAS.")
+    if "@" in ref:
+        name, _, alias = ref.partition("@")
+        check_name(name)
+        return name, None, check_alias(alias)
     name, _, ver = ref.partition(":")
     check_name(name)
     if not ver:
-        return name, None
+        return name, None, None
     if not ver.isdigit() or int(ver) < 1:
         raise InvalidInput(f"Version in {ref!r} must be a whole number from 1; got {ver!r}.")
-    return name, int(ver)
+    return name, int(ver), None
+
+
+def parse_ref(ref: str, meta=None) -> tuple[str, int | None]:
+    """``NAME`` (latest), ``NAME:VERSION``, or ``NAME@ALIAS`` (needs ``meta``: the version the alias points at)."""
+    name, version, alias = split_ref(ref)
+    if alias is None:
+        return name, version
+    if meta is None:
+        raise InvalidInput(f"{ref!r} names an alias; resolving it needs the workspace's metadata.")
+    return name, meta.resolve_alias(name, alias)["version"]
+
+
+def resolve_ref(meta, ref: str) -> dict:
+    """The model row a reference names (one lookup for NAME@ALIAS)."""
+    name, version, alias = split_ref(ref)
+    return meta.resolve_alias(name, alias) if alias else meta.get_model(name, version)
+
+
+def set_alias(meta, row: dict, alias: str, set_by: str) -> dict:
+    """Point ``NAME@ALIAS`` at the model version ``row`` (moving it if it exists)."""
+    return meta.set_alias(row["name"], check_alias(alias), row["id"], set_by=set_by)
+
+
+def remove_alias(meta, name: str, alias: str) -> dict:
+    return meta.remove_alias(check_name(name), check_alias(alias))
 
 
 def register_package(meta, blobs, folder: Path, *, name: str, dataset_id: int | None, created_by: str) -> dict:

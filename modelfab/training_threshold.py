@@ -1,4 +1,5 @@
-"""Moving an anomaly model's threshold: a new model version, same detector, no retraining."""
+"""Moving a threshold without retraining: a new model version of an anomaly detector (its score
+threshold) or of a binary classifier (its ``decision_threshold`` on the second label's probability)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,62 @@ def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None
         manifest["metrics"] = metrics
     manifest["derived_from"] = {"model": model.ref, "package_sha": model.row["package_sha"],
                                 "change": f"threshold {pred.threshold:.6g} -> {am.threshold:.6g}"}
+    return _copy_and_register(model, manifest)
+
+
+def binary_threshold_for_false_alarm(y_true, proba1, max_false_alarm: float) -> float:
+    """The lowest probability threshold at which at most ``max_false_alarm`` of the held-out
+    negative rows (the first label) are flagged as the positive (second) label."""
+    from .errors import InvalidInput
+
+    if not (0.0 <= max_false_alarm < 1.0):
+        raise InvalidInput(f"--max-false-alarm must be a share in [0, 1) (0.01 = 1 in 100); got {max_false_alarm!r}.")
+    neg = np.sort(np.asarray(proba1, float)[np.asarray(y_true, int) == 0])[::-1]
+    if not len(neg):
+        raise InvalidInput("The stored holdout has no rows of the negative (first) label, so a false-alarm rate "
+                           "cannot be set.", hint="Give --threshold instead.")
+    k = int(np.floor(max_false_alarm * len(neg) + 1e-9))  # rows of the negative label allowed above the threshold
+    if k >= len(neg):
+        return 0.0
+    thr = float(np.nextafter(neg[k], np.inf))  # just above the (k+1)-th highest negative: it and all below pass
+    if thr > 1.0:
+        raise InvalidInput(f"No threshold reaches a false-alarm rate of {max_false_alarm:g}: too many held-out "
+                           "negative rows have probability 1.", hint="Give --threshold 1 or a larger rate.")
+    return thr
+
+
+def rethreshold_binary(model, *, threshold: float | None, max_false_alarm: float | None):
+    """A new version of a binary classifier with ``decision_threshold`` set (class 2 when
+    P(class 2) >= threshold); metrics recomputed on the stored holdout at that threshold."""
+    from .errors import InvalidInput
+    from .evaluation.metrics import classification_metrics
+
+    hold = model.holdout()
+    labels = [str(v) for v in model.manifest.get("labels") or []]
+    if max_false_alarm is not None:
+        if "proba" not in hold:
+            raise InvalidInput(f"{model.ref} has no stored holdout probabilities to set a false-alarm rate on.",
+                               hint="Give --threshold instead.")
+        threshold = binary_threshold_for_false_alarm(hold["y_true"], np.asarray(hold["proba"], float)[:, 1],
+                                                     max_false_alarm)
+    threshold = float(threshold)
+    if not (0.0 <= threshold <= 1.0):
+        raise InvalidInput(f"The threshold of a classifier is a probability of {labels[1]!r} in [0, 1]; "
+                           f"got {threshold!r}.", hint="Try 0.3 to flag more rows as the second label, 0.7 for fewer.")
+    manifest = {k: v for k, v in model.manifest.items() if k not in ("files", "format", "format_version")}
+    old = model.manifest.get("decision_threshold")
+    manifest["decision_threshold"] = threshold
+    if "y_true" in hold and "proba" in hold and len(hold["y_true"]):
+        metrics = dict(model.manifest.get("metrics") or {})
+        metrics.update(classification_metrics(np.asarray(hold["y_true"], int), np.asarray(hold["proba"], float),
+                                              labels, threshold=threshold))
+        manifest["metrics"] = metrics
+    manifest["derived_from"] = {"model": model.ref, "package_sha": model.row["package_sha"],
+                                "change": f"decision threshold {0.5 if old is None else old:.6g} -> {threshold:.6g}"}
+    return _copy_and_register(model, manifest)
+
+
+def _copy_and_register(model, manifest: dict):
     ds = model.ws.meta.get_dataset_by_id(model.row["dataset_id"]) if model.row.get("dataset_id") else None
     with package_folder(model.ws) as folder:
         for rel in model.manifest["files"]:

@@ -231,11 +231,11 @@ class Workspace:
         return import_series(self, path, name, opts)
 
     def model(self, ref: str) -> "Model":
+        """``NAME`` (latest), ``NAME:VERSION`` or ``NAME@ALIAS`` (the version the alias points at now)."""
         from .model import Model
-        from .registry import parse_ref
+        from .registry import resolve_ref
 
-        name, version = parse_ref(ref)
-        return Model(self, self.meta.get_model(name, version))
+        return Model(self, resolve_ref(self.meta, ref))
 
     def import_package(self, path: str | os.PathLike, name: str | None = None) -> "Model":
         """Register a ``.mfpkg`` from another workspace (verified before anything is written)."""

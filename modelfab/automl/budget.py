@@ -64,6 +64,15 @@ class Budget:
     def left_for_search(self) -> float:
         return max(0.0, self.left() - self._reserved)
 
+    def promise_left(self) -> float:
+        """Seconds until the promise to the user is broken: the budget plus 10% plus 5 s."""
+        return self.left() + 0.1 * self.total + 5.0
+
+    def can_start_search(self) -> bool:
+        """A search can still start: there is time left, or (when data preparation ran long, e.g. on a
+        busy machine) a 1 s search plus ~3 s of evaluation and packaging still fit in the promise."""
+        return self.left() >= 1.0 or self.promise_left() >= 4.0
+
     def expired(self) -> bool:
         return self.left() <= 0.0
 

@@ -231,7 +231,7 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
     ensemble = ensemble and not large
     share = search_share(X, ensemble)
     time_budget = max(1.0, budget.left_for_search() * (1.0 - share))
-    if budget.left() < 1.0:
+    if not budget.can_start_search():
         raise TrainingError(
             f"The budget ({budget.total:.0f} s) was used up by data preparation before the model search could start.",
             hint="Give a larger --budget.",

@@ -1,4 +1,4 @@
-"""``modelfab models promote|archive|compare|export|import`` and ``modelfab export``."""
+"""``modelfab models promote|archive|alias|unalias|compare|export|import`` and ``modelfab export``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .train import models_app
 
 @models_app.command("promote")
 def promote_cmd(
-    model: Annotated[str, typer.Argument(help="NAME:VERSION (or NAME for the latest).")],
+    model: Annotated[str, typer.Argument(help="NAME:VERSION (or NAME for the latest, NAME@ALIAS).")],
     stage: Annotated[str, typer.Option("--stage", help="staging | production.")] = "production",
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
@@ -41,6 +41,37 @@ def archive_cmd(model: Annotated[str, typer.Argument(help="NAME:VERSION.")], wor
         emit_json(model_dict(m))
     else:
         console.print(f"{m.ref} archived.")
+
+
+@models_app.command("alias")
+def alias_cmd(model: Annotated[str, typer.Argument(help="NAME:VERSION the alias should point at.")],
+              alias: Annotated[str, typer.Argument(help="Alias name, e.g. champion or line3-current (not digits only).")],
+              workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Point NAME@ALIAS at a version (moves the alias if it exists). NAME@ALIAS then works wherever a model is named."""
+    m = open_ws(workspace).model(model)
+    a = m.set_alias(alias)
+    old = a["previous_version"]
+    if json_out:
+        emit_json({"model": m.name, "alias": alias, "ref": f"{m.name}@{alias}", "version": m.version,
+                   "previous_version": old, "set_by": a["set_by"], "set_at": a["set_at"]})
+    elif old is None:
+        console.print(f"{m.name}@{alias} -> {m.ref} (new alias)", markup=False)
+    else:
+        console.print(f"{m.name}@{alias}: {m.name}:{old} -> {m.ref}", markup=False)
+
+
+@models_app.command("unalias")
+def unalias_cmd(name: Annotated[str, typer.Argument(help="Model NAME.")],
+                alias: Annotated[str, typer.Argument(help="The alias to remove.")],
+                workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Remove NAME@ALIAS (the version it pointed at is untouched)."""
+    from ..registry import remove_alias
+
+    old = remove_alias(open_ws(workspace).meta, name, alias)
+    if json_out:
+        emit_json({"model": name, "alias": alias, "removed": True, "version": old["version"]})
+    else:
+        console.print(f"Removed {name}@{alias} (pointed at {name}:{old['version']}).", markup=False)
 
 
 @models_app.command("compare")

@@ -65,7 +65,7 @@ def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool, 
 
 @app.command("serve")
 def serve_cmd(
-    models: Annotated[Optional[list[str]], typer.Argument(help="Model(s) to serve: NAME or NAME:VERSION. None: every production model, following promotions.")] = None,
+    models: Annotated[Optional[list[str]], typer.Argument(help="Model(s) to serve: NAME, NAME:VERSION or NAME@ALIAS (resolved at start). None: every production model, following promotions.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,

@@ -98,34 +98,37 @@ def models_list(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> No
     """List model versions with their main holdout metric."""
     ws = open_ws(workspace)
     items = ws.models()
+    aliases: dict[int, list[str]] = {}
+    for a in ws.meta.list_aliases():
+        aliases.setdefault(a["model_id"], []).append(a["alias"])
     if json_out:
-        emit_json({"models": [model_dict(m) for m in items]})
+        emit_json({"models": [dict(model_dict(m), aliases=aliases.get(m.row["id"], [])) for m in items]})
         return
     if not items:
         console.print("No models yet. Train one: [cyan]modelfab train DATASET --target COLUMN[/]")
         return
     t = Table(title="Models")
-    for col in ("model", "version", "task", "learner", "metric", "holdout", "dataset", "stage", "created"):
+    for col in ("model", "version", "task", "learner", "metric", "holdout", "dataset", "stage", "aliases", "created"):
         t.add_column(col)
     for m in items:
         d = model_dict(m)
         metric = d["metric"]
         val = m.metrics.get(metric) if metric in m.metrics else next(iter(d["metrics"].values()), None)
         add_row(t, m.name, str(m.version), m.task, str(d["learner"]), str(metric), fmt_num(val), d["dataset"], m.stage,
-                  m.row["created_at"])
+                  ", ".join(aliases.get(m.row["id"], [])), m.row["created_at"])
     console.print(t)
 
 
 @models_app.command("show")
 def models_show(
-    model: Annotated[str, typer.Argument(help="NAME (latest) or NAME:VERSION.")],
+    model: Annotated[str, typer.Argument(help="NAME (latest), NAME:VERSION or NAME@ALIAS.")],
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Leaderboard, chosen model, holdout metrics, data version, library versions."""
     ws = open_ws(workspace)
     m = ws.model(model)
-    d = model_dict(m, full=True)
+    d = dict(model_dict(m, full=True), aliases=m.aliases)
     if json_out:
         emit_json(d)
         return
@@ -143,6 +146,8 @@ def models_show(
     else:
         console.print(f"{m.ref}  task {m.task}, target {d['target']!r}, trained on {d['dataset']} "
                       f"({data.get('n_train')} train / {data.get('n_holdout')} holdout rows), stage {m.stage}", markup=False)
+    if d["aliases"]:
+        console.print("aliases: " + ", ".join(f"{m.name}@{a}" for a in d["aliases"]), markup=False)
     console.print(f"chosen: {d['learner']} {d['learner_config']}", markup=False)
     lb = Table(title="Leaderboard (validation during search)")
     for col in ("learner", "metric", "score", "validation"):
@@ -159,21 +164,46 @@ def models_show(
 
 @models_app.command("threshold")
 def models_threshold(
-    model: Annotated[str, typer.Argument(help="An anomaly model: NAME (latest) or NAME:VERSION.")],
-    max_false_alarm: Annotated[Optional[float], typer.Option("--max-false-alarm", help="Re-set the threshold for this false-alarm rate on held-out normal recordings.")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Set this score threshold directly.")] = None,
+    model: Annotated[str, typer.Argument(help="An anomaly model or a two-class classifier of a table: NAME (latest) or NAME:VERSION.")],
+    max_false_alarm: Annotated[Optional[float], typer.Option("--max-false-alarm", help=(
+        "Anomaly: re-set the threshold for this false-alarm rate on held-out normal items. Two-class classifier: "
+        "the lowest threshold that flags at most this share (0.01 = 1 in 100) of the held-out rows of the first "
+        "label as the second label."))] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help=(
+        "Anomaly: this score threshold. Two-class classifier: a row is predicted as the second label "
+        "(labels[1], e.g. 'defect') when its probability is >= this value (0..1; 0.5 is the default)."))] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Move an anomaly model's threshold without retraining (registers a new version)."""
+    """Move an anomaly model's or a two-class classifier's threshold without retraining (registers a new version)."""
     ws = open_ws(workspace)
     m = ws.model(model)
     new = m.with_threshold(threshold=threshold, max_false_alarm=max_false_alarm)
+    key = "threshold" if new.task == "anomaly" else "decision_threshold"
     if json_out:
-        emit_json(dict(model_dict(new), threshold=new.manifest["threshold"], derived_from=m.ref))
+        emit_json(dict(model_dict(new), threshold=new.manifest[key], derived_from=m.ref))
         return
-    console.print(f"Registered [bold]{new.ref}[/] from {m.ref}: threshold {m.manifest.get('threshold'):.4g} -> "
-                  f"{new.manifest['threshold']:.4g} (expected false alarms {new.metrics.get('expected_false_alarm')})")
+    if new.task == "anomaly":
+        console.print(f"Registered [bold]{new.ref}[/] from {m.ref}: threshold {m.manifest.get('threshold'):.4g} -> "
+                      f"{new.manifest['threshold']:.4g} (expected false alarms {new.metrics.get('expected_false_alarm')})")
+        return
+    labels = [str(v) for v in new.manifest.get("labels") or []]
+    pc = new.metrics.get("per_class") or {}
+    fa, miss = (_miss_share(pc.get(lab)) for lab in labels)
+    old = m.manifest.get("decision_threshold")
+    console.print(f"Registered {new.ref} from {m.ref}: {labels[1]!r} when its probability >= "
+                  f"{new.manifest['decision_threshold']:.4g} (was {0.5 if old is None else old:.4g}). On held-out rows: "
+                  f"{_pct(fa)} of {labels[0]!r} flagged as {labels[1]!r}, {_pct(miss)} of {labels[1]!r} missed.",
+                  markup=False)
+
+
+def _miss_share(per_class: dict | None) -> float | None:
+    recall = (per_class or {}).get("recall")
+    return None if recall is None else 1.0 - recall
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
 @app.command("report")
@@ -195,7 +225,7 @@ def report_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    model: Annotated[str, typer.Argument(help="NAME (latest) or NAME:VERSION.")],
+    model: Annotated[str, typer.Argument(help="NAME (latest), NAME:VERSION or NAME@ALIAS.")],
     paths: Annotated[list[Path], typer.Argument(help="Input file(s): CSV/Parquet/Excel for table models.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
     executor: ExecutorOpt = "local",

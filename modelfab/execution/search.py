@@ -128,7 +128,7 @@ def run_parallel_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str,
     flaml_metric, greater = flaml_metric_for(task, metric, n_classes)
     ensemble = ensemble and X.size < 1_000_000
     share = search_share(X, ensemble)
-    if budget.left() < 1.0:
+    if not budget.can_start_search():
         raise TrainingError(
             f"The budget ({budget.total:.0f} s) was used up by data preparation"
             + (f" and {executor.name} start-up ({startup:.1f} s)" if startup else "")

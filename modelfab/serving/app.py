@@ -56,6 +56,63 @@ PREDICT_BODY = {
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json")
 
 
+class _Guard:
+    """Every request: request id, body-size limit, bearer token, metrics, one JSON log line, and no
+    stack trace in a response. A plain ASGI middleware (Starlette's BaseHTTPMiddleware costs about
+    a millisecond per request, more than the prediction of one row)."""
+
+    def __init__(self, app, *, ws, settings, metrics, models, auth: bool) -> None:
+        self.app, self.ws, self.settings, self.metrics, self.models, self.auth = app, ws, settings, metrics, models, auth
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        start = time.perf_counter()
+        path = scope.get("path", "")
+        try:
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            length = 0
+        limit = self.settings.max_upload_bytes if path.endswith("/predict-file") else self.settings.max_request_bytes
+        if length > limit:
+            return await _error(TooLarge(f"Request body is {length:,} bytes; the limit is {limit:,}."),
+                                request_id)(scope, receive, send)
+        if self.auth and path not in PUBLIC_PATHS:
+            header = headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+            try:
+                self.ws.check_token(token, "predict")
+            except ModelfabError as exc:
+                self.metrics.observe(path, exc.http_status, time.perf_counter() - start, self.models.models)
+                return await _error(exc, request_id)(scope, receive, send)
+        status = {"code": 500, "started": False}
+        rid = request_id.encode("latin-1", "replace")
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+                message = dict(message, headers=[*message.get("headers", []), (b"x-request-id", rid)])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # never a stack trace in a response
+            log.exception("request failed", extra={"request_id": request_id})
+            if not status["started"]:
+                status["code"] = 500
+                await JSONResponse(status_code=500, content={"error": {
+                    "code": "internal", "hint": None,
+                    "message": f"Internal error ({type(exc).__name__}); see the server log, request id {request_id}."}},
+                    headers={"X-Request-ID": request_id})(scope, receive, send)
+        self.metrics.observe(path, status["code"], time.perf_counter() - start, self.models.models)
+        if log.isEnabledFor(logging.INFO):
+            log.info(json.dumps({"request_id": request_id, "method": scope.get("method"), "path": path,
+                                 "status": status["code"], "ms": round((time.perf_counter() - start) * 1000, 2)}))
+
+
 def _error(exc: ModelfabError, request_id: str) -> JSONResponse:
     return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()},
                         headers={"X-Request-ID": request_id})
@@ -114,37 +171,7 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
 
     app.openapi = openapi
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        request.state.request_id = request_id
-        start = time.perf_counter()
-        try:
-            length = int(request.headers.get("content-length") or 0)
-        except ValueError:
-            length = 0
-        path = request.url.path
-        limit = settings.max_upload_bytes if path.endswith("/predict-file") else settings.max_request_bytes
-        if length > limit:
-            return _error(TooLarge(f"Request body is {length:,} bytes; the limit is {limit:,}."), request_id)
-        if auth and path not in PUBLIC_PATHS:
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-            try:
-                ws.check_token(token, "predict")
-            except ModelfabError as exc:
-                metrics.observe(path, exc.http_status, time.perf_counter() - start, models.models)
-                return _error(exc, request_id)
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # never a stack trace in a response
-            log.exception("request failed", extra={"request_id": request_id})
-            return JSONResponse(status_code=500, content={"error": {"code": "internal", "message": f"Internal error ({type(exc).__name__}); see the server log, request id {request_id}.", "hint": None}})
-        response.headers["X-Request-ID"] = request_id
-        metrics.observe(path, response.status_code, time.perf_counter() - start, models.models)
-        log.info(json.dumps({"request_id": request_id, "method": request.method, "path": path,
-                             "status": response.status_code, "ms": round((time.perf_counter() - start) * 1000, 2)}))
-        return response
+    app.add_middleware(_Guard, ws=ws, settings=settings, metrics=metrics, models=models, auth=auth)
 
     @app.exception_handler(ModelfabError)
     async def on_modelfab_error(request: Request, exc: ModelfabError):

@@ -280,6 +280,72 @@ class MetadataStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    # -- aliases (NAME@ALIAS -> one version of NAME) -----------------------
+    def _alias_query(self):
+        a, m = t.model_aliases, t.models
+        return (sa.select(a.c.name, a.c.alias, a.c.model_id, m.c.version, a.c.set_by, a.c.set_at)
+                .join(m, m.c.id == a.c.model_id).order_by(a.c.name, a.c.alias))
+
+    def _no_alias(self, conn, name: str, alias: str) -> NotFound:
+        known = [r[0] for r in conn.execute(sa.select(t.model_aliases.c.alias).where(t.model_aliases.c.name == name)
+                                            .order_by(t.model_aliases.c.alias))]
+        return NotFound(f"No alias {name}@{alias}; aliases of {name!r}: {', '.join(known) or 'none'}.",
+                        hint="Set one: modelfab models alias NAME:VERSION ALIAS.")
+
+    def set_alias(self, name: str, alias: str, model_id: int, *, set_by: str) -> dict:
+        """Point ``name@alias`` at model ``model_id`` (a version of ``name``), creating or moving it in one
+        transaction. Returns the alias with ``previous_version`` (None when it is new)."""
+        a = t.model_aliases
+        for _attempt in range(20):
+            try:
+                with self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":  # setters of one alias queue instead of racing
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                     {"k": f"model_aliases:{name}@{alias}"})
+                    target = conn.execute(sa.select(t.models.c.name, t.models.c.version)
+                                          .where(t.models.c.id == model_id)).first()
+                    if target is None or target[0] != name:
+                        raise NotFound(f"No version of model {name!r} with id {model_id}.")
+                    old = conn.execute(self._alias_query().where(a.c.name == name, a.c.alias == alias)).first()
+                    values = dict(model_id=model_id, set_by=set_by, set_at=utcnow())
+                    if old is None:
+                        conn.execute(a.insert().values(name=name, alias=alias, **values))
+                    else:
+                        conn.execute(a.update().where(a.c.name == name, a.c.alias == alias).values(**values))
+                    return dict(name=name, alias=alias, version=target[1], previous_version=old and old.version,
+                                **values)
+            except SAIntegrityError:
+                continue  # another writer created the same alias first: move it instead
+        raise Conflict(f"Could not set {name}@{alias}: too many concurrent writers.")
+
+    def remove_alias(self, name: str, alias: str) -> dict:
+        """Delete ``name@alias``; returns what it pointed at."""
+        a = t.model_aliases
+        with self.engine.begin() as conn:
+            old = conn.execute(self._alias_query().where(a.c.name == name, a.c.alias == alias)).first()
+            if old is None:
+                raise self._no_alias(conn, name, alias)
+            conn.execute(a.delete().where(a.c.name == name, a.c.alias == alias))
+            return dict(old._mapping)
+
+    def resolve_alias(self, name: str, alias: str) -> dict:
+        """The model row ``name@alias`` points at."""
+        q = (sa.select(t.models).join(t.model_aliases, t.model_aliases.c.model_id == t.models.c.id)
+             .where(t.model_aliases.c.name == name, t.model_aliases.c.alias == alias))
+        with self.engine.connect() as conn:
+            row = _row(conn.execute(q).first())
+            if row is None:
+                raise self._no_alias(conn, name, alias)
+        return row
+
+    def list_aliases(self, name: str | None = None) -> list[dict]:
+        """Every alias (of ``name``) with the version it points at, by name then alias."""
+        q = self._alias_query()
+        if name:
+            q = q.where(t.model_aliases.c.name == name)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     # -- blobs referenced -------------------------------------------------
     def referenced_blobs(self) -> set[str]:
         with self.engine.connect() as conn:

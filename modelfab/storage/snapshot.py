@@ -88,8 +88,16 @@ def referenced(conn: sa.Connection, *, broad: bool = False) -> set[str]:
     return out
 
 
+def present_tables(conn: sa.Connection) -> list[sa.Table]:
+    """The schema's tables that exist in this database (an older schema, e.g. while restoring an
+    older backup, lacks the tables of later migrations)."""
+    names = set(sa.inspect(conn).get_table_names())
+    return [table for table in table_order() if table.name in names]
+
+
 def count_rows(conn: sa.Connection) -> dict[str, int]:
-    return {table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() for table in table_order()}
+    return {table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+            for table in present_tables(conn)}
 
 
 def ensure_empty(meta) -> None:
@@ -105,7 +113,8 @@ def load_rows(meta, rows: dict[str, Iterator[dict]], batch: int = 1000) -> dict[
     """Insert rows (with their ids) into an empty store in one transaction; PostgreSQL sequences continue after them."""
     counts: dict[str, int] = {}
     with meta.engine.begin() as conn:
-        for table in table_order():
+        tables = present_tables(conn)
+        for table in tables:
             n = 0
             chunk: list[dict] = []
             for row in rows.get(table.name, ()):
@@ -119,7 +128,7 @@ def load_rows(meta, rows: dict[str, Iterator[dict]], batch: int = 1000) -> dict[
                 n += len(chunk)
             counts[table.name] = n
         if meta.dialect == "postgresql":
-            for table in table_order():
+            for table in tables:
                 col = table.autoincrement_column
                 if col is not None and col.name == "id":
                     conn.exec_driver_sql(

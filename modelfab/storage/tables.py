@@ -128,3 +128,17 @@ labels = sa.Table(
 )
 
 sa.Index("ix_labels_item", labels.c.dataset_id, labels.c.item)
+
+# -- registry aliases (migration 0003): NAME@ALIAS points at one version of NAME --
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("alias", sa.String(100), nullable=False),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("set_by", sa.String(200), nullable=False),
+    sa.Column("set_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("name", "alias", name="uq_model_aliases_name_alias"),
+)

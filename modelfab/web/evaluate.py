@@ -29,6 +29,30 @@ def _per_file(hold: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return uniq, truth, (sums / np.maximum(counts, 1)).argmax(axis=1)
 
 
+def is_binary_table(model) -> bool:
+    """A two-class classifier of a table: its predictor honours a ``decision_threshold``."""
+    return (model.task == "classification" and len(model.manifest.get("labels") or []) == 2
+            and model.manifest.get("modality", "tabular") == "tabular")
+
+
+def binary_holdout(model) -> dict | None:
+    """The evaluate page's threshold slider data for a two-class table classifier: the held-out
+    truth (1 = the second label, the "positive" one) and that label's probability, else None."""
+    if not is_binary_table(model):
+        return None
+    hold = model.holdout()
+    if "y_true" not in hold or "proba" not in hold or not len(hold["y_true"]):
+        return None
+    proba = np.asarray(hold["proba"], float)
+    if proba.ndim != 2 or proba.shape[1] != 2:
+        return None
+    labels = [str(v) for v in model.manifest["labels"]]
+    thr = model.manifest.get("decision_threshold")
+    return {"binary": True, "negative": labels[0], "positive": labels[1],
+            "y_true": [int(v) for v in hold["y_true"]], "scores": [float(v) for v in proba[:, 1]],
+            "threshold": 0.5 if thr is None else float(thr)}
+
+
 def confusion(model) -> dict | None:
     """{labels, matrix, unit, examples} for a classifier with a stored holdout, else None."""
     if model.task != "classification":
@@ -46,6 +70,9 @@ def confusion(model) -> dict | None:
         unit, examples = "files", True
     else:
         truth, pred = np.asarray(hold["y_true"], int), proba.argmax(axis=1)
+        thr = model.manifest.get("decision_threshold")
+        if len(labels) == 2 and thr is not None and modality == "tabular":  # as the predictor decides
+            pred = (proba[:, 1] >= float(thr)).astype(int)
         unit = "windows" if modality == "signal" else "rows"
         examples = modality != "signal" and "row" in hold
     k = len(labels)

@@ -137,6 +137,11 @@ def _remove_scratch(scratch) -> None:
     import shutil
     import time
 
+    import atexit
+
+    # A trial FLAML cancelled at the deadline may still be finishing in a thread and write there:
+    # try now, and once more when the worker process exits.
+    atexit.register(shutil.rmtree, scratch, True)
     for _ in range(20):
         shutil.rmtree(scratch, ignore_errors=True)
         if not scratch.exists():
@@ -289,7 +294,7 @@ def _relabel_table(ws, ds, params: dict) -> dict:
 
 
 def run_threshold(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
-    """A new version of an anomaly model with another threshold (no retraining)."""
+    """A new version of an anomaly model or a two-class table classifier with another threshold (no retraining)."""
     model = ws.model(params["model"]).with_threshold(threshold=float(params["threshold"]))
     return {"model": model.ref, "name": model.name, "version": model.version, "task": model.task}
 

@@ -50,7 +50,7 @@ def test_same_flow_on_every_storage_backend(storage_backend, factory_csv, tmp_pa
     assert imp["created"] and imp["version"] == 1
     # On the grown-up backend the trials and the batch scoring run on Ray as well (started within the budget).
     ex = ["--executor", "ray"] if kind == "postgresql-s3" else []
-    tr = cli_json("train", "factory", "--target", "quality", "--budget", "30" if ex else "10", *ex, *w)
+    tr = cli_json("train", "factory", "--target", "quality", "--budget", "45" if ex else "10", *ex, *w)
     assert (tr["model"], tr["version"]) == ("factory", 1) and tr["metrics"]["roc_auc"] > 0.7
     cli_json("models", "promote", "factory:1", "--stage", "production", *w)
     token = cli_json("tokens", "create", "e2e", *w)["token"]

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import InvalidInput
 from ..site import Site
+from ..evaluate import binary_holdout, is_binary_table
 from ..views import _model_view
 
 
@@ -92,13 +93,16 @@ def router(site: Site) -> APIRouter:
                 js["holdout"] = {"y_true": [int(v) for v in hold["y_true"]],
                                  "scores": [float(v) for v in hold["scores"]],
                                  "threshold": float(m.manifest.get("threshold"))}
+        binary = binary_holdout(m)
+        if binary is not None:
+            js["holdout"] = binary
         from ..evaluate import confusion
 
         cm = confusion(m)
         if cm is not None:
             js["confusion"] = {"url": f"/models/{m.name}/{m.version}/confusion", "labels": cm["labels"],
                                "base": f"/datasets/{view['dataset']}/{view['dataset_version']}"}
-        return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm)
+        return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm, binary=binary)
 
     @r.get("/models/{name}/{version}/confusion/{i}/{j}")
     def model_confusion_cell(request: Request, name: str, version: int, i: int, j: int):
@@ -121,14 +125,17 @@ def router(site: Site) -> APIRouter:
         user = site.require(request, "admin")
         form = await site.form_of(request)
         m = site.model_or_404(name, version)
-        if m.task != "anomaly":
-            raise InvalidInput(f"{m.ref} is a {m.task} model; only anomaly models have a threshold to move.")
+        if m.task != "anomaly" and not is_binary_table(m):
+            raise InvalidInput(f"{m.ref} is a {m.task} model; only anomaly models and two-class classifiers of "
+                               "tables have a threshold to move.")
         try:
             value = float(form.get("threshold"))
         except (TypeError, ValueError):
             raise InvalidInput("The threshold must be a number.") from None
         if not math.isfinite(value):
             raise InvalidInput("The threshold must be a finite number.")
+        if m.task != "anomaly" and not 0.0 <= value <= 1.0:
+            raise InvalidInput(f"The threshold of a classifier is a probability in [0, 1]; got {value!r}.")
         # a worker process registers the new version (so that it is recorded as made by this user)
         job_id = runner.start("threshold", {"model": m.ref, "threshold": value}, user["name"])
         return site.done(request, f"/jobs/{job_id}", job=job_id)

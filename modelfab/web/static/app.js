@@ -219,6 +219,8 @@
   }
 
   /* -- evaluate page: threshold slider ------------------------------------------------------- */
+  // Anomaly models: flagged when score > threshold. Two-class classifiers (h.binary): the second
+  // label (h.positive) is predicted when its probability >= threshold, as the model package does.
   var slider = $("#threshold-slider");
   if (slider && DATA.holdout) {
     var h = DATA.holdout;
@@ -226,26 +228,35 @@
     h.scores.forEach(function (s, i) { (h.y_true[i] ? abnormal : normal).push(s); });
     var uniq = h.scores.slice().sort(function (a, b) { return a - b; })
       .filter(function (v, i, a) { return i === 0 || v !== a[i - 1]; });
-    // candidate thresholds: below all, between neighbours, and the current one
-    var cands = [uniq[0] - Math.max(1e-9, Math.abs(uniq[0]) * 0.01)];
+    // candidate thresholds: below all, between neighbours, above all (binary) and the current one
+    var cands = h.binary ? [0] : [uniq[0] - Math.max(1e-9, Math.abs(uniq[0]) * 0.01)];
     for (var i = 0; i + 1 < uniq.length; i++) { cands.push((uniq[i] + uniq[i + 1]) / 2); }
-    cands.push(uniq[uniq.length - 1]);
+    cands.push(h.binary ? (uniq[uniq.length - 1] < 1 ? (uniq[uniq.length - 1] + 1) / 2 : 1) : uniq[uniq.length - 1]);
     cands.push(h.threshold);
     cands.sort(function (a, b) { return a - b; });
     cands = cands.filter(function (v, i, a) { return i === 0 || v !== a[i - 1]; });
     slider.min = 0; slider.max = cands.length - 1; slider.step = 1;
     slider.value = cands.indexOf(h.threshold);
     var input = $("#threshold-input"), save = $("#threshold-save");
+    var flagged = h.binary ? function (s, thr) { return s >= thr; } : function (s, thr) { return s > thr; };
     var updateThr = function () {
       var thr = cands[Number(slider.value)];
-      var fa = normal.filter(function (s) { return s > thr; }).length;
-      var miss = abnormal.filter(function (s) { return s <= thr; }).length;
+      var fa = normal.filter(function (s) { return flagged(s, thr); }).length;
+      var miss = abnormal.filter(function (s) { return !flagged(s, thr); }).length;
+      var faPct = normal.length ? fmt(100 * fa / normal.length, 1) : "–";
       setText("#fa-count", String(fa));
       setText("#miss-count", String(miss));
-      setText("#fa-text", T("model.js.fa", { n: fa, total: normal.length, pct: normal.length ? fmt(100 * fa / normal.length, 1) : "–" }));
-      setText("#miss-text", abnormal.length
-        ? T("model.js.miss", { n: miss, total: abnormal.length, pct: fmt(100 * miss / abnormal.length, 1) })
-        : T("model.js.no_abnormal"));
+      if (h.binary) {
+        setText("#fa-text", T("model.js.bin_fa", { n: fa, total: normal.length, pct: faPct, neg: h.negative, pos: h.positive }));
+        setText("#miss-text", abnormal.length
+          ? T("model.js.bin_miss", { n: miss, total: abnormal.length, pct: fmt(100 * miss / abnormal.length, 1), pos: h.positive })
+          : T("model.js.bin_no_positive", { pos: h.positive }));
+      } else {
+        setText("#fa-text", T("model.js.fa", { n: fa, total: normal.length, pct: faPct }));
+        setText("#miss-text", abnormal.length
+          ? T("model.js.miss", { n: miss, total: abnormal.length, pct: fmt(100 * miss / abnormal.length, 1) })
+          : T("model.js.no_abnormal"));
+      }
       setText("#thr-value", fmt(thr, 4));
       if (input) { input.value = String(thr); }
       if (save) { save.disabled = thr === h.threshold; }
