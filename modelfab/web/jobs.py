@@ -91,8 +91,15 @@ class JobRunner:
                 else:
                     self.ws.meta.update_job(job_id, state="failed", error=self._tail(job_id) or
                                             "The worker process stopped without a result.")
+                self._clean_scratch(job_id)
                 job = self.ws.meta.get_job(job_id)
         return job
+
+    def _clean_scratch(self, job_id: int) -> None:
+        """A worker that was killed (cancel) or died cannot clean its temp folder: do it for it."""
+        import shutil
+
+        shutil.rmtree(self.folder / f"{int(job_id)}.scratch", ignore_errors=True)
 
     def _tail(self, job_id: int, n: int = 800) -> str:
         try:
@@ -125,6 +132,7 @@ class JobRunner:
                 proc = self.procs.get(job_id)
             if proc is not None:
                 proc.wait(timeout=10)
+        self._clean_scratch(job_id)
         try:
             job = self.ws.meta.get_job(job_id)
         except NotFound:
