@@ -17,6 +17,37 @@ from .settings import Settings
 OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
+def output_path(out: str | os.PathLike) -> Path:
+    """The destination of a prediction file, checked: it must end in .csv, .parquet or .pq."""
+    out = Path(out)
+    if out.suffix.lower() not in OUT_FORMATS:
+        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
+    return out
+
+
+def write_frame(df, out: Path) -> None:
+    """Write ``df`` to ``out`` (CSV or Parquet by its suffix) through a temp file renamed into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        (df.to_csv(tmp, index=False) if OUT_FORMATS[out.suffix.lower()] == "csv" else df.to_parquet(tmp, index=False))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def file_rows_result(model, df, out: Path) -> dict:
+    """What `modelfab predict` reports for one-row-per-file predictions (recordings, images)."""
+    import pandas as pd
+
+    errors = int((df.get("error", pd.Series(dtype=str)).fillna("") != "").sum())
+    result = {"model": model.ref, "output": str(out), "rows": len(df), "files_with_errors": errors}
+    if model.predictor.task == "anomaly":
+        result["anomalies"] = int(df.get("is_anomaly", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())
+    return result
+
+
 def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *, settings: Settings | None = None,
                        chunk_rows: int | None = None, keep_columns: bool = True,
                        progress: Callable[[int, int], None] | None = None, executor=None) -> dict:
@@ -24,10 +55,8 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     row chunks over workers; the output is the same file, rows in the same order, at most two chunks per
     worker in flight."""
     settings = settings or Settings.from_env()
-    out = Path(out)
-    fmt = OUT_FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
+    out = output_path(out)
+    fmt = OUT_FORMATS[out.suffix.lower()]
     if out.exists() and out.is_dir():
         raise InvalidInput(f"Output {out} is a folder; expected a file name.")
     big = Settings(max_import_bytes=1 << 62, max_rows=settings.max_rows, max_columns=settings.max_columns)

@@ -171,25 +171,17 @@ def load_series_predictor(folder: Path, manifest: dict) -> SeriesPredictor:
 
 def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
     """``modelfab predict MODEL FILE... -o out.csv``: one row per series, written atomically."""
+    from ..batch import output_path, write_frame
+
     predictor = model.predictor
-    out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
+    out = output_path(out)
     frames = []
     for p in paths:
         df = predictor.predict_file(Path(p))
         df.insert(0, "file", Path(p).name)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    try:
-        (df.to_csv(tmp, index=False) if suffix == ".csv" else df.to_parquet(tmp, index=False))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_frame(df, out)
     return {"model": model.ref, "output": str(out), "rows": len(df), "files": len(paths)}
 
 

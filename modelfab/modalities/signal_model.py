@@ -206,22 +206,9 @@ def load_signal_predictor(folder: Path, manifest: dict) -> SignalPredictor:
 
 def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
     """``modelfab predict`` on recordings: one row per file, written atomically."""
-    predictor = model.predictor
-    df = predictor.predict_files(paths)
-    out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    try:
-        (df.to_csv(tmp, index=False) if suffix == ".csv" else df.to_parquet(tmp, index=False))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    errors = int((df.get("error", pd.Series(dtype=str)).fillna("") != "").sum())
-    result = {"model": model.ref, "output": str(out), "rows": len(df), "files_with_errors": errors}
-    if predictor.task == "anomaly":
-        result["anomalies"] = int(df.get("is_anomaly", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())
-    return result
+    from ..batch import file_rows_result, output_path, write_frame
+
+    out = output_path(out)
+    df = model.predictor.predict_files(paths)
+    write_frame(df, out)
+    return file_rows_result(model, df, out)
