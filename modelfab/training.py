@@ -71,6 +71,21 @@ def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, l
         return finish(ws, folder, manifest, result, name=name, ds=ds)
 
 
+def choose_task(task: str, allowed: tuple[str, ...], what: str, labels: set[str], *, normal_label: str,
+                max_false_alarm: float) -> str:
+    """The task for a dataset of files (recordings, images): checked, and ``auto`` decided from the labels
+    (none, only normal, or normal/abnormal: anomaly detection; anything else: classification)."""
+    from .errors import InvalidInput
+
+    if task not in allowed:
+        raise InvalidInput(f"Task for {what} must be one of {', '.join(allowed)}; got {task!r}.")
+    if not 0 < float(max_false_alarm) < 1:
+        raise InvalidInput(f"--max-false-alarm must be between 0 and 1 (e.g. 0.01); got {max_false_alarm!r}.")
+    if task == "auto":
+        return "anomaly" if (not labels or labels <= {normal_label} or labels == {normal_label, "abnormal"}) else "classification"
+    return task
+
+
 @contextmanager
 def package_folder(ws):
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import InvalidInput, TrainingError
 from .images import image_blob, load_image_tables
-from .training import base_manifest, data_lineage, finish, package_folder, training_info, write_learner
+from .training import base_manifest, choose_task, data_lineage, finish, package_folder, training_info, write_learner
 
 IMAGE_TASKS = ("auto", "classification", "anomaly")
 WORK_SHORT_SIDE = 128   # anomaly: images are scaled so that the median short side is about this
@@ -30,14 +30,9 @@ MAX_MEMORY = 80_000      # normal cells kept (MT: 20k -> 80k took image AUROC 0.
 def train_image(ws, ds, *, target: str | None = None, task: str, budget, metric: str | None, name: str, seed: int,
                 progress, normal_label: str, max_false_alarm: float):
     """Train on a dataset of images (``target`` is unused: labels come from the import)."""
-    if task not in IMAGE_TASKS:
-        raise InvalidInput(f"Task for images must be one of {', '.join(IMAGE_TASKS)}; got {task!r}.")
-    if not 0 < float(max_false_alarm) < 1:
-        raise InvalidInput(f"--max-false-alarm must be between 0 and 1 (e.g. 0.01); got {max_false_alarm!r}.")
     feats, files = load_image_tables(ws, ds)
-    labels = {str(v) for v in files["label"].dropna()}
-    if task == "auto":
-        task = "anomaly" if (not labels or labels <= {normal_label} or labels == {normal_label, "abnormal"}) else "classification"
+    task = choose_task(task, IMAGE_TASKS, "images", {str(v) for v in files["label"].dropna()},
+                       normal_label=normal_label, max_false_alarm=max_false_alarm)
     if task == "classification":
         return _classify(ws, ds, feats, files, budget=budget, metric=metric, name=name, seed=seed, progress=progress)
     return _anomaly(ws, ds, files, budget=budget, name=name, seed=seed, progress=progress,

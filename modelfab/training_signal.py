@@ -11,7 +11,7 @@ import pandas as pd
 
 from .errors import InvalidInput
 from .recordings import load_signal_tables
-from .training import base_manifest, data_lineage, finish, package_folder, training_info, write_learner
+from .training import base_manifest, choose_task, data_lineage, finish, package_folder, training_info, write_learner
 
 SIGNAL_TASKS = ("auto", "classification", "anomaly")
 
@@ -19,14 +19,9 @@ SIGNAL_TASKS = ("auto", "classification", "anomaly")
 def train_signal(ws, ds, *, target: str | None = None, task: str, budget, metric: str | None, name: str, seed: int,
                  progress, normal_label: str, max_false_alarm: float):
     """Train on a dataset of recordings (``target`` is unused: the labels come from the import)."""
-    if task not in SIGNAL_TASKS:
-        raise InvalidInput(f"Task for recordings must be one of {', '.join(SIGNAL_TASKS)}; got {task!r}.")
-    if not 0 < float(max_false_alarm) < 1:
-        raise InvalidInput(f"--max-false-alarm must be between 0 and 1 (e.g. 0.01); got {max_false_alarm!r}.")
     feats, files = load_signal_tables(ws, ds)
-    labels = {str(v) for v in files["label"].dropna()}
-    if task == "auto":
-        task = "anomaly" if (not labels or labels <= {normal_label} or labels == {normal_label, "abnormal"}) else "classification"
+    task = choose_task(task, SIGNAL_TASKS, "recordings", {str(v) for v in files["label"].dropna()},
+                       normal_label=normal_label, max_false_alarm=max_false_alarm)
     if task == "classification":
         return _classify(ws, ds, feats, budget=budget, metric=metric, name=name, seed=seed, progress=progress)
     return _anomaly(ws, ds, feats, files, budget=budget, name=name, seed=seed, progress=progress,
