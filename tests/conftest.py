@@ -31,6 +31,27 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     return proc
 
 
+def start_server(root, port: int, *models: str, deadline_s: float = 60.0) -> subprocess.Popen:
+    """`modelfab serve [MODELS] --port PORT -w ROOT` as a real process, returned once /healthz answers 200."""
+    import time
+
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", *models, "--port", str(port), "-w", str(root)],
+                            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"server did not start within {deadline_s:.0f} s")
+
+
 def cli_json(*args: str, **kw) -> dict:
     proc = run_cli(*args, "--json", **kw)
     return json.loads(proc.stdout)

@@ -4,10 +4,7 @@ throughout."""
 
 import multiprocessing as mp
 import os
-import subprocess
-import sys
 import threading
-import time
 
 import httpx
 import numpy as np
@@ -15,6 +12,7 @@ import pandas as pd
 import pytest
 
 from modelfab.workspace import Workspace
+from tests.conftest import start_server
 from tests.storage.servers import free_port
 
 N_IMPORTS = 4
@@ -48,22 +46,6 @@ def _train(root, i, out, go, env):
         raise
 
 
-def _start_server(root, port):
-    proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "served", "--port", str(port), "-w", str(root)],
-                            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not start")
-
-
 @pytest.mark.parametrize("backend", ["sqlite-local", "postgresql-s3"])
 def test_imports_trainings_and_a_server_at_once(request, backend, flaml_loaded, trained, tmp_path):
     init = {} if backend == "sqlite-local" else {"db_url": request.getfixturevalue("postgres_url"),
@@ -95,7 +77,7 @@ def test_imports_trainings_and_a_server_at_once(request, backend, flaml_loaded, 
     procs += [ctx.Process(target=_train, args=(root, i, out, go, dict(os.environ))) for i in range(N_TRAININGS)]
     for p in procs:
         p.start()
-    server = _start_server(root, port := free_port())
+    server = start_server(root, port := free_port(), "served")
     statuses: list[int] = []
     stop = threading.Event()
 

@@ -1,10 +1,7 @@
 """Serving production models: promotion switches traffic live, a tampered version is refused, /metrics."""
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -12,26 +9,11 @@ import httpx
 import pytest
 
 from modelfab.workspace import Workspace
+from tests.conftest import start_server
 
 RECORD = {"part_id": "P1", "timestamp": "2026-03-04 10:00", "line": "L3", "shift": "C", "material_batch": "MB-001",
           "temperature_c": 75.0, "pressure_bar": 5.9, "spindle_rpm": 1450, "humidity_pct": 40.0,
           "vibration_rms": 2.2, "tool_wear_pct": 90.0, "cycle_time_s": 35.0}
-
-
-def _start(ws_root, port, *models):
-    env = dict(os.environ, MODELFAB_HOME=str(ws_root))
-    proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", *models, "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read())
-    proc.kill()
-    raise AssertionError("server did not start")
 
 
 def _port():
@@ -48,7 +30,7 @@ def test_promotion_switches_without_dropping_requests(tmp_path, factory_csv):
     v1.promote("production")
     _, token = ws.create_token("t")
     port = _port()
-    proc = _start(ws.root, port)
+    proc = start_server(ws.root, port)
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     try:
         assert httpx.get(base + "/readyz").json()["models"] == ["factory:1"]

@@ -3,37 +3,17 @@ folder and on PostgreSQL + S3 + Ray (real servers, tests/storage/servers.py; a p
 `--executor ray` itself)."""
 
 import json
-import os
-import subprocess
-import sys
-import time
 
 import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import cli_json
+from tests.conftest import cli_json, start_server
 from tests.storage.servers import free_port
 
 RECORD = {"part_id": "P1", "timestamp": "2026-03-04 10:00", "line": "L3", "shift": "C", "material_batch": "MB-001",
           "temperature_c": 75.0, "pressure_bar": 5.9, "spindle_rpm": 1450, "humidity_pct": 40.0,
           "vibration_rms": 2.2, "tool_wear_pct": 90.0, "cycle_time_s": 35.0}
-
-
-def _serve(root, port):
-    proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "--port", str(port), "-w", str(root)],
-                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not start within 60 s")
 
 
 # SQLite + folder runs this very flow in tests/test_cli.py::test_full_flow; here the other backend (the
@@ -58,7 +38,7 @@ def test_same_flow_on_every_storage_backend(storage_backend, factory_csv, tmp_pa
     out = tmp_path / "pred.csv"
     assert cli_json("predict", "factory", str(factory_csv), "-o", str(out), *ex, *w)["rows"] == 1500
     batch = pd.read_csv(out)
-    proc = _serve(root, port := free_port())
+    proc = start_server(root, port := free_port())
     try:
         r = httpx.post(f"http://127.0.0.1:{port}/v1/models/factory/predict", json={"records": [RECORD]},
                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
