@@ -86,12 +86,13 @@ def test_unknown_alias_names_the_existing_ones(line3):
 
 
 def test_serve_by_alias(line3):
-    from tests.serving.test_production import RECORD, _port, _start
+    from tests.conftest import start_server
+    from tests.serving.test_production import RECORD, _port
 
     line3.model("line3:1").set_alias("served")
     _id, token = line3.create_token("alias-test", "predict")
     port = _port()
-    proc = _start(line3.root, port, "line3@served")
+    proc = start_server(line3.root, port, "line3@served")
     try:
         headers = {"Authorization": f"Bearer {token}"}
         listing = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers=headers, timeout=10).json()
