@@ -169,6 +169,7 @@ def _evaluate(cand: _Candidate, X, gi, folds: list[_FoldData], aggs, semi: bool,
     abn = {a: [] for a in aggs}
     syn = {a: [] for a in aggs}
     syn_v = []
+    norm_ids, abn_ids = [], []  # the group id behind each out-of-fold file score (same order)
     fit_t = score_t = 0.0
     for fd in folds:
         if budget is not None and budget.left_for_search() <= 0:
@@ -182,10 +183,12 @@ def _evaluate(cand: _Candidate, X, gi, folds: list[_FoldData], aggs, semi: bool,
         wn = det.score(prep(X[fd.test_norm]))
         for a, v in _scores_by_group(wn, gi[fd.test_norm], aggs).items():
             norm[a].append(v)
+        norm_ids.append(np.unique(gi[fd.test_norm]))
         if len(fd.test_abn):
             wa = det.score(prep(X[fd.test_abn]))
             for a, v in _scores_by_group(wa, gi[fd.test_abn], aggs).items():
                 abn[a].append(v)
+            abn_ids.append(np.unique(gi[fd.test_abn]))
         fd.ensure_synthetic(X, gi)
         if len(fd.synth_X):
             ws = det.score(prep(fd.synth_X))
@@ -196,6 +199,8 @@ def _evaluate(cand: _Candidate, X, gi, folds: list[_FoldData], aggs, semi: bool,
     cat = lambda d: {a: (np.concatenate(v) if v else np.zeros(0)) for a, v in d.items()}  # noqa: E731
     return {"normal": cat(norm), "abnormal": cat(abn), "synthetic": cat(syn),
             "synthetic_variant": np.concatenate(syn_v) if syn_v else np.zeros(0, int),
+            "normal_ids": np.concatenate(norm_ids).astype(int) if norm_ids else np.zeros(0, int),
+            "abnormal_ids": np.concatenate(abn_ids).astype(int) if abn_ids else np.zeros(0, int),
             "fit_time_s": fit_t, "score_time_s": score_t}
 
 
@@ -310,6 +315,14 @@ def fit_anomaly(X, groups, y=None, *, feature_names: Sequence[str] | None = None
         notes.append(f"Only {len(norm_files)} normal file(s): cross-validation holds out contiguous blocks of "
                      "windows instead of whole files, so the threshold may be optimistic.")
     cv_norm_files = np.unique(cv_gi[is_norm])
+
+    def _file_keys(ids) -> list:
+        # cv ids >= n_groups are blocks of one file (see above): map them back to that file
+        out = []
+        for i in np.asarray(ids, int):
+            f = i if i < n_groups else (i - n_groups) // (4 if len(norm_files) == 1 else 2)
+            out.append(keys[f].item() if hasattr(keys[f], "item") else keys[f])
+        return out
     semi = len(abn_files) > 0
     rng = np.random.default_rng(seed)
     k = int(max(2, min(n_folds, len(cv_norm_files))))
@@ -414,6 +427,7 @@ def fit_anomaly(X, groups, y=None, *, feature_names: Sequence[str] | None = None
         best_agg = DEFAULT_AGGREGATION if DEFAULT_AGGREGATION in aggs else aggs[0]
         best_order = -1
         oof_n, oof_a = None, np.zeros(0)
+        oof_n_files, oof_a_files = [], []
         notes.append("The budget ran out before cross-validation: the threshold is set on training files "
                      "(in-sample) and will give more false alarms than asked.")
         selection = "default (no time to cross-validate)"
@@ -429,6 +443,7 @@ def fit_anomaly(X, groups, y=None, *, feature_names: Sequence[str] | None = None
             why = "the best candidate could not be refitted in the time left"
             notes.append("Not enough time left to refit the best candidate; kept the first one evaluated.")
         oof_n, oof_a = res["normal"][best_agg], res["abnormal"][best_agg]
+        oof_n_files, oof_a_files = _file_keys(res["normal_ids"]), _file_keys(res["abnormal_ids"])
         selection = f"{cand.label()} aggregated by {best_agg}: {why}"
     for row in board:
         row["selected"] = row.pop("_order", None) == best_order and row["status"] == "ok"
@@ -449,6 +464,7 @@ def fit_anomaly(X, groups, y=None, *, feature_names: Sequence[str] | None = None
     if oof_n is None:
         w = model.window_scores(X[tr])
         oof_n = np.array([aggregate(w[cv_gi[tr] == g], best_agg) for g in np.unique(cv_gi[tr])])
+        oof_n_files = _file_keys(np.unique(cv_gi[tr]))
         source = "training files (in-sample)"
     else:
         source = "held-out normal files (out-of-fold)"
@@ -462,6 +478,9 @@ def fit_anomaly(X, groups, y=None, *, feature_names: Sequence[str] | None = None
     info = {
         "oof_normal_scores": [float(v) for v in oof_n],
         "oof_abnormal_scores": [float(v) for v in oof_a],
+        # the file (group) behind each score above, same order; pseudo-files map to their file
+        "oof_normal_files": oof_n_files,
+        "oof_abnormal_files": oof_a_files,
         "selection": selection,
         "criterion": "cv_auc" if semi else "synthetic_auc",
         "threshold": float(model.threshold),

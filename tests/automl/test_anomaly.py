@@ -205,6 +205,10 @@ def test_semi_supervised_picks_a_detector_that_separates_better():
     semi, board, info = fit_anomaly(X, g, y, budget=Budget(30), candidates=FAST)
     plain, _, _ = fit_anomaly(Xn, gn, budget=Budget(30), candidates=[A.DEFAULT_CANDIDATE])
     assert len(info["oof_abnormal_scores"]) == 8 and info["oof_auc"] > 0.95
+    # every held-out score names its file: each file once, normal and abnormal apart
+    assert sorted(info["oof_abnormal_files"]) == list(range(100, 108))
+    assert sorted(info["oof_normal_files"]) == list(range(20))
+    assert len(info["oof_normal_files"]) == len(info["oof_normal_scores"])
     assert "AUC" in info["selection"] and semi.detector.name != "zmax"
     Xt, gt = normal_files(rng, 10, d=4, file_sd=0.2, corr=True)
     Xf, gf = faulty(10, 500)
@@ -272,6 +276,7 @@ def test_single_normal_file_uses_blocks_of_windows():
     X = rng.normal(size=(80, 3))
     model, _, info = fit_anomaly(X, np.zeros(80, int), budget=Budget(20), candidates=FAST)
     assert any("blocks" in n for n in info["notes"])
+    assert set(info["oof_normal_files"]) == {0} and len(info["oof_normal_files"]) == len(info["oof_normal_scores"])
     assert np.isfinite(model.threshold)
 
 
