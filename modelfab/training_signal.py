@@ -219,11 +219,10 @@ def _anomaly(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, name, 
                      "The threshold was set on held-out normal recordings for the chosen false-alarm rate.")
     with package_folder(ws) as folder:
         model.save(folder, "anomaly")
-        arrays = {"y_true": y_true, "scores": scores}
+        np.savez_compressed(folder / "holdout.npz", y_true=y_true, scores=scores)
         files = list(info.get("oof_normal_files", [])) + list(info.get("oof_abnormal_files", []))
         if len(files) == len(scores):  # the recording behind each held-out score (the web's confusion cells)
-            arrays["file"] = np.asarray([str(f) for f in files])
-        np.savez_compressed(folder / "holdout.npz", **arrays)
+            _add_arrays(folder / "holdout.npz", {"file": np.asarray([str(f) for f in files])})
         manifest = {
             "modality": "signal", "task": "anomaly", "labels": ["normal", "anomaly"],
             "normal_label": normal_label, "threshold": float(model.threshold),

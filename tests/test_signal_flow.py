@@ -101,6 +101,10 @@ def test_anomaly_from_normal_only_then_semi_supervised(sig_ws, recordings, tmp_p
     assert out.loc[~truth, "is_anomaly"].mean() <= 0.3  # few false alarms on normals
     semi = sig_ws.train("fan", task="anomaly", budget=10)
     assert semi.metrics["auc"] >= 0.9 and semi.metrics["n_anomaly"] == 7
+    hold = semi.holdout()  # every held-out score names its recording (the web's confusion cells open them)
+    assert len(hold["file"]) == len(hold["scores"]) == len(hold["y_true"])
+    assert {f.split("/")[0] for f in hold["file"][hold["y_true"] == 1]} == {"abnormal"}
+    assert {f.split("/")[0] for f in hold["file"][hold["y_true"] == 0]} == {"normal"}
     html, _ = semi.write_report(tmp_path / "rep")
     text = html.read_text(encoding="utf-8")
     assert "Recordings to review" in text and text.count("data:image/png;base64,") >= 4
