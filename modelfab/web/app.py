@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidInput, ModelfabError
 from .config import WebSettings
-from .i18n import LANGUAGES, Translator, pick_language
+from .i18n import LANGUAGES, N_, Translator, pick_language
 from .jobs import JobRunner
 from .site import HERE, LANG_COOKIE, PRE_CSRF_COOKIE, SESSION_COOKIE, PageError, Site
 from .store import WebStore
@@ -88,8 +88,9 @@ def create_web_app(ws, settings: WebSettings | None = None) -> FastAPI:
         except ValueError:
             length = 0
         if length > cfg.max_upload_bytes + (1 << 20):
+            t = site.t_of(request)
             return _page_error(request, PageError(413, "error.too_large",
-                                                  site.t_of(request)("error.limit_mib", mib=f"{cfg.max_upload_bytes / 2**20:,.0f}")))
+                                                  t("error.limit_mib", mib=f"{cfg.max_upload_bytes / 2**20:,.0f}")))
         if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin(request, cfg):
             return _page_error(request, PageError(403, "error.origin"))
         token = request.cookies.get(SESSION_COOKIE, "")
@@ -125,10 +126,11 @@ def create_web_app(ws, settings: WebSettings | None = None) -> FastAPI:
 
     @app.exception_handler(ModelfabError)
     async def on_modelfab_error(request: Request, exc: ModelfabError):
-        key = {401: "error.login_needed", 403: "error.forbidden", 404: "error.not_found", 409: "error.conflict",
-               413: "error.too_large", 415: "error.unsupported"}.get(exc.http_status, "error.invalid")
+        key = {401: N_("error.login_needed"), 403: N_("error.forbidden"), 404: N_("error.not_found"),
+               409: N_("error.conflict"), 413: N_("error.too_large"),
+               415: N_("error.unsupported")}.get(exc.http_status, N_("error.invalid"))
         if exc.http_status >= 500 and not isinstance(exc, InvalidInput):
-            key = "error.server"
+            key = N_("error.server")
         status = exc.http_status if 400 <= exc.http_status < 600 else 500
         return _page_error(request, PageError(status, key, str(exc)))
 

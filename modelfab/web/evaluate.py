@@ -6,15 +6,23 @@ where each held-out example came from: ``row`` (positions in the dataset's
 table) for tables, ``file`` (the recording of each window) for recordings,
 whose matrix is shown per recording (window probabilities averaged, as the
 training report does). Older models have the matrix but no examples.
+
+Anomaly models store ``y_true`` (0 normal, 1 anomaly) and ``scores`` (out-of-fold
+scores, one per recording or image); recordings models also ``file``. Their 2x2
+matrix (truth x "score above the threshold") is computed for any threshold, so
+the page's slider and the cells it opens agree.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..errors import InvalidInput, NotFound
 
 MAX_EXAMPLES = 60
+ANOMALY_CLASSES = ("normal", "anomaly")  # rows/columns of an anomaly model's matrix
 
 
 def _per_file(hold: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,23 +106,98 @@ def cell_examples(site, model, i: int, j: int) -> dict:
     if "file" in hold:
         uniq, truth, pred = _per_file(hold)
         chosen = uniq[(truth == i) & (pred == j)][:MAX_EXAMPLES]
-        items = []
-        if ds is not None and ds.kind == "signal":
-            files = site.signal_tables(ds)
-            index = {f: n for n, f in enumerate(files["file"])}
-            for f in chosen:
-                n = index.get(str(f))
-                items.append({"file": str(f), "idx": n,
-                              "thumb": f"/datasets/{ds.name}/{ds.version}/thumb/{n}.png" if n is not None else None})
-        else:
-            items = [{"file": str(f), "idx": None, "thumb": None} for f in chosen]
-        return dict(base, kind="files", items=items)
+        return dict(base, kind="files", items=_file_items(site, ds, chosen))
     truth, pred = np.asarray(hold["y_true"], int), np.asarray(hold["proba"], float).argmax(axis=1)
     rows = np.asarray(hold["row"], np.int64)[(truth == i) & (pred == j)][:MAX_EXAMPLES]
     if ds is None:
         return dict(base, kind="rows", columns=[], rows=[], positions=[int(r) for r in rows])
     columns, values = read_rows(site.ws, ds, rows)
     return dict(base, kind="rows", columns=columns, rows=values, positions=[int(r) + 1 for r in rows])
+
+
+def _file_items(site, ds, chosen) -> list[dict]:
+    """Recordings as the cells show them: file, row in the dataset, thumbnail and the dataset page holding it."""
+    if ds is None or ds.kind != "signal":
+        return [{"file": str(f), "idx": None, "thumb": None, "item": None} for f in chosen]
+    from .views import PAGE  # recordings per page of the dataset page
+
+    files = site.signal_tables(ds)
+    index = {f: n for n, f in enumerate(files["file"])}
+    base = f"/datasets/{ds.name}/{ds.version}"
+    items = []
+    for f in chosen:
+        n = index.get(str(f))
+        items.append({"file": str(f), "idx": n, "thumb": f"{base}/thumb/{n}.png" if n is not None else None,
+                      "item": f"{base}?page={n // PAGE + 1}#rec-{n}" if n is not None else None})
+    return items
+
+
+# -- anomaly models ------------------------------------------------------------------------------
+def parse_threshold(value: str | None) -> float | None:
+    """The ``threshold`` query parameter: empty means the model's own; else a finite number."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        thr = float(value)
+    except ValueError:
+        thr = math.nan
+    if not math.isfinite(thr):
+        raise InvalidInput(f"The threshold must be a finite number (an anomaly score); got {str(value)[:40]!r}.")
+    return thr
+
+
+def anomaly_holdout(model) -> dict | None:
+    """{y_true, scores, files (or None), threshold} of an anomaly model with stored held-out scores, else None."""
+    if model.task != "anomaly" or model.manifest.get("threshold") is None:
+        return None
+    hold = model.holdout()
+    if "scores" not in hold or "y_true" not in hold or not len(hold["scores"]):
+        return None
+    scores, truth = np.asarray(hold["scores"], float), np.asarray(hold["y_true"], int)
+    if scores.shape != truth.shape or scores.ndim != 1:
+        return None
+    files = np.asarray(hold["file"]).astype(str) if "file" in hold and len(hold["file"]) == len(scores) else None
+    return {"y_true": truth, "scores": scores, "files": files, "threshold": float(model.manifest["threshold"])}
+
+
+def anomaly_confusion(model, threshold: float | None = None) -> dict | None:
+    """The 2x2 matrix (true normal/anomaly x predicted normal/anomaly) at ``threshold`` (default: the model's);
+    predicted anomaly when the score is above the threshold, as the predictor decides."""
+    h = anomaly_holdout(model)
+    if h is None:
+        return None
+    thr = h["threshold"] if threshold is None else float(threshold)
+    pred = (h["scores"] > thr).astype(int)
+    matrix = np.zeros((2, 2), int)
+    np.add.at(matrix, (h["y_true"], pred), 1)
+    modality = model.manifest.get("modality", "signal")
+    if h["files"] is not None:
+        why = None
+    else:
+        why = "image" if modality == "image" else "old"
+    return {"labels": list(ANOMALY_CLASSES), "matrix": matrix.tolist(), "unit": "anomaly", "anomaly": True,
+            "examples": why is None, "no_examples": why, "threshold": thr, "model_threshold": h["threshold"],
+            "n": int(matrix.sum()), "correct": int(np.trace(matrix))}
+
+
+def anomaly_cell_examples(site, model, i: int, j: int, threshold: float | None) -> dict:
+    """The held-out recordings of cell (truth i, predicted j) at ``threshold``, closest to the threshold first."""
+    cm = anomaly_confusion(model, threshold)
+    if cm is None:
+        raise NotFound(f"{model.ref} has no stored held-out scores to build a confusion matrix from.")
+    if not (0 <= i < 2 and 0 <= j < 2):
+        raise InvalidInput(f"Cell ({i}, {j}) is outside the 2x2 matrix of an anomaly model (0 normal, 1 anomaly).")
+    base = {"true": ANOMALY_CLASSES[i], "pred": ANOMALY_CLASSES[j], "count": cm["matrix"][i][j],
+            "threshold": cm["threshold"]}
+    if not cm["examples"]:
+        return dict(base, kind="none", reason=cm["no_examples"])
+    h = anomaly_holdout(model)
+    at = np.flatnonzero((h["y_true"] == i) & ((h["scores"] > cm["threshold"]).astype(int) == j))
+    at = at[np.argsort(np.abs(h["scores"][at] - cm["threshold"]), kind="stable")][:MAX_EXAMPLES]
+    items = _file_items(site, _dataset_of(site.ws, model), h["files"][at])
+    for it, k in zip(items, at):
+        it["score"] = float(h["scores"][k])
+    return dict(base, kind="files", items=items)
 
 
 def _dataset_of(ws, model):

@@ -1,21 +1,43 @@
-"""Message catalogues: one JSON file per language under ``i18n/``; every user-visible string goes through here."""
+"""Message catalogues: gettext PO files under ``locale/<locale>/LC_MESSAGES/messages.po``, read with Babel.
+
+The msgid of every entry is a key (``nav.home``), its msgstr the text, with
+``{name}`` placeholders filled by ``str.format``. Every user-visible string of
+templates, routes and the page script goes through here; the page script gets
+the messages it needs as JSON in the page (``Translator.subset``).
+"""
 
 from __future__ import annotations
 
-import json
 import string
 from functools import lru_cache
 from pathlib import Path
 
 LANGUAGES = ("en", "zh")
 DEFAULT = "en"
-CATALOGUE_DIR = Path(__file__).with_name("i18n")
+LOCALE_DIR = Path(__file__).with_name("locale")
+# the UI's language code -> the gettext locale folder it is read from
+LOCALES = {"en": "en", "zh": "zh_Hans"}
+DOMAIN = "messages"
+
+
+def po_path(lang: str) -> Path:
+    return LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def N_(key: str) -> str:  # noqa: N802 - gettext's name for "mark for extraction, translate later"
+    """Mark a key for extraction where it is chosen now and translated later (``t(key)``)."""
+    return key
 
 
 @lru_cache(maxsize=None)
 def catalogue(lang: str) -> dict[str, str]:
-    with open(CATALOGUE_DIR / f"{lang}.json", encoding="utf-8") as fh:
-        return json.load(fh)
+    """key -> text of one language (read once per process). Fuzzy or empty entries are left out, as
+    gettext does, so that they fall back to English (and the tests name them)."""
+    from babel.messages.pofile import read_po
+
+    with open(po_path(lang), "rb") as fh:
+        cat = read_po(fh, locale=LOCALES[lang], domain=DOMAIN, abort_invalid=True)
+    return {str(m.id): str(m.string) for m in cat if m.id and m.string and not m.fuzzy}
 
 
 def placeholders(text: str) -> set[str]:
@@ -58,5 +80,8 @@ class Translator:
         return text
 
     def subset(self, prefix: str) -> dict[str, str]:
-        """Messages whose key starts with ``prefix`` (for the page's script)."""
-        return {k: v for k, v in self.messages.items() if k.startswith(prefix)}
+        """Messages whose key starts with ``prefix`` (the JSON catalogue of the page's script)."""
+        own = {k: v for k, v in self.messages.items() if k.startswith(prefix)}
+        if self.lang == DEFAULT:
+            return own
+        return {k: v for k, v in catalogue(DEFAULT).items() if k.startswith(prefix)} | own

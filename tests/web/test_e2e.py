@@ -210,6 +210,14 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     assert after[2] != before[2] and int(after[0]) >= int(before[0]) and int(after[1]) <= int(before[1])
     assert page.is_enabled("#threshold-save")
     _shot(page, "10-evaluate")
+    # the anomaly confusion matrix follows the slider; a cell opens its recordings at that threshold
+    cm_cell = "#confusion tbody tr:nth-child({}) td:nth-of-type({}) button"
+    assert page.inner_text(cm_cell.format(1, 2)) == after[0] and page.inner_text(cm_cell.format(2, 1)) == after[1]
+    page.click("#confusion button.cell:not([disabled])")
+    page.wait_for_selector("#cm-examples-body figure figcaption .score")
+    assert after[2] in page.inner_text("#cm-examples-title")  # the examples are for the slider's threshold
+    page.locator("#confusion-panel").scroll_into_view_if_needed()
+    _shot(page, "10c-anomaly-confusion-cell")
     report = page.locator("#report-frame")
     report.scroll_into_view_if_needed()
     report.screenshot(path=str(ARTIFACTS / "10b-report.png"))
@@ -221,6 +229,10 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     page.click(".page-head button:has-text('Promote')")
     page.wait_for_url(url + "/models/pump/2")
     assert page.locator(".page-head .badge.stage-production").is_visible()
+    page.fill("form.alias-form input[name=alias]", "line3-current")  # NAME@ALIAS, as `modelfab models alias`
+    page.click("form.alias-form button[type=submit]")
+    page.wait_for_selector(".chip.alias:has-text('pump@line3-current')")
+    _shot(page, "10d-alias")
     page.click("nav.main-nav >> text=Models")
     _shot(page, "11-models")
     page.click("nav.main-nav >> text=Try it")

@@ -1,4 +1,4 @@
-"""Every user-visible string goes through the catalogues, and both languages have every key."""
+"""Every user-visible string goes through the gettext catalogues, and both languages translate every key."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from modelfab.web.i18n import CATALOGUE_DIR, LANGUAGES, catalogue, pick_language, placeholders
+from modelfab.web.i18n import LANGUAGES, LOCALE_DIR, LOCALES, catalogue, pick_language, placeholders, po_path
 
-WEB = Path(__file__).resolve().parents[2] / "modelfab" / "web"
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "modelfab" / "web"
 TEMPLATES = sorted((WEB / "templates").glob("*.html"))
 
 
@@ -52,7 +53,58 @@ def test_catalogues_have_the_same_keys_and_placeholders():
     for key in en:
         assert en[key].strip() and zh[key].strip(), key
         assert placeholders(en[key]) == placeholders(zh[key]), key
-    assert {p.stem for p in CATALOGUE_DIR.glob("*.json")} == set(LANGUAGES)
+    assert {p.parent.parent.name for p in LOCALE_DIR.glob("*/LC_MESSAGES/messages.po")} == set(LOCALES.values())
+    assert set(LOCALES) == set(LANGUAGES)
+
+
+def _read_po(lang: str):
+    from babel.messages.pofile import read_po
+
+    with open(po_path(lang), "rb") as fh:
+        return read_po(fh, locale=LOCALES[lang], abort_invalid=True)
+
+
+def _extracted() -> dict[str, str]:
+    """What `pybabel extract -F babel.cfg -k t modelfab/web` finds: msgid -> first place it is used."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
+
+    with open(ROOT / "babel.cfg", encoding="utf-8") as fh:
+        method_map, options_map = parse_mapping_cfg(fh, "babel.cfg")
+    found: dict[str, str] = {}
+    keywords = dict(DEFAULT_KEYWORDS, t=None)
+    for filename, lineno, msgid, _comments, _context in extract_from_dir(str(WEB), method_map, options_map,
+                                                                         keywords=keywords):
+        found.setdefault(msgid if isinstance(msgid, str) else msgid[0], f"{filename}:{lineno}")
+    return found
+
+
+def test_babel_extraction_finds_every_string_and_each_is_translated():
+    found = _extracted()
+    places = {v.split(":")[0].split("/")[0] for v in found.values()}
+    assert {"templates", "static", "routes"} <= places and len(found) > 250, places  # templates, script, python
+    # a msgid ending in "." or "_" is the start of a key built at run time ("state." ~ job.state)
+    prefixes = {k for k in found if k.endswith((".", "_"))}
+    keys = set(found) - prefixes
+    dynamic = _dynamic_keys()
+    for p in prefixes:
+        assert any(k.startswith(p) for k in dynamic), f"{p!r} ({found[p]}) builds keys the tests do not list"
+    for lang in LANGUAGES:
+        entries = {m.id: m for m in _read_po(lang) if m.id}
+        problems = []
+        for k in sorted(keys | dynamic):
+            m = entries.get(k)
+            where = found.get(k, "a key built at run time")
+            if m is None:
+                problems.append(f"{k} ({where}) is not in {po_path(lang).relative_to(ROOT)}")
+            elif not str(m.string).strip():
+                problems.append(f"{k} ({where}) is untranslated (empty msgstr) in {lang}")
+            elif m.fuzzy:
+                problems.append(f"{k} ({where}) is marked fuzzy in {lang}: check the text and drop the flag")
+        assert not problems, "\n".join(problems)
+    # the extraction sees at least what a plain search of the sources sees (babel.cfg covers every file)
+    searched = {k for k in _keys_used() if not k.endswith((".", "_")) and k != "error.html"}
+    assert not searched - keys, sorted(searched - keys)
 
 
 def test_every_key_used_exists_in_every_language():
@@ -144,3 +196,6 @@ def test_pages_show_no_raw_keys(web, lang):
         leaked = [k for k in keys if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", text)]
         assert not leaked, (path, leaked)
     assert json.loads(json.dumps(catalogue(lang)))  # plain JSON, loadable by the page script
+    data = re.search(r'<script type="application/json" id="page-data">(.*?)</script>', c.get("/models").text, re.S)
+    messages = json.loads(data.group(1))["messages"]  # the page script's catalogue, from the PO data
+    assert messages and all(messages[k] == catalogue(lang)[k] for k in messages)

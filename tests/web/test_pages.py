@@ -96,7 +96,7 @@ def test_train_with_live_progress_then_evaluate_threshold_promote_and_try(site, 
         for line in stream.iter_lines():
             if line.startswith("data: {\"id\""):
                 events.append(json.loads(line[6:]))
-    assert events[-1]["state"] == "done", events[-1]
+    assert events[-1]["state"] == "done", json.dumps(events[-1])[:3000]
     assert any(e["state"] == "running" and e["live"].get("trials") for e in events)  # progress arrived live
     ref = events[-1]["result"]["model"]
     name, version = ref.split(":")
@@ -124,6 +124,71 @@ def test_train_with_live_progress_then_evaluate_threshold_promote_and_try(site, 
     plain = tok.split('id="token-value">')[1].split("<")[0]
     assert plain.startswith("mf_") and site.ws.check_token(plain)["name"] == "mes"
     assert f"/v1/models/{name}/predict" in tok
+
+
+def test_anomaly_confusion_cells_follow_the_threshold_and_open_recordings(site):
+    """The 2x2 matrix of an anomaly model (truth x score above the threshold) at the model's threshold and at
+    any other: each cell lists the held-out recordings behind it, with their scores and a link into the dataset."""
+    import numpy as np
+
+    c = site.client("admin")
+    m = site.ws.model("fan")  # the version with the moved threshold (previous test)
+    page = c.get(f"/models/fan/{m.version}").text
+    assert 'class="confusion anomaly"' in page and '"anomaly": true' in page
+    hold = m.holdout()
+    scores, truth, thr = hold["scores"], hold["y_true"], m.manifest["threshold"]
+    assert len(hold["file"]) == len(scores) and set(truth) == {0, 1}
+    middle = float(np.sort(scores)[len(scores) // 2])
+    counts = {}
+    for used, query in ((thr, ""), (middle, f"?threshold={middle!r}")):
+        for i in (0, 1):
+            for j in (0, 1):
+                cell = _json(c.get(f"/models/fan/{m.version}/confusion/{i}/{j}{query}"))
+                expect = int(((truth == i) & ((scores > used) == bool(j))).sum())
+                assert cell["count"] == expect and len(cell["items"]) == expect and cell["threshold"] == used
+                counts[used, i, j] = expect
+                for it in cell["items"]:
+                    assert ("abnormal/" in it["file"]) == bool(i) and (it["score"] > used) == bool(j)
+                    assert it["item"].startswith("/datasets/fan/1?page=") and it["item"].endswith(f"#rec-{it['idx']}")
+                    assert it["thumb"] == f"/datasets/fan/1/thumb/{it['idx']}.png"
+                near = [abs(it["score"] - used) for it in cell["items"]]
+                assert near == sorted(near)  # the closest calls first
+    assert sum(counts[thr, i, j] for i in (0, 1) for j in (0, 1)) == len(scores)
+    assert any(counts[thr, i, j] != counts[middle, i, j] for i in (0, 1) for j in (0, 1))  # the slider matters
+    first = next(it for i in (0, 1) for j in (0, 1)
+                 for it in _json(c.get(f"/models/fan/{m.version}/confusion/{i}/{j}"))["items"])
+    assert c.get(first["thumb"]).headers["content-type"] == "image/png"
+    assert f'id="rec-{first["idx"]}"' in c.get(first["item"].split("#")[0]).text  # the link lands on the recording
+    for bad in ("abc", "nan", "inf"):
+        assert c.get(f"/models/fan/{m.version}/confusion/0/0?threshold={bad}").status_code == 422
+    assert c.get(f"/models/fan/{m.version}/confusion/2/0").status_code == 422
+
+
+def test_aliases_are_set_shown_and_removed_in_the_browser(site):
+    admin, labeler = site.client("admin"), site.client("labeler")
+    m = site.ws.model("fan")
+    json_headers = {"Accept": "application/json"}
+    r = admin.post("/models/fan/aliases", data={"csrf_token": admin.csrf, "version": str(m.version), "alias": "line3"},
+                   headers=json_headers)
+    assert _json(r)["ref"] == "fan@line3" and site.ws.model("fan@line3").version == m.version
+    assert "fan@line3" in admin.get(f"/models/fan/{m.version}").text and "fan@line3" in admin.get("/models").text
+    # moving it to another version says where it was
+    r = admin.post("/models/fan/aliases", data={"csrf_token": admin.csrf, "version": "1", "alias": "line3"},
+                   headers=json_headers)
+    assert _json(r)["previous_version"] == m.version and site.ws.model("fan@line3").version == 1
+    assert labeler.post("/models/fan/aliases", data={"csrf_token": labeler.csrf, "version": "1", "alias": "x"},
+                        headers=json_headers).status_code == 403
+    for bad in ("<img src=x onerror=alert(1)>", "", "a" * 300):
+        r = admin.post("/models/fan/aliases", data={"csrf_token": admin.csrf, "version": "1", "alias": bad},
+                       headers=json_headers)
+        assert r.status_code == 422, (bad, r.text)
+    assert admin.post("/models/fan/aliases", data={"csrf_token": admin.csrf, "version": "99", "alias": "x"},
+                      headers=json_headers).status_code == 404
+    assert admin.post("/models/fan/aliases", data={"version": "1", "alias": "x"}).status_code == 403  # no CSRF token
+    assert [a["alias"] for a in site.ws.meta.list_aliases("fan")] == ["line3"]
+    r = admin.post("/models/fan/aliases/line3/remove", data={"csrf_token": admin.csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/models/fan/1"
+    assert site.ws.meta.list_aliases("fan") == [] and "fan@line3" not in admin.get("/models").text
 
 
 def test_table_import_preview_cancel_train_and_predict_csv(site, factory_csv):

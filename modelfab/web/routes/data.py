@@ -61,7 +61,8 @@ def router(site: Site) -> APIRouter:
             else:
                 up = form.file("file")
                 if up is None:
-                    raise InvalidInput(t_of(request)("import.no_file"))
+                    t = t_of(request)
+                    raise InvalidInput(t("import.no_file"))
                 if source == "table":
                     suffix = safe_suffix(up.raw_name, TABLE_SUFFIXES)
                     params = {"source": "table", "suffix": suffix}

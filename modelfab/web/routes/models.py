@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InvalidInput
 from ..site import Site
 from ..evaluate import binary_holdout, is_binary_table
-from ..views import _model_view
+from ..views import _model_view, _safe_next
 
 
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
@@ -23,10 +23,17 @@ def router(site: Site) -> APIRouter:
     ws, store, runner, cfg, t_of = site.ws, site.store, site.runner, site.cfg, site.t_of
 
     # -- models ------------------------------------------------------------------
+    def aliases_by_model(name: str | None = None) -> dict[int, list[dict]]:
+        out: dict[int, list[dict]] = {}
+        for a in ws.meta.list_aliases(name):
+            out.setdefault(a["model_id"], []).append(a)
+        return out
+
     def models_ctx(request: Request, token=None) -> dict:
         groups: dict[str, list] = {}
+        aliases = aliases_by_model()
         for m in ws.models():
-            groups.setdefault(m.name, []).append(_model_view(m))
+            groups.setdefault(m.name, []).append(dict(_model_view(m), aliases=aliases.get(m.row["id"], [])))
         for v in groups.values():
             v.reverse()
         deployments = site.deployments.list()
@@ -65,7 +72,8 @@ def router(site: Site) -> APIRouter:
         try:
             port = int(str(form.get("port") or "").strip())
         except ValueError:
-            raise InvalidInput(t_of(request)("deploy.bad_port")) from None
+            t = t_of(request)
+            raise InvalidInput(t("deploy.bad_port")) from None
         model = str(form.get("model") or "").strip() or None
         dep = await run_in_threadpool(site.deployments.start, port=port, model=model, user=user["name"])
         return site.done(request, "/models#deployments", deployment=dep)
@@ -85,7 +93,7 @@ def router(site: Site) -> APIRouter:
     @r.get("/models/{name}/{version}", response_class=HTMLResponse)
     def model_page(request: Request, name: str, version: int):
         m = site.model_or_404(name, version)
-        view = _model_view(m, full=True)
+        view = dict(_model_view(m, full=True), aliases=aliases_by_model(m.name).get(m.row["id"], []))
         js: dict[str, Any] = {"messages": t_of(request).subset("model.js.")}
         if m.task == "anomaly":
             hold = m.holdout()
@@ -96,19 +104,26 @@ def router(site: Site) -> APIRouter:
         binary = binary_holdout(m)
         if binary is not None:
             js["holdout"] = binary
-        from ..evaluate import confusion
+        from ..evaluate import anomaly_confusion, confusion
 
-        cm = confusion(m)
+        cm = confusion(m) or anomaly_confusion(m)
         if cm is not None:
             js["confusion"] = {"url": f"/models/{m.name}/{m.version}/confusion", "labels": cm["labels"],
                                "base": f"/datasets/{view['dataset']}/{view['dataset_version']}"}
+            if cm.get("anomaly"):  # follows the threshold slider; the cells are asked for at its threshold
+                t = t_of(request)
+                js["confusion"].update(anomaly=True, examples=cm["examples"],
+                                       names=[t("model.cm_normal"), t("model.cm_anomaly")])
         return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm, binary=binary)
 
     @r.get("/models/{name}/{version}/confusion/{i}/{j}")
-    def model_confusion_cell(request: Request, name: str, version: int, i: int, j: int):
-        from ..evaluate import cell_examples
+    def model_confusion_cell(request: Request, name: str, version: int, i: int, j: int, threshold: str = ""):
+        """The held-out examples of a cell; for anomaly models at ``?threshold=`` (default: the model's)."""
+        from ..evaluate import anomaly_cell_examples, cell_examples, parse_threshold
 
         m = site.model_or_404(name, version)
+        if m.task == "anomaly":
+            return JSONResponse(anomaly_cell_examples(site, m, i, j, parse_threshold(threshold)))
         return JSONResponse(cell_examples(site, m, i, j))
 
     @r.get("/models/{name}/{version}/report")
@@ -150,6 +165,35 @@ def router(site: Site) -> APIRouter:
                 ws.meta.set_model_stage(other.row["id"], "archived")
         ws.meta.set_model_stage(m.row["id"], "production")
         return site.done(request, f"/models/{m.name}/{m.version}", model=m.ref)
+
+    # -- aliases (admin): NAME@ALIAS names a version, as `modelfab models alias|unalias` --------------
+    @r.post("/models/{name}/aliases")
+    async def model_alias_set(request: Request, name: str):
+        from ...registry import set_alias
+
+        user = site.require(request, "admin")
+        form = await site.form_of(request)
+        try:
+            version = int(str(form.get("version") or "").strip())
+        except ValueError:
+            raise InvalidInput(f"Pick the version of {name!r} the alias should point at (a version number); "
+                               f"got {str(form.get('version') or '')[:20]!r}.") from None
+        m = site.model_or_404(name, version)
+        alias = str(form.get("alias") or "").strip()
+        a = set_alias(ws.meta, m.row, alias, set_by=user["name"])
+        nxt = _safe_next(str(form.get("next") or "")) if form.get("next") else f"/models/{m.name}/{m.version}"
+        return site.done(request, nxt, model=m.ref, alias=a["alias"], ref=f"{m.name}@{a['alias']}",
+                         version=m.version, previous_version=a["previous_version"])
+
+    @r.post("/models/{name}/aliases/{alias}/remove")
+    async def model_alias_remove(request: Request, name: str, alias: str):
+        from ...registry import remove_alias
+
+        site.require(request, "admin")
+        form = await site.form_of(request)
+        old = remove_alias(ws.meta, name, alias)
+        nxt = _safe_next(str(form.get("next") or "")) if form.get("next") else f"/models/{name}/{old['version']}"
+        return site.done(request, nxt, model=name, alias=alias, removed=True, version=old["version"])
 
     @r.post("/tokens")
     async def token_create(request: Request):

@@ -32,7 +32,8 @@ def router(site: Site) -> APIRouter:
             m = ws.model(ref)
             up = form.file("file")
             if up is None:
-                raise InvalidInput(t_of(request)("predict.no_file"))
+                t = t_of(request)
+                raise InvalidInput(t("predict.no_file"))
             result = await run_in_threadpool(_predict_file, ws, m, up)
         finally:
             form.cleanup()

@@ -58,7 +58,8 @@ def router(site: Site) -> APIRouter:
         if ds.kind == "table":
             target = str(form.get("target") or "")
             if target not in ds.column_kinds():
-                raise InvalidInput(t_of(request)("train.need_target"))
+                t = t_of(request)
+                raise InvalidInput(t("train.need_target"))
             params["target"] = target
         else:
             params["normal_label"] = str(form.get("normal_label") or "normal")[:100]

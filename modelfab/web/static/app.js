@@ -222,6 +222,8 @@
   // Anomaly models: flagged when score > threshold. Two-class classifiers (h.binary): the second
   // label (h.positive) is predicted when its probability >= threshold, as the model package does.
   var slider = $("#threshold-slider");
+  var thrState = null, thrListeners = [];  // the slider's threshold and counts, for the anomaly matrix
+  var onThreshold = function (fn) { thrListeners.push(fn); if (thrState) { fn(thrState); } };
   if (slider && DATA.holdout) {
     var h = DATA.holdout;
     var normal = [], abnormal = [];
@@ -260,6 +262,8 @@
       setText("#thr-value", fmt(thr, 4));
       if (input) { input.value = String(thr); }
       if (save) { save.disabled = thr === h.threshold; }
+      thrState = { thr: thr, fa: fa, miss: miss, normal: normal.length, abnormal: abnormal.length };
+      thrListeners.forEach(function (fn) { fn(thrState); });
     };
     slider.addEventListener("input", updateThr);
     updateThr();
@@ -269,15 +273,42 @@
   if (DATA.confusion) {
     var cmBox = $("#cm-examples"), cmBody = $("#cm-examples-body");
     var cell = function (text) { var td = document.createElement("td"); td.textContent = text; return td; };
+    var cmAnomaly = !!DATA.confusion.anomaly, cmThr = null;
+    if (cmAnomaly) {
+      // anomaly models: the 2x2 matrix follows the slider (anomaly when the score is above the threshold)
+      onThreshold(function (st) {
+        var m = [[st.normal - st.fa, st.fa], [st.miss, st.abnormal - st.miss]];
+        var changed = cmThr !== null && cmThr !== st.thr;
+        cmThr = st.thr;
+        $all("#confusion button.cell").forEach(function (b) {
+          var i = Number(b.getAttribute("data-i")), j = Number(b.getAttribute("data-j")), v = m[i][j];
+          var total = m[i][0] + m[i][1];
+          b.textContent = String(v);
+          b.disabled = !v || !DATA.confusion.examples;
+          b.parentNode.className = (i === j ? "diag" : "off") + " heat-" + (total ? Math.floor(v * 5 / total) : 0);
+          if (changed) { b.classList.remove("on"); }
+        });
+        setText("#cm-correct", T("model.js.cm_correct", { n: m[0][0] + m[1][1], total: st.normal + st.abnormal }));
+        if (changed && cmBox) { cmBox.hidden = true; }  // the open cell was for another threshold
+      });
+    }
     $all("#confusion button.cell").forEach(function (b) {
       b.addEventListener("click", function () {
         $all("#confusion button.cell").forEach(function (x) { x.classList.toggle("on", x === b); });
-        var url = DATA.confusion.url + "/" + b.getAttribute("data-i") + "/" + b.getAttribute("data-j");
+        var i = Number(b.getAttribute("data-i")), j = Number(b.getAttribute("data-j"));
+        var url = DATA.confusion.url + "/" + i + "/" + j;
+        if (cmAnomaly && cmThr !== null) { url += "?threshold=" + encodeURIComponent(String(cmThr)); }
         fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
           .then(function (r) { return r.json().then(function (j) { if (!r.ok) { throw new Error((j.error && j.error.detail) || ("HTTP " + r.status)); } return j; }); })
           .then(function (res) {
             cmBox.hidden = false;
-            setText("#cm-examples-title", T("model.js.cm_examples", { "true": res["true"], pred: res.pred, n: res.count }));
+            if (cmAnomaly) {
+              var names = DATA.confusion.names || [];
+              setText("#cm-examples-title", T("model.js.cm_anomaly_examples",
+                { "true": names[i], pred: names[j], thr: fmt(res.threshold, 4), n: res.count }));
+            } else {
+              setText("#cm-examples-title", T("model.js.cm_examples", { "true": res["true"], pred: res.pred, n: res.count }));
+            }
             cmBody.innerHTML = "";
             var shown = 0;
             if (res.kind === "rows") {
@@ -306,6 +337,14 @@
                   img.width = 210; img.height = 75; img.src = it.thumb; img.alt = it.file; fig.appendChild(img);
                 }
                 var cap = document.createElement("figcaption"); cap.textContent = it.file; fig.appendChild(cap);
+                if (it.score !== undefined) {
+                  var sc = document.createElement("span"); sc.className = "score";
+                  sc.textContent = T("model.js.cm_score", { score: fmt(it.score, 4) }); cap.appendChild(sc);
+                }
+                if (it.item) {
+                  var link = document.createElement("a"); link.className = "item-link"; link.href = it.item;
+                  link.textContent = T("model.js.cm_open_item"); cap.appendChild(link);
+                }
                 if (it.idx !== null && it.idx !== undefined && /\.(wav|flac|ogg)$/i.test(it.file)) {
                   var au = document.createElement("audio"); au.controls = true; au.preload = "none";
                   au.src = DATA.confusion.base + "/audio/" + it.idx; fig.appendChild(au);
