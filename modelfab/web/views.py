@@ -14,6 +14,7 @@ from .config import WebSettings
 from .uploads import safe_suffix
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".xls")
+SERIES_SUFFIXES = (".ts",)  # UCR/UEA time series, imported from the table form without a column preview
 RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".mat", ".npy", ".csv")
 PAGE = 50
 
@@ -165,6 +166,11 @@ def _train_info(ds) -> dict:
             cols.append({"name": c["name"], "kind": c["kind"], "unique": st.get("unique"), "missing": st.get("missing")})
         return {"kind": "table", "name": ds.name, "columns": cols}
     labels = sorted((ds.stats.get("labels") or {}).keys())
+    if ds.kind == "series":  # the label is the target: classification, or regression for numbers
+        numeric = ds.schema.get("label_kind") == "numeric"
+        return {"kind": "series", "name": ds.name, "labels": labels,
+                "suggested": "regression" if numeric else "classification"}
+    # recordings and images share the form: classification, or anomaly detection from normal items
     suggested = "anomaly" if (not labels or set(labels) <= {"normal"} or set(labels) == {"normal", "abnormal"}) \
         else "classification"
     return {"kind": "signal", "name": ds.name, "labels": labels, "suggested": suggested}
@@ -243,6 +249,14 @@ def _signal_view(store, ds, files, page: int, label: str) -> dict:
 def _predict_file(ws, m, up) -> dict:
     from ..modalities.tabular_io import open_table, read_table
 
+    if m.manifest.get("modality") == "image":
+        from .kinds import predict_image_upload
+
+        return predict_image_upload(ws, m, up)
+    if m.manifest.get("modality") == "series":
+        from .kinds import predict_series_upload
+
+        return predict_series_upload(m, up)
     if m.manifest.get("modality") == "signal":
         safe_suffix(up.raw_name, RECORDING_SUFFIXES)
         data = up.path.read_bytes()

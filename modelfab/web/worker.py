@@ -179,9 +179,7 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     source = params["source"]
     try:
         if source == "folder":
-            res = ws.import_recordings(Path(params["path"]), params.get("name") or None,
-                                       labels=params.get("labels") or "folder", skip_bad=bool(params.get("skip_bad")),
-                                       progress=reporter.files)
+            res = _import_folder(ws, Path(params["path"]), params.get("name") or None, params, reporter)
         else:
             folder = upload_dir(ws, params["upload"])
             upload = folder / "f000"
@@ -190,7 +188,9 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
                 # dataset's source reads e.g. "line3.csv"
                 path = folder / f"{params['name']}{params['suffix']}"
                 upload.rename(path)
-                if params.get("kinds"):  # column kinds corrected in the preview
+                if params["suffix"] == ".ts":  # a UCR/UEA time-series archive file
+                    res = ws.import_series(path, params["name"])
+                elif params.get("kinds"):  # column kinds corrected in the preview
                     from ..datasets import import_table
 
                     res = import_table(ws, path, params["name"], kinds=params["kinds"])
@@ -206,8 +206,7 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
                 while len(entries) == 1 and entries[0].is_dir() and any(q.is_dir() for q in entries[0].iterdir()):
                     root = entries[0]  # one wrapping folder (fan.zip -> fan/normal, fan/abnormal)
                     entries = list(root.iterdir())
-                res = ws.import_recordings(root, params["name"], labels=params.get("labels") or "folder",
-                                           skip_bad=bool(params.get("skip_bad")), progress=reporter.files)
+                res = _import_folder(ws, root, params["name"], params, reporter)
     finally:
         if source != "folder":
             import shutil
@@ -218,6 +217,16 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     if params.get("target"):
         out["target"] = params["target"]
     return out
+
+
+def _import_folder(ws, root: Path, name: str | None, params: dict, reporter: Reporter):
+    """A folder of images or of recordings (told apart as `modelfab data import --kind auto` does)."""
+    from ..modalities.registry import detect_kind
+
+    labels, skip_bad = params.get("labels") or "folder", bool(params.get("skip_bad"))
+    if detect_kind(root) == "images":
+        return ws.import_images(root, name, labels=labels, skip_bad=skip_bad, progress=reporter.files)
+    return ws.import_recordings(root, name, labels=labels, skip_bad=skip_bad, progress=reporter.files)
 
 
 def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:

@@ -324,3 +324,78 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     errors = [e for e in errors if "status of 401" not in e or expected.pop() is None]
     assert not errors, errors  # no script errors, failed loads or Content-Security-Policy violations
     context.close()
+
+
+def test_images_and_series_in_the_browser(browser, server, tmp_path):
+    """Images (zip with defect masks) and a .ts file of series: import, look, train, try an upload."""
+    from modelfab.modalities.image.synth import make_image_dataset
+    from tests.modalities.test_series_io import make_series, write_ts
+
+    url = server["url"]
+    surfaces = make_image_dataset(tmp_path / "tiles", n_per_class=8, size=64, masks=True, seed=5)
+    archive = zip_folder(surfaces, tmp_path / "tiles.zip")
+    series, labels, _ = make_series(30, 50, seed=1)
+    write_ts(tmp_path / "shapes.ts", series, labels)
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    page.goto(url + "/login")
+    if page.url.endswith("/setup"):  # run alone: make the admin the first test makes
+        subprocess.run([sys.executable, "-m", "modelfab", "users", "create", "qe", "--role", "admin", "-w",
+                        str(server["root"])], input=PASSWORD + "\n", text=True, capture_output=True, env=_env(),
+                       timeout=120, check=True)
+        page.goto(url + "/login")
+    page.fill("input[name=name]", "qe")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(url + "/")
+
+    # images: a zip with one folder per class and a mask beside each image
+    page.click("nav.main-nav >> text=Import")
+    zip_form = page.locator("form[data-upload]").first
+    zip_form.locator("input[type=file]").set_input_files(str(archive))
+    zip_form.locator("input[name=name]").fill("tiles")
+    zip_form.locator("button[type=submit]").click()
+    page.wait_for_selector("#job-result a", timeout=90_000)
+    page.click("#job-result a")
+    page.wait_for_url(url + "/datasets/tiles/1")
+    _wait(page, "Array.from(document.querySelectorAll('#images img')).slice(0, 8).every(i => i.complete && i.naturalWidth > 0)",
+          timeout=60)
+    assert page.locator("#images li").count() == 24
+    _shot(page, "25-images")
+
+    # series: a UCR/UEA .ts file through the table form
+    page.click("nav.main-nav >> text=Import")
+    table_form = page.locator("form[data-upload]").nth(1)
+    table_form.locator("input[type=file]").set_input_files(str(tmp_path / "shapes.ts"))
+    table_form.locator("input[name=name]").fill("shapes")
+    table_form.locator("button[type=submit]").click()
+    page.wait_for_selector("#job-result a", timeout=90_000)
+    page.click("#job-result a")
+    page.wait_for_url(url + "/datasets/shapes/1")
+    _wait(page, "Array.from(document.querySelectorAll('#series img')).slice(0, 6).every(i => i.complete && i.naturalWidth > 0)",
+          timeout=60)
+    assert page.locator("#series tbody tr").count() == 30
+    _shot(page, "26-series")
+
+    # train an anomaly detector on the good tiles, then try it on a tile with a spot
+    page.goto(url + "/train?dataset=tiles:1")
+    page.select_option("#train-task", "anomaly")
+    page.fill("input[name=normal_label]", "good")
+    page.eval_on_selector("#train-budget", "s => { const o = new Option('10 s', '10'); s.add(o); s.value = '10'; }")
+    page.click("#train-form button[type=submit]")
+    page.wait_for_selector("#job-result a", timeout=120_000)
+    page.click("#job-result a")
+    page.wait_for_url(re.compile(r".*/models/tiles/\d+$"))
+    assert page.locator("#threshold-slider").is_visible()
+    page.click("nav.main-nav >> text=Try it")
+    page.select_option("#predict-model", "tiles:1")
+    page.set_input_files("#predict-form input[type=file]", str(sorted((surfaces / "spot").glob("spot_?.png"))[0]))
+    page.click("#predict-form button[type=submit]")
+    page.wait_for_selector("#predict-picture")
+    assert page.inner_text("#verdict")
+    _shot(page, "27-try-image")
+    assert not errors, errors
+    context.close()

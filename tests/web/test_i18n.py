@@ -41,7 +41,7 @@ def _dynamic_keys() -> set[str]:
     tasks = ("auto", "classification", "regression", "anomaly")
     keys = {f"role.{r}" for r in ROLES} | {f"state.{s}" for s in states} | {f"job.js.state_{s}" for s in states}
     keys |= {f"task.{x}" for x in tasks} | {f"train.js.task_{x}" for x in tasks[1:]}
-    keys |= {f"stage.{x}" for x in ("none", "production", "archived")} | {"kind.table", "kind.signal"}
+    keys |= {f"stage.{x}" for x in ("none", "production", "archived")} | {f"kind.{k}" for k in ("table", "signal", "image", "series")}
     keys |= {f"colkind.{k}" for k in KINDS} | {f"train.js.kind_{k}" for k in KINDS}
     keys |= {f"budget.{v}" for v, _ in BUDGETS} | {f"lang.{x}" for x in LANGUAGES} | {f"jobkind.{k}" for k in RUNNERS}
     return keys

@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InvalidInput, NotFound
 from ..jobs import ACTIVE
 from ..site import Site
+from ..kinds import image_thumb, image_view, series_thumb, series_view
 from ..uploads import ZipLimits, check_zip, safe_suffix
 from ...modalities.tabular import KINDS
-from ..views import (TABLE_SUFFIXES, _check_ds_name, _default_name, _job_view, _latest_by_name, _model_view,
+from ..views import (PAGE, SERIES_SUFFIXES, TABLE_SUFFIXES, _check_ds_name, _default_name, _job_view, _latest_by_name, _model_view,
                      _signal_view, _table_view)
 
 
@@ -64,9 +65,9 @@ def router(site: Site) -> APIRouter:
                     t = t_of(request)
                     raise InvalidInput(t("import.no_file"))
                 if source == "table":
-                    suffix = safe_suffix(up.raw_name, TABLE_SUFFIXES)
+                    suffix = safe_suffix(up.raw_name, TABLE_SUFFIXES + SERIES_SUFFIXES)
                     params = {"source": "table", "suffix": suffix}
-                    if str(form.get("preview")) == "1":  # look at the columns first, then confirm
+                    if str(form.get("preview")) == "1" and suffix not in SERIES_SUFFIXES:  # columns first, then confirm
                         token = form.folder.name
                         (form.folder / "upload.json").write_text(json.dumps({
                             "suffix": suffix, "filename": up.filename, "user": user["name"],
@@ -155,15 +156,26 @@ def router(site: Site) -> APIRouter:
         ctx: dict[str, Any] = dict(nav="data", ds=ds, versions=versions, page=max(1, page), label_filter=label)
         if ds.kind == "table":
             ctx.update(_table_view(ws, ds, max(1, page)))
+        elif ds.kind == "image":
+            ctx.update(image_view(site, ds, page, label, PAGE))
+        elif ds.kind == "series":
+            ctx.update(series_view(site, ds, page, label, PAGE))
         else:
             ctx.update(_signal_view(store, ds, site.signal_tables(ds), max(1, page), label))
         return site.render(request, "dataset.html", **ctx)
 
     @r.get("/datasets/{name}/{version}/thumb/{idx}.png")
     def thumb(request: Request, name: str, version: int, idx: int):
+        """The picture of item ``idx``: waveform + spectrogram of a recording, an image with its mask and
+        boxes, or a line plot of a series (rendered once, then cached)."""
         from ..media import thumbnail
 
         ds = site.dataset_or_404(name, version)
+        cache = {"Cache-Control": "private, max-age=86400"}
+        if ds.kind == "image":
+            return FileResponse(image_thumb(site, ds, idx), media_type="image/png", headers=cache)
+        if ds.kind == "series":
+            return FileResponse(series_thumb(site, ds, idx), media_type="image/png", headers=cache)
         files = site.signal_tables(ds) if ds.kind == "signal" else None
         if files is None or not 0 <= idx < len(files) or not files["sha"].iloc[idx]:
             raise NotFound("No such recording.")

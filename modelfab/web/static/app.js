@@ -115,7 +115,7 @@
       var info = DATA.datasets[dsSel.value] || {};
       var kind = info.kind || "table";
       $all("[data-for]", trainForm).forEach(function (el) {
-        var show = el.getAttribute("data-for") === kind;
+        var show = el.getAttribute("data-for").split(" ").indexOf(kind) >= 0;
         el.hidden = !show;
         if (el.tagName === "OPTION") { el.disabled = !show; }
       });

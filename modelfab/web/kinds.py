@@ -1,0 +1,262 @@
+"""Dataset pages of images and time series: paged lists, filters by label, thumbnails rendered once.
+
+Images: a grid of thumbnails (the defect mask tinted red, annotation boxes drawn), with size, mask
+and box counts. Series: a list with a small line plot of each series (every channel), its length
+and label. Thumbnails are cached in the workspace's cache folder under the content they show
+(image blob sha; series dataset sha + position), so 10,000 items render once and then cost a read.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NotFound
+
+THUMB_PX = 176  # longest side of an image thumbnail
+_locks: dict[str, threading.Lock] = {}
+_guard = threading.Lock()
+
+
+def _lock(key: str) -> threading.Lock:
+    with _guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def _cached_png(ws, key: str, render) -> Path:
+    """The PNG cached under ``key`` (rendered by ``render() -> bytes`` on first use; atomic write)."""
+    out = ws.cache_dir / "web" / "thumbs" / key[:2] / f"{key}.png"
+    if out.is_file():
+        return out
+    with _lock(key):
+        if not out.is_file():
+            png = render()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            part = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+            part.write_bytes(png)
+            os.replace(part, out)
+    return out
+
+
+def _labels_filter(files, label: str, page: int, page_size: int) -> dict:
+    """Rows of ``files`` (a table with ``label``) that match the label filter, one page of them, and counts."""
+    current = [None if v is None or v != v or str(v) == "" else str(v) for v in files["label"]]
+    if label == "__unlabelled__":
+        keep = [i for i, v in enumerate(current) if v is None]
+    elif label:
+        keep = [i for i, v in enumerate(current) if v == label]
+    else:
+        keep = list(range(len(current)))
+    pages = max(1, math.ceil(len(keep) / page_size))
+    page = min(max(1, page), pages)
+    counts: dict[str, int] = {}
+    for v in current:
+        if v is not None:
+            counts[v] = counts.get(v, 0) + 1
+    return {"shown": keep[(page - 1) * page_size: page * page_size], "labels": current, "pages": pages,
+            "page": page, "n_match": len(keep), "label_counts": dict(sorted(counts.items())),
+            "unlabelled": sum(v is None for v in current)}
+
+
+# -- images --------------------------------------------------------------------------------------
+def image_files(site, ds):
+    """The file table of an image dataset version (cached per version, like the recordings table)."""
+    key = f"image:{ds.id}"
+    if key not in site.tables_cache:
+        from ..images import load_image_tables
+
+        _, files = load_image_tables(site.ws, ds)
+        if len(site.tables_cache) > 16:
+            site.tables_cache.clear()
+        site.tables_cache[key] = files.reset_index(drop=True)
+    return site.tables_cache[key]
+
+
+def image_view(site, ds, page: int, label: str, page_size: int) -> dict:
+    files = image_files(site, ds)
+    sel = _labels_filter(files, label, page, page_size)
+    items = []
+    for i in sel["shown"]:
+        r = files.iloc[i]
+        items.append({"idx": i, "file": str(r["file"]), "label": sel["labels"][i], "width": int(r["width"]),
+                      "height": int(r["height"]), "mask": _marks_defect(r),
+                      "boxes": int(r.get("n_boxes") or 0)})
+    return {"images": items, **{k: sel[k] for k in ("pages", "page", "n_match", "label_counts", "unlabelled")}}
+
+
+def _marks_defect(row) -> bool:
+    """The image has a mask that marks something (an all-zero mask says "no defect here")."""
+    if not row.get("mask"):
+        return False
+    frac = row.get("defect_fraction")
+    return frac is None or frac != frac or float(frac) > 0
+
+
+def image_thumb(site, ds, idx: int) -> Path:
+    """A small PNG of image ``idx`` with its defect mask tinted red and its boxes drawn."""
+    files = image_files(site, ds)
+    if not 0 <= idx < len(files):
+        raise NotFound("No such image.")
+    row = files.iloc[idx]
+    rel = str(row["file"])
+    refs = site.ws.meta.blob_refs(f"datasets:{ds.id}")
+    sha, mask_sha = refs.get(f"file:{rel}"), refs.get(f"mask:{rel}")
+    if sha is None:
+        raise NotFound("No such image.")
+    boxes = json.loads(row["boxes"]) if row.get("boxes") else []
+    key = f"img-{sha}-{mask_sha or 'nomask'}-{len(boxes)}-{THUMB_PX}"
+    return _cached_png(site.ws, key, lambda: _render_image(site.ws, rel, sha, mask_sha, boxes))
+
+
+def _render_image(ws, rel: str, sha: str, mask_sha: str | None, boxes: list[dict]) -> bytes:
+    from PIL import Image, ImageDraw
+
+    from ..modalities.image.io import read_image, read_mask
+
+    im = read_image(ws.blob_path(sha), ws.settings, rel)  # the same checks and limits as the import
+    rgb = im.rgb if im.rgb is not None else np.repeat(im.gray[..., None], 3, axis=2)
+    rgb = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    if mask_sha is not None:
+        m = read_mask(ws.blob_path(mask_sha), ws.settings, im.gray.shape, rel)
+        tint = rgb.astype(np.float32)
+        tint[m] = 0.45 * tint[m] + 0.55 * np.array([230, 40, 40], np.float32)
+        rgb = tint.astype(np.uint8)
+    pic = Image.fromarray(rgb, "RGB")
+    h, w = im.gray.shape
+    scale = min(1.0, THUMB_PX / max(h, w))
+    pic = pic.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+    if boxes:
+        draw = ImageDraw.Draw(pic)
+        for b in boxes:
+            try:
+                x0, y0, x1, y1 = (float(b[k]) * scale for k in ("x0", "y0", "x1", "y1"))
+            except (KeyError, TypeError, ValueError):
+                continue
+            draw.rectangle((x0, y0, x1, y1), outline=(255, 196, 0), width=2)
+    buf = io.BytesIO()
+    pic.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+# -- time series ---------------------------------------------------------------------------------
+def series_data(site, ds):
+    """(data, offsets, index) of a series dataset version, cached per version."""
+    key = f"series:{ds.id}"
+    if key not in site.tables_cache:
+        from ..series import load_series
+
+        if len(site.tables_cache) > 16:
+            site.tables_cache.clear()
+        site.tables_cache[key] = load_series(site.ws, ds)
+    return site.tables_cache[key]
+
+
+def series_view(site, ds, page: int, label: str, page_size: int) -> dict:
+    _, _, index = series_data(site, ds)
+    numeric = ds.schema.get("label_kind") == "numeric"
+    if "label" in index and not numeric:
+        sel = _labels_filter(index, label, page, page_size)
+        shown_labels = sel["labels"]
+    else:  # numeric targets (regression) or no labels: no filter by value, the value is shown
+        sel = _labels_filter({"label": [None] * len(index)}, "", page, page_size)
+        values = index["label"] if "label" in index else [None] * len(index)
+        shown_labels = [None if v is None or v != v else f"{float(v):.6g}" for v in values]
+    items = [{"idx": i, "id": str(index["id"].iloc[i]), "label": shown_labels[i], "length": int(index["length"].iloc[i])}
+             for i in sel["shown"]]
+    return {"series": items, "numeric_label": numeric,
+            **{k: sel[k] for k in ("pages", "page", "n_match", "label_counts", "unlabelled")}}
+
+
+def series_thumb(site, ds, idx: int) -> Path:
+    data, offsets, index = series_data(site, ds)
+    if not 0 <= idx < len(index):
+        raise NotFound("No such series.")
+    key = f"ser-{ds.data_sha}-{idx}"
+    return _cached_png(site.ws, key, lambda: render_series_png(np.asarray(data[:, offsets[idx]:offsets[idx + 1]]).T))
+
+
+def render_series_png(x: np.ndarray, width_px: int = 260, height_px: int = 70) -> bytes:
+    """One series (time x channels, or time) as a small line plot, one colour per channel, no axes."""
+    from matplotlib.figure import Figure
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    dpi = 100
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    fig.patch.set_facecolor("#ffffff")
+    ax = fig.add_axes((0, 0.04, 1, 0.92))
+    colours = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
+    step = max(1, len(x) // 1000)  # at most ~1000 points a line
+    for c in range(min(x.shape[1], len(colours))):
+        y = x[::step, c]
+        ok = np.isfinite(y)
+        if ok.any():
+            ax.plot(np.flatnonzero(ok) * step, y[ok], color=colours[c], linewidth=1.1)
+    ax.set_xlim(0, max(1, len(x) - 1))
+    ax.set_axis_off()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor=fig.get_facecolor())
+    return buf.getvalue()
+
+
+# -- "Try it" for image and series models --------------------------------------------------------
+def predict_image_upload(ws, m, up) -> dict:
+    """An uploaded image scored by an image model, with a picture (the anomaly heat map laid over it)."""
+    from ..modalities.image.io import IMAGE_EXTENSIONS, decode_image
+    from .uploads import safe_suffix
+
+    suffix = safe_suffix(up.raw_name, tuple(sorted(IMAGE_EXTENSIONS)))
+    im = decode_image(up.path.read_bytes(), up.filename, ws.settings, suffix)  # the import's checks and limits
+    row = m.predictor.predict_image(im)
+    smap = row.pop("score_map", None)
+    png = _overlay_png(im, smap, row.get("threshold"))
+    import base64
+
+    return {"kind": "image", "task": m.task, "file": up.filename, "row": row,
+            "picture": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
+
+
+def _overlay_png(im, smap, threshold, longest: int = 360) -> bytes:
+    """The image, scaled so that its longest side is ``longest`` px; for anomaly models the score map on top (transparent where low,
+    opaque yellow-red where the score reaches the threshold)."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    rgb = im.rgb if im.rgb is not None else np.repeat(im.gray[..., None], 3, axis=2)
+    h, w = im.gray.shape
+    scale = longest / max(h, w)  # small images are enlarged too, so that the heat map can be read
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    base = np.asarray(Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB").resize(size, Image.BICUBIC),
+                      dtype=np.float32)
+    if smap is not None and np.size(smap):
+        top = max(float(np.nanmax(smap)), float(threshold or 0), 1e-12)
+        heat = np.clip(np.nan_to_num(np.asarray(smap, np.float32)) / top, 0, 1)
+        heat = np.asarray(Image.fromarray((heat * 255).astype(np.uint8)).resize(size, Image.BILINEAR),
+                          dtype=np.float32) / 255.0
+        colour = colormaps["inferno"](heat)[..., :3] * 255
+        alpha = (0.65 * heat ** 1.5)[..., None]
+        base = (1 - alpha) * base + alpha * colour
+    buf = io.BytesIO()
+    Image.fromarray(base.astype(np.uint8), "RGB").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def predict_series_upload(m, up) -> dict:
+    """An uploaded file of series scored by a series model: one row per series, as the table result shows it."""
+    from ..modalities.series.io import SERIES_EXTENSIONS
+    from .uploads import safe_suffix
+
+    safe_suffix(up.raw_name, tuple(sorted(SERIES_EXTENSIONS)))
+    preds = m.predictor.predict_bytes(up.path.read_bytes(), up.filename)["predictions"]
+    cols = list(preds[0].keys()) if preds else []
+    rows = [["" if r.get(c) is None else (f"{r[c]:.6g}" if isinstance(r.get(c), float) else str(r[c])[:200])
+             for c in cols] for r in preds[:200]]
+    return {"kind": "table", "task": m.task, "file": up.filename, "columns": cols, "rows": rows, "n": len(preds),
+            "n_pred_cols": len(cols)}

@@ -1,0 +1,128 @@
+"""Images and time series in the browser: import (zip of images, .ts file), dataset pages with cached
+thumbnails and label filters, training from the train form, and "Try it" on an uploaded image or series file."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import Web, zip_folder
+from .test_pages import _json
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    w = Web(tmp_path_factory.mktemp("kinds") / "ws")
+    w.tmp = tmp_path_factory.mktemp("kinds-files")
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def surfaces(site):
+    from modelfab.modalities.image.synth import make_image_dataset
+
+    return make_image_dataset(site.tmp / "surf", n_per_class=8, size=48, masks=True, seed=3)
+
+
+def _import(c, site, source: str, path, name: str, **extra):
+    mime = "application/zip" if source == "zip" else "application/octet-stream"
+    r = c.post("/import", data={"csrf_token": c.csrf, "source": source, "name": name, **extra},
+               files={"file": (path.name, path.read_bytes(), mime)}, headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"])
+    assert job["state"] == "done", job
+    return job
+
+
+def test_zip_of_images_imports_and_shows_a_grid_with_masks(site, surfaces):
+    c = site.client("labeler")
+    z = zip_folder(surfaces, site.tmp / "surf.zip", prefix="surf/")
+    job = _import(c, site, "zip", z, "surf")
+    assert job["result"]["kind"] == "image"
+    ds = site.ws.dataset("surf")
+    assert ds.kind == "image" and ds.stats["labels"] == {"good": 8, "scratch": 8, "spot": 8} and ds.stats["masks"] == 24
+    page = c.get("/datasets/surf/1").text
+    assert page.count('<li id="img-') == 24 and "Defect masks" in page and "kind.image" not in page
+    assert "/label/surf/1" not in page  # images are labelled by folder (no labelling page for them yet)
+    only = c.get("/datasets/surf/1?label=spot").text
+    assert only.count('<li id="img-') == 8 and "spot_" in only and "scratch_" not in only
+    assert "kind.image" not in c.get("/").text  # the home page names the kind
+    # thumbnails: a PNG, the defect mask tinted red, rendered once then read from the cache
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    def index_of(stem: str) -> int:
+        return int(re.search(rf'<li id="img-(\d+)">\s*<img[^>]*alt="[^"]*/{stem}\.png', page).group(1))
+
+    def redness(idx: int) -> float:
+        r = c.get(f"/datasets/surf/1/thumb/{idx}.png")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        pic = np.asarray(Image.open(BytesIO(r.content)).convert("RGB"), dtype=float)
+        assert pic.shape[2] == 3 and max(pic.shape[:2]) <= 176
+        return float(((pic[..., 0] - pic[..., 1]) > 60).mean())
+
+    assert redness(index_of("spot_0")) > 0.001 and redness(index_of("good_0")) == 0.0
+    assert len(list((site.ws.cache_dir / "web" / "thumbs").rglob("img-*.png"))) == 2
+    redness(index_of("spot_0"))  # the second request is served from the cache
+    assert len(list((site.ws.cache_dir / "web" / "thumbs").rglob("img-*.png"))) == 2
+    assert c.get("/datasets/surf/1/thumb/999.png").status_code == 404
+    assert c.get("/datasets/surf/1/thumb/-1.png").status_code == 404
+
+
+def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces):
+    c = site.client("admin")
+    r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "surf:1", "task": "anomaly", "budget": "10",
+                               "normal_label": "good", "max_false_alarm": "0.05", "name": "surf-anom"},
+               headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"], timeout=180)
+    assert job["state"] == "done", job
+    page = c.get("/models/surf-anom/1").text
+    assert 'id="threshold-slider"' in page and 'class="confusion anomaly"' in page
+    spot = sorted((surfaces / "spot").glob("spot_*[0-9].png"))[0]
+    res = c.post("/predict", data={"csrf_token": c.csrf, "model": "surf-anom:1"},
+                 files={"file": ("../x <b>.png", spot.read_bytes(), "image/png")}).text
+    assert 'id="verdict"' in res and 'id="predict-picture"' in res and 'src="data:image/png;base64,' in res
+    assert "&lt;b&gt;" in res or "x _b_.png" in res  # the name is escaped, never markup
+    assert "<b>.png" not in res
+    bad = c.post("/predict", data={"csrf_token": c.csrf, "model": "surf-anom:1"},
+                 files={"file": ("fake.png", b"GIF89a not a png", "image/png")})
+    assert bad.status_code in (415, 422) and "Traceback" not in bad.text
+    train_page = c.get("/train?dataset=surf:1").text
+    assert '"surf:1": {"kind": "signal"' in train_page.replace("&#34;", '"') or '"kind": "signal"' in train_page
+
+
+def test_ts_file_imports_as_series_trains_and_scores_an_upload(site):
+    from tests.modalities.test_series_io import make_series, write_ts
+
+    series, labels, _ = make_series(30, 50, seed=1)
+    ts = site.tmp / "shapes.ts"
+    write_ts(ts, series, labels)
+    c = site.client("admin")
+    job = _import(c, site, "table", ts, "shapes", preview="1")  # a .ts file skips the column preview
+    assert job["result"]["kind"] == "series"
+    ds = site.ws.dataset("shapes")
+    page = c.get("/datasets/shapes/1").text
+    assert ds.kind == "series" and page.count('<tr id="ser-') == 30 and "kind.series" not in page
+    label = sorted(ds.stats["labels"])[0]
+    filtered = c.get(f"/datasets/shapes/1?label={label}").text
+    assert filtered.count('<tr id="ser-') == ds.stats["labels"][label]
+    r = c.get("/datasets/shapes/1/thumb/0.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and len(r.content) > 500
+    assert c.get("/datasets/shapes/1/thumb/30.png").status_code == 404
+    train = c.get("/train?dataset=shapes:1").text
+    assert '"kind": "series"' in train.replace("&#34;", '"')
+    r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "shapes:1", "task": "auto", "budget": "15"},
+               headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"], timeout=240)
+    assert job["state"] == "done", job
+    m = site.ws.model(job["result"]["model"])
+    assert m.task == "classification"
+    test, test_labels, _ = make_series(6, 50, seed=2)
+    probe = site.tmp / "probe.ts"
+    write_ts(probe, test, test_labels)
+    res = c.post("/predict", data={"csrf_token": c.csrf, "model": m.ref},
+                 files={"file": ("probe.ts", probe.read_bytes(), "application/octet-stream")}).text
+    assert 'id="prediction-table"' in res and res.count("<tr>") == 7  # header + 6 series
