@@ -62,34 +62,31 @@ class TabularPredictor:
         return out
 
     def predict_records(self, records: list[dict]) -> list[dict]:
+        """JSON records (validated against the input schema) -> one answer each, as ``predict`` gives them.
+        Records of numeric/boolean/categorical inputs skip pandas (the serving path; same numbers, see tests)."""
         check_records(records, self.input_columns)
-        if len(records) == 1:  # serving's common case: one row, without pandas (same numbers, see tests)
-            x = self.preprocessor.transform_record(records[0])
-            if x is not None:
-                return [self._record_output(self.learner.predict_raw(x)[0])]
-        pred = self.predict(pd.DataFrame.from_records(records))
-        out = []
-        for i in range(len(pred)):
-            row = pred.iloc[i]
-            item: dict = {"prediction": _plain(row["prediction"])}
-            if self.task == "classification":
-                item["probabilities"] = {str(lab): float(row[_proba_col(lab)]) for lab in self.labels or []}
-            out.append(item)
-        return out
-
-
-    def _record_output(self, raw) -> dict:
-        """One record's answer from its row of ``predict_raw`` (as ``predict`` would give it)."""
-        if self.task == "regression":
-            return {"prediction": float(np.asarray(raw).reshape(-1)[0])}
-        labels = self.labels or []
-        raw = np.asarray(raw, dtype=np.float64).reshape(-1)
-        if len(labels) == 2 and self.threshold is not None:
-            code = int(raw[1] >= self.threshold)
+        rows = None
+        if self.fast_single:
+            rows = [self.preprocessor.transform_record(r) for r in records]
+        if rows is not None and all(r is not None for r in rows):
+            raw = self.learner.predict_raw(np.vstack(rows))
         else:
-            code = int(raw.argmax())
-        return {"prediction": _plain(labels[code]),
-                "probabilities": {str(lab): float(raw[j]) for j, lab in enumerate(labels)}}
+            raw = self.predict_raw(pd.DataFrame.from_records(records))
+        return self._outputs(raw)
+
+    def _outputs(self, raw) -> list[dict]:
+        """The answers of ``predict_raw`` rows: prediction (and probabilities), as ``predict`` decides them."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.task == "regression":
+            return [{"prediction": v} for v in raw.reshape(-1).tolist()]
+        labels = self.labels or []
+        if len(labels) == 2 and self.threshold is not None:
+            codes = (raw[:, 1] >= self.threshold).astype(int)
+        else:
+            codes = raw.argmax(axis=1)
+        plain, names = [_plain(lab) for lab in labels], [str(lab) for lab in labels]
+        return [{"prediction": plain[c], "probabilities": dict(zip(names, p))}
+                for c, p in zip(codes.tolist(), raw.tolist())]
 
 
 def _plain(v):

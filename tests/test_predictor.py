@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import modelfab as mf
+from modelfab.errors import InvalidInput
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,24 @@ def test_one_record_path_equals_frame_path(ws, target):
         if target == "quality":
             for lab, p in fast["probabilities"].items():
                 assert p == slow[f"proba_{lab}"]
+
+
+@pytest.mark.parametrize("target", ["quality", "wear"])
+def test_batch_of_records_equals_frame_path(ws, target):
+    """A batch of JSON records (the serving batch path, no pandas) answers exactly as ``predict`` on a frame."""
+    model = ws.train("t", target=target, budget=8, learners=("lgbm",), ensemble=False)
+    pred = model.predictor
+    recs = [{k: v for k, v in r.items() if k != target} for r in _records(np.random.default_rng(3), 200)]
+    fast = pred.predict_records(recs)
+    slow = pred.predict(pd.DataFrame.from_records(recs))
+    assert len(fast) == len(slow) == 200
+    for f, (_, s) in zip(fast, slow.iterrows()):
+        assert f["prediction"] == s["prediction"]
+        if target == "quality":
+            assert set(f["probabilities"]) == {"bad", "good"}
+            assert all(p == s[f"proba_{lab}"] for lab, p in f["probabilities"].items())
+        else:
+            assert "probabilities" not in f and isinstance(f["prediction"], float)
+    assert pred.predict_records(recs[:1]) == fast[:1]
+    with pytest.raises(InvalidInput, match="non-empty list"):
+        pred.predict_records([])

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI, File, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..errors import InvalidInput, ModelfabError, NotFound, TooLarge, UnsupportedFormat
@@ -215,7 +215,12 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
             preds = m.predictor.predict_records(records)  # sub-millisecond: cheaper than a thread hop
         else:
             preds = await run_in_threadpool(m.predictor.predict_records, records)
-        return {"model": m.name, "version": m.version, "predictions": preds}
+        # The answer is built by the predictor in the documented shape (PredictResponse, checked by the
+        # schema fuzz test): serialised directly instead of re-validated field by field (a 100-record
+        # batch spent more time there than in the trees).
+        body = json.dumps({"model": m.name, "version": m.version, "predictions": preds}, ensure_ascii=False,
+                          allow_nan=False, separators=(",", ":"))
+        return Response(body.encode("utf-8"), media_type="application/json")
 
     @app.post("/v1/models/{name}/predict-file", tags=["predict"],
               responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
