@@ -148,7 +148,6 @@ def _score_job(model, path, rel: str, mask_path, settings, seed: int):
 def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, normal_label, max_false_alarm):
     from .automl.engine import reserve_for
     from .evaluation.metrics import anomaly_metrics
-    from .modalities.image.patchknn import PatchKNN
 
     budget.reserve(reserve_for(budget.total))
     lab = files["label"]
@@ -177,27 +176,24 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     paths = {rel: ws.blob_path(refs[f"file:{rel}"]) for rel in files["file"]}
     masks = {rel: ws.blob_path(refs[f"mask:{rel}"]) for rel in files["file"] if f"mask:{rel}" in refs}
     n_eval = len(hold_normal) + len(abnormal_files)
-    t0, patches = time.monotonic(), []
-    with _pool(len(files)) as par:
-        for start in range(0, len(fit_files), CHUNK):
-            chunk = fit_files[start:start + CHUNK]
-            patches += par(_delayed(_patch_job)(paths[r], r, scale, ws.settings) for r in chunk)
-            per = (time.monotonic() - t0) / len(patches)
-            left = len(fit_files) - len(patches)
-            if left and per * (min(left, CHUNK) + 1.3 * n_eval) > 0.9 * budget.left_for_search():
-                notes.append(f"The budget allowed features of {len(patches)} of {len(fit_files)} defect-free training "
-                             "images; a longer budget uses all of them.")
-                break
-        if len(patches) < 4:
-            raise TrainingError("The budget ran out before the model saw enough images.",
-                                hint="Train with a longer --budget.")
-        model = PatchKNN.fit(patches, scale=scale, cell=CELL, max_memory=MAX_MEMORY, seed=seed)
-        model.margin = MARGIN
-        # score held-out normal and all abnormal images (never seen in fitting)
-        eval_files = list(hold_normal) + list(abnormal_files)
-        y_true = np.r_[np.zeros(len(hold_normal)), np.ones(len(abnormal_files))].astype(int)
-        rows = par(_delayed(_score_job)(model, paths[r], r, masks.get(r), ws.settings, seed + i)
-                   for i, r in enumerate(eval_files))
+    eval_files = list(hold_normal) + list(abnormal_files)
+    y_true = np.r_[np.zeros(len(hold_normal)), np.ones(len(abnormal_files))].astype(int)
+    from .modalities.image import backbone
+
+    if backbone.available():
+        from .modalities.image.padim import canvas_for
+
+        canvas = canvas_for(files["width"][normal], files["height"][normal])
+        model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas)
+        learner = {"name": "padim-efficientnet-lite0", "format": "image-anomaly-npy",
+                   "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels)}}
+    else:
+        notes.append("The pretrained backbone is not installed (pip install -e \".[image-backbone]\"): the heat maps "
+                     "come from handcrafted filter responses (patch k-NN), which is much weaker on aligned parts.")
+        model, n_fitted, rows = _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, scale,
+                                              n_eval, len(files))
+        learner = {"name": "patch-knn", "format": "image-anomaly-npz",
+                   "config": {"scale": scale, "cell": CELL, "memory": int(len(model.memory))}}
     scores = [r[0] for r in rows]
     pix_s = [r[1] for r in rows if r[1] is not None]
     pix_y = [r[2] for r in rows if r[2] is not None]
@@ -229,14 +225,73 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
             "threshold": float(model.threshold), "max_false_alarm": float(max_false_alarm),
             "image": image_manifest_part(ds, anomaly=spec), "input_schema": {"columns": [{"name": "image", "kind": "file"}]},
             "metrics": metrics, "metric": "auc",
-            "learner": {"name": "patch-knn", "format": "image-anomaly-npz",
-                        "config": {"scale": scale, "cell": CELL, "memory": spec["memory_size"]}},
+            "learner": learner,
             "leaderboard": [],
-            "data": data_lineage(ds, n_normal_files=len(patches), n_abnormal_files=int(len(abnormal_files)),
+            "data": data_lineage(ds, n_normal_files=n_fitted, n_abnormal_files=int(len(abnormal_files)),
                                  holdout_files=[str(f) for f in eval_files]),
             "training": training_info(budget, seed, 1, notes, threshold_source="held-out defect-free images"),
         }
         return finish(ws, folder, manifest, None, name=name, ds=ds)
+
+
+def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, scale, n_eval, n_files):
+    """The fallback without a backbone: patch k-NN on handcrafted local filter responses."""
+    from .modalities.image.patchknn import PatchKNN
+
+    t0, patches = time.monotonic(), []
+    with _pool(n_files) as par:
+        for start in range(0, len(fit_files), CHUNK):
+            chunk = fit_files[start:start + CHUNK]
+            patches += par(_delayed(_patch_job)(paths[r], r, scale, ws.settings) for r in chunk)
+            per = (time.monotonic() - t0) / len(patches)
+            left = len(fit_files) - len(patches)
+            if left and per * (min(left, CHUNK) + 1.3 * n_eval) > 0.9 * budget.left_for_search():
+                notes.append(f"The budget allowed features of {len(patches)} of {len(fit_files)} defect-free training "
+                             "images; a longer budget uses all of them.")
+                break
+        if len(patches) < 4:
+            raise TrainingError("The budget ran out before the model saw enough images.",
+                                hint="Train with a longer --budget.")
+        model = PatchKNN.fit(patches, scale=scale, cell=CELL, max_memory=MAX_MEMORY, seed=seed)
+        model.margin = MARGIN
+        rows = par(_delayed(_score_job)(model, paths[r], r, masks.get(r), ws.settings, seed + i)
+                   for i, r in enumerate(eval_files))
+    return model, len(patches), rows
+
+
+def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas):
+    """Per-position Gaussians over the packaged backbone's features (``modalities/image/padim.py``)."""
+    from .modalities.image.io import read_image, read_mask
+    from .modalities.image.padim import BATCH, GaussianAccumulator, PositionGaussian, cell_features
+
+    channels = PositionGaussian.channels_for()
+    acc, t0, n_eval = GaussianAccumulator(), time.monotonic(), len(eval_files)
+    for start in range(0, len(fit_files), BATCH):
+        grays = [read_image(paths[r], ws.settings, r).gray for r in fit_files[start:start + BATCH]]
+        acc.add(cell_features(grays, canvas, channels=channels))
+        per = (time.monotonic() - t0) / acc.n
+        left = len(fit_files) - acc.n
+        if left and per * (min(left, BATCH) + 1.2 * n_eval) + 5.0 > 0.9 * budget.left_for_search():
+            notes.append(f"The budget allowed features of {acc.n} of {len(fit_files)} defect-free training "
+                         "images; a longer budget uses all of them.")
+            break
+    if acc.n < 4:
+        raise TrainingError("The budget ran out before the model saw enough images.", hint="Train with a longer --budget.")
+    model = PositionGaussian.fit(acc, channels, canvas=canvas)
+    rows = []
+    for start in range(0, n_eval, BATCH):
+        chunk = eval_files[start:start + BATCH]
+        ims = [read_image(paths[r], ws.settings, r).gray for r in chunk]
+        for i, (r, gray, smap) in enumerate(zip(chunk, ims, model.score_maps(ims))):
+            score = float(smap.max())
+            if masks.get(r) is None:
+                rows.append((score, None, None))
+                continue
+            m = read_mask(masks[r], ws.settings, gray.shape, r)
+            hm = model.heatmap(smap, gray.shape)
+            idx = np.random.default_rng(seed + start + i).choice(hm.size, size=min(hm.size, 5000), replace=False)
+            rows.append((score, hm.ravel()[idx], m.ravel()[idx]))
+    return model, acc.n, rows
 
 
 def _anomaly_shortcuts(files: pd.DataFrame, normal: np.ndarray, abnormal: np.ndarray) -> list[str]:

@@ -2,7 +2,8 @@
 
 A classification package holds the AutoML learner over the image features of
 ``modalities/image/features.py`` (same ``features_version``); an anomaly package holds a patch
-k-NN memory (``image_anomaly.npz``) whose cell scores give the heat map.
+k-NN memory (``image_anomaly.npz``) or per-position Gaussians over a packaged backbone's features
+(``image_anomaly.npz`` with ``mean`` and ``precision``) whose cell scores give the heat map.
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ class ImagePredictor:
             raise IntegrityError(f"This image model uses image features version {info.get('features_version')}; this "
                                  f"modelfab computes version {FEATURES_VERSION}.", hint="Use the modelfab that trained it.")
         if self.task == "anomaly":
-            from .image.patchknn import PatchKNN
-
-            self.anomaly = PatchKNN.load(self.folder, info["anomaly"])
+            self.anomaly = load_anomaly_model(self.folder, info["anomaly"])
             self.anomaly.threshold = float(manifest.get("threshold", self.anomaly.threshold))
             self.threshold = self.anomaly.threshold
         else:
@@ -138,6 +137,22 @@ class ImagePredictor:
 
     def predict_records(self, records):
         raise InvalidInput("This model scores images: upload a file to /v1/models/{name}/predict-file.")
+
+
+def load_anomaly_model(folder: Path, spec: dict):
+    """The image anomaly model of a package: per-position Gaussians on the packaged backbone's features, or
+    (packages without ``kind``, and training without the backbone) the patch k-NN on handcrafted features."""
+    kind = spec.get("kind", "patch-knn")
+    if kind == "patch-knn":
+        from .image.patchknn import PatchKNN
+
+        return PatchKNN.load(folder, spec)
+    from .image.padim import KIND, PositionGaussian
+
+    if kind != KIND:
+        raise IntegrityError(f"Unknown image anomaly model {kind!r} (this modelfab knows 'patch-knn' and {KIND!r}).",
+                             hint="Use the modelfab that trained it.")
+    return PositionGaussian.load(folder, spec)
 
 
 def load_image_predictor(folder: Path, manifest: dict) -> ImagePredictor:

@@ -94,7 +94,7 @@ class PatchKNN:
     # -- files ------------------------------------------------------------
     def save(self, folder: Path, stem: str = "image_anomaly") -> dict:
         np.savez_compressed(Path(folder) / f"{stem}.npz", memory=self.memory, mean=self.mean, std=self.std)
-        return {"file": f"{stem}.npz", "scale": self.scale, "cell": self.cell, "smooth": self.smooth, "margin": self.margin,
+        return {"kind": "patch-knn", "file": f"{stem}.npz", "scale": self.scale, "cell": self.cell, "smooth": self.smooth, "margin": self.margin,
                 "threshold": self.threshold, "memory_size": int(len(self.memory)), "dims": int(self.memory.shape[1])}
 
     @classmethod

@@ -1,0 +1,177 @@
+"""Anomaly detection on aligned parts: one Gaussian per position over pretrained CNN features
+(PaDiM-like), for images of one kind of part photographed the same way (tiles, castings, PCBs).
+
+Every image is resized to one fixed ``canvas`` (so a cell means the same place on every part,
+whatever the crop size), run through the packaged EfficientNet-Lite0 (:mod:`.backbone`), and two
+intermediate feature maps (stride 8 and 16, 3x3 averaged, the deeper one upsampled) are
+concatenated into one vector per cell of 8 canvas pixels. Fitting keeps, for every cell, the
+mean and the (shrunk) covariance of the defect-free images' vectors at that cell; a cell's
+anomaly score is its Mahalanobis distance to its own position's Gaussian. So the tile's rim is
+compared with the rims of good tiles, the middle with good middles. The smoothed cell map is the
+heat map; its maximum is the image score. Image size is not an input (every image is resized).
+
+Stored as one plain ``.npz`` (arrays ``mean``, ``precision``; loaded with ``allow_pickle=False``)
+plus JSON fields in the manifest, each file with its sha256 in the package manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import IntegrityError
+
+KIND = "padim-efficientnet-lite0"
+CANVAS = (256, 256)          # (width, height) every image is resized to, at most (see ``canvas_for``)
+BLOCKS = (4, 10)             # EfficientNet-Lite0 blocks: 40 channels at stride 8, 112 at stride 16
+DIMS = 100                   # channels kept (a fixed random subset, as PaDiM does; 152 -> 100)
+SHRINK = 0.01                # covariance shrinkage towards its mean variance
+SMOOTH = 0.5                 # Gaussian smoothing of the cell map (cells)
+BATCH = 8
+
+
+def _channel_subset(total: int, dims: int, seed: int = 2) -> np.ndarray:
+    if dims >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, dims, replace=False))
+
+
+def canvas_for(widths, heights) -> tuple[int, int]:
+    """The canvas for a dataset: its median width and height rounded to 32 pixels, within 64..CANVAS (small
+    images are not blown up 16-fold; magnetic tiles, median 269x327, get the full 256x256)."""
+    def side(v, top):
+        return int(min(top, max(64, 32 * round(float(np.median(v)) / 32))))
+
+    return side(widths, CANVAS[0]), side(heights, CANVAS[1])
+
+
+def cell_features(grays: list[np.ndarray], canvas=CANVAS, blocks=BLOCKS, channels: np.ndarray | None = None) -> np.ndarray:
+    """(N, h, w, C) float32 cell vectors of grey images (any sizes) in [0, 1]."""
+    import torch
+    import torch.nn.functional as F
+
+    from . import backbone
+    from .features import resize
+
+    x = backbone.gray_batch([resize(g, canvas[0], canvas[1]) for g in grays])
+    with torch.no_grad():
+        maps = backbone.forward(x, tuple(blocks))
+        size = maps[0].shape[-2:]
+        parts = []
+        for m in maps:
+            m = F.avg_pool2d(m, 3, 1, 1, count_include_pad=False)
+            if m.shape[-2:] != size:
+                m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+            parts.append(m)
+        feats = torch.cat(parts, 1).permute(0, 2, 3, 1).numpy()
+    return np.ascontiguousarray(feats if channels is None else feats[..., channels], dtype=np.float32)
+
+
+@dataclass
+class GaussianAccumulator:
+    """Running sums for the per-cell mean and covariance (float64), fed a batch at a time."""
+    n: int = 0
+    s1: np.ndarray | None = None
+    s2: np.ndarray | None = None
+
+    def add(self, feats: np.ndarray) -> None:
+        f = feats.astype(np.float64)
+        if self.s1 is None:
+            _, h, w, c = f.shape
+            self.s1, self.s2 = np.zeros((h, w, c)), np.zeros((h, w, c, c))
+        self.s1 += f.sum(0)
+        self.s2 += np.einsum("nhwc,nhwd->hwcd", f, f)
+        self.n += len(f)
+
+
+@dataclass
+class PositionGaussian:
+    mean: np.ndarray        # (h, w, C)
+    precision: np.ndarray   # (h, w, C, C) inverse covariance per cell
+    channels: np.ndarray    # (C,) indices into the concatenated backbone channels
+    canvas: tuple = CANVAS
+    blocks: tuple = BLOCKS
+    smooth: float = SMOOTH
+    threshold: float = float("inf")
+    kind: str = field(default=KIND)
+
+    @classmethod
+    def channels_for(cls, blocks=BLOCKS, dims: int = DIMS) -> np.ndarray:
+        from .backbone import STAGES, stage_ends
+
+        ends = stage_ends()
+        total = sum(STAGES[ends.index(b)][4] for b in blocks)
+        return _channel_subset(total, dims)
+
+    @classmethod
+    def fit(cls, acc: GaussianAccumulator, channels: np.ndarray, *, canvas=CANVAS, shrink: float = SHRINK) -> "PositionGaussian":
+        if acc.n < 2:
+            raise IntegrityError("A per-position Gaussian needs at least two images.")
+        mean = acc.s1 / acc.n
+        cov = (acc.s2 - acc.n * np.einsum("hwc,hwd->hwcd", mean, mean)) / (acc.n - 1)
+        c = cov.shape[-1]
+        avg_var = np.trace(cov, axis1=2, axis2=3)[..., None, None] / c
+        cov = cov + (shrink * avg_var + 1e-3) * np.eye(c)
+        precision = np.linalg.inv(cov)
+        return cls(mean.astype(np.float32), precision.astype(np.float32), np.asarray(channels, np.int64),
+                   tuple(int(v) for v in canvas))
+
+    def cell_maps(self, feats: np.ndarray) -> np.ndarray:
+        """(N, h, w) Mahalanobis distances of (N, h, w, C) cell vectors, smoothed."""
+        from scipy import ndimage as ndi
+
+        d = feats - self.mean[None]
+        m = np.sqrt(np.maximum(np.einsum("nhwc,hwcd,nhwd->nhw", d, self.precision, d, optimize=True), 0.0))
+        if self.smooth > 0:
+            m = np.stack([ndi.gaussian_filter(x, self.smooth, mode="nearest") for x in m])
+        return m.astype(np.float32)
+
+    def score_maps(self, grays: list[np.ndarray]) -> list[np.ndarray]:
+        return list(self.cell_maps(cell_features(grays, self.canvas, self.blocks, self.channels)))
+
+    def score_image(self, gray: np.ndarray) -> tuple[float, np.ndarray]:
+        m = self.score_maps([gray])[0]
+        return float(m.max()), m
+
+    def heatmap(self, score_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """The cell score map resized to an image ``shape`` (H, W) (bilinear)."""
+        from PIL import Image
+
+        im = Image.fromarray(np.ascontiguousarray(score_map, np.float32), mode="F")
+        return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), np.float32)
+
+    # -- files ------------------------------------------------------------
+    def save(self, folder: Path, stem: str = "image_anomaly") -> dict:
+        np.savez(Path(folder) / f"{stem}.npz", mean=self.mean, precision=self.precision)
+        from .backbone import NAME, WEIGHTS_PACKAGE, WEIGHTS_SHA256
+
+        return {"kind": self.kind, "file": f"{stem}.npz",
+                "canvas": list(self.canvas), "blocks": list(self.blocks), "channels": [int(c) for c in self.channels],
+                "smooth": self.smooth, "threshold": self.threshold, "cells": list(self.mean.shape[:2]),
+                "dims": int(self.mean.shape[2]),
+                "backbone": {"name": NAME, "weights_package": WEIGHTS_PACKAGE, "weights_sha256": WEIGHTS_SHA256}}
+
+    @classmethod
+    def load(cls, folder: Path, spec: dict) -> "PositionGaussian":
+        from . import backbone
+
+        if spec.get("backbone", {}).get("weights_sha256") != backbone.WEIGHTS_SHA256:
+            raise IntegrityError("This image anomaly model was made with other backbone weights than this modelfab has.",
+                                 hint="Use the modelfab that trained it.")
+        if not backbone.available():
+            from ...errors import InvalidInput
+
+            raise InvalidInput("This image anomaly model runs a pretrained backbone that is not installed.",
+                               hint=backbone.HINT)
+        with np.load(Path(folder) / spec["file"], allow_pickle=False) as npz:
+            mean, precision = npz["mean"], npz["precision"]
+        channels = np.asarray(spec["channels"], np.int64)
+        h, w = spec["cells"]
+        c = len(channels)
+        if mean.shape != (h, w, c) or precision.shape != (h, w, c, c):
+            raise IntegrityError(f"Image anomaly arrays: expected mean {(h, w, c)} and precision {(h, w, c, c)}, got "
+                                 f"{mean.shape} and {precision.shape}.")
+        return cls(mean.astype(np.float32), precision.astype(np.float32), channels, tuple(spec["canvas"]),
+                   tuple(spec["blocks"]), float(spec.get("smooth", SMOOTH)), float(spec["threshold"]))
