@@ -8,7 +8,10 @@ fits on the rest and scores the held-out files. Splits are always by file.
 How a candidate is judged
 -------------------------
 * **Abnormal files given** (semi-supervised): the pooled out-of-fold AUC of
-  file scores, held-out normal files vs held-out abnormal files. Abnormal files
+  file scores, held-out normal files vs held-out abnormal files, then, among
+  the candidates within one standard error of the best AUC, how far the
+  held-out abnormal files sit above the normal ones (in normal-score standard
+  deviations; :mod:`~modelfab.automl.anomaly_select` says why). Abnormal files
   are split into the same folds, so the ones a fold learns feature weights
   from are never the ones it is judged on. The labelled abnormals are also used
   to *improve* the model: features are weighted (or restricted) by how far the
@@ -39,17 +42,21 @@ scores (see :mod:`~modelfab.automl.anomaly_model`).
 
 from __future__ import annotations
 
+import functools
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import InvalidInput
-from .anomaly_model import (AGGREGATIONS, AnomalyModel, _group_index, aggregate, auc_standard_error, file_auc,
-                            partial_auc, threshold_for_rate)
+from .anomaly_model import (AGGREGATIONS, AnomalyModel, _group_index, aggregate, file_auc, partial_auc,
+                            threshold_for_rate)
 from .anomaly_prep import _fit_prep, _floor_scale, heldout_spread
-from .anomaly_synthetic import SYNTH_SHIFTS, _synthetic, _synthetic_auc
+from .anomaly_select import DEFAULT_AGGREGATION, SELECTION_MARGIN, separation
+from .anomaly_select import select as _select
+from .anomaly_synthetic import _synthetic, _synthetic_auc
 from .budget import Budget
 from .detectors import detector_cost, make_detector
 
@@ -80,7 +87,6 @@ def _c(name: str, scaling: str = "standard", **params) -> _Candidate:
 
 
 DEFAULT_CANDIDATE = _c("zmax", "heldout", k=1, standardize=False)
-DEFAULT_AGGREGATION = "mean"
 
 #: Candidates in the order they are tried (cheap and robust first).
 CANDIDATES: tuple[_Candidate, ...] = (
@@ -106,8 +112,6 @@ SEMI_VARIANTS = ((2.0, 1.0), (8.0, 1.0), (0.0, 0.25), (0.0, 0.1))
 SEMI_DETECTORS = ("zmax", "knn", "gmm", "pca")
 #: Without labelled abnormal files only these detectors are tried (see ``_select``).
 NORMAL_ONLY_DETECTORS = ("zmax",)  # cheap ones re-tried with weighting/selection
-
-SELECTION_MARGIN = 0.10  # normal-only: how much a challenger must beat the default by (see _select)
 
 
 def _scale_dependent(c: _Candidate) -> bool:
@@ -204,48 +208,29 @@ def _evaluate(cand: _Candidate, X, gi, folds: list[_FoldData], aggs, semi: bool,
             "fit_time_s": fit_t, "score_time_s": score_t}
 
 
-# ----------------------------------------------------------------------------- selection
-def _select(results: dict, aggs: Sequence[str], semi: bool) -> tuple[int, str, str]:
-    """(candidate order, aggregation, reason) from cross-validated results.
-
-    Semi-supervised: highest out-of-fold AUC (then pAUC), ties to the earlier
-    (cheaper, more robust) candidate and aggregation; the default is kept
-    unless the winner beats it by more than the default AUC's standard error
-    (Hanley & McNeil): with a handful of labelled files, one swapped pair is
-    noise, not evidence. Normal-only: the default
-    (first candidate, mean) unless a challenger beats its synthetic-fault AUC
-    by ``SELECTION_MARGIN``: the synthetic criterion encodes an assumption about
-    what faults look like, and on real recordings (bench/mimii.py) its ranking
-    of detector *families* did not match real faults, so only a clear win
-    overrides the default (and by default only zmax variants compete).
-    """
-    flat = [(o, a, v[0]) for o, (_, _, scores) in results.items() for a, v in scores.items()]
-    first = min(results)
-    dagg = DEFAULT_AGGREGATION if DEFAULT_AGGREGATION in aggs else aggs[0]
-    if semi:
-        o, a, key = max(flat, key=lambda t: (t[2][0], t[2][1], -t[0], t[2][2]))
-        base = results[first][2][dagg][0]
-        res = results[first][1]
-        se = auc_standard_error(base[0], res["normal"][dagg].size, res["abnormal"][dagg].size)
-        if (o, a) != (first, dagg) and key[0] < base[0] + max(se, 1e-9):
-            return first, dagg, (f"default kept: out-of-fold AUC {base[0]:.3f} (pAUC {base[1]:.3f}) of held-out "
-                                 f"normal vs held-out labelled abnormal files; the best challenger "
-                                 f"({key[0]:.3f}) did not beat it by one standard error ({se:.3f})")
-        return o, a, (f"best out-of-fold AUC {key[0]:.3f} (pAUC {key[1]:.3f}) of held-out normal files vs "
-                      "held-out labelled abnormal files")
-    base = results[first][2][dagg][0][0]
-    o, a, key = max(flat, key=lambda t: (t[2][0], -t[0], t[2][2]))
-    if o != first or a != dagg:
-        if key[0] >= base + SELECTION_MARGIN:
-            return o, a, (f"synthetic-fault AUC {key[0]:.3f} beat the default's {base:.3f} by at least "
-                          f"{SELECTION_MARGIN} (held-out normal files vs copies with a few features pushed "
-                          f"{'/'.join(f'{d:g}' for d in SYNTH_SHIFTS)} normal spreads away)")
-    return first, dagg, (f"default kept: synthetic-fault AUC {base:.3f}, no candidate beat it by "
-                         f"{SELECTION_MARGIN} (held-out normal files vs copies with a few features pushed "
-                         f"{'/'.join(f'{d:g}' for d in SYNTH_SHIFTS)} normal spreads away)")
-
-
 # ----------------------------------------------------------------------------- fit
+def _one_blas_thread(fn):
+    """Run ``fn`` with BLAS on one thread.
+
+    The matrices here are small (windows x features, a few hundred each) and
+    factorised many times (PCA, covariance per candidate and fold): a
+    multi-threaded BLAS gains nothing on them and, on a busy machine, its
+    threads wait for each other (an SVD of 150 x 220 took 0.43 s instead of
+    0.01 s at load 5 on 2 cores, and PCA fits used most of a 60 s budget).
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            from threadpoolctl import threadpool_limits
+
+            limit = threadpool_limits(limits=1, user_api="blas")
+        except Exception:  # threadpoolctl (a scikit-learn dependency) missing or unusable: run as is
+            limit = nullcontext()
+        with limit:
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 def _check_inputs(X, groups, y, feature_names, normal_label_mask):
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
@@ -274,6 +259,7 @@ def _check_inputs(X, groups, y, feature_names, normal_label_mask):
     return X, groups, y, names, normal_label_mask
 
 
+@_one_blas_thread
 def fit_anomaly(X, groups, y=None, *, feature_names: Sequence[str] | None = None, budget: Budget,
                 max_false_alarm: float = 0.01, normal_label_mask=None, seed: int = 0,
                 progress: Callable | None = None, candidates: Sequence[_Candidate] | None = None,
@@ -406,7 +392,7 @@ def fit_anomaly(X, groups, y=None, *, feature_names: Sequence[str] | None = None
             if semi and a_s.size:
                 auc, pauc = file_auc(n_s, a_s), partial_auc(n_s, a_s)
                 key = (round(auc, 3), round(pauc, 3), -ai)
-                crit = {"cv_auc": auc, "cv_pauc": pauc, "synthetic_auc": syn}
+                crit = {"cv_auc": auc, "cv_pauc": pauc, "cv_separation": separation(n_s, a_s), "synthetic_auc": syn}
             else:
                 key = (round(syn, 3), 0.0, -ai)
                 crit = {"synthetic_auc": syn}
