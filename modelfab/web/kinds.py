@@ -11,37 +11,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import NotFound
+from .media import cached_png
 
 THUMB_PX = 176  # longest side of an image thumbnail
-_locks: dict[str, threading.Lock] = {}
-_guard = threading.Lock()
-
-
-def _lock(key: str) -> threading.Lock:
-    with _guard:
-        return _locks.setdefault(key, threading.Lock())
-
-
-def _cached_png(ws, key: str, render) -> Path:
-    """The PNG cached under ``key`` (rendered by ``render() -> bytes`` on first use; atomic write)."""
-    out = ws.cache_dir / "web" / "thumbs" / key[:2] / f"{key}.png"
-    if out.is_file():
-        return out
-    with _lock(key):
-        if not out.is_file():
-            png = render()
-            out.parent.mkdir(parents=True, exist_ok=True)
-            part = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
-            part.write_bytes(png)
-            os.replace(part, out)
-    return out
 
 
 def _labels_filter(files, label: str, page: int, page_size: int) -> dict:
@@ -111,7 +88,7 @@ def image_thumb(site, ds, idx: int) -> Path:
         raise NotFound("No such image.")
     boxes = json.loads(row["boxes"]) if row.get("boxes") else []
     key = f"img-{sha}-{mask_sha or 'nomask'}-{len(boxes)}-{THUMB_PX}"
-    return _cached_png(site.ws, key, lambda: _render_image(site.ws, rel, sha, mask_sha, boxes))
+    return cached_png(site.ws, key, lambda: _render_image(site.ws, rel, sha, mask_sha, boxes))
 
 
 def _render_image(ws, rel: str, sha: str, mask_sha: str | None, boxes: list[dict]) -> bytes:
@@ -178,7 +155,7 @@ def series_thumb(site, ds, idx: int) -> Path:
     if not 0 <= idx < len(index):
         raise NotFound("No such series.")
     key = f"ser-{ds.data_sha}-{idx}"
-    return _cached_png(site.ws, key, lambda: render_series_png(np.asarray(data[:, offsets[idx]:offsets[idx + 1]]).T))
+    return cached_png(site.ws, key, lambda: render_series_png(np.asarray(data[:, offsets[idx]:offsets[idx + 1]]).T))
 
 
 def render_series_png(x: np.ndarray, width_px: int = 260, height_px: int = 70) -> bytes:

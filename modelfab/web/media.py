@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -15,8 +16,8 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def thumb_path(ws, sha: str) -> Path:
-    return ws.cache_dir / "web" / "thumbs" / sha[:2] / f"{sha}.png"
+def thumb_path(ws, key: str) -> Path:
+    return ws.cache_dir / "web" / "thumbs" / key[:2] / f"{key}.png"
 
 
 def _lock(key: str) -> threading.Lock:
@@ -24,14 +25,25 @@ def _lock(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-def thumbnail(ws, ds, rel: str, sha: str) -> Path:
-    """The cached PNG of one recording of ``ds`` (rendered on first use)."""
-    out = thumb_path(ws, sha)
+def cached_png(ws, key: str, render: Callable[[], bytes]) -> Path:
+    """The PNG cached under ``key`` (the content it shows), rendered by ``render()`` on first use;
+    one render per key at a time, written atomically. Every thumbnail of the UI goes through here."""
+    out = thumb_path(ws, key)
     if out.is_file():
         return out
-    with _lock(sha):
-        if out.is_file():
-            return out
+    with _lock(key):
+        if not out.is_file():
+            png = render()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            part = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+            part.write_bytes(png)
+            os.replace(part, out)
+    return out
+
+
+def thumbnail(ws, ds, rel: str, sha: str) -> Path:
+    """The cached PNG of one recording of ``ds`` (rendered on first use)."""
+    def render() -> bytes:
         from ..recordings import SignalOptions
 
         opts = SignalOptions.from_dict(ds.options or {})
@@ -39,12 +51,9 @@ def thumbnail(ws, ds, rel: str, sha: str) -> Path:
             copy = Path(tmp) / ("rec" + Path(rel).suffix.lower())
             shutil.copyfile(ws.blob_path(sha), copy)
             rec = opts.read(copy, ws.settings, source=rel, sample_rate=ds.schema.get("sample_rate"))
-        png = render_png(np.asarray(rec.samples, dtype=np.float32), int(rec.sample_rate))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
-        tmp_out.write_bytes(png)
-        os.replace(tmp_out, out)
-    return out
+        return render_png(np.asarray(rec.samples, dtype=np.float32), int(rec.sample_rate))
+
+    return cached_png(ws, sha, render)
 
 
 def render_png(x: np.ndarray, sr: int, width_px: int = 360, height_px: int = 128) -> bytes:

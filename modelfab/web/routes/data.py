@@ -19,6 +19,8 @@ from ...modalities.tabular import KINDS
 from ..views import (PAGE, SERIES_SUFFIXES, TABLE_SUFFIXES, _check_ds_name, _default_name, _job_view, _latest_by_name, _model_view,
                      _signal_view, _table_view)
 
+CACHE_A_DAY = {"Cache-Control": "private, max-age=86400"}  # thumbnails and audio never change for a version
+
 
 def router(site: Site) -> APIRouter:
     r = APIRouter()
@@ -164,6 +166,13 @@ def router(site: Site) -> APIRouter:
             ctx.update(_signal_view(store, ds, site.signal_tables(ds), max(1, page), label))
         return site.render(request, "dataset.html", **ctx)
 
+    def recording(ds, idx: int) -> tuple[str, str]:
+        """(file, blob sha) of recording ``idx`` of a recordings dataset, else 404."""
+        files = site.signal_tables(ds) if ds.kind == "signal" else None
+        if files is None or not 0 <= idx < len(files) or not files["sha"].iloc[idx]:
+            raise NotFound("No such recording.")
+        return files["file"].iloc[idx], files["sha"].iloc[idx]
+
     @r.get("/datasets/{name}/{version}/thumb/{idx}.png")
     def thumb(request: Request, name: str, version: int, idx: int):
         """The picture of item ``idx``: waveform + spectrogram of a recording, an image with its mask and
@@ -171,29 +180,22 @@ def router(site: Site) -> APIRouter:
         from ..media import thumbnail
 
         ds = site.dataset_or_404(name, version)
-        cache = {"Cache-Control": "private, max-age=86400"}
         if ds.kind == "image":
-            return FileResponse(image_thumb(site, ds, idx), media_type="image/png", headers=cache)
-        if ds.kind == "series":
-            return FileResponse(series_thumb(site, ds, idx), media_type="image/png", headers=cache)
-        files = site.signal_tables(ds) if ds.kind == "signal" else None
-        if files is None or not 0 <= idx < len(files) or not files["sha"].iloc[idx]:
-            raise NotFound("No such recording.")
-        path = thumbnail(ws, ds, files["file"].iloc[idx], files["sha"].iloc[idx])
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+            path = image_thumb(site, ds, idx)
+        elif ds.kind == "series":
+            path = series_thumb(site, ds, idx)
+        else:
+            path = thumbnail(ws, ds, *recording(ds, idx))
+        return FileResponse(path, media_type="image/png", headers=CACHE_A_DAY)
 
     @r.get("/datasets/{name}/{version}/audio/{idx}")
     def audio(request: Request, name: str, version: int, idx: int):
         from ..media import AUDIO_TYPES
 
-        ds = site.dataset_or_404(name, version)
-        files = site.signal_tables(ds) if ds.kind == "signal" else None
-        if files is None or not 0 <= idx < len(files) or not files["sha"].iloc[idx]:
-            raise NotFound("No such recording.")
-        suffix = Path(files["file"].iloc[idx]).suffix.lower()
+        rel, sha = recording(site.dataset_or_404(name, version), idx)
+        suffix = Path(rel).suffix.lower()
         if suffix not in AUDIO_TYPES:
             raise NotFound("This recording is not an audio file.")
-        return FileResponse(ws.blob_path(files["sha"].iloc[idx]), media_type=AUDIO_TYPES[suffix],
-                            headers={"Cache-Control": "private, max-age=86400"})
+        return FileResponse(ws.blob_path(sha), media_type=AUDIO_TYPES[suffix], headers=CACHE_A_DAY)
 
     return r
