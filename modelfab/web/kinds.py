@@ -43,16 +43,19 @@ def _labels_filter(files, label: str, page: int, page_size: int) -> dict:
 
 # -- images --------------------------------------------------------------------------------------
 def image_files(site, ds):
-    """The file table of an image dataset version (cached per version, like the recordings table)."""
-    key = f"image:{ds.id}"
-    if key not in site.tables_cache:
+    """The file table of an image dataset version with the blob sha of each image and mask (``sha``,
+    ``mask_sha``), read once per version like the recordings table: a thumbnail then needs no lookup."""
+    def build():
         from ..images import load_image_tables
 
         _, files = load_image_tables(site.ws, ds)
-        if len(site.tables_cache) > 16:
-            site.tables_cache.clear()
-        site.tables_cache[key] = files.reset_index(drop=True)
-    return site.tables_cache[key]
+        refs = site.ws.meta.blob_refs(f"datasets:{ds.id}")
+        files = files.reset_index(drop=True)
+        files["sha"] = [refs.get(f"file:{f}") for f in files["file"]]
+        files["mask_sha"] = [refs.get(f"mask:{f}") for f in files["file"]]
+        return files
+
+    return site.cached(f"image:{ds.id}", build)
 
 
 def image_view(site, ds, page: int, label: str, page_size: int) -> dict:
@@ -81,10 +84,8 @@ def image_thumb(site, ds, idx: int) -> Path:
     if not 0 <= idx < len(files):
         raise NotFound("No such image.")
     row = files.iloc[idx]
-    rel = str(row["file"])
-    refs = site.ws.meta.blob_refs(f"datasets:{ds.id}")
-    sha, mask_sha = refs.get(f"file:{rel}"), refs.get(f"mask:{rel}")
-    if sha is None:
+    rel, sha, mask_sha = str(row["file"]), row["sha"], row["mask_sha"] or None
+    if not sha:
         raise NotFound("No such image.")
     boxes = json.loads(row["boxes"]) if row.get("boxes") else []
     key = f"img-{sha}-{mask_sha or 'nomask'}-{len(boxes)}-{THUMB_PX}"
@@ -124,14 +125,9 @@ def _render_image(ws, rel: str, sha: str, mask_sha: str | None, boxes: list[dict
 # -- time series ---------------------------------------------------------------------------------
 def series_data(site, ds):
     """(data, offsets, index) of a series dataset version, cached per version."""
-    key = f"series:{ds.id}"
-    if key not in site.tables_cache:
-        from ..series import load_series
+    from ..series import load_series
 
-        if len(site.tables_cache) > 16:
-            site.tables_cache.clear()
-        site.tables_cache[key] = load_series(site.ws, ds)
-    return site.tables_cache[key]
+    return site.cached(f"series:{ds.id}", lambda: load_series(site.ws, ds))
 
 
 def series_view(site, ds, page: int, label: str, page_size: int) -> dict:

@@ -114,17 +114,25 @@ class Site:
         except (InvalidInput, ValueError):
             raise NotFound("No such model.") from None
 
+    def cached(self, key, build):
+        """``build()`` once per key (a dataset version's tables), kept for the next requests (at most 17 kept)."""
+        cache = self.tables_cache
+        if key not in cache:
+            value = build()
+            if len(cache) > 16:
+                cache.clear()
+            cache[key] = value
+        return cache[key]
+
     def signal_tables(self, ds):
         """The files table of a recordings dataset (with each file's blob sha), cached per dataset version."""
-        cache = self.tables_cache
-        if ds.id not in cache:
+        def build():
             from ..recordings import load_signal_tables
 
             feats, files = load_signal_tables(self.ws, ds)
             refs = self.ws.meta.blob_refs(f"datasets:{ds.id}")
             files = files.reset_index(drop=True)
             files["sha"] = [refs.get(f"file:{f}") for f in files["file"]]
-            if len(cache) > 16:
-                cache.clear()
-            cache[ds.id] = files
-        return cache[ds.id]
+            return files
+
+        return self.cached(ds.id, build)

@@ -72,6 +72,22 @@ def test_zip_of_images_imports_and_shows_a_grid_with_masks(site, surfaces):
     assert c.get("/datasets/surf/1/thumb/-1.png").status_code == 404
 
 
+def test_image_thumbnails_do_not_read_the_whole_dataset_each(site, surfaces, monkeypatch):
+    """A page shows 50 thumbnails: each is served from the cached file table, not from a fresh lookup of
+    every blob of the dataset (20,000 rows for 10,000 images with masks)."""
+    c = site.client("labeler")
+    if "surf" not in {d.name for d in site.ws.datasets()}:
+        _import(c, site, "zip", zip_folder(surfaces, site.tmp / "surf.zip", prefix="surf/"), "surf")
+    meta = site.ws.meta
+    calls = []
+    real = meta.blob_refs
+    monkeypatch.setattr(meta, "blob_refs", lambda owner: calls.append(owner) or real(owner))
+    for idx in range(6):
+        r = c.get(f"/datasets/surf/1/thumb/{idx}.png")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert len(calls) <= 2, calls  # at most the one read of the table (none once it is cached)
+
+
 def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces):
     c = site.client("admin")
     r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "surf:1", "task": "anomaly", "budget": "10",
