@@ -10,35 +10,22 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import NotFound
 from .media import cached_png
+from .views import _label_page
 
 THUMB_PX = 176  # longest side of an image thumbnail
+FILTER_KEYS = ("pages", "page", "n_match", "n_all", "label_counts", "unlabelled")  # what _label_filters.html reads
 
 
 def _labels_filter(files, label: str, page: int, page_size: int) -> dict:
     """Rows of ``files`` (a table with ``label``) that match the label filter, one page of them, and counts."""
     current = [None if v is None or v != v or str(v) == "" else str(v) for v in files["label"]]
-    if label == "__unlabelled__":
-        keep = [i for i, v in enumerate(current) if v is None]
-    elif label:
-        keep = [i for i, v in enumerate(current) if v == label]
-    else:
-        keep = list(range(len(current)))
-    pages = max(1, math.ceil(len(keep) / page_size))
-    page = min(max(1, page), pages)
-    counts: dict[str, int] = {}
-    for v in current:
-        if v is not None:
-            counts[v] = counts.get(v, 0) + 1
-    return {"shown": keep[(page - 1) * page_size: page * page_size], "labels": current, "pages": pages,
-            "page": page, "n_match": len(keep), "label_counts": dict(sorted(counts.items())),
-            "unlabelled": sum(v is None for v in current)}
+    return dict(_label_page(current, label, page, page_size), labels=current)
 
 
 # -- images --------------------------------------------------------------------------------------
@@ -67,7 +54,7 @@ def image_view(site, ds, page: int, label: str, page_size: int) -> dict:
         items.append({"idx": i, "file": str(r["file"]), "label": sel["labels"][i], "width": int(r["width"]),
                       "height": int(r["height"]), "mask": _marks_defect(r),
                       "boxes": int(r.get("n_boxes") or 0)})
-    return {"images": items, **{k: sel[k] for k in ("pages", "page", "n_match", "label_counts", "unlabelled")}}
+    return {"images": items, **{k: sel[k] for k in FILTER_KEYS}}
 
 
 def _marks_defect(row) -> bool:
@@ -137,13 +124,13 @@ def series_view(site, ds, page: int, label: str, page_size: int) -> dict:
         sel = _labels_filter(index, label, page, page_size)
         shown_labels = sel["labels"]
     else:  # numeric targets (regression) or no labels: no filter by value, the value is shown
-        sel = _labels_filter({"label": [None] * len(index)}, "", page, page_size)
+        sel = _label_page([None] * len(index), "", page, page_size)
         values = index["label"] if "label" in index else [None] * len(index)
         shown_labels = [None if v is None or v != v else f"{float(v):.6g}" for v in values]
     items = [{"idx": i, "id": str(index["id"].iloc[i]), "label": shown_labels[i], "length": int(index["length"].iloc[i])}
              for i in sel["shown"]]
     return {"series": items, "numeric_label": numeric,
-            **{k: sel[k] for k in ("pages", "page", "n_match", "label_counts", "unlabelled")}}
+            **{k: sel[k] for k in FILTER_KEYS}}
 
 
 def series_thumb(site, ds, idx: int) -> Path:

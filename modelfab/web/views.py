@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -219,31 +220,34 @@ def _cell(v) -> str:
     return str(v)[:200]
 
 
+def _label_page(current: list, label: str, page: int, page_size: int = PAGE) -> dict:
+    """One page of the items whose label (``current[i]``, None when unlabelled) matches the filter
+    (``""`` all, ``"__unlabelled__"``, or a label), with the counts the filter chips show."""
+    if label == "__unlabelled__":
+        keep = [i for i, v in enumerate(current) if v is None]
+    elif label:
+        keep = [i for i, v in enumerate(current) if v == label]
+    else:
+        keep = range(len(current))
+    pages = max(1, math.ceil(len(keep) / page_size))
+    page = min(max(1, page), pages)
+    counts = Counter(v for v in current if v is not None)
+    return {"shown": list(keep[(page - 1) * page_size: page * page_size]), "pages": pages, "page": page,
+            "n_match": len(keep), "n_all": len(current), "label_counts": dict(sorted(counts.items())),
+            "unlabelled": len(current) - sum(counts.values())}
+
+
 def _signal_view(store, ds, files, page: int, label: str) -> dict:
     layer = store.current_labels(ds.id)
-    rows = []
-    for i, (f, lab, dur) in enumerate(zip(files["file"], files["label"], files["duration_s"])):
-        imported = None if lab is None or lab != lab else str(lab)
-        current = layer[f] if f in layer else imported
-        if label == "__unlabelled__" and current is not None:
-            continue
-        if label and label != "__unlabelled__" and current != label:
-            continue
-        rows.append({"idx": i, "file": f, "label": current, "changed": f in layer and layer[f] != imported,
-                     "duration": float(dur), "audio": Path(f).suffix.lower() in (".wav", ".flac", ".ogg")})
-    pages = max(1, math.ceil(len(rows) / PAGE))
-    page = min(page, pages)
-    counts: dict[str, int] = {}
-    unlabelled = 0
-    for f, lab in zip(files["file"], files["label"]):
-        imported = None if lab is None or lab != lab else str(lab)
-        cur = layer[f] if f in layer else imported
-        if cur is None:
-            unlabelled += 1
-        else:
-            counts[cur] = counts.get(cur, 0) + 1
-    return {"files": rows[(page - 1) * PAGE: page * PAGE], "pages": pages, "page": page, "n_match": len(rows),
-            "label_counts": dict(sorted(counts.items())), "unlabelled": unlabelled, "layer_changes": len(layer)}
+    names = list(files["file"])
+    imported = [None if lab is None or lab != lab else str(lab) for lab in files["label"]]
+    current = [layer[f] if f in layer else imp for f, imp in zip(names, imported)]
+    sel = _label_page(current, label, page)
+    durations = files["duration_s"]
+    rows = [{"idx": i, "file": names[i], "label": current[i], "changed": names[i] in layer and layer[names[i]] != imported[i],
+             "duration": float(durations.iloc[i]), "audio": Path(names[i]).suffix.lower() in (".wav", ".flac", ".ogg")}
+            for i in sel.pop("shown")]
+    return dict(sel, files=rows, layer_changes=len(layer))
 
 
 def _predict_file(ws, m, up) -> dict:
