@@ -169,11 +169,13 @@ def render_series_png(x: np.ndarray, width_px: int = 260, height_px: int = 70) -
 # -- "Try it" for image and series models --------------------------------------------------------
 def predict_image_upload(ws, m, up) -> dict:
     """An uploaded image scored by an image model, with a picture (the anomaly heat map laid over it)."""
-    from ..modalities.image.io import IMAGE_EXTENSIONS, decode_image
+    from ..modalities.image.io import IMAGE_EXTENSIONS, read_image
     from .uploads import safe_suffix
 
-    suffix = safe_suffix(up.raw_name, tuple(sorted(IMAGE_EXTENSIONS)))
-    im = decode_image(up.path.read_bytes(), up.filename, ws.settings, suffix)  # the import's checks and limits
+    safe_suffix(up.raw_name, tuple(sorted(IMAGE_EXTENSIONS)))
+    # the import's reader: its file-size limit (the UI's upload limit may be set higher), then the type,
+    # pixel and truncation checks; the type is checked against the extension of the (sanitised) name
+    im = read_image(up.path, ws.settings, up.filename)
     row = m.predictor.predict_image(im)
     smap = row.pop("score_map", None)
     png = _overlay_png(im, smap, row.get("threshold"))

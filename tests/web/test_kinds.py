@@ -142,3 +142,36 @@ def test_ts_file_imports_as_series_trains_and_scores_an_upload(site):
     res = c.post("/predict", data={"csrf_token": c.csrf, "model": m.ref},
                  files={"file": ("probe.ts", probe.read_bytes(), "application/octet-stream")}).text
     assert 'id="prediction-table"' in res and res.count("<tr>") == 7  # header + 6 series
+
+
+def test_try_it_reads_an_uploaded_image_with_the_import_limits(tmp_path):
+    """The image of "Try it" is read as the import reads one: over the import's size limit it is refused
+    before it is decoded or scored (the UI's upload limit can be set above the import limit)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import numpy as np
+    from PIL import Image
+
+    from modelfab.errors import InvalidInput, TooLarge
+    from modelfab.settings import Settings
+    from modelfab.web.kinds import predict_image_upload
+    from modelfab.web.uploads import UploadedFile
+
+    path = tmp_path / "f000"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path, format="PNG")
+
+    class Unscored:
+        task = "anomaly"
+
+        @property
+        def predictor(self):
+            raise AssertionError("the image was scored although it is over the import limit")
+
+    small = SimpleNamespace(settings=replace(Settings(), max_import_bytes=path.stat().st_size - 1))
+    up = UploadedFile(field="file", filename="part.png", raw_name="part.png", path=path)
+    with pytest.raises(TooLarge, match="import limit"):
+        predict_image_upload(small, Unscored(), up)
+    lying = UploadedFile(field="file", filename="part.jpg", raw_name="part.jpg", path=path)
+    with pytest.raises(InvalidInput, match="holds PNG data"):  # the name says JPEG, the bytes are PNG
+        predict_image_upload(SimpleNamespace(settings=Settings()), Unscored(), lying)
