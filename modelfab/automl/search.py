@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import TrainingError
+from . import boost
 from .budget import Budget
 from .learners import FittedLearner, from_flaml
 
@@ -151,6 +152,36 @@ def _refit_within_budget(automl, X, y, task: str, n_classes: int, budget: Budget
     return from_flaml(name, est.estimator, task, n_classes)
 
 
+def _finish(automl, X, y, fit_idx, val_idx, searched: FittedLearner, *, task: str, metric: str, n_classes: int,
+            budget: Budget, n_jobs: int, seed: int, sample_weight):
+    """(learner, name, config, score) of the best LightGBM finished with early stopping (boost.py), refit on all
+    rows when that fits; None when it does not validate better than the search's best on the same rows."""
+    config = (automl.best_config_per_estimator or {}).get("lgbm")
+    left = budget.left_for_search()
+    if not config or left < 1.0:
+        return None
+    try:  # FLAML's estimate of one fit of this config on the fit rows, per tree
+        per_tree = automl._search_states["lgbm"].est_retrain_time(len(fit_idx)) / max(1, int(config["n_estimators"]))
+    except Exception:
+        per_tree = None
+    w_fit = None if sample_weight is None else sample_weight[fit_idx]
+    done = boost.finish_lgbm(automl._state.learner_classes["lgbm"], config, X[fit_idx], y[fit_idx], X[val_idx],
+                             y[val_idx], task=task, metric=metric, n_classes=n_classes, seconds=0.9 * left,
+                             n_jobs=n_jobs, seed=seed, time_per_tree=per_tree, sample_weight=w_fit)
+    if done is None:
+        return None
+    try:
+        searched_loss = boost.val_loss(metric, task, n_classes, y[val_idx], searched.predict_raw(X[val_idx]))
+    except ValueError:  # e.g. a class missing from the validation rows: keep the search's choice
+        return None
+    if not done.val_loss < searched_loss:
+        return None
+    learner = boost.refit_all(done, X, y, task=task, n_classes=n_classes, seconds=budget.left_for_search(),
+                              sample_weight=sample_weight, n_fit=len(fit_idx)) or done.learner
+    _, greater = CLASSIFICATION_METRICS.get(metric) or REGRESSION_METRICS[metric]
+    return learner, "lgbm", _jsonable(done.config), (-done.val_loss if greater else done.val_loss)
+
+
 def flaml_metric_for(task: str, metric: str, n_classes: int):
     """(FLAML metric name or function, greater is better) for one of our metric names."""
     table = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
@@ -168,13 +199,28 @@ def search_share(X: np.ndarray, ensemble: bool) -> float:
     return 0.2 if large else (0.1 if ensemble and not large else 0.0)
 
 
+def threads_for(X: np.ndarray, load: float | None = None) -> int:
+    """Threads per fit. Threads only pay off on larger data (on small data they slow every trial down), and
+    only on cores nobody else is using: LightGBM's threads wait for each other at every tree, and one of
+    them sharing a core with another busy process made 100-tree fits 2-8x slower than one thread."""
+    cpus = max(1, os.cpu_count() or 1)
+    if X.size < 1_000_000 or cpus == 1:
+        return 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average (Windows): use every core
+            return cpus
+    others = max(0.0, load - 1.0)  # the 1-minute load average counts this process too
+    return cpus if others < 0.5 * cpus else max(1, int(cpus - others))
+
+
 def flaml_settings(X: np.ndarray, *, task: str, flaml_metric, seed: int, learners: tuple[str, ...],
                    groups: np.ndarray | None, sample_weight: np.ndarray | None) -> dict:
     """AutoML.fit arguments except time_budget and log_file_name (the same for every executor)."""
     # Cross-validation where it is affordable: a small holdout picks noise.
     eval_method = "cv" if len(X) <= 20_000 and X.size <= 2_000_000 else "holdout"
-    # Threads only pay off on larger data; on small data they slow every trial down.
-    n_jobs = max(1, os.cpu_count() or 1) if X.size >= 1_000_000 else 1
+    n_jobs = threads_for(X)
     for name in ("flaml", "flaml.automl", "flaml.tune"):
         logging.getLogger(name).setLevel(logging.ERROR)
     kwargs = dict(
@@ -224,23 +270,35 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
     flaml_metric, greater = flaml_metric_for(task, metric, n_classes)
     # The reserve for evaluation and packaging is soft: a search of at least
     # one second still fits within the promise (budget + 10% + 5 s).
-    # Keep part of the search time for ensemble selection: refits are cheap on small data.
     # Small data: keep 10% for ensemble selection (cheap refits). Large data: no ensemble (out-of-fold
-    # refits cost more than they return), but keep 20% to refit the best configuration on all rows.
+    # refits cost more than they return), but keep 10-40% (boost.finish_share) to finish the best LightGBM
+    # with early stopping and refit it on all rows.
     large = X.size >= 1_000_000
     ensemble = ensemble and not large
-    share = search_share(X, ensemble)
+    kwargs = flaml_settings(X, task=task, flaml_metric=flaml_metric, seed=seed, learners=learners, groups=groups,
+                            sample_weight=sample_weight)
+    eval_method, n_jobs = kwargs["eval_method"], kwargs["n_jobs"]
+    # Holdout search without an ensemble: our own validation rows, so that the best LightGBM can be finished
+    # with early stopping on them and compared with the search's best on the same rows (boost.py).
+    finishing = (eval_method == "holdout" and not ensemble and "lgbm" in learners and not max_trials
+                 and (groups is None or len(np.unique(groups)) >= 2))
+    share = boost.finish_share(budget.left_for_search()) if finishing else search_share(X, ensemble)
     time_budget = max(1.0, budget.left_for_search() * (1.0 - share))
     if not budget.can_start_search():
         raise TrainingError(
             f"The budget ({budget.total:.0f} s) was used up by data preparation before the model search could start.",
             hint="Give a larger --budget.",
         )
-    kwargs = flaml_settings(X, task=task, flaml_metric=flaml_metric, seed=seed, learners=learners, groups=groups,
-                            sample_weight=sample_weight)
-    eval_method, n_jobs = kwargs["eval_method"], kwargs["n_jobs"]
     if max_trials:
         kwargs["max_iter"] = int(max_trials)
+    fit_idx = val_idx = None
+    if finishing:
+        fit_idx, val_idx = boost.validation_split(y, task, groups, seed)
+        for key in ("split_type", "groups", "sample_weight"):
+            kwargs.pop(key, None)
+        kwargs.update(X_val=X[val_idx], y_val=y[val_idx])
+        if sample_weight is not None:
+            kwargs.update(sample_weight=sample_weight[fit_idx], sample_weight_val=sample_weight[val_idx])
     with tempfile.TemporaryDirectory(prefix="modelfab-search-") as tmp:
         log_path = Path(tmp) / "trials.jsonl"
         watcher = _LogWatcher(log_path, budget, metric, greater, progress)
@@ -248,7 +306,10 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         automl = AutoML()
         kwargs.update(time_budget=time_budget, log_file_name=str(log_path))
         try:
-            automl.fit(X, y, **kwargs)
+            if finishing:
+                automl.fit(X[fit_idx], y[fit_idx], **kwargs)
+            else:
+                automl.fit(X, y, **kwargs)
         except Exception as exc:  # FLAML raises many kinds; surface one clear error
             raise TrainingError(f"The model search failed: {type(exc).__name__}: {exc}") from exc
         finally:
@@ -271,9 +332,21 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             })
         leaderboard.sort(key=lambda r: r["score"], reverse=greater)
         learner = from_flaml(automl.best_estimator, automl.model.estimator, task, n_classes)
-        if eval_method == "holdout":
-            learner = _refit_within_budget(automl, X, y, task, n_classes, budget, n_jobs) or learner
         learner_name, config = automl.best_estimator, _jsonable(automl.best_config)
+        best_score = _score_from_loss(automl.best_loss, metric, greater)
+        finished = None
+        if finishing:
+            watcher.emit("finishing the best LightGBM")
+            finished = _finish(automl, X, y, fit_idx, val_idx, learner, task=task, metric=metric, n_classes=n_classes,
+                               budget=budget, n_jobs=n_jobs, seed=seed, sample_weight=sample_weight)
+        if finished is not None:
+            learner, learner_name, config, best_score = finished
+            for row in leaderboard:
+                if row["learner"] == "lgbm":
+                    row.update(score=best_score, config=config, validation="holdout, early stopping")
+            leaderboard.sort(key=lambda r: r["score"], reverse=greater)
+        elif eval_method == "holdout":
+            learner = _refit_within_budget(automl, X, y, task, n_classes, budget, n_jobs) or learner
         ensemble_info = None
         if ensemble and budget.left_for_search() > 0.5:
             watcher.emit("building ensemble")
@@ -289,6 +362,6 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         watcher.emit("search finished")
         return SearchResult(
             learner=learner, learner_name=learner_name, config=config,
-            leaderboard=leaderboard, metric=metric, best_score=_score_from_loss(automl.best_loss, metric, greater),
+            leaderboard=leaderboard, metric=metric, best_score=best_score,
             trials=watcher.trials, ensemble=ensemble_info, notes=fallback,
         )

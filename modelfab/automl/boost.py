@@ -1,0 +1,153 @@
+"""Large tables: finish the search's best LightGBM with a lower learning rate and early stopping.
+
+FLAML's cost-frugal search on a large table spends its time on small, fast
+models (few trees, a high learning rate), because every trial is a full fit.
+After the search, the best LightGBM configuration is fitted once more with
+a lower learning rate and as many trees as the validation rows ask for
+(early stopping), stopped at a wall-clock deadline. It is kept only when it
+scores better on the same validation rows as the search's best model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .learners import FittedLearner, from_flaml
+
+VAL_FRACTION = 0.1   # validation rows held out of the search's training rows (FLAML's own holdout ratio)
+MIN_TREES = 40       # a finishing fit that cannot reach this many trees in its time is not tried
+
+
+def finish_share(search_s: float) -> float:
+    """Share of the search time kept for the finishing fit and the refit on all rows: 40% of a short search
+    (a minute), falling to 10% of a long one (early stopping usually ends the fit well before its time)."""
+    if search_s <= 0:
+        return 0.0
+    return min(0.4 * search_s, max(20.0, 0.1 * search_s)) / search_s
+
+
+def validation_split(y: np.ndarray, task: str, groups: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, validation rows) of the search's training rows: stratified, or by group."""
+    from ..splits import holdout_split
+
+    return holdout_split(y if task == "classification" and groups is None else None, len(y), groups=groups,
+                         fraction=VAL_FRACTION, seed=seed)
+
+
+def val_loss(metric: str, task: str, n_classes: int, y: np.ndarray, raw: np.ndarray) -> float:
+    """The metric of ``raw`` (probabilities or values) on ``y`` as a loss (lower is better)."""
+    from sklearn import metrics as m
+
+    if task == "regression":
+        funcs = {"r2": lambda: -m.r2_score(y, raw), "rmse": lambda: m.mean_squared_error(y, raw) ** 0.5,
+                 "mse": lambda: m.mean_squared_error(y, raw), "mae": lambda: m.mean_absolute_error(y, raw),
+                 "mape": lambda: m.mean_absolute_percentage_error(y, raw)}
+        return float(funcs[metric]())
+    labels = list(range(n_classes))
+    pred = raw.argmax(axis=1)
+    funcs = {
+        "roc_auc": lambda: -(m.roc_auc_score(y, raw[:, 1]) if n_classes == 2
+                             else m.roc_auc_score(y, raw, multi_class="ovr", labels=labels)),
+        "log_loss": lambda: m.log_loss(y, np.clip(raw, 1e-15, 1), labels=labels),
+        "accuracy": lambda: -m.accuracy_score(y, pred),
+        "f1": lambda: -m.f1_score(y, pred),
+        "macro_f1": lambda: -m.f1_score(y, pred, average="macro", labels=labels),
+        "micro_f1": lambda: -m.f1_score(y, pred, average="micro", labels=labels),
+        "ap": lambda: -m.average_precision_score(y, raw[:, 1]),
+        "balanced_accuracy": lambda: -m.balanced_accuracy_score(y, pred),
+    }
+    return float(funcs[metric]())
+
+
+class _StopRule:
+    """LightGBM callback: early stopping on the first validation metric, and a wall-clock deadline."""
+
+    def __init__(self, patience: int, deadline: float) -> None:
+        self.patience, self.deadline = patience, deadline
+        self.best, self.best_iter, self.best_list = np.inf, -1, None
+        self.stopped_by_deadline = False
+
+    def __call__(self, env) -> None:
+        from lightgbm.callback import EarlyStopException
+
+        _, _, value, greater = env.evaluation_result_list[0][:4]
+        loss = -value if greater else value
+        if loss < self.best:
+            self.best, self.best_iter, self.best_list = loss, env.iteration, env.evaluation_result_list
+        if env.iteration - self.best_iter >= self.patience:
+            raise EarlyStopException(self.best_iter, self.best_list)
+        if time.monotonic() >= self.deadline:
+            self.stopped_by_deadline = True
+            raise EarlyStopException(self.best_iter, self.best_list)
+
+
+@dataclass
+class Finished:
+    learner: FittedLearner
+    config: dict
+    val_loss: float
+    trees: int
+    fit_s: float
+    stopped_by_deadline: bool
+    estimator_class: type
+    params: dict
+
+
+def finish_lgbm(lgbm_class, config: dict, X_fit, y_fit, X_val, y_val, *, task: str, metric: str, n_classes: int,
+                seconds: float, n_jobs: int, seed: int, time_per_tree: float | None,
+                sample_weight: np.ndarray | None = None) -> Finished | None:
+    """Fit ``config`` (FLAML's LightGBM config) with a learning rate the time allows and early stopping on the
+    validation rows, within ``seconds``; None when not even MIN_TREES trees fit."""
+    est = lgbm_class(task=task, n_jobs=n_jobs, **dict(config))
+    params = dict(est.params)
+    lr0 = float(params.get("learning_rate", 0.1))
+    affordable = seconds / time_per_tree if time_per_tree and time_per_tree > 0 else 1000.0
+    if affordable < MIN_TREES:
+        return None
+    # Learning rate x trees of about 40 reach early stopping on most tables: the rate that lets that many trees
+    # fit in the time, between 0.03 and LightGBM's default 0.1 (or the searched rate, when that is higher).
+    lr = float(np.clip(40.0 / affordable, 0.03, max(0.1, lr0)))
+    patience = int(np.clip(3.0 / lr, 20, 100))
+    params.update(learning_rate=lr, n_estimators=100_000, random_state=seed)
+    if task == "classification":
+        eval_metric = "binary_logloss" if n_classes == 2 else "multi_logloss"
+    else:
+        eval_metric = "l1" if metric in ("mae", "mape") else "l2"
+    rule = _StopRule(patience, time.monotonic() + seconds)
+    model = est.estimator_class(**params)
+    t0 = time.monotonic()
+    model.fit(X_fit, y_fit, sample_weight=sample_weight, eval_set=[(X_val, y_val)], eval_metric=eval_metric,
+              callbacks=[rule])
+    fit_s = time.monotonic() - t0
+    best = max(1, rule.best_iter + 1)
+    if best < 2:
+        return None
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_str=model.booster_.model_to_string(num_iteration=best))
+    classes = [int(c) for c in np.asarray(model.classes_)] if task == "classification" else None
+    learner = FittedLearner("lightgbm-text", booster, task, n_classes, classes)
+    try:
+        loss = val_loss(metric, task, n_classes, y_val, learner.predict_raw(X_val))
+    except ValueError:  # e.g. a class missing from the validation rows: no fair comparison
+        return None
+    cfg = {k: v for k, v in dict(config).items() if k != "FLAML_sample_size"}
+    cfg.update(n_estimators=best, learning_rate=lr)
+    return Finished(learner, cfg, loss, best, fit_s, rule.stopped_by_deadline, est.estimator_class,
+                    dict(params, n_estimators=best))
+
+
+def refit_all(done: Finished, X, y, *, task: str, n_classes: int, seconds: float,
+              sample_weight: np.ndarray | None = None, n_fit: int) -> FittedLearner | None:
+    """Refit the finished model on all rows (fit + validation) with as many trees, scaled to the extra rows,
+    when the time it took says it fits in ``seconds``; None otherwise."""
+    per_tree = done.fit_s / max(1, done.trees)  # includes the trees after the best one: a safe estimate
+    trees = int(round(done.trees * len(y) / max(1, n_fit)))
+    if per_tree * trees * len(y) / max(1, n_fit) * 1.3 > seconds:
+        return None
+    model = done.estimator_class(**dict(done.params, n_estimators=trees))
+    model.fit(X, y, sample_weight=sample_weight)
+    return from_flaml("lgbm", model, task, n_classes)
