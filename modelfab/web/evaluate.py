@@ -154,16 +154,17 @@ def anomaly_holdout(model) -> dict | None:
     if "scores" not in hold or "y_true" not in hold or not len(hold["scores"]):
         return None
     scores, truth = np.asarray(hold["scores"], float), np.asarray(hold["y_true"], int)
-    if scores.shape != truth.shape or scores.ndim != 1:
-        return None
+    if scores.shape != truth.shape or scores.ndim != 1 or not np.isin(truth, (0, 1)).all():
+        return None  # not a stored 0/1 truth per score: no matrix rather than an index error
     files = np.asarray(hold["file"]).astype(str) if "file" in hold and len(hold["file"]) == len(scores) else None
     return {"y_true": truth, "scores": scores, "files": files, "threshold": float(model.manifest["threshold"])}
 
 
-def anomaly_confusion(model, threshold: float | None = None) -> dict | None:
+def anomaly_confusion(model, threshold: float | None = None, hold: dict | None = None) -> dict | None:
     """The 2x2 matrix (true normal/anomaly x predicted normal/anomaly) at ``threshold`` (default: the model's);
-    predicted anomaly when the score is above the threshold, as the predictor decides."""
-    h = anomaly_holdout(model)
+    predicted anomaly when the score is above the threshold, as the predictor decides. ``hold``: the model's
+    ``anomaly_holdout`` when the caller has it already."""
+    h = hold if hold is not None else anomaly_holdout(model)
     if h is None:
         return None
     thr = h["threshold"] if threshold is None else float(threshold)
@@ -182,16 +183,16 @@ def anomaly_confusion(model, threshold: float | None = None) -> dict | None:
 
 def anomaly_cell_examples(site, model, i: int, j: int, threshold: float | None) -> dict:
     """The held-out recordings of cell (truth i, predicted j) at ``threshold``, closest to the threshold first."""
-    cm = anomaly_confusion(model, threshold)
-    if cm is None:
+    h = anomaly_holdout(model)
+    if h is None:
         raise NotFound(f"{model.ref} has no stored held-out scores to build a confusion matrix from.")
     if not (0 <= i < 2 and 0 <= j < 2):
         raise InvalidInput(f"Cell ({i}, {j}) is outside the 2x2 matrix of an anomaly model (0 normal, 1 anomaly).")
+    cm = anomaly_confusion(model, threshold, h)
     base = {"true": ANOMALY_CLASSES[i], "pred": ANOMALY_CLASSES[j], "count": cm["matrix"][i][j],
             "threshold": cm["threshold"]}
     if not cm["examples"]:
         return dict(base, kind="none", reason=cm["no_examples"])
-    h = anomaly_holdout(model)
     at = np.flatnonzero((h["y_true"] == i) & ((h["scores"] > cm["threshold"]).astype(int) == j))
     at = at[np.argsort(np.abs(h["scores"][at] - cm["threshold"]), kind="stable")][:MAX_EXAMPLES]
     items = _file_items(site, _dataset_of(site.ws, model), h["files"][at])

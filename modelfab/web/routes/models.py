@@ -95,18 +95,16 @@ def router(site: Site) -> APIRouter:
         m = site.model_or_404(name, version)
         view = dict(_model_view(m, full=True), aliases=aliases_by_model(m.name).get(m.row["id"], []))
         js: dict[str, Any] = {"messages": t_of(request).subset("model.js.")}
-        if m.task == "anomaly":
-            hold = m.holdout()
-            if "scores" in hold and len(hold["scores"]):
-                js["holdout"] = {"y_true": [int(v) for v in hold["y_true"]],
-                                 "scores": [float(v) for v in hold["scores"]],
-                                 "threshold": float(m.manifest.get("threshold"))}
+        from ..evaluate import anomaly_confusion, anomaly_holdout, confusion
+
+        anomaly = anomaly_holdout(m)  # the slider's data and the 2x2 matrix read the holdout once
+        if anomaly is not None:
+            js["holdout"] = {"y_true": anomaly["y_true"].tolist(), "scores": anomaly["scores"].tolist(),
+                             "threshold": anomaly["threshold"]}
         binary = binary_holdout(m)
         if binary is not None:
             js["holdout"] = binary
-        from ..evaluate import anomaly_confusion, confusion
-
-        cm = confusion(m) or anomaly_confusion(m)
+        cm = confusion(m) or (anomaly_confusion(m, hold=anomaly) if anomaly is not None else None)
         if cm is not None:
             js["confusion"] = {"url": f"/models/{m.name}/{m.version}/confusion", "labels": cm["labels"],
                                "base": f"/datasets/{view['dataset']}/{view['dataset_version']}"}
