@@ -210,15 +210,17 @@ def _overlay_png(im, smap, threshold, longest: int = 360) -> bytes:
     return buf.getvalue()
 
 
-def predict_series_upload(m, up) -> dict:
-    """An uploaded file of series scored by a series model: one row per series, as the table result shows it."""
+def predict_series_upload(ws, m, up) -> dict:
+    """An uploaded file of series scored by a series model: one row per series, as the table result shows it.
+    The upload is read where it lies, with the model's reading options and the import's limits, and holds at
+    most as many series as a table upload holds rows."""
     from ..modalities.series.io import SERIES_EXTENSIONS
     from .uploads import safe_suffix
+    from .views import _check_records, _prediction_table
 
-    safe_suffix(up.raw_name, tuple(sorted(SERIES_EXTENSIONS)))
-    preds = m.predictor.predict_bytes(up.path.read_bytes(), up.filename)["predictions"]
-    cols = list(preds[0].keys()) if preds else []
-    rows = [["" if r.get(c) is None else (f"{r[c]:.6g}" if isinstance(r.get(c), float) else str(r[c])[:200])
-             for c in cols] for r in preds[:200]]
-    return {"kind": "table", "task": m.task, "file": up.filename, "columns": cols, "rows": rows, "n": len(preds),
-            "n_pred_cols": len(cols)}
+    suffix = safe_suffix(up.raw_name, tuple(sorted(SERIES_EXTENSIONS)))
+    path = up.path.with_name(f"input{suffix}")
+    up.path.rename(path)
+    sset = m.predictor.read_file(path)
+    _check_records(len(sset.series), ws.settings, "series")
+    return _prediction_table(m, up, m.predictor.predict_series(sset.series, sset.ids))

@@ -260,7 +260,7 @@ def _predict_file(ws, m, up) -> dict:
     if m.manifest.get("modality") == "series":
         from .kinds import predict_series_upload
 
-        return predict_series_upload(m, up)
+        return predict_series_upload(ws, m, up)
     if m.manifest.get("modality") == "signal":
         safe_suffix(up.raw_name, RECORDING_SUFFIXES)
         data = up.path.read_bytes()
@@ -270,18 +270,26 @@ def _predict_file(ws, m, up) -> dict:
     path = up.path.with_name(f"input{suffix}")
     up.path.rename(path)
     df = read_table(open_table(path, ws.settings), ws.settings)
-    if len(df) > ws.settings.max_records_per_request:
-        raise TooLarge(f"{len(df):,} rows in one file; the limit here is {ws.settings.max_records_per_request:,}.",
-                       hint="Use `modelfab predict` for large files.")
-    pred = m.predict(df)
-    shown = pred.head(200)
+    _check_records(len(df), ws.settings, "rows")
     inputs = [c for c in df.columns if c != (m.manifest.get("target"))][:6]
-    cols = list(shown.columns) + inputs
-    rows = []
-    for i in range(len(shown)):
-        rows.append([_cell(shown.iloc[i][c]) for c in shown.columns] + [_cell(df.iloc[i][c]) for c in inputs])
-    return {"kind": "table", "task": m.task, "file": up.filename, "columns": cols, "rows": rows, "n": len(pred),
-            "n_pred_cols": len(shown.columns)}
+    return _prediction_table(m, up, m.predict(df), df[inputs])
+
+
+def _check_records(n: int, settings, what: str) -> None:
+    """An uploaded file scored in the browser holds at most ``max_records_per_request`` records."""
+    if n > settings.max_records_per_request:
+        raise TooLarge(f"{n:,} {what} in one file; the limit here is {settings.max_records_per_request:,}.",
+                       hint="Use `modelfab predict` for large files.")
+
+
+def _prediction_table(m, up, pred, inputs=None) -> dict:
+    """The result of "Try it" as a table: the first 200 predictions, then (for tables) input columns."""
+    shown = pred.head(200)
+    extra = [] if inputs is None else list(inputs.columns)
+    rows = [[_cell(shown.iloc[i][c]) for c in shown.columns] + [_cell(inputs.iloc[i][c]) for c in extra]
+            for i in range(len(shown))]
+    return {"kind": "table", "task": m.task, "file": up.filename, "columns": list(shown.columns) + extra,
+            "rows": rows, "n": len(pred), "n_pred_cols": len(shown.columns)}
 
 
 num, sig, pct, short = _num, _sig, _pct, _short

@@ -175,3 +175,36 @@ def test_try_it_reads_an_uploaded_image_with_the_import_limits(tmp_path):
     lying = UploadedFile(field="file", filename="part.jpg", raw_name="part.jpg", path=path)
     with pytest.raises(InvalidInput, match="holds PNG data"):  # the name says JPEG, the bytes are PNG
         predict_image_upload(SimpleNamespace(settings=Settings()), Unscored(), lying)
+
+
+def test_try_it_with_series_holds_at_most_as_many_series_as_a_table_holds_rows(tmp_path):
+    """A file of series scored in the browser is refused above max_records_per_request, as a table is,
+    before the model scores it; the upload is read where it lies (no copy)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from modelfab.errors import TooLarge
+    from modelfab.settings import Settings
+    from modelfab.web.kinds import predict_series_upload
+    from modelfab.web.uploads import UploadedFile
+
+    read = []
+
+    class Predictor:
+        def read_file(self, path):
+            read.append(path)
+            assert path.is_file() and path.suffix == ".ts"
+            return SimpleNamespace(series=[np.zeros((1, 20))] * 3, ids=["a", "b", "c"])
+
+        def predict_series(self, series, ids):
+            raise AssertionError("scored although the file holds more series than allowed")
+
+    model = SimpleNamespace(task="classification", predictor=Predictor())
+    (tmp_path / "f000").write_text("@problemName x\n")
+    ws = SimpleNamespace(settings=replace(Settings(), max_records_per_request=2))
+    up = UploadedFile(field="file", filename="probe.ts", raw_name="probe.ts", path=tmp_path / "f000")
+    with pytest.raises(TooLarge, match="3 series in one file; the limit here is 2"):
+        predict_series_upload(ws, model, up)
+    assert read and read[0].parent == tmp_path
