@@ -8,6 +8,7 @@ and label. Thumbnails are cached in the workspace's cache folder under the conte
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -79,14 +80,19 @@ def image_thumb(site, ds, idx: int) -> Path:
     return cached_png(site.ws, key, lambda: _render_image(site.ws, rel, sha, mask_sha, boxes))
 
 
+def _rgb8(im) -> np.ndarray:
+    """A decoded image (``ImageData``) as (H, W, 3) uint8 RGB; grey images get three equal channels."""
+    rgb = im.rgb if im.rgb is not None else np.repeat(im.gray[..., None], 3, axis=2)
+    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
 def _render_image(ws, rel: str, sha: str, mask_sha: str | None, boxes: list[dict]) -> bytes:
     from PIL import Image, ImageDraw
 
     from ..modalities.image.io import read_image, read_mask
 
     im = read_image(ws.blob_path(sha), ws.settings, rel)  # the same checks and limits as the import
-    rgb = im.rgb if im.rgb is not None else np.repeat(im.gray[..., None], 3, axis=2)
-    rgb = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    rgb = _rgb8(im)
     if mask_sha is not None:
         m = read_mask(ws.blob_path(mask_sha), ws.settings, im.gray.shape, rel)
         tint = rgb.astype(np.float32)
@@ -179,8 +185,6 @@ def predict_image_upload(ws, m, up) -> dict:
     row = m.predictor.predict_image(im)
     smap = row.pop("score_map", None)
     png = _overlay_png(im, smap, row.get("threshold"))
-    import base64
-
     return {"kind": "image", "task": m.task, "file": up.filename, "row": row,
             "picture": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
 
@@ -191,12 +195,10 @@ def _overlay_png(im, smap, threshold, longest: int = 360) -> bytes:
     from matplotlib import colormaps
     from PIL import Image
 
-    rgb = im.rgb if im.rgb is not None else np.repeat(im.gray[..., None], 3, axis=2)
     h, w = im.gray.shape
     scale = longest / max(h, w)  # small images are enlarged too, so that the heat map can be read
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    base = np.asarray(Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB").resize(size, Image.BICUBIC),
-                      dtype=np.float32)
+    base = np.asarray(Image.fromarray(_rgb8(im), "RGB").resize(size, Image.BICUBIC), dtype=np.float32)
     if smap is not None and np.size(smap):
         top = max(float(np.nanmax(smap)), float(threshold or 0), 1e-12)
         heat = np.clip(np.nan_to_num(np.asarray(smap, np.float32)) / top, 0, 1)
