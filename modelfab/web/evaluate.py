@@ -133,8 +133,9 @@ def _file_items(site, ds, chosen) -> list[dict]:
 
 
 # -- anomaly models ------------------------------------------------------------------------------
-def parse_threshold(value: str | None) -> float | None:
-    """The ``threshold`` query parameter: empty means the model's own; else a finite number."""
+def parse_threshold(value: str | None, t) -> float | None:
+    """The ``threshold`` query parameter: empty means the model's own; else a finite number (``t``: the
+    request's translator, for the message)."""
     if value is None or not str(value).strip():
         return None
     try:
@@ -142,7 +143,7 @@ def parse_threshold(value: str | None) -> float | None:
     except ValueError:
         thr = math.nan
     if not math.isfinite(thr):
-        raise InvalidInput(f"The threshold must be a finite number (an anomaly score); got {str(value)[:40]!r}.")
+        raise InvalidInput(t("model.bad_threshold", got=repr(str(value)[:40])))
     return thr
 
 

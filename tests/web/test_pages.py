@@ -161,6 +161,11 @@ def test_anomaly_confusion_cells_follow_the_threshold_and_open_recordings(site):
     assert f'id="rec-{first["idx"]}"' in c.get(first["item"].split("#")[0]).text  # the link lands on the recording
     for bad in ("abc", "nan", "inf"):
         assert c.get(f"/models/fan/{m.version}/confusion/0/0?threshold={bad}").status_code == 422
+    zh = site.client("admin", "admin-zh")
+    zh.cookies.set("mf_lang", "zh")
+    for client, said in ((c, "finite number"), (zh, "阈值")):  # the message in the reader's language
+        r = client.get(f"/models/fan/{m.version}/confusion/0/0?threshold=abc", headers={"Accept": "application/json"})
+        assert r.status_code == 422 and said in r.json()["error"]["detail"] and "'abc'" in r.json()["error"]["detail"]
     assert c.get(f"/models/fan/{m.version}/confusion/2/0").status_code == 422
 
 
@@ -184,6 +189,12 @@ def test_aliases_are_set_shown_and_removed_in_the_browser(site):
         assert r.status_code == 422, (bad, r.text)
     assert admin.post("/models/fan/aliases", data={"csrf_token": admin.csrf, "version": "99", "alias": "x"},
                       headers=json_headers).status_code == 404
+    zh = site.client("admin", "admin-zh")
+    zh.cookies.set("mf_lang", "zh")
+    for client, said in ((admin, "a version number"), (zh, "版本号")):  # the message in the reader's language
+        r = client.post("/models/fan/aliases", data={"csrf_token": client.csrf, "version": "v2", "alias": "x"},
+                        headers=json_headers)
+        assert r.status_code == 422 and said in r.json()["error"]["detail"] and "'v2'" in r.json()["error"]["detail"]
     assert admin.post("/models/fan/aliases", data={"version": "1", "alias": "x"}).status_code == 403  # no CSRF token
     assert [a["alias"] for a in site.ws.meta.list_aliases("fan")] == ["line3"]
     r = admin.post("/models/fan/aliases/line3/remove", data={"csrf_token": admin.csrf})

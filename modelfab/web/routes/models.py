@@ -121,7 +121,7 @@ def router(site: Site) -> APIRouter:
 
         m = site.model_or_404(name, version)
         if m.task == "anomaly":
-            return JSONResponse(anomaly_cell_examples(site, m, i, j, parse_threshold(threshold)))
+            return JSONResponse(anomaly_cell_examples(site, m, i, j, parse_threshold(threshold, t_of(request))))
         return JSONResponse(cell_examples(site, m, i, j))
 
     @r.get("/models/{name}/{version}/report")
@@ -174,8 +174,9 @@ def router(site: Site) -> APIRouter:
         try:
             version = int(str(form.get("version") or "").strip())
         except ValueError:
-            raise InvalidInput(f"Pick the version of {name!r} the alias should point at (a version number); "
-                               f"got {str(form.get('version') or '')[:20]!r}.") from None
+            t = t_of(request)
+            raise InvalidInput(t("alias.bad_version", name=repr(name),
+                                 got=repr(str(form.get("version") or "")[:20]))) from None
         m = site.model_or_404(name, version)
         alias = str(form.get("alias") or "").strip()
         a = set_alias(ws.meta, m.row, alias, set_by=user["name"])
