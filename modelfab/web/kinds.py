@@ -9,6 +9,7 @@ and label. Thumbnails are cached in the workspace's cache folder under the conte
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -76,7 +77,8 @@ def image_thumb(site, ds, idx: int) -> Path:
     if not sha:
         raise NotFound("No such image.")
     boxes = json.loads(row["boxes"]) if row.get("boxes") else []
-    key = f"img-{sha}-{mask_sha or 'nomask'}-{len(boxes)}-{THUMB_PX}"
+    drawn = hashlib.sha256(row["boxes"].encode()).hexdigest()[:16] if boxes else "noboxes"  # where, not how many
+    key = f"img-{sha}-{mask_sha or 'nomask'}-{drawn}-{THUMB_PX}"
     return cached_png(site.ws, key, lambda: _render_image(site.ws, rel, sha, mask_sha, boxes))
 
 

@@ -3,6 +3,7 @@ thumbnails and label filters, training from the train form, and "Try it" on an u
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -86,6 +87,34 @@ def test_image_thumbnails_do_not_read_the_whole_dataset_each(site, surfaces, mon
         r = c.get(f"/datasets/surf/1/thumb/{idx}.png")
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert len(calls) <= 2, calls  # at most the one read of the table (none once it is cached)
+
+
+def test_an_image_thumbnail_shows_the_boxes_of_its_own_dataset_version(site, surfaces):
+    """The same image in two versions with as many boxes, moved: each version's thumbnail draws its own
+    boxes (the cache key names where the boxes are, not only how many)."""
+    from io import BytesIO
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from modelfab.web.kinds import image_files, image_thumb
+
+    c = site.client("labeler")
+    if "surf" not in {d.name for d in site.ws.datasets()}:
+        _import(c, site, "zip", zip_folder(surfaces, site.tmp / "surf.zip", prefix="surf/"), "surf")
+    ds = site.ws.dataset("surf:1")
+    real = SimpleNamespace(ws=site.ws, cached=lambda key, build: build())
+    row = image_files(real, ds).iloc[0]
+    pictures = []
+    for n, box in enumerate(({"x0": 2, "y0": 2, "x1": 14, "y1": 14}, {"x0": 30, "y0": 30, "x1": 44, "y1": 44})):
+        table = pd.DataFrame([{"file": row["file"], "sha": row["sha"], "mask_sha": None, "boxes": json.dumps([box]),
+                               "n_boxes": 1, "mask": None}])
+        fake = SimpleNamespace(ws=site.ws, cached=lambda key, build, table=table: table)
+        path = image_thumb(fake, SimpleNamespace(id=10_000 + n), 0)
+        pictures.append(np.asarray(Image.open(BytesIO(path.read_bytes())).convert("RGB"), dtype=float))
+    assert pictures[0].shape == pictures[1].shape and np.abs(pictures[0] - pictures[1]).max() > 100
 
 
 def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces):
