@@ -7,7 +7,8 @@ public Python API (labels = folder, masks = the ``X.png`` beside each ``X.jpg``)
 ``--normal-label MT_Free``: the model is fitted on 80% of the free tiles only; the other 20% and
 every defective tile are scored. Reports image AUROC (held-out free vs all defective, and per
 defect type), pixel AUROC against the masks, the false-alarm rate and detection rate at the
-threshold, and shortcut checks (image size / brightness alone). Writes bench/out/mtile.json.
+threshold, and shortcut checks (image size / brightness alone; each defect type against free tiles of
+the same sizes; score vs image area on free tiles). Writes bench/out/mtile.json.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ import modelfab as mf
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "magnetic_tile"
 OUT = Path(__file__).resolve().parent / "out"
+
+
+def pd_spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
 
 
 def main() -> None:
@@ -62,6 +69,18 @@ def main() -> None:
         kinds = np.array([f.split("/")[0] for f in files])
         res["per_type_auroc"] = {k: float(roc_auc_score(y[(kinds == k) | (y == 0)], s[(kinds == k) | (y == 0)]))
                                  for k in sorted(set(kinds[y == 1]))}
+        # shortcut check: blowhole crops are smaller; compare each type only with free tiles of its sizes too
+        from PIL import Image
+
+        area = np.array([np.prod(Image.open(DATA / f).size) for f in files], float)
+        res["size_matched_auroc"] = {}
+        for k in sorted(set(kinds[y == 1])):
+            lo, hi = np.quantile(area[kinds == k], [0.1, 0.9])
+            sel = (kinds == k) | ((y == 0) & (area >= lo) & (area <= hi))
+            if (y[sel] == 0).sum() >= 5:
+                res["size_matched_auroc"][k] = {"auroc": float(roc_auc_score(y[sel], s[sel])),
+                                                "n_free": int((y[sel] == 0).sum())}
+        res["score_vs_area_spearman_free"] = float(pd_spearman(area[y == 0], s[y == 0]))
         res["n_eval_normal"], res["n_eval_defective"] = int((y == 0).sum()), int((y == 1).sum())
     OUT.mkdir(exist_ok=True)
     (OUT / "mtile.json").write_text(json.dumps(res, indent=2, default=str))

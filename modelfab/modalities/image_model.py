@@ -3,7 +3,7 @@
 A classification package holds the AutoML learner over the image features of
 ``modalities/image/features.py`` (same ``features_version``); an anomaly package holds a patch
 k-NN memory (``image_anomaly.npz``) or per-position Gaussians over a packaged backbone's features
-(``image_anomaly.npz`` with ``mean`` and ``precision``) whose cell scores give the heat map.
+(``image_anomaly.npz`` with ``mean`` and ``precision_upper``) whose cell scores give the heat map.
 """
 
 from __future__ import annotations

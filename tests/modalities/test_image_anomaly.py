@@ -1,0 +1,124 @@
+"""Image anomaly models on generated images: the legacy torch-file reader (no unpickling), the
+per-position Gaussian over the packaged backbone (aligned parts with a rim), and the patch k-NN
+fallback when the backbone is not installed."""
+
+import io
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from modelfab.errors import IntegrityError
+from modelfab.modalities.image import backbone
+from modelfab.modalities.image.torchfile import _MAGIC, read_legacy_state_dict
+
+needs_backbone = pytest.mark.skipif(not backbone.available(), reason="the image-backbone extra is not installed")
+
+
+def _legacy_file(path, main: bytes, keys: list, storages: list[bytes]) -> None:
+    with open(path, "wb") as f:
+        for obj in (_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):
+            f.write(pickle.dumps(obj, protocol=2))
+        f.write(main)
+        f.write(pickle.dumps(keys, protocol=2))
+        for raw in storages:
+            f.write(struct.pack("<q", len(raw) // 4) + raw)
+
+
+def test_reader_refuses_code_and_never_runs_it(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    bad = tmp_path / "evil.pth"
+    _legacy_file(bad, pickle.dumps({"w": Evil()}, protocol=2), [], [])
+    with pytest.raises(IntegrityError, match="refused"):
+        read_legacy_state_dict(bad)
+    assert not (tmp_path / "pwned").exists()
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x80\x02K\x07.")  # a pickle of 7, not the magic number
+    with pytest.raises(IntegrityError, match="magic"):
+        read_legacy_state_dict(junk)
+
+
+def test_reader_reads_a_torch_saved_state_dict(tmp_path):
+    torch = pytest.importorskip("torch")
+    sd = {"a.weight": torch.arange(24, dtype=torch.float32).reshape(2, 3, 4), "a.steps": torch.tensor(5),
+          "b": torch.arange(6, dtype=torch.float32).reshape(2, 3).t()}  # a non-contiguous view
+    path = tmp_path / "sd.pth"
+    torch.save(sd, path, _use_new_zipfile_serialization=False)
+    got = read_legacy_state_dict(path)
+    assert set(got) == set(sd)
+    for k, v in sd.items():
+        assert got[k].shape == tuple(v.shape) and np.array_equal(got[k], v.numpy()), k
+
+
+@needs_backbone
+def test_packaged_backbone_recognises_a_cat():
+    from skimage import data
+
+    from modelfab.modalities.image.features import resize
+
+    im = data.chelsea() / 255.0
+    im = np.stack([resize(im[..., c].astype(np.float32), 224, 224) for c in range(3)], -1)
+    assert int(np.argmax(backbone.classify(im))) in (281, 282, 283, 285)  # ImageNet tabby / tiger / Persian / Egyptian cat
+
+
+def _part(seed: int, defect: bool, width: int):
+    """A grey 'tile': brushed texture, a dark rim of varying width at the bottom, maybe a dark blob."""
+    rng = np.random.default_rng(seed)
+    h, w = 96, width
+    img = 0.55 + 0.05 * ndi.gaussian_filter(rng.normal(size=(h, w)), (0.7, 4)) / 0.1
+    rim = int(rng.integers(8, 16))
+    img[-rim:] = 0.15 + 0.03 * rng.normal(size=(rim, w))
+    mask = np.zeros((h, w), bool)
+    if defect:
+        yy, xx = np.mgrid[:h, :w]
+        cy, cx = rng.uniform(0.2, 0.6) * h, rng.uniform(0.2, 0.8) * w
+        mask = (yy - cy) ** 2 + ((xx - cx) * 96 / w) ** 2 < 7 ** 2
+        img[mask] = 0.25
+    return np.clip(img, 0, 1).astype(np.float32), mask
+
+
+@needs_backbone
+def test_position_gaussian_finds_defects_not_rims_and_round_trips(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from modelfab.modalities.image.padim import GaussianAccumulator, PositionGaussian, canvas_for, cell_features
+
+    widths = [90 + 7 * (i % 5) for i in range(40)]  # sizes differ; the canvas is fixed
+    canvas = canvas_for(widths, [96] * 40)
+    channels = PositionGaussian.channels_for(dims=40)
+    acc = GaussianAccumulator()
+    for i in range(0, 32, 8):
+        acc.add(cell_features([_part(i + j, False, widths[i + j])[0] for j in range(8)], canvas, channels=channels))
+    model = PositionGaussian.fit(acc, channels, canvas=canvas)
+    test = [_part(100 + i, i % 2 == 1, widths[i]) for i in range(16)]
+    maps = model.score_maps([t[0] for t in test])
+    y = [i % 2 for i in range(16)]
+    assert roc_auc_score(y, [m.max() for m in maps]) > 0.9
+    hm = model.heatmap(maps[1], test[1][0].shape)
+    assert hm.shape == test[1][0].shape and roc_auc_score(test[1][1].ravel(), hm.ravel()) > 0.8
+    spec = model.save(tmp_path)
+    again = PositionGaussian.load(tmp_path, spec)
+    assert np.allclose(again.score_image(test[1][0])[0], model.score_image(test[1][0])[0])
+    spec["channels"] = spec["channels"][:-1]
+    with pytest.raises(IntegrityError, match="expected mean"):
+        PositionGaussian.load(tmp_path, spec)
+
+
+def test_patch_knn_fallback_without_backbone(tmp_path, monkeypatch):
+    from modelfab.modalities.image.synth import make_image_dataset
+    from modelfab.workspace import Workspace
+
+    monkeypatch.setattr(backbone, "available", lambda: False)
+    folder = make_image_dataset(tmp_path / "s", n_per_class=8, size=40, masks=True, seed=3, classes=("good", "spot"))
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.import_images(folder, "s")
+        m = ws.train("s", task="anomaly", normal_label="good", budget=8, max_false_alarm=0.2, name="s")
+        assert m.manifest["learner"]["name"] == "patch-knn" and m.metrics["auc"] > 0.7
+        assert any("backbone is not installed" in n for n in m.manifest["training"]["notes"])
+        row = m.predictor.predict_files([folder / "spot"]).iloc[0]
+        assert row["score"] > 0 and row["error"] == ""
