@@ -326,6 +326,21 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     context.close()
 
 
+def _import_and_open(page, url: str, form: int, path, name: str, pictures: str, n_loaded: int) -> None:
+    """Import ``path`` with form ``form`` of the import page (0 zip, 1 table), follow the job to the new
+    dataset page and wait until its first ``n_loaded`` pictures (CSS selector ``pictures``) have loaded."""
+    page.click("nav.main-nav >> text=Import")
+    upload = page.locator("form[data-upload]").nth(form)
+    upload.locator("input[type=file]").set_input_files(str(path))
+    upload.locator("input[name=name]").fill(name)
+    upload.locator("button[type=submit]").click()
+    page.wait_for_selector("#job-result a", timeout=90_000)
+    page.click("#job-result a")
+    page.wait_for_url(url + f"/datasets/{name}/1")
+    _wait(page, f"Array.from(document.querySelectorAll('{pictures}')).slice(0, {n_loaded})"
+                ".every(i => i.complete && i.naturalWidth > 0)", timeout=60)
+
+
 def test_images_and_series_in_the_browser(browser, server, tmp_path):
     """Images (zip with defect masks) and a .ts file of series: import, look, train, try an upload."""
     from modelfab.modalities.image.synth import make_image_dataset
@@ -353,30 +368,12 @@ def test_images_and_series_in_the_browser(browser, server, tmp_path):
     page.wait_for_url(url + "/")
 
     # images: a zip with one folder per class and a mask beside each image
-    page.click("nav.main-nav >> text=Import")
-    zip_form = page.locator("form[data-upload]").first
-    zip_form.locator("input[type=file]").set_input_files(str(archive))
-    zip_form.locator("input[name=name]").fill("tiles")
-    zip_form.locator("button[type=submit]").click()
-    page.wait_for_selector("#job-result a", timeout=90_000)
-    page.click("#job-result a")
-    page.wait_for_url(url + "/datasets/tiles/1")
-    _wait(page, "Array.from(document.querySelectorAll('#images img')).slice(0, 8).every(i => i.complete && i.naturalWidth > 0)",
-          timeout=60)
+    _import_and_open(page, url, 0, archive, "tiles", "#images img", 8)
     assert page.locator("#images li").count() == 24
     _shot(page, "25-images")
 
     # series: a UCR/UEA .ts file through the table form
-    page.click("nav.main-nav >> text=Import")
-    table_form = page.locator("form[data-upload]").nth(1)
-    table_form.locator("input[type=file]").set_input_files(str(tmp_path / "shapes.ts"))
-    table_form.locator("input[name=name]").fill("shapes")
-    table_form.locator("button[type=submit]").click()
-    page.wait_for_selector("#job-result a", timeout=90_000)
-    page.click("#job-result a")
-    page.wait_for_url(url + "/datasets/shapes/1")
-    _wait(page, "Array.from(document.querySelectorAll('#series img')).slice(0, 6).every(i => i.complete && i.naturalWidth > 0)",
-          timeout=60)
+    _import_and_open(page, url, 1, tmp_path / "shapes.ts", "shapes", "#series img", 6)  # the table form
     assert page.locator("#series tbody tr").count() == 30
     _shot(page, "26-series")
 
