@@ -119,14 +119,25 @@ def _render_image(ws, rel: str, sha: str, mask_sha: str | None, boxes: list[dict
 
 # -- time series ---------------------------------------------------------------------------------
 def series_data(site, ds):
-    """(data, offsets, index) of a series dataset version, cached per version."""
+    """(data, offsets, index) of a series dataset version, cached per version (for rendering thumbnails)."""
     from ..series import load_series
 
     return site.cached(f"series:{ds.id}", lambda: load_series(site.ws, ds))
 
 
+def series_index(site, ds):
+    """The index table (id, length[, label]) of a series dataset version, cached per version: the list
+    and the thumbnails' bounds need it, not the values (which can be large: 10,000 long series)."""
+    def build():  # the index blob as load_series reads it, without loading every value
+        import pandas as pd
+
+        return pd.read_parquet(site.ws.blob_path(site.ws.meta.blob_refs(f"datasets:{ds.id}")["index"]))
+
+    return site.cached(f"series-index:{ds.id}", build)
+
+
 def series_view(site, ds, page: int, label: str, page_size: int) -> dict:
-    _, _, index = series_data(site, ds)
+    index = series_index(site, ds)
     numeric = ds.schema.get("label_kind") == "numeric"
     if "label" in index and not numeric:
         sel = _labels_filter(index, label, page, page_size)
@@ -142,11 +153,14 @@ def series_view(site, ds, page: int, label: str, page_size: int) -> dict:
 
 
 def series_thumb(site, ds, idx: int) -> Path:
-    data, offsets, index = series_data(site, ds)
-    if not 0 <= idx < len(index):
+    if not 0 <= idx < len(series_index(site, ds)):
         raise NotFound("No such series.")
-    key = f"ser-{ds.data_sha}-{idx}"
-    return cached_png(site.ws, key, lambda: render_series_png(np.asarray(data[:, offsets[idx]:offsets[idx + 1]]).T))
+
+    def render() -> bytes:  # the values are loaded only when a thumbnail is not cached yet
+        data, offsets, _ = series_data(site, ds)
+        return render_series_png(np.asarray(data[:, offsets[idx]:offsets[idx + 1]]).T)
+
+    return cached_png(site.ws, f"ser-{ds.data_sha}-{idx}", render)
 
 
 def render_series_png(x: np.ndarray, width_px: int = 260, height_px: int = 70) -> bytes:
