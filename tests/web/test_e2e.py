@@ -239,7 +239,7 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     page.select_option("#predict-model", "pump:2")
     page.set_input_files("#predict-form input[type=file]", str(sorted((folder / "abnormal").glob("*.wav"))[0]))
     page.click("#predict-form button[type=submit]")
-    page.wait_for_selector("#verdict")
+    page.wait_for_selector("#verdict", timeout=120_000)
     assert page.inner_text("#verdict")
     _shot(page, "12-try-it")
 
@@ -391,7 +391,7 @@ def test_images_and_series_in_the_browser(browser, server, tmp_path):
     page.select_option("#predict-model", "tiles:1")
     page.set_input_files("#predict-form input[type=file]", str(sorted((surfaces / "spot").glob("spot_?.png"))[0]))
     page.click("#predict-form button[type=submit]")
-    page.wait_for_selector("#predict-picture")
+    page.wait_for_selector("#predict-picture", timeout=120_000)  # scoring one image: seconds, more under load
     assert page.inner_text("#verdict")
     _shot(page, "27-try-image")
     assert not errors, errors
