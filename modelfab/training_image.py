@@ -3,8 +3,10 @@
 Classification: the cached image features of the import (LBP, GLCM, Gabor, spectrum, gradient
 orientation, random convolutions, ...) go through the AutoML engine (FLAML over LightGBM & co.)
 within the budget; one row per image, so the holdout is by image.
-Anomaly: a patch k-NN model (``modalities/image/patchknn.py``) fitted on normal images only;
-images with another label are used only to measure it; the threshold is set on held-out normal
+Anomaly: fitted on normal images only: per-position Gaussians over the packaged EfficientNet-Lite0's
+features (``modalities/image/padim.py``) when the ``image-backbone`` extra is installed, else a patch
+k-NN on handcrafted features (``modalities/image/patchknn.py``); images with another label are used
+only to measure it; the threshold is set on held-out normal
 images for ``max_false_alarm``. Both check for shortcuts (image size or brightness alone
 predicting the label) and say so in the model's notes.
 """
