@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= signal,onnx,image,series,text,postgres,s3,ray,dev
+EXTRAS ?= signal,onnx,image,image-backbone,series,text,postgres,s3,ray,dev
 
 .PHONY: install demo test test-fast bench lint clean
 
