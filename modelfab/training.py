@@ -94,6 +94,18 @@ def package_folder(ws):
         yield folder
 
 
+def add_arrays(path, arrays: dict) -> None:
+    """Add arrays to an .npz (np.savez cannot name one ``file``: that is its own first parameter)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(value), allow_pickle=False)
+            z.writestr(f"{key}.npy", buf.getvalue())
+
+
 def write_learner(folder: Path, result, extra_holdout: dict | None = None) -> dict:
     """Preprocessor, learner files and holdout arrays of a supervised result."""
     result.preprocessor.save(folder, "preprocess.json")  # JSON state (+ text models' vocabulary/weights files)

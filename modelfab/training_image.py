@@ -20,7 +20,8 @@ import pandas as pd
 
 from .errors import InvalidInput, TrainingError
 from .images import image_blob, load_image_tables
-from .training import base_manifest, choose_task, data_lineage, finish, package_folder, training_info, write_learner
+from .training import (add_arrays, base_manifest, choose_task, data_lineage, finish, package_folder, training_info,
+                       write_learner)
 
 IMAGE_TASKS = ("auto", "classification", "anomaly")
 WORK_SHORT_SIDE = 128   # anomaly: images are scaled so that the median short side is about this
@@ -222,6 +223,8 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     with package_folder(ws) as folder:
         spec = model.save(folder)
         np.savez_compressed(folder / "holdout.npz", y_true=y_true, scores=scores)
+        if len(eval_files) == len(scores):  # the image behind each held-out score (the web's confusion cells)
+            add_arrays(folder / "holdout.npz", {"file": np.asarray([str(f) for f in eval_files])})
         manifest = {
             "modality": "image", "task": "anomaly", "labels": ["normal", "anomaly"], "normal_label": normal_label,
             "threshold": float(model.threshold), "max_false_alarm": float(max_false_alarm),

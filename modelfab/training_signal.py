@@ -11,7 +11,8 @@ import pandas as pd
 
 from .errors import InvalidInput
 from .recordings import load_signal_tables
-from .training import base_manifest, choose_task, data_lineage, finish, package_folder, training_info, write_learner
+from .training import (add_arrays, base_manifest, choose_task, data_lineage, finish, package_folder, training_info,
+                       write_learner)
 
 SIGNAL_TASKS = ("auto", "classification", "anomaly")
 
@@ -90,23 +91,11 @@ def _classify(ws, ds, feats: pd.DataFrame, *, budget, metric, name, seed, progre
     with package_folder(ws) as folder:
         # the recording of each held-out window (the UI shows a confusion-matrix cell's recordings from it)
         spec = write_learner(folder, result)
-        _add_arrays(folder / "holdout.npz", {"file": test_files.astype(str)})
+        add_arrays(folder / "holdout.npz", {"file": test_files.astype(str)})
         manifest = base_manifest(ds, result, budget, seed, spec, modality="signal")
         manifest.update(target="label", signal=signal_manifest_part(ds), aggregation="mean")
         manifest["data"]["holdout_files"] = list(per_file.index.astype(str))
         return finish(ws, folder, manifest, result, name=name, ds=ds)
-
-
-def _add_arrays(path, arrays: dict) -> None:
-    """Add arrays to an .npz (np.savez cannot name one ``file``: that is its own first parameter)."""
-    import io
-    import zipfile
-
-    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
-        for key, value in arrays.items():
-            buf = io.BytesIO()
-            np.save(buf, np.asarray(value), allow_pickle=False)
-            z.writestr(f"{key}.npy", buf.getvalue())
 
 
 N_BLOCKS = 5
@@ -222,7 +211,7 @@ def _anomaly(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, name, 
         np.savez_compressed(folder / "holdout.npz", y_true=y_true, scores=scores)
         files = list(info.get("oof_normal_files", [])) + list(info.get("oof_abnormal_files", []))
         if len(files) == len(scores):  # the recording behind each held-out score (the web's confusion cells)
-            _add_arrays(folder / "holdout.npz", {"file": np.asarray([str(f) for f in files])})
+            add_arrays(folder / "holdout.npz", {"file": np.asarray([str(f) for f in files])})
         manifest = {
             "modality": "signal", "task": "anomaly", "labels": ["normal", "anomaly"],
             "normal_label": normal_label, "threshold": float(model.threshold),

@@ -116,19 +116,22 @@ def cell_examples(site, model, i: int, j: int) -> dict:
 
 
 def _file_items(site, ds, chosen) -> list[dict]:
-    """Recordings as the cells show them: file, row in the dataset, thumbnail and the dataset page holding it."""
-    if ds is None or ds.kind != "signal":
+    """Recordings or images as the cells show them: file, position in the dataset, thumbnail and the dataset
+    page holding it."""
+    if ds is None or ds.kind not in ("signal", "image"):
         return [{"file": str(f), "idx": None, "thumb": None, "item": None} for f in chosen]
-    from .views import PAGE  # recordings per page of the dataset page
+    from .kinds import image_files
+    from .views import PAGE  # items per page of the dataset page
 
-    files = site.signal_tables(ds)
+    files = site.signal_tables(ds) if ds.kind == "signal" else image_files(site, ds)
+    anchor = "rec" if ds.kind == "signal" else "img"
     index = {f: n for n, f in enumerate(files["file"])}
     base = f"/datasets/{ds.name}/{ds.version}"
     items = []
     for f in chosen:
         n = index.get(str(f))
         items.append({"file": str(f), "idx": n, "thumb": f"{base}/thumb/{n}.png" if n is not None else None,
-                      "item": f"{base}?page={n // PAGE + 1}#rec-{n}" if n is not None else None})
+                      "item": f"{base}?page={n // PAGE + 1}#{anchor}-{n}" if n is not None else None})
     return items
 
 

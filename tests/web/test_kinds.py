@@ -126,6 +126,19 @@ def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces
     assert job["state"] == "done", job
     page = c.get("/models/surf-anom/1").text
     assert 'id="threshold-slider"' in page and 'class="confusion anomaly"' in page
+    assert 'id="cm-no-examples"' not in page  # every held-out score names its image: the cells open
+    hold = site.ws.model("surf-anom:1").holdout()
+    assert len(hold["file"]) == len(hold["scores"]) == len(hold["y_true"])
+    opened = 0
+    for i in (0, 1):
+        for j in (0, 1):
+            cell = _json(c.get(f"/models/surf-anom/1/confusion/{i}/{j}"))
+            for it in cell["items"]:
+                assert it["file"].startswith("good/") != bool(i)  # truth: good images are the normal row
+                assert it["thumb"] == f"/datasets/surf/1/thumb/{it['idx']}.png"
+                assert it["item"].endswith(f"#img-{it['idx']}")
+                opened += 1
+    assert opened == len(hold["scores"])
     spot = sorted((surfaces / "spot").glob("spot_*[0-9].png"))[0]
     res = c.post("/predict", data={"csrf_token": c.csrf, "model": "surf-anom:1"},
                  files={"file": ("../x <b>.png", spot.read_bytes(), "image/png")}).text

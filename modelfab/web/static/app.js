@@ -334,7 +334,9 @@
                 var fig = document.createElement("figure");
                 if (it.thumb) {
                   var img = document.createElement("img"); img.className = "thumb"; img.loading = "lazy";
-                  img.width = 210; img.height = 75; img.src = it.thumb; img.alt = it.file; fig.appendChild(img);
+                  img.width = 210;
+                  if (!/\.(jpe?g|png|bmp|tiff?)$/i.test(it.file)) { img.height = 75; }  // recordings: a wide strip
+                  img.src = it.thumb; img.alt = it.file; fig.appendChild(img);
                 }
                 var cap = document.createElement("figcaption"); cap.textContent = it.file; fig.appendChild(cap);
                 if (it.score !== undefined) {
