@@ -135,12 +135,16 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
     return ImportResult(DatasetVersion.from_row(row), created=True)
 
 
-def load_series(ws, ds) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """(data, offsets, index table with id, length[, label]) of a series dataset version."""
+def load_series_index(ws, ds) -> pd.DataFrame:
+    """The index table (id, length[, label]) of a series dataset version, without loading the values."""
     if ds.kind != "series":
         raise InvalidInput(f"Dataset {ds.ref} holds {ds.kind} data, not time series.")
-    refs = ws.meta.blob_refs(f"datasets:{ds.id}")
+    return pd.read_parquet(ws.blob_path(ws.meta.blob_refs(f"datasets:{ds.id}")["index"]))
+
+
+def load_series(ws, ds) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(data, offsets, index table with id, length[, label]) of a series dataset version."""
+    index = load_series_index(ws, ds)
     with np.load(ws.blob_path(ds.data_sha), allow_pickle=False) as z:
         data, offsets = z["data"], z["offsets"]
-    index = pd.read_parquet(ws.blob_path(refs["index"]))
     return data, offsets, index

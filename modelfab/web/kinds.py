@@ -128,12 +128,9 @@ def series_data(site, ds):
 def series_index(site, ds):
     """The index table (id, length[, label]) of a series dataset version, cached per version: the list
     and the thumbnails' bounds need it, not the values (which can be large: 10,000 long series)."""
-    def build():  # the index blob as load_series reads it, without loading every value
-        import pandas as pd
+    from ..series import load_series_index
 
-        return pd.read_parquet(site.ws.blob_path(site.ws.meta.blob_refs(f"datasets:{ds.id}")["index"]))
-
-    return site.cached(f"series-index:{ds.id}", build)
+    return site.cached(f"series-index:{ds.id}", lambda: load_series_index(site.ws, ds))
 
 
 def series_view(site, ds, page: int, label: str, page_size: int) -> dict:

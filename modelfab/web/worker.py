@@ -174,6 +174,7 @@ def _train(ws, params: dict, reporter: Reporter, seconds: float, clock):
 def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     from .config import WebSettings
     from .uploads import ZipLimits, extract_zip, upload_dir
+    from .views import SERIES_SUFFIXES
 
     cfg = WebSettings.from_env(ws.settings)
     source = params["source"]
@@ -188,7 +189,7 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
                 # dataset's source reads e.g. "line3.csv"
                 path = folder / f"{params['name']}{params['suffix']}"
                 upload.rename(path)
-                if params["suffix"] == ".ts":  # a UCR/UEA time-series archive file
+                if params["suffix"] in SERIES_SUFFIXES:  # a UCR/UEA time-series archive file
                     res = ws.import_series(path, params["name"])
                 elif params.get("kinds"):  # column kinds corrected in the preview
                     from ..datasets import import_table
