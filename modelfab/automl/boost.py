@@ -1,11 +1,13 @@
-"""Large tables: finish the search's best LightGBM with a lower learning rate and early stopping.
+"""Large tables: finish the search's best LightGBM and XGBoost with a lower learning rate and early stopping.
 
 FLAML's cost-frugal search on a large table spends its time on small, fast
 models (few trees, a high learning rate), because every trial is a full fit.
-After the search, the best LightGBM configuration is fitted once more with
-a lower learning rate and as many trees as the validation rows ask for
-(early stopping), stopped at a wall-clock deadline. It is kept only when it
-scores better on the same validation rows as the search's best model.
+After the search, the best LightGBM configuration (and, with the time left,
+the best XGBoost one) is fitted once more with a lower learning rate and as
+many trees as the validation rows ask for (early stopping), stopped at a
+wall-clock deadline. The caller keeps whichever of the search's best model,
+the finished boosters and their average scores best on the same validation
+rows (two different boosters averaged are usually a little better than either).
 """
 
 from __future__ import annotations
@@ -84,6 +86,25 @@ class _StopRule:
             raise EarlyStopException(self.best_iter, self.best_list)
 
 
+def _rate(params: dict, seconds: float, time_per_tree: float | None) -> tuple[float, int] | None:
+    """(learning rate, early-stopping patience) for a finishing fit of ``seconds``; None when not even
+    MIN_TREES trees fit."""
+    lr0 = float(params.get("learning_rate", 0.1))
+    affordable = seconds / time_per_tree if time_per_tree and time_per_tree > 0 else 1000.0
+    if affordable < MIN_TREES:
+        return None
+    # Learning rate x trees of about 40 reach early stopping on most tables: the rate that lets that many trees
+    # fit in the time, between 0.03 and the default 0.1 (or the searched rate, when that is higher).
+    lr = float(np.clip(40.0 / affordable, 0.03, max(0.1, lr0)))
+    return lr, int(np.clip(3.0 / lr, 20, 100))
+
+
+def _eval_metric(task: str, metric: str, n_classes: int) -> str:
+    if task == "classification":
+        return "binary_logloss" if n_classes == 2 else "multi_logloss"
+    return "l1" if metric in ("mae", "mape") else "l2"
+
+
 @dataclass
 class Finished:
     learner: FittedLearner
@@ -94,6 +115,7 @@ class Finished:
     stopped_by_deadline: bool
     estimator_class: type
     params: dict
+    name: str = "lgbm"
 
 
 def finish_lgbm(lgbm_class, config: dict, X_fit, y_fit, X_val, y_val, *, task: str, metric: str, n_classes: int,
@@ -103,19 +125,12 @@ def finish_lgbm(lgbm_class, config: dict, X_fit, y_fit, X_val, y_val, *, task: s
     validation rows, within ``seconds``; None when not even MIN_TREES trees fit."""
     est = lgbm_class(task=task, n_jobs=n_jobs, **dict(config))
     params = dict(est.params)
-    lr0 = float(params.get("learning_rate", 0.1))
-    affordable = seconds / time_per_tree if time_per_tree and time_per_tree > 0 else 1000.0
-    if affordable < MIN_TREES:
+    rate = _rate(params, seconds, time_per_tree)
+    if rate is None:
         return None
-    # Learning rate x trees of about 40 reach early stopping on most tables: the rate that lets that many trees
-    # fit in the time, between 0.03 and LightGBM's default 0.1 (or the searched rate, when that is higher).
-    lr = float(np.clip(40.0 / affordable, 0.03, max(0.1, lr0)))
-    patience = int(np.clip(3.0 / lr, 20, 100))
+    lr, patience = rate
     params.update(learning_rate=lr, n_estimators=100_000, random_state=seed)
-    if task == "classification":
-        eval_metric = "binary_logloss" if n_classes == 2 else "multi_logloss"
-    else:
-        eval_metric = "l1" if metric in ("mae", "mape") else "l2"
+    eval_metric = _eval_metric(task, metric, n_classes)
     rule = _StopRule(patience, time.monotonic() + seconds)
     model = est.estimator_class(**params)
     t0 = time.monotonic()
@@ -140,6 +155,64 @@ def finish_lgbm(lgbm_class, config: dict, X_fit, y_fit, X_val, y_val, *, task: s
                     dict(params, n_estimators=best))
 
 
+def finish_xgb(xgb_class, name: str, config: dict, X_fit, y_fit, X_val, y_val, *, task: str, metric: str,
+               n_classes: int, seconds: float, n_jobs: int, seed: int, time_per_tree: float | None,
+               sample_weight: np.ndarray | None = None) -> Finished | None:
+    """The same for FLAML's best XGBoost configuration (``name`` "xgboost" or "xgb_limitdepth")."""
+    import xgboost as xgb
+
+    est = xgb_class(task=task, n_jobs=n_jobs, **dict(config))
+    params = dict(est.params)
+    rate = _rate(params, seconds, time_per_tree)
+    if rate is None:
+        return None
+    lr, patience = rate
+    deadline = time.monotonic() + seconds
+
+    class Deadline(xgb.callback.TrainingCallback):
+        stopped = False
+
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            Deadline.stopped = time.monotonic() >= deadline
+            return Deadline.stopped
+
+    metric_name = {"binary_logloss": "logloss", "multi_logloss": "mlogloss", "l1": "mae", "l2": "rmse"}[
+        _eval_metric(task, metric, n_classes)]
+    params.update(learning_rate=lr, n_estimators=100_000, random_state=seed, early_stopping_rounds=patience,
+                  eval_metric=metric_name, callbacks=[Deadline()])
+    params.setdefault("tree_method", "hist")
+    model = est.estimator_class(**params)
+    t0 = time.monotonic()
+    model.fit(X_fit, y_fit, sample_weight=sample_weight, eval_set=[(X_val, y_val)], verbose=False)
+    fit_s = time.monotonic() - t0
+    best = int(getattr(model, "best_iteration", 0) or 0) + 1
+    if best < 2:
+        return None
+    booster = model.get_booster()[:best]
+    classes = [int(c) for c in np.asarray(model.classes_)] if task == "classification" else None
+    learner = FittedLearner("xgboost-json", booster, task, n_classes, classes)
+    try:
+        loss = val_loss(metric, task, n_classes, y_val, learner.predict_raw(X_val))
+    except ValueError:
+        return None
+    cfg = {k: v for k, v in dict(config).items() if k != "FLAML_sample_size"}
+    cfg.update(n_estimators=best, learning_rate=lr)
+    kept = {k: v for k, v in params.items() if k not in ("callbacks", "early_stopping_rounds", "eval_metric")}
+    return Finished(learner, cfg, loss, best, fit_s, Deadline.stopped, est.estimator_class,
+                    dict(kept, n_estimators=best), name)
+
+
+def blend(a: Finished, b: Finished, X_val, y_val, *, task: str, metric: str, n_classes: int):
+    """(EnsembleLearner of a and b with equal weights, its validation loss), or None when it cannot be scored."""
+    from .learners import EnsembleLearner
+
+    learner = EnsembleLearner([a.learner, b.learner], [1.0, 1.0], [a.name, b.name], [a.config, b.config])
+    try:
+        return learner, val_loss(metric, task, n_classes, y_val, learner.predict_raw(X_val))
+    except ValueError:
+        return None
+
+
 def refit_all(done: Finished, X, y, *, task: str, n_classes: int, seconds: float,
               sample_weight: np.ndarray | None = None, n_fit: int) -> FittedLearner | None:
     """Refit the finished model on all rows (fit + validation) with as many trees, scaled to the extra rows,
@@ -150,4 +223,4 @@ def refit_all(done: Finished, X, y, *, task: str, n_classes: int, seconds: float
         return None
     model = done.estimator_class(**dict(done.params, n_estimators=trees))
     model.fit(X, y, sample_weight=sample_weight)
-    return from_flaml("lgbm", model, task, n_classes)
+    return from_flaml(done.name, model, task, n_classes)

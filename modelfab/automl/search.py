@@ -152,34 +152,69 @@ def _refit_within_budget(automl, X, y, task: str, n_classes: int, budget: Budget
     return from_flaml(name, est.estimator, task, n_classes)
 
 
+def _per_tree(automl, name: str, config: dict, rows: int) -> float | None:
+    """FLAML's estimate of one fit of ``config`` on ``rows`` rows, per tree."""
+    try:
+        return automl._search_states[name].est_retrain_time(rows) / max(1, int(config["n_estimators"]))
+    except Exception:
+        return None
+
+
+def _best_xgb(automl) -> tuple[str, dict] | None:
+    """The better of FLAML's best "xgboost" and "xgb_limitdepth" configurations, if the search tried one."""
+    losses = automl.best_loss_per_estimator or {}
+    configs = automl.best_config_per_estimator or {}
+    found = [(losses[n], n) for n in ("xgboost", "xgb_limitdepth")
+             if configs.get(n) and losses.get(n) is not None and np.isfinite(losses[n])]
+    return (min(found)[1], configs[min(found)[1]]) if found else None
+
+
 def _finish(automl, X, y, fit_idx, val_idx, searched: FittedLearner, *, task: str, metric: str, n_classes: int,
             budget: Budget, n_jobs: int, seed: int, sample_weight):
-    """(learner, name, config, score) of the best LightGBM finished with early stopping (boost.py), refit on all
-    rows when that fits; None when it does not validate better than the search's best on the same rows."""
+    """(learner, name, config, score) of the best of: the LightGBM and XGBoost configurations finished with early
+    stopping (boost.py) and their average, compared on the validation rows with the search's best; the single
+    winner is refit on all rows when that fits. None when the search's best model stays the best."""
     config = (automl.best_config_per_estimator or {}).get("lgbm")
     left = budget.left_for_search()
     if not config or left < 1.0:
         return None
-    try:  # FLAML's estimate of one fit of this config on the fit rows, per tree
-        per_tree = automl._search_states["lgbm"].est_retrain_time(len(fit_idx)) / max(1, int(config["n_estimators"]))
-    except Exception:
-        per_tree = None
+    X_fit, y_fit, X_val, y_val = X[fit_idx], y[fit_idx], X[val_idx], y[val_idx]
     w_fit = None if sample_weight is None else sample_weight[fit_idx]
-    done = boost.finish_lgbm(automl._state.learner_classes["lgbm"], config, X[fit_idx], y[fit_idx], X[val_idx],
-                             y[val_idx], task=task, metric=metric, n_classes=n_classes, seconds=0.9 * left,
-                             n_jobs=n_jobs, seed=seed, time_per_tree=per_tree, sample_weight=w_fit)
-    if done is None:
+    xgb_best = _best_xgb(automl)
+    kw = dict(task=task, metric=metric, n_classes=n_classes, n_jobs=n_jobs, seed=seed, sample_weight=w_fit)
+    # With an XGBoost configuration to finish as well, LightGBM gets half of the time (early stopping usually
+    # hands some of it back) and XGBoost what is left.
+    done = [boost.finish_lgbm(automl._state.learner_classes["lgbm"], config, X_fit, y_fit, X_val, y_val,
+                              seconds=(0.5 if xgb_best else 0.9) * left,
+                              time_per_tree=_per_tree(automl, "lgbm", config, len(fit_idx)), **kw)]
+    if xgb_best and budget.left_for_search() > 2.0:
+        name, xcfg = xgb_best
+        try:
+            done.append(boost.finish_xgb(automl._state.learner_classes[name], name, xcfg, X_fit, y_fit, X_val, y_val,
+                                         seconds=0.9 * budget.left_for_search(),
+                                         time_per_tree=_per_tree(automl, name, xcfg, len(fit_idx)), **kw))
+        except Exception:  # noqa: BLE001 - e.g. a class missing from the fit rows: the LightGBM finish stands
+            pass
+    done = [d for d in done if d is not None]
+    if not done:
         return None
     try:
-        searched_loss = boost.val_loss(metric, task, n_classes, y[val_idx], searched.predict_raw(X[val_idx]))
+        searched_loss = boost.val_loss(metric, task, n_classes, y_val, searched.predict_raw(X_val))
     except ValueError:  # e.g. a class missing from the validation rows: keep the search's choice
         return None
-    if not done.val_loss < searched_loss:
-        return None
-    learner = boost.refit_all(done, X, y, task=task, n_classes=n_classes, seconds=budget.left_for_search(),
-                              sample_weight=sample_weight, n_fit=len(fit_idx)) or done.learner
     _, greater = CLASSIFICATION_METRICS.get(metric) or REGRESSION_METRICS[metric]
-    return learner, "lgbm", _jsonable(done.config), (-done.val_loss if greater else done.val_loss)
+    best = min(done, key=lambda d: d.val_loss)
+    mixed = boost.blend(done[0], done[1], X_val, y_val, task=task, metric=metric, n_classes=n_classes) \
+        if len(done) == 2 else None
+    if mixed is not None and mixed[1] < best.val_loss and mixed[1] < searched_loss:
+        learner, loss = mixed
+        config = {"members": [{"learner": d.name, "weight": 0.5, "config": _jsonable(d.config)} for d in done]}
+        return learner, "ensemble", config, (-loss if greater else loss)
+    if not best.val_loss < searched_loss:
+        return None
+    learner = boost.refit_all(best, X, y, task=task, n_classes=n_classes, seconds=budget.left_for_search(),
+                              sample_weight=sample_weight, n_fit=len(fit_idx)) or best.learner
+    return learner, best.name, _jsonable(best.config), (-best.val_loss if greater else best.val_loss)
 
 
 def flaml_metric_for(task: str, metric: str, n_classes: int):
@@ -334,20 +369,24 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         learner = from_flaml(automl.best_estimator, automl.model.estimator, task, n_classes)
         learner_name, config = automl.best_estimator, _jsonable(automl.best_config)
         best_score = _score_from_loss(automl.best_loss, metric, greater)
-        finished = None
+        finished = ensemble_done = None
         if finishing:
             watcher.emit("finishing the best LightGBM")
             finished = _finish(automl, X, y, fit_idx, val_idx, learner, task=task, metric=metric, n_classes=n_classes,
                                budget=budget, n_jobs=n_jobs, seed=seed, sample_weight=sample_weight)
         if finished is not None:
             learner, learner_name, config, best_score = finished
+            if learner_name == "ensemble":
+                leaderboard.append({"learner": "ensemble", "score": best_score, "metric": metric,
+                                    "validation": "holdout, early stopping", "train_time_s": 0.0, "config": config})
+                ensemble_done = {"members": config["members"], "validation": "holdout"}
             for row in leaderboard:
-                if row["learner"] == "lgbm":
+                if row["learner"] == learner_name and learner_name != "ensemble":
                     row.update(score=best_score, config=config, validation="holdout, early stopping")
             leaderboard.sort(key=lambda r: r["score"], reverse=greater)
         elif eval_method == "holdout":
             learner = _refit_within_budget(automl, X, y, task, n_classes, budget, n_jobs) or learner
-        ensemble_info = None
+        ensemble_info = ensemble_done
         if ensemble and budget.left_for_search() > 0.5:
             watcher.emit("building ensemble")
             from .ensemble import build_ensemble

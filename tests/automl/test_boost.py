@@ -58,6 +58,37 @@ def test_finishing_fit_stops_at_the_deadline_and_skips_when_too_short():
     assert boost.refit_all(done, X, y, task="classification", n_classes=2, seconds=0.0, n_fit=len(yf)) is None
 
 
+@pytest.mark.parametrize("task,metric,name", [("classification", "roc_auc", "xgboost"),
+                                               ("regression", "r2", "xgb_limitdepth")])
+def test_finishing_xgboost_and_the_blend_of_two_boosters(task, metric, name, tmp_path):
+    from flaml.automl.model import XGBoostLimitDepthEstimator, XGBoostSklearnEstimator
+
+    from modelfab.automl.learners import load_learner
+
+    X, y = _data(task=task)
+    Xf, yf, Xv, yv = _split(X, y, task)
+    n_classes = 2 if task == "classification" else 0
+    cls = XGBoostSklearnEstimator if name == "xgboost" else XGBoostLimitDepthEstimator
+    config = ({"n_estimators": 4, "max_leaves": 8, "learning_rate": 0.3} if name == "xgboost"
+              else {"n_estimators": 4, "max_depth": 3, "learning_rate": 0.3})
+    kw = dict(task=task, metric=metric, n_classes=n_classes, seconds=30, n_jobs=1, seed=0, time_per_tree=0.01)
+    xgb_done = boost.finish_xgb(cls, name, config, Xf, yf, Xv, yv, **kw)
+    assert xgb_done is not None and xgb_done.name == name and not xgb_done.stopped_by_deadline
+    assert xgb_done.trees > 4 and xgb_done.learner.obj.num_boosted_rounds() == xgb_done.trees
+    lgb_done = boost.finish_lgbm(LGBMEstimator, {"n_estimators": 4, "num_leaves": 8, "learning_rate": 0.3},
+                                 Xf, yf, Xv, yv, **kw)
+    learner, loss = boost.blend(lgb_done, xgb_done, Xv, yv, task=task, metric=metric, n_classes=n_classes)
+    # the blend's loss is its own predictions' loss, and saved + loaded it predicts the same numbers
+    assert loss == pytest.approx(boost.val_loss(metric, task, n_classes, yv, learner.predict_raw(Xv)))
+    assert loss < max(lgb_done.val_loss, xgb_done.val_loss)
+    learner.save(tmp_path)
+    spec = {"format": "ensemble", "members": learner.specs}
+    again = load_learner(tmp_path, spec, task, n_classes)
+    np.testing.assert_allclose(again.predict_raw(Xv), learner.predict_raw(Xv), rtol=1e-6)
+    full = boost.refit_all(xgb_done, X, y, task=task, n_classes=n_classes, seconds=60, n_fit=len(yf))
+    assert full is not None and full.format == "xgboost-json"
+
+
 def test_validation_split_keeps_classes_and_groups():
     y = np.array([0] * 950 + [1] * 50)
     fit, val = boost.validation_split(y, "classification", None, seed=0)
@@ -114,3 +145,32 @@ def test_finish_share_is_large_for_short_searches_only():
     assert boost.finish_share(100) == pytest.approx(0.2)
     assert boost.finish_share(3600) == pytest.approx(0.1)
     assert boost.finish_share(0) == 0.0
+
+
+def test_a_large_table_search_finishes_its_boosters_inside_the_budget(tmp_path):
+    """The whole path of run_search on >= 1M cells: FLAML on 90% of the rows, then the finished LightGBM and
+    XGBoost (and their average) against the search's best on the validation rows; the winner saves and loads."""
+    from modelfab.automl.budget import Budget
+    from modelfab.automl.learners import load_learner
+    from modelfab.automl.search import run_search
+
+    X, y = _data(26_000)
+    X = np.hstack([X, np.random.default_rng(1).normal(size=(len(X), 32))])  # 40 columns: 1.04M cells
+    budget = Budget(20)
+    result = run_search(X, y, task="classification", metric="roc_auc", budget=budget, n_classes=2, seed=0,
+                        learners=("lgbm", "xgboost"))
+    assert budget.elapsed() <= 20 * 1.1 + 5
+    names = {r["learner"] for r in result.leaderboard}
+    assert "lgbm" in names and "xgboost" in names
+    assert result.learner_name in ("lgbm", "xgboost", "ensemble")
+    if result.learner_name == "ensemble":  # the average of the two finished boosters won on the validation rows
+        assert [m["learner"] for m in result.ensemble["members"]] == ["lgbm", "xgboost"]
+        assert any(r["learner"] == "ensemble" and "early stopping" in r["validation"] for r in result.leaderboard)
+    spec_file = result.learner.save(tmp_path)
+    spec = ({"format": "ensemble", "members": result.learner.specs} if result.learner_name == "ensemble"
+            else {"format": result.learner.format, "file": spec_file, "classes": result.learner.classes})
+    again = load_learner(tmp_path, spec, "classification", 2)
+    np.testing.assert_allclose(again.predict_raw(X[:500]), result.learner.predict_raw(X[:500]), rtol=1e-6)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[:2000], result.learner.predict_raw(X[:2000])[:, 1]) > 0.9
