@@ -8,8 +8,9 @@ algorithm, as in aeon's MiniRocketClassifier: MiniRocket + StandardScaler(with_m
 aeon 1.6 pins pandas<3.1 and numba<0.64, so it is not a dependency of modelfab; install it
 beside the venv without touching our pins and point AEON_PATH at it:
 
-    .venv/bin/pip install --no-deps --target /tmp/aeon_t aeon==1.6.0 deprecated wrapt
-    AEON_PATH=/tmp/aeon_t .venv/bin/python bench/ucr.py --budget 60
+    .venv/bin/python -m pip install --no-deps --target bench/.deps aeon==1.6.0 deprecated wrapt
+    AEON_PATH=bench/.deps .venv/bin/python bench/ucr.py --budget 60 --seed 0
+    AEON_PATH=bench/.deps .venv/bin/python bench/ucr.py --datasets ACSF1 ArrowHead --seed 1 --out /tmp/u.json
 
 Writes bench/out/ucr.json.
 """
@@ -74,6 +75,7 @@ def run_modelfab(ws, name: str, train_path: Path, test, test_path: Path, budget:
     acc = float(np.mean(pred["prediction"].astype(str).to_numpy() == np.array(test.labels, dtype=str)))
     return {"accuracy": acc, "train_s": round(train_s, 2), "predict_s": round(time.monotonic() - t1, 2),
             "chosen": model.manifest["learner"]["name"], "holdout_accuracy": model.metrics.get("accuracy"),
+            "refit_on_all": model.manifest["learner"]["config"].get("refit_on_all"),
             "leaderboard": [{k: r.get(k) for k in ("learner", "score", "status", "train_time_s", "config")}
                             for r in model.manifest["leaderboard"]]}
 
@@ -81,7 +83,7 @@ def run_modelfab(ws, name: str, train_path: Path, test, test_path: Path, budget:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=60)
-    ap.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    ap.add_argument("--datasets", nargs="*", default=list(DATASETS), help="only these sets (default: all seven)")
     ap.add_argument("--baseline-seeds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0, help="modelfab's seed")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "ucr.json"))
@@ -102,7 +104,9 @@ def main() -> None:
                 continue
             train, test = read_ts(tr_path, settings), read_ts(te_path, settings)
             base = [minirocket_baseline(train, test, s) for s in range(args.baseline_seeds)]
+            load_before = round(os.getloadavg()[0], 2)
             mf = run_modelfab(ws, name, tr_path, test, te_path, args.budget, seed=args.seed)
+            mf["load_avg_1min_before"] = load_before
             row = {"dataset": name, "n_train": len(train.series), "n_test": len(test.series),
                    "channels": train.n_channels, "length": [int(train.lengths.min()), int(train.lengths.max())],
                    "classes": len(set(train.labels)),
@@ -120,6 +124,7 @@ def main() -> None:
                "mean_modelfab": float(np.mean([r["modelfab"]["accuracy"] for r in ok])) if ok else None,
                "worst_delta_points": min((r["delta_points"] for r in ok), default=None)}
     load = os.getloadavg()
+    summary["mean_delta_points"] = round(float(np.mean([r["delta_points"] for r in ok])), 2) if ok else None
     out = {"what": "UCR/UEA official splits: modelfab series trainer vs MiniRocket (aeon) + ridge",
            "budget_s": args.budget, "seed": args.seed, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                                  "load_avg_at_end": [round(x, 2) for x in load]},

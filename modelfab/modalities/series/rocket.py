@@ -29,6 +29,7 @@ from numba import njit, prange  # this module is imported only when series are t
 KERNELS = np.array(list(combinations(range(9), 3)), dtype=np.int64)  # (84, 3): positions of weight 2
 N_KERNELS = 84
 KINDS = ("minirocket", "multirocket")
+CHUNK = 32  # series per transform call when a deadline is checked between calls
 
 
 @njit(cache=True, nogil=True)
@@ -259,17 +260,25 @@ class RocketTransform:
         idx = np.concatenate([rng.choice(c, k, replace=False) for k in counts]).astype(np.int64)
         return counts, idx
 
-    def transform(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    def transform(self, data: np.ndarray, offsets: np.ndarray, deadline=None) -> np.ndarray:
+        """Features of every series; with ``deadline`` (a callable, True = out of time) the series are done in
+        chunks and ``TimeoutError`` is raised between chunks once it says so."""
         if not self.reps:
             raise RuntimeError("RocketTransform is not fitted")
         if data.shape[0] != self.n_channels:
             raise ValueError(f"expected {self.n_channels} channel(s), got {data.shape[0]}")
         n = len(offsets) - 1
         feats = np.zeros((n, self.n_outputs), dtype=np.float64)
+        step = n if deadline is None else CHUNK
         col = 0
         for rep, (rep_data, rep_off) in zip(self.reps, self._inputs(data, offsets)):
-            _transform(rep_data, rep_off, rep.dilations, rep.n_per_dil, rep.chan_counts, rep.chan_idx,
-                              rep.biases, self.multi, feats, col)
+            for i in range(0, n, step):
+                j = min(n, i + step)
+                if deadline is not None and deadline():
+                    raise TimeoutError
+                o = rep_off[i:j + 1]
+                _transform(np.ascontiguousarray(rep_data[:, o[0]:o[-1]]), o - o[0], rep.dilations, rep.n_per_dil,
+                           rep.chan_counts, rep.chan_idx, rep.biases, self.multi, feats[i:j], col)
             col += rep.biases.shape[0] * (4 if self.multi else 1)
         return feats.astype(np.float32)
 
