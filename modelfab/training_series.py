@@ -42,7 +42,9 @@ def _flop_rate() -> float:
 
 def _ridge_flops(n: int, f: int) -> float:
     small, big = min(n, f), max(n, f)
-    return 2.0 * small * small * big + 6.0 * small ** 3  # Gram/covariance product + its eigendecomposition (heads.ridge_loo)
+    # heads.ridge_loo: the Gram (or covariance) product, its eigendecomposition with vectors, and (covariance case)
+    # the projection of the series on the eigenvectors
+    return 4.0 * small * small * big + 9.0 * small ** 3
 
 
 # Seconds per series x time step (padded length) x output feature x sqrt(channels) of the transform and the other
