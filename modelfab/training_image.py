@@ -267,9 +267,10 @@ def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, 
 def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas):
     """Per-position Gaussians over the packaged backbone's features (``modalities/image/padim.py``)."""
     from .modalities.image.io import read_image, read_mask
-    from .modalities.image.padim import BATCH, GaussianAccumulator, PositionGaussian, cell_features
+    from .modalities.image.padim import BATCH, GaussianAccumulator, PositionGaussian, cell_features, warm_up
 
     channels = PositionGaussian.channels_for()
+    warm_up()  # one-time costs (torch import, weights read) are not per-image time
     acc, t0, n_eval = GaussianAccumulator(), time.monotonic(), len(eval_files)
     for start in range(0, len(fit_files), BATCH):
         grays = [read_image(paths[r], ws.settings, r).gray for r in fit_files[start:start + BATCH]]

@@ -54,6 +54,13 @@ def pool_for(canvas) -> int:
     return POOL if min(canvas) >= 192 else 3
 
 
+def warm_up() -> None:
+    """Import torch, read and check the packaged weights and run one tiny image: one-time costs (about 1.5 s
+    on an idle machine, several times that under load) that must not enter the per-image time the training
+    loop uses to decide how many images its budget allows."""
+    cell_features([np.zeros((64, 64), np.float32)], (64, 64), pool=3)
+
+
 def cell_features(grays: list[np.ndarray], canvas=CANVAS, blocks=BLOCKS, channels: np.ndarray | None = None,
                   pool: int | None = None) -> np.ndarray:
     """(N, h, w, C) float32 cell vectors of grey images (any sizes) in [0, 1]."""
