@@ -58,6 +58,7 @@ BARE_APP = textwrap.dedent('''
     from fastapi import FastAPI, Request
     booster = lgb.Booster(model_file=sys.argv[1])
     cols = json.loads(sys.argv[2])
+    extra = {"num_threads": int(sys.argv[4])} if len(sys.argv) > 4 and int(sys.argv[4]) > 0 else {}
     app = FastAPI()
     @app.get("/healthz")
     def health(): return {"status": "ok"}
@@ -65,7 +66,7 @@ BARE_APP = textwrap.dedent('''
     async def predict(request: Request):
         recs = (await request.json())["records"]
         X = np.array([[r.get(c, np.nan) for c in cols] for r in recs], dtype=float)
-        p = booster.predict(X)
+        p = booster.predict(X, **extra)
         return {"predictions": [{"prediction": int(v > 0.5), "probabilities": {"0": 1 - float(v), "1": float(v)}} for v in p]}
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
 ''')
@@ -166,6 +167,9 @@ async def _batch(url: str, headers: dict, body: dict, seconds: float, concurrenc
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--bare-threads", type=int, default=0,
+                    help="LightGBM threads of the bare app's predictions (0: LightGBM's default, all cores; "
+                         "1: as modelfab predicts requests of up to 256 rows, to compare the layers alone)")
     args = ap.parse_args()
     import modelfab as mf
 
@@ -192,7 +196,7 @@ def main() -> None:
         }
         for name, (cmd, headers) in servers.items():
             port = _port()
-            full = cmd + [str(port)]
+            full = cmd + [str(port)] + ([str(args.bare_threads)] if name.startswith("bare") else [])
             proc = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                     env=dict(os.environ, PYTHONWARNINGS="ignore"))
             base = f"http://127.0.0.1:{port}"
@@ -210,6 +214,7 @@ def main() -> None:
                 proc.wait(timeout=20)
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores (server and load generator share them)",
             "date": time.strftime("%Y-%m-%d"), "seconds_per_step": args.seconds,
+            "bare_threads": args.bare_threads or "default",
             "load_average_1m": round(os.getloadavg()[0], 2)}
     Path(__file__).with_name("out").mkdir(exist_ok=True)
     Path(__file__).with_name("out").joinpath("serving.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
