@@ -100,6 +100,29 @@ def test_ridge_loo_matches_scikit_learn(n, f, k):
     assert np.allclose(loo[:, 0], reg.cv_results_[:, list(ALPHAS).index(reg.alpha_)], atol=1e-6)
 
 
+@pytest.mark.parametrize("n,f", [(18, 40), (60, 10)])
+def test_ridge_loo_is_exact_leave_one_out_with_duplicate_series(n, f):
+    """Series with identical features (duplicates, constant series) make the Gram matrix's null space more than
+    the constant direction; the leave-one-out residuals must still be those of refitting without each series."""
+    from modelfab.modalities.series.heads import ridge_loo
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(n, f))
+    Z[6:12] = Z[5]  # seven copies of one series
+    Y = np.sign(rng.normal(size=(n, 3)))
+    for a in (1e-3, 1.0, 100.0):
+        _, _, loo, _ = ridge_loo(Z, Y, [a])
+        brute = np.zeros_like(Y)
+        for i in range(n):
+            keep = np.arange(n) != i
+            mu, ybar = Z[keep].mean(0), Y[keep].mean(0)
+            Xc = Z[keep] - mu
+            coef = np.linalg.solve(Xc.T @ Xc + a * np.eye(f), Xc.T @ (Y[keep] - ybar))
+            brute[i] = ybar + (Z[i] - mu) @ coef
+        assert np.allclose(loo, brute, atol=1e-6), a
+
+
+
 def test_transform_with_a_deadline_is_the_same_and_can_stop():
     series, _, _ = make_series(70, 40, channels=2, seed=8, unequal=True)
     t = RocketTransform("multirocket", n_features=3360, seed=0).fit(*_packed(series))

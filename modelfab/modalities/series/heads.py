@@ -63,17 +63,18 @@ def ridge_loo(Z: np.ndarray, Y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndar
     Xc = Z - mu
     Yc = Y - ybar
     if n <= f:
+        # G = (K + aI)^-1 over every eigenvector of the centred Gram matrix K: the leave-one-out residuals of ridge
+        # with an unpenalised intercept are (G Yc)_i / (G_ii - 1/(a n)) (the constant vector is an eigenvector of K
+        # with eigenvalue 0; subtracting its share of G_ii needs no guess of which eigenvector it is, which is
+        # ambiguous when several series have the same features).
         s, U = np.linalg.eigh(Xc @ Xc.T)
         s = np.clip(s, 0.0, None)
-        const = int(np.argmax(np.abs(U.sum(axis=0))))  # the constant direction: the intercept, never penalised
-        keep = np.ones(n, bool)
-        keep[const] = False
-        U, s = U[:, keep], s[keep]
         UtY = U.T @ Yc
+        U2 = U * U
         best = None
         for a in alphas:
             w = 1.0 / (s + a)
-            e = (U @ (w[:, None] * UtY)) / ((U * U) @ w)[:, None]  # leave-one-out residuals
+            e = (U @ (w[:, None] * UtY)) / np.maximum(U2 @ w - 1.0 / (a * n), 1e-300)[:, None]  # leave-one-out residuals
             err = float(np.mean(e * e))
             if best is None or err < best[0] - 1e-12 * abs(best[0]):
                 best = (err, float(a), e)
