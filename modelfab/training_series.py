@@ -58,13 +58,26 @@ def _static_cost(kind: str, n: int, length: int, channels: int, f: int) -> float
     return SLOW_SECONDS[kind] * n * length * np.sqrt(max(channels, 1)) * f + _ridge_flops(n, f) / SLOW_FLOPS
 
 
+def _probe_count(kind: str, offsets, channels: int, f: int, seconds: float) -> int:
+    """How many of the first series (up to 8) the speed probe may fit and time (a fit and three transforms) within
+    ``seconds`` at the pessimistic speed; 0 when not even one: long recordings would make the probe itself cost
+    more than the budget. Series are not cut shorter for it: the kernels' dilations grow with the length, and so
+    does the cost per step."""
+    per_step = 4.0 * SLOW_SECONDS[kind] * np.sqrt(max(channels, 1)) * f
+    lengths = np.diff(offsets[:9])
+    probe = len(lengths)
+    while probe and per_step * lengths[:probe].sum() > seconds:
+        probe -= 1
+    return probe
+
+
 def rocket_features(kind: str, data, offsets, seconds: float, seed: int) -> int:
     """The largest feature count (<= the published default) whose transform + ridge fit should take ``seconds``.
 
     First from the data size alone with pessimistic speeds (:data:`SLOW_SECONDS`): when the published default
     clearly fits, it is used as is, so a small data set gets the same model whatever the machine's load. Only
     otherwise is the machine timed as it runs now (the transform on a few series, best of two; a small matrix
-    product), and the larger of the two answers is used."""
+    product; skipped when even that would take a tenth of ``seconds``), and the larger of the two answers is used."""
     from .modalities.series.rocket import RocketTransform
 
     n = len(offsets) - 1
@@ -76,7 +89,9 @@ def rocket_features(kind: str, data, offsets, seconds: float, seed: int) -> int:
         static = int(static * 0.7)
     if static >= full:
         return full
-    probe = min(n, 8)
+    probe = _probe_count(kind, offsets, channels, full, 0.1 * seconds)
+    if not probe:
+        return max(static, floor)
     sub_off = offsets[:probe + 1]
     sub = data[:, :sub_off[-1]]
     t = RocketTransform(kind, full, seed).fit(sub, sub_off)

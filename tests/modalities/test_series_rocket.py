@@ -183,6 +183,25 @@ def test_feature_count_of_a_small_data_set_ignores_the_machine_speed(monkeypatch
     assert ts.rocket_features("multirocket", data, off, 0.01, 0) == 3_360  # no time at all: the floor
 
 
+def test_no_speed_probe_when_the_probe_itself_would_not_fit(monkeypatch):
+    """Very long series: timing even one of them would take much of the budget; the pessimistic static count is
+    used without running any transform (a transform here would fail the test)."""
+    from modelfab import training_series as ts
+    from modelfab.modalities.series import rocket
+
+    n, length = 4, 400_000
+    data, off = np.zeros((1, n * length), np.float32), np.arange(0, n * length + 1, length)
+    assert ts._probe_count("minirocket", off, 1, 10_000, 1.0) == 0
+    assert ts._probe_count("minirocket", np.arange(0, 80 * 300 + 1, 300), 1, 10_000, 1.0) == 8
+
+    def no_transform(*a, **k):
+        raise AssertionError("the probe ran")
+
+    monkeypatch.setattr(rocket.RocketTransform, "fit", no_transform)
+    f = ts.rocket_features("minirocket", data, off, 10.0, 0)
+    assert ts._features_for("minirocket", n)[1] <= f < 10_000
+
+
 def test_refit_with_more_series_keeps_the_transform_and_refits_the_head():
     series, labels, _ = make_series(30, 40, seed=11)
     y = np.array([0 if v == "bump" else 1 for v in labels])
