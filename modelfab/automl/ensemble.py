@@ -38,7 +38,11 @@ def _loss_fn(task: str, metric: str, n_classes: int):
         return lambda y, p: mean_squared_error(y, p)
     if metric == "roc_auc" and n_classes == 2:
         return lambda y, p: 1.0 - roc_auc_score(y, p[:, 1])
-    return lambda y, p: log_loss(y, np.clip(p, 1e-12, 1), labels=list(range(n_classes)))
+    def _log_loss(y, p):  # averaged members' rows sum to 1 only up to rounding: renormalise (sklearn warns)
+        p = np.clip(p, 1e-12, 1)
+        return log_loss(y, p / p.sum(axis=1, keepdims=True), labels=list(range(n_classes)))
+
+    return _log_loss
 
 
 def _folds(y, task, groups, seed):
