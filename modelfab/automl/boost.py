@@ -143,16 +143,25 @@ def finish_lgbm(lgbm_class, config: dict, X_fit, y_fit, X_val, y_val, *, task: s
     import lightgbm as lgb
 
     booster = lgb.Booster(model_str=model.booster_.model_to_string(num_iteration=best))
+    return _finished("lightgbm-text", booster, model, config, lr, best, X_val, y_val, task=task, metric=metric,
+                     n_classes=n_classes, fit_s=fit_s, stopped=rule.stopped_by_deadline,
+                     estimator_class=est.estimator_class, params=params, name="lgbm")
+
+
+def _finished(fmt: str, booster, model, config: dict, lr: float, best: int, X_val, y_val, *, task: str, metric: str,
+              n_classes: int, fit_s: float, stopped: bool, estimator_class: type, params: dict,
+              name: str) -> Finished | None:
+    """The Finished record of a booster trimmed to ``best`` trees, scored on the validation rows; None when it
+    cannot be scored there (e.g. a class missing from the validation rows: no fair comparison)."""
     classes = [int(c) for c in np.asarray(model.classes_)] if task == "classification" else None
-    learner = FittedLearner("lightgbm-text", booster, task, n_classes, classes)
+    learner = FittedLearner(fmt, booster, task, n_classes, classes)
     try:
         loss = val_loss(metric, task, n_classes, y_val, learner.predict_raw(X_val))
-    except ValueError:  # e.g. a class missing from the validation rows: no fair comparison
+    except ValueError:
         return None
     cfg = {k: v for k, v in dict(config).items() if k != "FLAML_sample_size"}
     cfg.update(n_estimators=best, learning_rate=lr)
-    return Finished(learner, cfg, loss, best, fit_s, rule.stopped_by_deadline, est.estimator_class,
-                    dict(params, n_estimators=best))
+    return Finished(learner, cfg, loss, best, fit_s, stopped, estimator_class, dict(params, n_estimators=best), name)
 
 
 def finish_xgb(xgb_class, name: str, config: dict, X_fit, y_fit, X_val, y_val, *, task: str, metric: str,
@@ -188,18 +197,10 @@ def finish_xgb(xgb_class, name: str, config: dict, X_fit, y_fit, X_val, y_val, *
     best = int(getattr(model, "best_iteration", 0) or 0) + 1
     if best < 2:
         return None
-    booster = model.get_booster()[:best]
-    classes = [int(c) for c in np.asarray(model.classes_)] if task == "classification" else None
-    learner = FittedLearner("xgboost-json", booster, task, n_classes, classes)
-    try:
-        loss = val_loss(metric, task, n_classes, y_val, learner.predict_raw(X_val))
-    except ValueError:
-        return None
-    cfg = {k: v for k, v in dict(config).items() if k != "FLAML_sample_size"}
-    cfg.update(n_estimators=best, learning_rate=lr)
     kept = {k: v for k, v in params.items() if k not in ("callbacks", "early_stopping_rounds", "eval_metric")}
-    return Finished(learner, cfg, loss, best, fit_s, Deadline.stopped, est.estimator_class,
-                    dict(kept, n_estimators=best), name)
+    return _finished("xgboost-json", model.get_booster()[:best], model, config, lr, best, X_val, y_val, task=task,
+                     metric=metric, n_classes=n_classes, fit_s=fit_s, stopped=Deadline.stopped,
+                     estimator_class=est.estimator_class, params=kept, name=name)
 
 
 def blend(a: Finished, b: Finished, X_val, y_val, *, task: str, metric: str, n_classes: int):

@@ -371,7 +371,7 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         best_score = _score_from_loss(automl.best_loss, metric, greater)
         finished = ensemble_done = None
         if finishing:
-            watcher.emit("finishing the best LightGBM")
+            watcher.emit("finishing the best boosters")
             finished = _finish(automl, X, y, fit_idx, val_idx, learner, task=task, metric=metric, n_classes=n_classes,
                                budget=budget, n_jobs=n_jobs, seed=seed, sample_weight=sample_weight)
         if finished is not None:
