@@ -54,8 +54,13 @@ SLOW_SECONDS = {"minirocket": 2.5e-9, "multirocket": 1.5e-9}
 SLOW_FLOPS = 2e9
 
 
+def _slow_transform_s(kind: str, steps: float, channels: int, f: int) -> float:
+    """Seconds of a transform of ``steps`` time steps to ``f`` features at the pessimistic speed."""
+    return SLOW_SECONDS[kind] * steps * np.sqrt(max(channels, 1)) * f
+
+
 def _static_cost(kind: str, n: int, length: int, channels: int, f: int) -> float:
-    return SLOW_SECONDS[kind] * n * length * np.sqrt(max(channels, 1)) * f + _ridge_flops(n, f) / SLOW_FLOPS
+    return _slow_transform_s(kind, n * length, channels, f) + _ridge_flops(n, f) / SLOW_FLOPS
 
 
 def _probe_count(kind: str, offsets, channels: int, f: int, seconds: float) -> int:
@@ -63,10 +68,9 @@ def _probe_count(kind: str, offsets, channels: int, f: int, seconds: float) -> i
     ``seconds`` at the pessimistic speed; 0 when not even one: long recordings would make the probe itself cost
     more than the budget. Series are not cut shorter for it: the kernels' dilations grow with the length, and so
     does the cost per step."""
-    per_step = 4.0 * SLOW_SECONDS[kind] * np.sqrt(max(channels, 1)) * f
     lengths = np.diff(offsets[:9])
     probe = len(lengths)
-    while probe and per_step * lengths[:probe].sum() > seconds:
+    while probe and 4.0 * _slow_transform_s(kind, lengths[:probe].sum(), channels, f) > seconds:
         probe -= 1
     return probe
 
