@@ -172,7 +172,9 @@ def check_loads(folder: Path, result) -> None:
     from .predictor import load_predictor
 
     loaded = load_predictor(folder)
-    expected = result.proba_holdout if result.proba_holdout is not None else result.pred_holdout
+    expected = getattr(result, "check_raw", None)
+    if expected is None:
+        expected = result.proba_holdout if result.proba_holdout is not None else result.pred_holdout
     got = loaded.learner.predict_raw(result.X_holdout)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=1e-6, equal_nan=True):
         raise TrainingError("The saved model does not reproduce the trained model's predictions; nothing was registered.",

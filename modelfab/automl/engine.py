@@ -47,6 +47,9 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     ensemble: dict | None = None
     manifest_extra: dict = field(default_factory=dict)  # modality extras for the manifest (e.g. "text")
+    # the packaged learner's own predictions on X_holdout when it is not the model the holdout measured
+    # (refit on every row after the evaluation); the package check compares with these
+    check_raw: np.ndarray | None = None
 
 
 def reserve_for(total: float) -> float:
@@ -145,13 +148,16 @@ def prepare_target(df: pd.DataFrame, schema: dict, target: str, task: str) -> tu
 
 
 def check_learners(learners) -> tuple[str, ...]:
-    from .search import LEARNERS
+    from .search import FLAML_LEARNERS, LEARNERS
 
     if not learners:
         return LEARNERS
     bad = [x for x in learners if x not in LEARNERS]
     if bad:
         raise InvalidInput(f"Unknown learner(s) {', '.join(map(repr, bad))}; choose from {', '.join(LEARNERS)}.")
+    if not any(x in FLAML_LEARNERS for x in learners):
+        raise InvalidInput("The network (mlp) is only fitted beside the tree learners of the search; got only "
+                           f"{', '.join(learners)}.", hint=f"Add one of {', '.join(FLAML_LEARNERS)}.")
     return tuple(dict.fromkeys(learners))
 
 
@@ -159,6 +165,14 @@ def default_metric(task: str, n_classes: int) -> str:
     if task == "regression":
         return "r2"
     return "roc_auc" if n_classes == 2 else "log_loss"
+
+
+def class_weights(y: np.ndarray, task: str, metric: str, n_classes: int) -> np.ndarray | None:
+    """Row weights that make every class count the same, for the metrics that weigh every class; else None."""
+    if task != "classification" or metric not in ("f1", "macro_f1", "balanced_accuracy"):
+        return None
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    return (len(y) / (n_classes * np.maximum(counts, 1)))[y]
 
 
 def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "auto", budget: Budget,
@@ -205,10 +219,7 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     X_train = pre.transform(df.iloc[train_idx], text_scores=stage.oof if stage else None)
     X_test = pre.transform(df.iloc[test_idx])
 
-    weights = None
-    if task == "classification" and metric in ("f1", "macro_f1", "balanced_accuracy"):
-        counts = np.bincount(y_train, minlength=n_classes).astype(float)
-        weights = (len(y_train) / (n_classes * np.maximum(counts, 1)))[y_train]
+    weights = class_weights(y_train, task, metric, n_classes)
     if stage is not None:
         import flaml  # noqa: F401 - imported before the check below (the import alone can take a second)
     if stage is not None and budget.left() < 1.5:  # the text model used the time: keep it alone, skip the trees
@@ -235,6 +246,12 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     metrics["primary"] = {"name": metric, "validation_score": result.best_score}
     if len(test_idx) < 30:
         notes.append(f"The holdout has only {len(test_idx)} rows: treat its metrics as rough.")
+    check_raw = None
+    if result.refit is not None:
+        refit = _refit_on_every_row(result, X_train, y_train, X_test, y_test, task=task, metric=metric,
+                                    n_classes=n_classes, budget=budget, notes=notes)
+        if refit is not None:
+            result.learner, check_raw = refit, refit.predict_raw(X_test)
     fi = feature_importance(result.learner, pre.feature_names)
     if getattr(result.learner, "format", "") == "text-scores":
         fi = {pre.feature_names[i]: 1.0 / len(result.learner.columns) for i in result.learner.columns}
@@ -250,7 +267,28 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
         metrics=metrics, y_holdout=y_test, X_holdout=X_test, holdout_index=np.asarray(test_idx), proba_holdout=proba, pred_holdout=pred,
         feature_importance=fi, trials=result.trials,
         n_train=len(train_idx), n_holdout=len(test_idx), notes=notes, ensemble=result.ensemble, manifest_extra=extra,
+        check_raw=check_raw,
     )
+
+
+def _refit_on_every_row(result: SearchResult, X_train, y_train, X_test, y_test, *, task: str, metric: str,
+                        n_classes: int, budget: Budget, notes: list[str]):
+    """Large tables: once the holdout has scored the chosen models, fit them again on the training and holdout
+    rows together (as many trees per row, the same settings), in the time left before evaluation and packaging.
+    The metrics stay those the holdout measured. None when not even one model fits in the time."""
+    X_all, y_all = np.vstack([X_train, X_test]), np.concatenate([y_train, y_test])
+    weights = class_weights(y_all, task, metric, n_classes)
+    learner, refit = result.refit.run(X_all, y_all, task=task, n_classes=n_classes, seconds=budget.left_for_search(),
+                                      sample_weight=weights)
+    total = len(result.refit.members)
+    if not refit:
+        return None
+    what = "The model was" if total == 1 else (f"All {total} models of the ensemble were" if refit == total
+                                               else f"{refit} of the {total} models of the ensemble were")
+    notes.append(f"{what} fitted again on all {len(y_all):,} rows (training and holdout) after the holdout "
+                 "evaluation, with the same settings; the holdout metrics are those of the model fitted without "
+                 "the holdout rows.")
+    return learner
 
 
 def _fit_text_to_budget(df, schema, target, y, train_idx, test_idx, task, budget: Budget, seed: int,

@@ -1,6 +1,7 @@
 """Fitted learners and their non-pickle file formats.
 
-Every learner is saved as LightGBM text, XGBoost JSON, or skops with an
+Every learner is saved as LightGBM text, XGBoost JSON, a network's arrays
+(``.npz`` read with ``allow_pickle=False``, automl/neural.py), or skops with an
 explicit list of trusted types. Loading never unpickles.
 """
 
@@ -70,7 +71,8 @@ def skops_types(path: Path) -> set[str]:
     return found
 
 SMALL_PREDICT_ROWS = 256  # up to this many rows LightGBM predicts on one thread (see predict_raw)
-FORMAT_FILES = {"lightgbm-text": "model.txt", "xgboost-json": "model.json", "skops": "model.skops"}
+FORMAT_FILES = {"lightgbm-text": "model.txt", "xgboost-json": "model.json", "skops": "model.skops",
+                "mlp-npz": "model.npz"}
 
 
 class FittedLearner:
@@ -97,6 +99,8 @@ class FittedLearner:
             import xgboost as xgb
 
             out = self.obj.predict(xgb.DMatrix(X, missing=np.nan))
+        elif self.format == "mlp-npz":
+            out = self.obj.predict(X)
         else:
             out = self.obj.predict_proba(X) if self.task == "classification" else self.obj.predict(X)
         out = np.asarray(out, dtype=np.float64)
@@ -119,6 +123,8 @@ class FittedLearner:
             path.write_text(self.obj.model_to_string(), encoding="utf-8")
         elif self.format == "xgboost-json":
             self.obj.save_model(str(path))
+        elif self.format == "mlp-npz":
+            self.obj.save(path)
         else:
             import skops.io as sio
 
@@ -142,6 +148,10 @@ class FittedLearner:
 
             obj = xgb.Booster()
             obj.load_model(str(path))
+        elif fmt == "mlp-npz":
+            from .neural import MLPModel
+
+            obj = MLPModel.load(path)
         else:
             import skops.io as sio
 

@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,11 +19,15 @@ from typing import Callable
 import numpy as np
 
 from ..errors import TrainingError
-from . import boost
+from . import boost, neural
 from .budget import Budget
 from .learners import FittedLearner, from_flaml
 
-LEARNERS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree")
+log = logging.getLogger(__name__)
+
+FLAML_LEARNERS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree")  # searched by FLAML
+# "mlp": a small network fitted after the search on large tables (neural.py), beside the finished boosters
+LEARNERS = FLAML_LEARNERS + ("mlp",)
 
 # metric name (ours) -> (FLAML metric, greater is better)
 CLASSIFICATION_METRICS = {
@@ -77,6 +82,19 @@ class SearchResult:
     ensemble: dict | None = None
     notes: list[str] = field(default_factory=list)
     execution: dict | None = None  # where the search ran (modelfab.execution), when not in this process
+    refit: "boost.RefitPlan | None" = None  # models to fit again on every row after the holdout is scored
+
+
+@dataclass
+class Finishing:
+    """What the finishing step of a large-table search chose (see _finish)."""
+
+    learner: object
+    name: str
+    config: dict
+    score: float
+    plan: "boost.RefitPlan"
+    scores: dict  # validation score of every finished model, by learner name
 
 
 def _score_from_loss(loss: float, metric: str, greater: bool) -> float:
@@ -170,30 +188,43 @@ def _best_xgb(automl) -> tuple[str, dict] | None:
 
 
 def _finish(automl, X, y, fit_idx, val_idx, searched: FittedLearner, *, task: str, metric: str, n_classes: int,
-            budget: Budget, n_jobs: int, seed: int, sample_weight):
-    """(learner, name, config, score) of the best of: the LightGBM and XGBoost configurations finished with early
-    stopping (boost.py) and their average, compared on the validation rows with the search's best; the single
-    winner is refit on all rows when that fits. None when the search's best model stays the best."""
+            budget: Budget, n_jobs: int, seed: int, sample_weight, learners: tuple[str, ...] = LEARNERS):
+    """(learner, name, config, score, refit plan) of the best of: the LightGBM and XGBoost configurations
+    finished with early stopping (boost.py), a small network (neural.py) and every average of them, compared
+    on the validation rows with the search's best. None when the search's best model stays the best.
+
+    Half of the time fits them on the fit rows; the other half is for the engine to refit the chosen ones on
+    every row once the holdout has been scored (boost.RefitPlan)."""
     config = (automl.best_config_per_estimator or {}).get("lgbm")
     left = budget.left_for_search()
     if not config or left < 1.0:
         return None
+    end = time.monotonic() + FIT_SHARE * left
+
+    def room() -> float:
+        return max(0.0, min(end - time.monotonic(), budget.left_for_search()))
+
     X_fit, y_fit, X_val, y_val = X[fit_idx], y[fit_idx], X[val_idx], y[val_idx]
     w_fit = None if sample_weight is None else sample_weight[fit_idx]
     xgb_best = _best_xgb(automl)
-    kw = dict(task=task, metric=metric, n_classes=n_classes, n_jobs=n_jobs, seed=seed, sample_weight=w_fit)
-    # With an XGBoost configuration to finish as well, LightGBM gets half of the time (early stopping usually
-    # hands some of it back) and XGBoost what is left.
+    kw = dict(task=task, metric=metric, n_classes=n_classes, seed=seed, sample_weight=w_fit)
+    # LightGBM first (early stopping usually hands some of its time back), then the network, then XGBoost
+    # with what is left: on the benchmark tables a booster and the network average best.
     done = [boost.finish_lgbm(automl._state.learner_classes["lgbm"], config, X_fit, y_fit, X_val, y_val,
-                              seconds=(0.5 if xgb_best else 0.9) * left,
+                              seconds=0.4 * room(), n_jobs=n_jobs,
                               time_per_tree=_per_tree(automl, "lgbm", config, len(fit_idx)), **kw)]
-    if xgb_best and budget.left_for_search() > 2.0:
+    if "mlp" in learners:
+        try:
+            done.append(neural.finish_mlp(X_fit, y_fit, X_val, y_val, seconds=0.5 * room(), **kw))
+        except (ValueError, FloatingPointError):  # e.g. a degenerate column: the boosters stand
+            pass
+    if xgb_best and room() > 2.0:
         name, xcfg = xgb_best
         try:
             done.append(boost.finish_xgb(automl._state.learner_classes[name], name, xcfg, X_fit, y_fit, X_val, y_val,
-                                         seconds=0.9 * budget.left_for_search(),
+                                         seconds=0.9 * room(), n_jobs=n_jobs,
                                          time_per_tree=_per_tree(automl, name, xcfg, len(fit_idx)), **kw))
-        except Exception:  # noqa: BLE001 - e.g. a class missing from the fit rows: the LightGBM finish stands
+        except Exception:  # noqa: BLE001 - e.g. a class missing from the fit rows: the others stand
             pass
     done = [d for d in done if d is not None]
     if not done:
@@ -203,18 +234,23 @@ def _finish(automl, X, y, fit_idx, val_idx, searched: FittedLearner, *, task: st
     except ValueError:  # e.g. a class missing from the validation rows: keep the search's choice
         return None
     _, greater = CLASSIFICATION_METRICS.get(metric) or REGRESSION_METRICS[metric]
-    best = min(done, key=lambda d: d.val_loss)
-    mixed = boost.blend(done[0], done[1], X_val, y_val, task=task, metric=metric, n_classes=n_classes) \
-        if len(done) == 2 else None
-    if mixed is not None and mixed[1] < best.val_loss and mixed[1] < searched_loss:
-        learner, loss = mixed
-        config = {"members": [{"learner": d.name, "weight": 0.5, "config": _jsonable(d.config)} for d in done]}
-        return learner, "ensemble", config, (-loss if greater else loss)
-    if not best.val_loss < searched_loss:
+    members, learner, loss = boost.choose(done, X_val, y_val, task=task, metric=metric, n_classes=n_classes)
+    log.info("finished %s; searched loss %.5f; chose %s (loss %.5f)",
+             ", ".join(f"{d.name}: loss {d.val_loss:.5f}, {d.trees} steps, {d.fit_s:.1f} s" for d in done),
+             searched_loss, "+".join(d.name for d in members), loss)
+    if not loss < searched_loss:
         return None
-    learner = boost.refit_all(best, X, y, task=task, n_classes=n_classes, seconds=budget.left_for_search(),
-                              sample_weight=sample_weight, n_fit=len(fit_idx)) or best.learner
-    return learner, best.name, _jsonable(best.config), (-best.val_loss if greater else best.val_loss)
+    plan = boost.RefitPlan(members, n_fit=len(fit_idx))
+    scores = {d.name: (-d.val_loss if greater else d.val_loss) for d in done}
+    score = -loss if greater else loss
+    if len(members) == 1:
+        return Finishing(learner, members[0].name, _jsonable(members[0].config), score, plan, scores)
+    weight = 1.0 / len(members)
+    config = {"members": [{"learner": d.name, "weight": weight, "config": _jsonable(d.config)} for d in members]}
+    return Finishing(learner, "ensemble", config, score, plan, scores)
+
+
+FIT_SHARE = 0.6  # of the finishing time: fitting on the fit rows; the rest is for the refit on every row
 
 
 def flaml_metric_for(task: str, metric: str, n_classes: int):
@@ -259,7 +295,7 @@ def flaml_settings(X: np.ndarray, *, task: str, flaml_metric, seed: int, learner
     for name in ("flaml", "flaml.automl", "flaml.tune"):
         logging.getLogger(name).setLevel(logging.ERROR)
     kwargs = dict(
-        task=task, metric=flaml_metric, estimator_list=list(learners),
+        task=task, metric=flaml_metric, estimator_list=[x for x in learners if x in FLAML_LEARNERS],
         eval_method=eval_method, n_splits=5, seed=seed, log_type="all", n_jobs=n_jobs,
         verbose=0, force_cancel=True,
         # On large data the final refit of the best configuration on all rows can take long:
@@ -369,20 +405,29 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         learner = from_flaml(automl.best_estimator, automl.model.estimator, task, n_classes)
         learner_name, config = automl.best_estimator, _jsonable(automl.best_config)
         best_score = _score_from_loss(automl.best_loss, metric, greater)
-        finished = ensemble_done = None
+        finished = ensemble_done = refit = None
         if finishing:
-            watcher.emit("finishing the best boosters")
+            watcher.emit("finishing the best models")
             finished = _finish(automl, X, y, fit_idx, val_idx, learner, task=task, metric=metric, n_classes=n_classes,
-                               budget=budget, n_jobs=n_jobs, seed=seed, sample_weight=sample_weight)
+                               budget=budget, n_jobs=n_jobs, seed=seed, sample_weight=sample_weight,
+                               learners=learners)
         if finished is not None:
-            learner, learner_name, config, best_score = finished
+            learner, learner_name, config, best_score = finished.learner, finished.name, finished.config, finished.score
+            refit = finished.plan
             if learner_name == "ensemble":
                 leaderboard.append({"learner": "ensemble", "score": best_score, "metric": metric,
                                     "validation": "holdout, early stopping", "train_time_s": 0.0, "config": config})
                 ensemble_done = {"members": config["members"], "validation": "holdout"}
-            for row in leaderboard:
-                if row["learner"] == learner_name and learner_name != "ensemble":
-                    row.update(score=best_score, config=config, validation="holdout, early stopping")
+            better = (lambda a, b: a > b) if greater else (lambda a, b: a < b)
+            for name, score in finished.scores.items():
+                rows = [r for r in leaderboard if r["learner"] == name]
+                if not rows:
+                    leaderboard.append({"learner": name, "score": score, "metric": metric, "train_time_s": 0.0,
+                                        "validation": "holdout, early stopping", "config": {}})
+                elif better(score, rows[0]["score"]):
+                    rows[0].update(score=score, validation="holdout, early stopping")
+                if name == learner_name:
+                    (rows or leaderboard[-1:])[0].update(config=config)
             leaderboard.sort(key=lambda r: r["score"], reverse=greater)
         elif eval_method == "holdout":
             learner = _refit_within_budget(automl, X, y, task, n_classes, budget, n_jobs) or learner
@@ -402,5 +447,5 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
         return SearchResult(
             learner=learner, learner_name=learner_name, config=config,
             leaderboard=leaderboard, metric=metric, best_score=best_score,
-            trials=watcher.trials, ensemble=ensemble_info, notes=fallback,
+            trials=watcher.trials, ensemble=ensemble_info, notes=fallback, refit=refit,
         )

@@ -34,7 +34,7 @@ def train_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     normal_label: Annotated[str, typer.Option("--normal-label", help="Anomaly: the label of good recordings.")] = "normal",
     max_false_alarm: Annotated[float, typer.Option("--max-false-alarm", help="Anomaly: target false-alarm rate on held-out normal recordings.")] = 0.01,
-    learners: Annotated[Optional[str], typer.Option("--learners", help="Comma-separated subset of lgbm,xgboost,xgb_limitdepth,rf,extra_tree.")] = None,
+    learners: Annotated[Optional[str], typer.Option("--learners", help="Comma-separated subset of lgbm,xgboost,xgb_limitdepth,rf,extra_tree,mlp (mlp: a small network fitted beside the boosters on large tables).")] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble", help="Try an ensemble of the best learners.")] = True,
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,

@@ -139,7 +139,9 @@ def run_parallel_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str,
     kwargs = flaml_settings(X, task=task, flaml_metric=flaml_metric, seed=seed, learners=tuple(learners),
                             groups=groups, sample_weight=sample_weight)
     kwargs["n_jobs"] = 1  # one CPU per task
-    tasks = plan_searches(tuple(learners), slots, seed)
+    from ..automl.search import FLAML_LEARNERS
+
+    tasks = plan_searches(tuple(x for x in learners if x in FLAML_LEARNERS), slots, seed)
     # End the searches a little early: FLAML's final refit and the trip back must land before the deadline.
     search_s = max(1.0, left * (1.0 - share) - min(5.0, 0.1 * left))
     now = time.time()

@@ -399,6 +399,10 @@ def fitted_graph(g: Graph, learner, x: Features, n_features: int, n_classes: int
         out, kind = xgboost_graph(g, learner.obj, x.x32, n_features)
     elif learner.format == "skops":
         out, kind = sklearn_graph(g, learner.obj, x.x32, n_features, classification)
+    elif learner.format == "mlp-npz":
+        from .onnx_mlp import mlp_graph
+
+        out, kind = mlp_graph(g, learner.obj, x.x64)
     else:
         raise UnsupportedFormat(f"Model format {learner.format!r} cannot be exported to ONNX.")
     if (kind == "value") != (not classification):
@@ -422,6 +426,8 @@ def fitted_graph(g: Graph, learner, x: Features, n_features: int, n_classes: int
 def _width(learner) -> int:
     if learner.format == "skops":
         return len(learner.obj.classes_)
+    if learner.format == "mlp-npz":
+        return learner.obj.n_outputs
     if learner.format == "lightgbm-text":
         return int(learner.obj.num_model_per_iteration())
     return max(1, int(json.loads(learner.obj.save_config())["learner"]["learner_model_param"].get("num_class", 1)))

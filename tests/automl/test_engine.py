@@ -100,3 +100,29 @@ def test_learner_subset_and_no_ensemble():
     assert [r["learner"] for r in res.leaderboard] == ["lgbm"]
     with pytest.raises(InvalidInput, match="Unknown learner"):
         train_tabular(df, infer_schema(df), target="y", budget=Budget(5), learners=("svm",))
+    with pytest.raises(InvalidInput, match="only fitted beside the tree learners"):
+        train_tabular(df, infer_schema(df), target="y", budget=Budget(5), learners=("mlp",))
+
+
+def test_large_table_refits_the_chosen_models_on_every_row_and_the_package_agrees(ws):
+    """>= 1M cells: boosters and the network finished on the fit rows, scored on the holdout, then fitted again on
+    training + holdout rows; the metrics stay the holdout's, the package reproduces the refit model."""
+    rng = np.random.default_rng(0)
+    n, k = 32_000, 40  # 25,600 training rows x 40: over 1M cells
+    X = rng.normal(size=(n, k))
+    score = X[:, 0] + 0.7 * X[:, 1] * X[:, 2] - 0.5 * X[:, 3] + rng.normal(scale=0.5, size=n)
+    df = pd.DataFrame(X, columns=[f"s{i}" for i in range(k)])
+    df["y"] = np.where(score > 0, "bad", "good")
+    path = ws.root / "big.csv"
+    df.to_csv(path, index=False)
+    ds = ws.import_table(path, name="big").dataset
+    t0 = time.monotonic()
+    model = ws.train(ds, target="y", budget=30)
+    assert time.monotonic() - t0 <= 30 * 1.1 + 5
+    notes = " ".join(model.manifest["training"]["notes"])
+    assert "fitted again on all 32,000 rows" in notes, notes
+    assert model.manifest["data"]["n_holdout"] == 6400
+    assert model.manifest["metrics"]["roc_auc"] > 0.9
+    pred = model.predict(df.drop(columns="y").iloc[:2000])
+    assert pred["proba_bad"].between(0, 1).all()
+    assert ((pred["proba_bad"] > 0.5) == (df["y"].iloc[:2000] == "bad")).mean() > 0.85

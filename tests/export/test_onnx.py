@@ -80,7 +80,8 @@ def fresh_rows(df: pd.DataFrame, seed: int = 7) -> pd.DataFrame:
 
 def _fit(fmt, make, X, y, task, n_classes):
     est = make().fit(X, y)
-    obj = est.booster_ if fmt == "lightgbm-text" else est.get_booster() if fmt == "xgboost-json" else est
+    obj = est.booster_ if fmt == "lightgbm-text" else est.get_booster() if fmt == "xgboost-json" else (
+        est.model if fmt == "mlp-npz" else est)
     classes = [int(c) for c in est.classes_] if hasattr(est, "classes_") else None
     return FittedLearner(fmt, obj, task, n_classes, classes)
 
@@ -134,6 +135,29 @@ def forest(kind, reg=False):
     return lambda: cls(n_estimators=15, min_samples_leaf=2, random_state=0, n_jobs=1)
 
 
+def mlp(reg=False):
+    """A network of automl/neural.py, a few epochs on the preprocessed features."""
+
+    class Net:
+        def fit(self, X, y):
+            from modelfab.automl import neural
+
+            n_classes = 0 if reg else int(np.max(y)) + 1
+            trainer = neural._Trainer(X, y, "regression" if reg else "classification", n_classes, seed=0)
+            nets = []
+            for seed in (0, 1):  # two networks averaged, as finish_mlp keeps them
+                trainer.restart(seed)
+                for _ in range(5):
+                    trainer.epoch()
+                nets.append(trainer.arrays())
+            self.model = trainer.model(nets)
+            if not reg:
+                self.classes_ = np.arange(n_classes)
+            return self
+
+    return Net
+
+
 CASES = {
     "lightgbm-binary": (dict(k=2), "classification", [("lightgbm-text", lgbm())]),
     "lightgbm-multiclass": (dict(k=3), "classification", [("lightgbm-text", lgbm())]),
@@ -143,6 +167,10 @@ CASES = {
     "extra-trees": (dict(k=2), "classification", [("skops", forest("ExtraTrees"))]),
     "ensemble": (dict(k=3), "classification",
                  [("lightgbm-text", lgbm()), ("xgboost-json", xgbm()), ("skops", forest("ExtraTrees"))]),
+    "network-binary": (dict(k=2), "classification", [("mlp-npz", mlp())]),
+    "network-multiclass": (dict(k=3), "classification", [("mlp-npz", mlp())]),
+    "network-regression": (dict(regression=True, big=True), "regression", [("mlp-npz", mlp(reg=True))]),
+    "ensemble-with-network": (dict(k=2), "classification", [("lightgbm-text", lgbm()), ("mlp-npz", mlp())]),
     "lightgbm-regression": (dict(regression=True, big=True), "regression", [("lightgbm-text", lgbm(reg=True))]),
     "xgboost-regression": (dict(regression=True, big=True), "regression", [("xgboost-json", xgbm(reg=True))]),
     "forest-regression": (dict(regression=True, big=True), "regression", [("skops", forest("RandomForest", True))]),
