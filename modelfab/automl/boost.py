@@ -226,17 +226,28 @@ def blend(members: list[Finished], X_val, y_val, *, task: str, metric: str, n_cl
 
 def choose(done: list[Finished], X_val, y_val, *, task: str, metric: str, n_classes: int):
     """(members, learner, validation loss) of the best of: each finished model alone, and every equal-weight
-    average of two or more of them, all scored on the same validation rows."""
+    average of two or more of them, all scored on the same validation rows (each model predicts them once)."""
     from itertools import combinations
 
-    best = min(done, key=lambda d: d.val_loss)
-    choice = ([best], best.learner, best.val_loss)
+    from .learners import EnsembleLearner
+
+    raw = [d.learner.predict_raw(X_val) for d in done]
+    best = min(range(len(done)), key=lambda i: done[i].val_loss)
+    picked, loss = (best,), done[best].val_loss
     for k in range(2, len(done) + 1):
-        for members in combinations(done, k):
-            mixed = blend(list(members), X_val, y_val, task=task, metric=metric, n_classes=n_classes)
-            if mixed is not None and mixed[1] < choice[2]:
-                choice = (list(members), mixed[0], mixed[1])
-    return choice
+        for members in combinations(range(len(done)), k):
+            try:
+                mixed = val_loss(metric, task, n_classes, y_val, sum(raw[i] for i in members) / k)
+            except ValueError:
+                continue
+            if mixed < loss:
+                picked, loss = members, mixed
+    chosen = [done[i] for i in picked]
+    if len(chosen) == 1:
+        return chosen, chosen[0].learner, loss
+    learner = EnsembleLearner([d.learner for d in chosen], [1.0] * len(chosen), [d.name for d in chosen],
+                              [d.config for d in chosen])
+    return chosen, learner, loss
 
 
 @dataclass
@@ -255,8 +266,13 @@ class RefitPlan:
         deadline = time.monotonic() + seconds
         learners, refit = [], 0
         for d in self.members:
-            new = refit_all(d, X, y, task=task, n_classes=n_classes, seconds=deadline - time.monotonic(),
-                            sample_weight=sample_weight, n_fit=self.n_fit)
+            try:
+                new = refit_all(d, X, y, task=task, n_classes=n_classes, seconds=deadline - time.monotonic(),
+                                sample_weight=sample_weight, n_fit=self.n_fit)
+            except Exception:  # noqa: BLE001 - e.g. out of memory or values a library refuses: keep the member
+                log.warning("refit of %s on every row failed; the model fitted without the holdout is kept",
+                            d.name, exc_info=True)
+                new = None
             refit += new is not None
             log.info("refit %s on %d rows: %s", d.name, len(y), "done" if new is not None else "skipped")
             learners.append(new or d.learner)

@@ -155,6 +155,9 @@ def check_learners(learners) -> tuple[str, ...]:
     bad = [x for x in learners if x not in LEARNERS]
     if bad:
         raise InvalidInput(f"Unknown learner(s) {', '.join(map(repr, bad))}; choose from {', '.join(LEARNERS)}.")
+    if "mlp" in learners and "lgbm" not in learners:
+        raise InvalidInput("The network (mlp) is fitted after the search together with the finished LightGBM; "
+                           f"got {', '.join(learners)} without lgbm.", hint="Add lgbm, or leave mlp out.")
     if not any(x in FLAML_LEARNERS for x in learners):
         raise InvalidInput("The network (mlp) is only fitted beside the tree learners of the search; got only "
                            f"{', '.join(learners)}.", hint=f"Add one of {', '.join(FLAML_LEARNERS)}.")
@@ -348,3 +351,4 @@ def _pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[
         result.learner_name = f"text:{model.candidate.split()[0]}"
         result.config = {"text_model": model.candidate, "column": col}
         result.best_score, result.ensemble = linear, None
+        result.refit = None  # the text model stands alone: nothing of the search is refit

@@ -90,15 +90,19 @@ class MLPModel:
                         for n, k in enumerate(np.atleast_1d(z["layers"]))]
                 y_mean, y_scale = (float(v) for v in z["y"])
                 model = cls(z["fill"], z["mean"], z["scale"], nets, str(z["out"]), y_mean, y_scale)
-        except (KeyError, ValueError, OSError) as exc:
-            raise IntegrityError(f"{path.name} is not a valid network file ({exc}).") from None
+        except IntegrityError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt zip, a plain .npy, missing arrays, pickled objects
+            raise IntegrityError(f"{path.name} is not a valid network file ({type(exc).__name__}: {exc}).") from None
+        if not (model.fill.shape == model.scale.shape == model.mean.shape and model.mean.ndim == 1):
+            raise IntegrityError(f"{path.name}: the network's input scaling arrays do not fit together.")
         for ws, bs in model.nets:
             width = len(model.mean)
             for w, b in zip(ws, bs):
                 if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],):
                     raise IntegrityError(f"{path.name}: the network's layer shapes do not fit together.")
                 width = w.shape[1]
-            if width != model.n_outputs:
+            if width != model.n_outputs or (model.out != "softmax" and width != 1):
                 raise IntegrityError(f"{path.name}: the networks do not have the same outputs.")
         return model
 
@@ -106,7 +110,7 @@ class MLPModel:
 def _scaling(X: np.ndarray):
     fill = np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0) if len(X) else np.zeros(X.shape[1])
     fill = np.where(np.isfinite(fill), fill, 0.0)
-    Z = np.where(np.isnan(X), fill, X)
+    Z = np.where(np.isfinite(X), X, fill)
     mean, scale = Z.mean(axis=0), Z.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
     return fill, mean, scale
@@ -142,11 +146,14 @@ class _Trainer:
                             random_state=seed)
 
     def _z(self, X) -> np.ndarray:
-        return np.clip((np.where(np.isnan(X), self.fill, X) - self.mean) / self.scale, -CLIP, CLIP).astype(np.float32)
+        # training: an infinite value counts as missing (at prediction it is clipped to +-CLIP, as in ONNX)
+        return np.clip((np.where(np.isfinite(X), X, self.fill) - self.mean) / self.scale, -CLIP, CLIP).astype(np.float32)
 
     def epoch(self) -> None:
         extra = {"classes": np.arange(self.n_classes)} if self.task == "classification" else {}
-        self.net.partial_fit(self.Z, self.y, sample_weight=self.w, **extra)
+        if self.w is not None:  # partial_fit takes sample_weight from scikit-learn 1.7 on
+            extra["sample_weight"] = self.w
+        self.net.partial_fit(self.Z, self.y, **extra)
 
     def arrays(self) -> tuple[list, list]:
         return [c.copy() for c in self.net.coefs_], [b.copy() for b in self.net.intercepts_]
@@ -197,28 +204,32 @@ def finish_mlp(X_fit, y_fit, X_val, y_val, *, task: str, metric: str, n_classes:
         return None
     deadline = time.monotonic() + seconds
     trainer = _Trainer(X_fit, y_fit, task, n_classes, seed, sample_weight)
-    nets, epochs, fit_s, stopped = [], [], 0.0, False
+    nets, epochs, fit_s, stopped, loss, first_s, learner = [], [], 0.0, False, np.inf, 0.0, None
     for k in range(2):
         t0 = time.monotonic()
         if k:
-            if t0 + fit_s * 1.2 > deadline:  # the first one's time says a second one would not fit
+            if t0 + first_s * 1.2 > deadline:  # the first one's whole time says a second one would not fit
                 break
             trainer.restart(seed + k)
         arrays, best_epoch, ran, stopped = _fit_one(trainer, X_val, y_val, task, n_classes, deadline)
         if arrays is None:
             break
+        candidate = FittedLearner("mlp-npz", trainer.model(nets + [arrays]), task, n_classes,
+                                  list(range(n_classes)) if n_classes else None)
+        try:
+            new_loss = val_loss(metric, task, n_classes, y_val, candidate.predict_raw(X_val))
+        except ValueError:
+            return None
+        if not new_loss < loss:  # a second network that does not make the average better is left out
+            break
         nets.append(arrays)
         epochs.append(best_epoch)
+        loss, learner = new_loss, candidate
+        first_s = first_s or time.monotonic() - t0
         fit_s += (time.monotonic() - t0) * best_epoch / max(1, ran)  # the epochs a refit will run
         if stopped:
             break
-    if not nets:
-        return None
-    learner = FittedLearner("mlp-npz", trainer.model(nets), task, n_classes,
-                            list(range(n_classes)) if n_classes else None)
-    try:
-        loss = val_loss(metric, task, n_classes, y_val, learner.predict_raw(X_val))
-    except ValueError:
+    if learner is None:
         return None
     config = {"hidden": list(HIDDEN), "epochs": epochs, "seeds": [seed + k for k in range(len(nets))],
               "alpha": 1e-4, "batch_size": 256}
@@ -238,9 +249,12 @@ def refit_mlp(done, X, y, *, task: str, n_classes: int, seconds: float, sample_w
     for k, (seed, epochs) in enumerate(zip(done.config["seeds"], done.config["epochs"])):
         if k:
             trainer.restart(int(seed))
+        last = 0.0
         for _ in range(int(epochs)):
-            if time.monotonic() >= deadline:  # slower than its own time said: keep the networks of the fit rows
+            if time.monotonic() + last >= deadline:  # slower than its own time said: keep the fit rows' networks
                 return None
+            t = time.monotonic()
             trainer.epoch()
+            last = time.monotonic() - t
         nets.append(trainer.arrays())
     return FittedLearner("mlp-npz", trainer.model(nets), task, n_classes, list(range(n_classes)) if n_classes else None)

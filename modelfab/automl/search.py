@@ -95,6 +95,7 @@ class Finishing:
     score: float
     plan: "boost.RefitPlan"
     scores: dict  # validation score of every finished model, by learner name
+    configs: dict  # and its configuration
 
 
 def _score_from_loss(loss: float, metric: str, greater: bool) -> float:
@@ -193,7 +194,7 @@ def _finish(automl, X, y, fit_idx, val_idx, searched: FittedLearner, *, task: st
     finished with early stopping (boost.py), a small network (neural.py) and every average of them, compared
     on the validation rows with the search's best. None when the search's best model stays the best.
 
-    Half of the time fits them on the fit rows; the other half is for the engine to refit the chosen ones on
+    FIT_SHARE of the time fits them on the fit rows; the rest is for the engine to refit the chosen ones on
     every row once the holdout has been scored (boost.RefitPlan)."""
     config = (automl.best_config_per_estimator or {}).get("lgbm")
     left = budget.left_for_search()
@@ -216,8 +217,8 @@ def _finish(automl, X, y, fit_idx, val_idx, searched: FittedLearner, *, task: st
     if "mlp" in learners:
         try:
             done.append(neural.finish_mlp(X_fit, y_fit, X_val, y_val, seconds=0.5 * room(), **kw))
-        except (ValueError, FloatingPointError):  # e.g. a degenerate column: the boosters stand
-            pass
+        except Exception:  # noqa: BLE001 - e.g. a degenerate column or an older scikit-learn: the boosters stand
+            log.warning("the network could not be fitted; the boosters stand", exc_info=True)
     if xgb_best and room() > 2.0:
         name, xcfg = xgb_best
         try:
@@ -242,12 +243,13 @@ def _finish(automl, X, y, fit_idx, val_idx, searched: FittedLearner, *, task: st
         return None
     plan = boost.RefitPlan(members, n_fit=len(fit_idx))
     scores = {d.name: (-d.val_loss if greater else d.val_loss) for d in done}
+    configs = {d.name: _jsonable(d.config) for d in done}
     score = -loss if greater else loss
     if len(members) == 1:
-        return Finishing(learner, members[0].name, _jsonable(members[0].config), score, plan, scores)
+        return Finishing(learner, members[0].name, _jsonable(members[0].config), score, plan, scores, configs)
     weight = 1.0 / len(members)
     config = {"members": [{"learner": d.name, "weight": weight, "config": _jsonable(d.config)} for d in members]}
-    return Finishing(learner, "ensemble", config, score, plan, scores)
+    return Finishing(learner, "ensemble", config, score, plan, scores, configs)
 
 
 FIT_SHARE = 0.6  # of the finishing time: fitting on the fit rows; the rest is for the refit on every row
@@ -423,7 +425,8 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
                 rows = [r for r in leaderboard if r["learner"] == name]
                 if not rows:
                     leaderboard.append({"learner": name, "score": score, "metric": metric, "train_time_s": 0.0,
-                                        "validation": "holdout, early stopping", "config": {}})
+                                        "validation": "holdout, early stopping",
+                                        "config": finished.configs.get(name, {})})
                 elif better(score, rows[0]["score"]):
                     rows[0].update(score=score, validation="holdout, early stopping")
                 if name == learner_name:

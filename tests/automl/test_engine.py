@@ -100,8 +100,10 @@ def test_learner_subset_and_no_ensemble():
     assert [r["learner"] for r in res.leaderboard] == ["lgbm"]
     with pytest.raises(InvalidInput, match="Unknown learner"):
         train_tabular(df, infer_schema(df), target="y", budget=Budget(5), learners=("svm",))
-    with pytest.raises(InvalidInput, match="only fitted beside the tree learners"):
+    with pytest.raises(InvalidInput, match="only fitted beside the tree learners|without lgbm"):
         train_tabular(df, infer_schema(df), target="y", budget=Budget(5), learners=("mlp",))
+    with pytest.raises(InvalidInput, match="without lgbm"):
+        train_tabular(df, infer_schema(df), target="y", budget=Budget(5), learners=("rf", "mlp"))
 
 
 def test_large_table_refits_the_chosen_models_on_every_row_and_the_package_agrees(ws):

@@ -27,7 +27,8 @@ def test_network_learns_saves_and_loads_without_pickle(task, k, metric, tmp_path
     done = neural.finish_mlp(X[fit], y[fit], X[val], y[val], task=task, metric=metric, n_classes=k, seconds=30,
                              seed=0)
     assert done is not None and done.name == "mlp" and done.trees >= 1 and not done.stopped_by_deadline
-    assert len(done.learner.obj.nets) == 2 and done.config["seeds"] == [0, 1]  # two seeds averaged
+    # a second seed is averaged in only when the average validates better
+    assert done.config["seeds"] == list(range(len(done.learner.obj.nets))) and len(done.config["seeds"]) in (1, 2)
     raw = done.learner.predict_raw(X[val])
     if task == "classification":
         assert raw.shape == (len(val), k) and np.allclose(raw.sum(axis=1), 1.0)
@@ -61,7 +62,15 @@ def test_a_network_file_that_does_not_fit_together_is_refused(tmp_path):
     model.save(tmp_path / "model.npz")
     with pytest.raises(IntegrityError, match="shapes"):
         FittedLearner.load(tmp_path, "mlp-npz", "classification", 2, [0, 1])
-    (tmp_path / "model.npz").write_bytes(b"not a zip")
+    for junk in (b"not a zip", b"PK\x03\x04 a broken zip"):
+        (tmp_path / "model.npz").write_bytes(junk)
+        with pytest.raises(IntegrityError, match="not a valid network file"):
+            FittedLearner.load(tmp_path, "mlp-npz", "classification", 2, [0, 1])
+    np.save(tmp_path / "model.npz", np.zeros(3))  # a plain .npy under the name
+    (tmp_path / "model.npz.npy").rename(tmp_path / "model.npz")
+    with pytest.raises(IntegrityError, match="not a valid network file"):
+        FittedLearner.load(tmp_path, "mlp-npz", "classification", 2, [0, 1])
+    np.savez(tmp_path / "model.npz", fill=np.array([object()], dtype=object))  # pickled content is refused
     with pytest.raises(IntegrityError, match="not a valid network file"):
         FittedLearner.load(tmp_path, "mlp-npz", "classification", 2, [0, 1])
 
@@ -99,3 +108,14 @@ def test_refit_plan_refits_every_member_on_all_rows_and_choose_takes_the_best_av
     assert len(refit.members[1].obj.nets) == len(net.learner.obj.nets)
     same, count = plan.run(X, y, task="classification", n_classes=2, seconds=0.0)  # no time: members stay
     assert count == 0 and same.members[0] is trees.learner and same.members[1] is net.learner
+
+
+def test_infinite_values_count_as_missing_in_training():
+    X, y = _data(3000)
+    X[::7, 1] = np.inf
+    X[::11, 2] = -np.inf
+    fit, val = boost.validation_split(y, "classification", None, seed=0)
+    done = neural.finish_mlp(X[fit], y[fit], X[val], y[val], task="classification", metric="roc_auc", n_classes=2,
+                             seconds=30, seed=0)
+    assert done is not None and np.isfinite(done.learner.predict_raw(X)).all()
+    assert neural.refit_mlp(done, X, y, task="classification", n_classes=2, seconds=60, n_fit=len(fit)) is not None
