@@ -214,10 +214,7 @@ def finish_xgb(xgb_class, name: str, config: dict, X_fit, y_fit, X_val, y_val, *
 def blend(members: list[Finished], X_val, y_val, *, task: str, metric: str, n_classes: int):
     """(EnsembleLearner of ``members`` with equal weights, its validation loss), or None when it cannot be
     scored."""
-    from .learners import EnsembleLearner
-
-    learner = EnsembleLearner([d.learner for d in members], [1.0] * len(members), [d.name for d in members],
-                              [d.config for d in members])
+    learner = _average(members, [d.learner for d in members])
     try:
         return learner, val_loss(metric, task, n_classes, y_val, learner.predict_raw(X_val))
     except ValueError:
@@ -228,8 +225,6 @@ def choose(done: list[Finished], X_val, y_val, *, task: str, metric: str, n_clas
     """(members, learner, validation loss) of the best of: each finished model alone, and every equal-weight
     average of two or more of them, all scored on the same validation rows (each model predicts them once)."""
     from itertools import combinations
-
-    from .learners import EnsembleLearner
 
     raw = [d.learner.predict_raw(X_val) for d in done]
     best = min(range(len(done)), key=lambda i: done[i].val_loss)
@@ -245,9 +240,14 @@ def choose(done: list[Finished], X_val, y_val, *, task: str, metric: str, n_clas
     chosen = [done[i] for i in picked]
     if len(chosen) == 1:
         return chosen, chosen[0].learner, loss
-    learner = EnsembleLearner([d.learner for d in chosen], [1.0] * len(chosen), [d.name for d in chosen],
-                              [d.config for d in chosen])
-    return chosen, learner, loss
+    return chosen, _average(chosen, [d.learner for d in chosen]), loss
+
+
+def _average(members: list[Finished], learners: list):
+    """The equal-weight EnsembleLearner of ``learners`` (the fitted models of ``members``, or their refits)."""
+    from .learners import EnsembleLearner
+
+    return EnsembleLearner(learners, [1.0] * len(learners), [d.name for d in members], [d.config for d in members])
 
 
 @dataclass
@@ -261,8 +261,6 @@ class RefitPlan:
             sample_weight: np.ndarray | None = None) -> tuple[object, int]:
         """(learner, members refit): each member is refit on all rows when its own fit time says it fits in
         what is left of ``seconds``; a member that does not fit stays as it was."""
-        from .learners import EnsembleLearner
-
         deadline = time.monotonic() + seconds
         learners, refit = [], 0
         for d in self.members:
@@ -278,8 +276,7 @@ class RefitPlan:
             learners.append(new or d.learner)
         if len(learners) == 1:
             return learners[0], refit
-        return EnsembleLearner(learners, [1.0] * len(learners), [d.name for d in self.members],
-                               [d.config for d in self.members]), refit
+        return _average(self.members, learners), refit
 
 
 def refit_all(done: Finished, X, y, *, task: str, n_classes: int, seconds: float,
