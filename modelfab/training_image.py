@@ -184,12 +184,15 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     from .modalities.image import backbone
 
     if backbone.available():
-        from .modalities.image.padim import canvas_for
+        from .modalities.image.padim import canvas_for, size_norm_for
 
         canvas = canvas_for(files["width"][normal], files["height"][normal])
-        model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas)
+        size_norm = size_norm_for(files["width"][normal], files["height"][normal])
+        model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas,
+                                           size_norm)
         learner = {"name": "padim-efficientnet-lite0", "format": "image-anomaly-npz",
-                   "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels)}}
+                   "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels),
+                              "covariates": model.covariates}}
     else:
         notes.append("The pretrained backbone is not installed (pip install -e \".[image-backbone]\"): the heat maps "
                      "come from handcrafted filter responses (patch k-NN), which is much weaker on aligned parts.")
@@ -264,17 +267,18 @@ def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, 
     return model, len(patches), rows
 
 
-def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas):
-    """Per-position Gaussians over the packaged backbone's features (``modalities/image/padim.py``)."""
+def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas, size_norm):
+    """Per-position Gaussians over the packaged backbone's features (``modalities/image/padim.py``), their means
+    conditioned on each image's size and overall appearance when there are enough images."""
     from .modalities.image.io import read_image, read_mask
     from .modalities.image.padim import BATCH, GaussianAccumulator, PositionGaussian, cell_features, warm_up
 
     channels = PositionGaussian.channels_for()
     warm_up()  # one-time costs (torch import, weights read) are not per-image time
-    acc, t0, n_eval = GaussianAccumulator(), time.monotonic(), len(eval_files)
+    acc, t0, n_eval = GaussianAccumulator(size_norm=size_norm), time.monotonic(), len(eval_files)
     for start in range(0, len(fit_files), BATCH):
         grays = [read_image(paths[r], ws.settings, r).gray for r in fit_files[start:start + BATCH]]
-        acc.add(cell_features(grays, canvas, channels=channels))
+        acc.add(cell_features(grays, canvas, channels=channels), sizes=[(g.shape[1], g.shape[0]) for g in grays])
         per = (time.monotonic() - t0) / acc.n
         left = len(fit_files) - acc.n
         if left and per * (min(left, BATCH) + 1.2 * n_eval) + 5.0 > 0.9 * budget.left_for_search():
@@ -284,6 +288,10 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
     if acc.n < 4:
         raise TrainingError("The budget ran out before the model saw enough images.", hint="Train with a longer --budget.")
     model = PositionGaussian.fit(acc, channels, canvas=canvas)
+    if model.covariates:
+        notes.append(f"Each position's normal appearance is predicted from {model.covariates} covariates of the "
+                     "image as a whole (its crop size and the leading components of its mean features), fitted on "
+                     f"{acc.n} defect-free images: a part is compared with good parts like it.")
     rows = []
     for start in range(0, n_eval, BATCH):
         chunk = eval_files[start:start + BATCH]
