@@ -276,12 +276,15 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
     channels = PositionGaussian.channels_for()
     warm_up()  # one-time costs (torch import, weights read) are not per-image time
     acc, t0, n_eval = GaussianAccumulator(size_norm=size_norm), time.monotonic(), len(eval_files)
+    # the fit itself (a regression and a 152x152 inversion per cell): ~5 s for 32x32 cells on an idle 2-core
+    # machine, several times that under load; reserved twice over
+    fit_s = 2 * 5.0 * (canvas[0] // 8) * (canvas[1] // 8) / 1024 * (len(channels) / 152) ** 3
     for start in range(0, len(fit_files), BATCH):
         grays = [read_image(paths[r], ws.settings, r).gray for r in fit_files[start:start + BATCH]]
         acc.add(cell_features(grays, canvas, channels=channels), sizes=[(g.shape[1], g.shape[0]) for g in grays])
         per = (time.monotonic() - t0) / acc.n
         left = len(fit_files) - acc.n
-        if left and per * (min(left, BATCH) + 1.2 * n_eval) + 5.0 > 0.9 * budget.left_for_search():
+        if left and per * (min(left, BATCH) + 1.2 * n_eval) + 5.0 + fit_s > 0.9 * budget.left_for_search():
             notes.append(f"The budget allowed features of {acc.n} of {len(fit_files)} defect-free training "
                          "images; a longer budget uses all of them.")
             break
