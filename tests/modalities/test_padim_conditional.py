@@ -141,3 +141,20 @@ def test_conditioning_finds_defects_on_parts_that_vary_as_a_whole(tmp_path):
     np.savez(tmp_path / spec["file"], **{**arrays, "coef": arrays["coef"][:-1]})
     with pytest.raises(IntegrityError, match="expected coef"):
         PositionGaussian.load(tmp_path, spec)
+
+
+@needs_backbone
+def test_training_with_enough_good_images_conditions_and_the_package_scores(tmp_path):
+    from modelfab.modalities.image.synth import make_image_dataset
+    from modelfab.workspace import Workspace
+
+    folder = make_image_dataset(tmp_path / "s", n_per_class=40, size=48, masks=True, seed=5, classes=("good", "spot"))
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.import_images(folder, "s")
+        m = ws.train("s", task="anomaly", normal_label="good", budget=60, max_false_alarm=0.2, name="s")
+        # 40 good images: 32 fitted, 32 // 6 - 1 = 4 covariates; one image size, so no size terms
+        assert m.manifest["learner"]["config"]["covariates"] == 4, m.manifest["learner"]
+        assert any("4 covariates" in n for n in m.manifest["training"]["notes"])
+        assert m.metrics["auc"] > 0.8
+        rows = m.predictor.predict_files([folder / "spot" / "spot_0.png", folder / "good" / "good_0.png"])
+        assert (rows["error"] == "").all() and rows["score"].iloc[0] > rows["score"].iloc[1]
