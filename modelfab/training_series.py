@@ -33,11 +33,15 @@ def _features_for(kind: str, n: int) -> tuple[int, int]:
 
 
 def _flop_rate() -> float:
-    """Floating-point operations per second of a small matrix product, as the machine runs now (load included)."""
+    """Floating-point operations per second of a small matrix product, as the machine runs now (load included),
+    on the BLAS threads the ridge head uses (heads.blas_limit)."""
+    from .modalities.series.heads import blas_limit
+
     a = np.random.default_rng(0).normal(size=(300, 2000))
-    t0 = time.perf_counter()
-    a @ a.T
-    return 3.6e8 / max(time.perf_counter() - t0, 1e-4)
+    with blas_limit():
+        t0 = time.perf_counter()
+        a @ a.T
+        return 3.6e8 / max(time.perf_counter() - t0, 1e-4)
 
 
 def _ridge_flops(n: int, f: int) -> float:
@@ -45,6 +49,25 @@ def _ridge_flops(n: int, f: int) -> float:
     # heads.ridge_loo: the Gram (or covariance) product, its eigendecomposition with vectors, and (covariance case)
     # the projection of the series on the eigenvectors
     return 4.0 * small * small * big + 9.0 * small ** 3
+
+
+# Seconds per series x feature of a ridge fit besides its flops: the float64 copy of the features, the
+# standardisation, the centred copy and the projection buffers (measured: ~14 s at 80,000 series x 3,360 features
+# before the eigendecomposition started, on a busy 2-core machine).
+CELL_SECONDS = 5e-8
+
+
+def _head_seconds(n: int, f: int, rate: float) -> float:
+    """Seconds of a ridge head fit (heads.RocketRidge._fit_head) on ``n`` series x ``f`` features."""
+    return _ridge_flops(n, f) / rate + CELL_SECONDS * n * f
+
+
+def measured_rate(n: int, f: int, head_s: float) -> float | None:
+    """The matrix rate a ridge head fit of ``n`` x ``f`` features taking ``head_s`` seconds has shown (its
+    per-cell part taken off); None when the fit was too short (< 1 s) to say."""
+    if head_s < 1.0:
+        return None
+    return _ridge_flops(n, f) / max(head_s - CELL_SECONDS * n * f, 0.2 * head_s)
 
 
 # Seconds per series x time step (padded length) x output feature x sqrt(channels) of the transform and the other
@@ -63,12 +86,16 @@ def _static_cost(kind: str, n: int, length: int, channels: int, f: int) -> float
     return _slow_transform_s(kind, n * length, channels, f) + _ridge_flops(n, f) / SLOW_FLOPS
 
 
+PROBE = 32  # series timed by the speed probe at most: one transform chunk (rocket.CHUNK); with 8 series of length
+# 100 the per-call overhead made the estimate 10x the real transform time
+
+
 def _probe_count(kind: str, offsets, channels: int, f: int, seconds: float) -> int:
-    """How many of the first series (up to 8) the speed probe may fit and time (a fit and three transforms) within
+    """How many of the first series (up to :data:`PROBE`) the speed probe may fit and time (a fit and three transforms) within
     ``seconds`` at the pessimistic speed; 0 when not even one: long recordings would make the probe itself cost
     more than the budget. Series are not cut shorter for it: the kernels' dilations grow with the length, and so
     does the cost per step."""
-    lengths = np.diff(offsets[:9])
+    lengths = np.diff(offsets[:PROBE + 1])
     probe = len(lengths)
     while probe and 4.0 * _slow_transform_s(kind, lengths[:probe].sum(), channels, f) > seconds:
         probe -= 1
@@ -76,12 +103,23 @@ def _probe_count(kind: str, offsets, channels: int, f: int, seconds: float) -> i
 
 
 def rocket_features(kind: str, data, offsets, seconds: float, seed: int) -> int:
-    """The largest feature count (<= the published default) whose transform + ridge fit should take ``seconds``.
+    """The largest feature count (<= the published default) whose transform + ridge fit should take ``seconds``
+    (:func:`rocket_plan`)."""
+    return rocket_plan(kind, data, offsets, seconds, seed)[0]
 
+
+def rocket_plan(kind: str, data, offsets, seconds: float, seed: int, rate: float | None = None
+                ) -> tuple[int, float, bool]:
+    """(feature count, estimated seconds of its transform + ridge fit, whether the count clearly fits).
+
+    The count is the largest (<= the published default) whose transform + ridge fit should take ``seconds``.
     First from the data size alone with pessimistic speeds (:data:`SLOW_SECONDS`): when the published default
     clearly fits, it is used as is, so a small data set gets the same model whatever the machine's load. Only
     otherwise is the machine timed as it runs now (the transform on a few series, best of two; a small matrix
-    product; skipped when even that would take a tenth of ``seconds``), and the larger of the two answers is used."""
+    product, or ``rate``, measured on an earlier ridge fit of these series; skipped when even the transform
+    timing would take a tenth of ``seconds``), and the larger of the two answers is used. The count never goes
+    below the floor of the method, so the estimate may be more than ``seconds``: on a large set even the floor
+    may not fit, and the caller may then skip the method."""
     from .modalities.series.rocket import RocketTransform
 
     n = len(offsets) - 1
@@ -91,11 +129,12 @@ def rocket_features(kind: str, data, offsets, seconds: float, seed: int) -> int:
     static = full
     while static > floor and _static_cost(kind, n, length, channels, static) > seconds:
         static = int(static * 0.7)
-    if static >= full:
-        return full
+    if static >= full and _static_cost(kind, n, length, channels, full) <= seconds:
+        return full, _static_cost(kind, n, length, channels, full), True
     probe = _probe_count(kind, offsets, channels, full, 0.1 * seconds)
     if not probe:
-        return max(static, floor)
+        f = max(static, floor)
+        return f, _static_cost(kind, n, length, channels, f), False
     sub_off = offsets[:probe + 1]
     sub = data[:, :sub_off[-1]]
     t = RocketTransform(kind, full, seed).fit(sub, sub_off)
@@ -106,11 +145,12 @@ def rocket_features(kind: str, data, offsets, seconds: float, seed: int) -> int:
         t.transform(sub, sub_off)
         times.append(time.perf_counter() - t0)
     per = min(times) / probe / full  # seconds per series and feature
-    rate = _flop_rate()
+    rate = rate or _flop_rate()
     f = full
-    while f > floor and per * f * n + _ridge_flops(n, f) / rate > seconds:
+    while f > floor and per * f * n + _head_seconds(n, f, rate) > seconds:
         f = int(f * 0.7)
-    return max(f, static, floor)
+    f = max(f, static, floor)
+    return f, per * f * n + _head_seconds(n, f, rate), False
 
 
 def _targets(index, task: str, label_kind: str | None):
@@ -248,14 +288,42 @@ def _fold_repeats(n: int) -> int:
     return 3 if n <= 200 else 2 if n <= 1000 else 1
 
 
-def _fit(kind, task, n_classes, data, offsets, series, y, seed, budget, folds, n_features=None, deadline=None):
+SUMMARY_PROBE = 200  # series whose summary features are timed before LightGBM starts
+
+
+def _summary_seconds(series) -> float:
+    """Estimated seconds of the summary features of ``series`` (pure Python per series: ~0.4 ms for a length of
+    100), from timing them on the first :data:`SUMMARY_PROBE`; 0 when there are no more than those."""
+    from .modalities.series.features import summary_features
+
+    if len(series) <= SUMMARY_PROBE:
+        return 0.0
+    t0 = time.perf_counter()
+    summary_features(series[:SUMMARY_PROBE])
+    return (time.perf_counter() - t0) * len(series) / SUMMARY_PROBE
+
+
+class _WontFit(TimeoutError):
+    """A candidate not started: even its smallest configuration is estimated to take longer than the time left."""
+
+
+def _fit(kind, task, n_classes, data, offsets, series, y, seed, budget, folds, n_features=None, deadline=None,
+         may_take=None, rate=None):
+    """``may_take``: seconds the fit may take (None: fit whatever it costs); a ROCKET fit whose feature count
+    does not clearly fit and whose estimate at that count is longer raises :class:`_WontFit` before starting
+    (the ridge head cannot be stopped once started). ``rate``: the matrix rate measured on an earlier ridge."""
     from .modalities.series.heads import FeatureBoost, RocketRidge
 
     deadline = deadline or (lambda: budget.left_for_search() <= 0)
     if kind == "features":
+        if may_take is not None and _summary_seconds(series) > may_take:
+            raise _WontFit
         model = FeatureBoost(task, n_classes, seed)
     else:
-        n_features = n_features or rocket_features(kind, data, offsets, 0.4 * budget.left_for_search(), seed)
+        if not n_features:
+            n_features, need, clear = rocket_plan(kind, data, offsets, 0.4 * budget.left_for_search(), seed, rate)
+            if may_take is not None and not clear and need > may_take:
+                raise _WontFit
         model = RocketRidge(kind, task, n_classes, n_features, seed)
     if kind == "features":
         rounds = 300 if n_classes <= 2 else max(60, 900 // n_classes)  # multiclass: one tree per class per round
@@ -301,6 +369,7 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
     d_te, o_te, s_te = pack(te)
     folds = _folds(y[tr], task, seed, _fold_repeats(len(tr)))
     fitted, board, notes, spent = [], [], [], {}
+    rate = None  # the matrix rate the first ridge head showed, for the later ones' estimates
     for kind in CANDIDATES:
         left = budget.left_for_search()
         guess = spent.get("minirocket", 0.0) * (3.5 if kind == "multirocket" else 0.5)  # measured: 1.5-4x
@@ -309,11 +378,17 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
             continue
         t0 = time.monotonic()
         try:
-            model = _fit(kind, task, n_classes, d_tr, o_tr, s_tr, y[tr], seed, budget, folds)
+            model = _fit(kind, task, n_classes, d_tr, o_tr, s_tr, y[tr], seed, budget, folds,
+                         may_take=left if fitted else None, rate=rate)
+        except _WontFit:
+            board.append({"learner": _label(kind), "status": "skipped: not enough budget left", "score": None})
+            continue
         except TimeoutError:
             board.append({"learner": _label(kind), "status": "stopped: budget", "score": None})
             continue
         spent[kind] = time.monotonic() - t0
+        if rate is None and getattr(model, "fit_seconds", None):
+            rate = measured_rate(len(tr), model.transform.n_outputs, model.fit_seconds[1])
         fitted.append(model)
         board.append({"learner": _label(kind), "status": "ok", "metric": "out-of-fold " + _metric_name(task),
                       "score": round(_score(task, y[tr], model.oof), 6), "loss": round(_loss(task, y[tr], model.oof), 6),
@@ -337,8 +412,7 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
     # ROCKET heads keep their transform and add the held-out series' features (heads.RocketRidge.refit_with): the
     # held-out part's transform + a ridge fit; LightGBM is trained again (its time also paid for its k-fold fits)
     cheap = all(_kind(m) == "features" or m.fit_features is not None for m, _ in chosen)
-    need = sum(spent[_kind(m)] * (len(te) / max(len(tr), 1) + 0.5 if _kind(m) != "features" and cheap else
-                                  ratio ** 1.3 if _kind(m) != "features" else ratio / (len(folds) + 1)) * 1.3
+    need = sum(_refit_seconds(m, spent[_kind(m)], len(tr), len(y), cheap, ratio / (len(folds) + 1)) * 1.3
                for m, _ in chosen)
     refit = need < budget.left_for_search() + 0.5 * budget._reserved  # a refit running over is stopped (below)
     for m in fitted:
@@ -366,6 +440,22 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
                      f"on {len(tr)} series and tested on the {len(te)} held out.")
     return _package(ws, ds, final, metrics, board, notes, budget, seed, name, task, labels, y[te], raw,
                     (d_te, o_te, s_te), np.asarray(index["id"][keep])[te], refit, len(y))
+
+
+def _refit_seconds(m, spent: float, n_tr: int, n_all: int, cheap: bool, boost_share: float) -> float:
+    """Estimated seconds to refit ``m`` (which took ``spent`` on ``n_tr`` series) on all ``n_all`` series.
+
+    ROCKET heads: the transform part scales with the series transformed (only the held-out ones when ``cheap``:
+    heads.RocketRidge.refit_with), the head with its ridge cost on more rows (_head_seconds), both from the
+    measured split of the fit (RocketRidge.fit_seconds). LightGBM: ``boost_share`` of its time (its time also
+    paid for the k-fold fits)."""
+    if _kind(m) == "features":
+        return spent * boost_share
+    f = m.transform.n_outputs
+    trans_s, head_s = m.fit_seconds or (0.5 * spent, 0.5 * spent)
+    grow = _head_seconds(n_all, f, SLOW_FLOPS) / max(_head_seconds(n_tr, f, SLOW_FLOPS), 1e-9)
+    more = (n_all - n_tr) / max(n_tr, 1) if cheap else n_all / max(n_tr, 1)
+    return trans_s * more + head_s * grow
 
 
 def _blend(fitted, weights):

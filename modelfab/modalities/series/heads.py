@@ -11,6 +11,9 @@ Each has ``fit(series...)``, ``predict_raw(data, offsets, series) -> proba (n, K
 from __future__ import annotations
 
 import copy
+import os
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,25 @@ def fit_temperature(decisions: np.ndarray, y: np.ndarray) -> float:
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def blas_threads() -> int:
+    """BLAS threads for the ridge head: one core is left free. On a 2-core machine with one other busy process,
+    the eigendecomposition on both cores ran 2-4x slower than on one (40 s instead of 11 s at 4,000 x 3,360
+    features), which no estimate made beforehand can foresee; on one core it takes the same time, busy or not."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+@contextmanager
+def blas_limit():
+    """The ridge head's BLAS thread count (:func:`blas_threads`) for the code inside."""
+    try:
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with threadpool_limits(limits=blas_threads(), user_api="blas"):
+        yield
 
 
 def ridge_loo(Z: np.ndarray, Y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -112,6 +134,7 @@ class RocketRidge:
         self.alpha = None
         self.oof: np.ndarray | None = None  # leave-one-out proba / predictions on the training series
         self.fit_features: np.ndarray | None = None
+        self.fit_seconds: tuple[float, float] | None = None  # (transform, head) of the last fit, for refit estimates
 
     @property
     def name(self) -> str:
@@ -121,10 +144,13 @@ class RocketRidge:
         return (F - self.mean) / self.scale
 
     def fit(self, data, offsets, series, y: np.ndarray, deadline=None) -> "RocketRidge":
+        t0 = time.perf_counter()
         self.transform.fit(data, offsets)
         F = self.transform.transform(data, offsets, deadline=deadline)
+        t1 = time.perf_counter()
         self.fit_features = F if F.size <= KEEP_CELLS else None  # for refit_with: more rows, same transform
         self._fit_head(F.astype(np.float64), y)
+        self.fit_seconds = (t1 - t0, time.perf_counter() - t1)
         return self
 
     def refit_with(self, data, offsets, y_all: np.ndarray, deadline=None) -> "RocketRidge":
@@ -134,6 +160,8 @@ class RocketRidge:
         if self.fit_features is None:
             raise ValueError("the training features were not kept")
         F = np.vstack([self.fit_features, self.transform.transform(data, offsets, deadline=deadline)])
+        if deadline is not None and deadline():
+            raise TimeoutError  # the head (one eigendecomposition) cannot be stopped once started
         m = copy.copy(self)
         m.fit_features = None
         m._fit_head(F.astype(np.float64), y_all)
@@ -151,7 +179,8 @@ class RocketRidge:
                 Y = Y[:, 1:]  # one column, as RidgeClassifierCV does for two classes
         else:
             Y = np.asarray(y, dtype=np.float64)[:, None]
-        coef, intercept, loo, alpha = ridge_loo(Z, Y, ALPHAS)
+        with blas_limit():
+            coef, intercept, loo, alpha = ridge_loo(Z, Y, ALPHAS)
         if self.task == "classification":
             d = loo[:, 0] if loo.shape[1] == 1 else loo
             temperature = fit_temperature(d, y)
@@ -186,6 +215,22 @@ class RocketRidge:
             raise ValueError("head and transform sizes differ")
         m.temperature, m.alpha = float(spec["temperature"]), spec.get("alpha")
         return m
+
+
+SUMMARY_CHUNK = 2000  # series per summary-feature call when a deadline is checked between calls (~1 s)
+
+
+def summary_features_until(series, deadline=None) -> np.ndarray:
+    """:func:`summary_features` of every series; with ``deadline`` (True = out of time) done in chunks and
+    ``TimeoutError`` raised between chunks once it says so (100,000 short series take ~40 s, in Python)."""
+    if deadline is None or len(series) <= SUMMARY_CHUNK:
+        return summary_features(series)
+    parts = []
+    for i in range(0, len(series), SUMMARY_CHUNK):
+        if deadline():
+            raise TimeoutError
+        parts.append(summary_features(series[i:i + SUMMARY_CHUNK]))
+    return np.vstack(parts)
 
 
 class FeatureBoost:
@@ -223,7 +268,7 @@ class FeatureBoost:
         """``folds`` may hold several k-fold splits one after the other (repeated k-fold): each series' out-of-fold
         predictions are averaged. ``deadline()`` True stops with TimeoutError; ``enough()`` True skips the folds
         left once every series has an out-of-fold prediction."""
-        X = summary_features(series)
+        X = summary_features_until(series, deadline)
         if folds:
             oof = np.zeros((len(y), self.n_classes)) if self.task == "classification" else np.zeros(len(y))
             seen = np.zeros(len(y))
