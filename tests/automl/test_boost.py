@@ -147,7 +147,7 @@ def test_finish_share_is_large_for_short_searches_only():
     assert boost.finish_share(0) == 0.0
 
 
-def test_a_large_table_search_finishes_its_boosters_inside_the_budget(tmp_path):
+def test_a_large_table_search_finishes_its_boosters_inside_the_budget(tmp_path, caplog):
     """The whole path of run_search on >= 1M cells: FLAML on 90% of the rows, then the finished LightGBM and
     XGBoost (and their average) against the search's best on the validation rows; the winner saves and loads."""
     from modelfab.automl.budget import Budget
@@ -156,12 +156,13 @@ def test_a_large_table_search_finishes_its_boosters_inside_the_budget(tmp_path):
 
     X, y = _data(26_000)
     X = np.hstack([X, np.random.default_rng(1).normal(size=(len(X), 32))])  # 40 columns: 1.04M cells
-    budget = Budget(20)
+    caplog.set_level("INFO", logger="modelfab")
+    budget = Budget(30)  # 20 s left the network no time when the search ran beside other tests on 2 cores
     result = run_search(X, y, task="classification", metric="roc_auc", budget=budget, n_classes=2, seed=0,
                         learners=("lgbm", "xgboost", "mlp"))
-    assert budget.elapsed() <= 20 * 1.1 + 5
+    assert budget.elapsed() <= 30 * 1.1 + 5
     names = {r["learner"] for r in result.leaderboard}
-    assert {"lgbm", "xgboost", "mlp"} <= names
+    assert {"lgbm", "xgboost", "mlp"} <= names, (budget.elapsed(), caplog.text[-3000:])
     assert result.learner_name in ("lgbm", "xgboost", "mlp", "ensemble")
     assert result.refit is not None or result.learner_name not in ("ensemble", "mlp")
     if result.learner_name == "ensemble":  # an average of the finished models won on the validation rows
