@@ -35,6 +35,31 @@ def pd_spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def painted_out_by_type(model, files, y, kinds) -> dict:
+    """The product's painted-out-defect check (modelfab/evaluation/defect_shortcut.py) per defect type: each
+    type's tiles with their defects painted out against held-out free tiles painted out with the type's masks."""
+    from modelfab.evaluation.defect_shortcut import painted_out_check
+    from modelfab.modalities.image.io import read_image, read_mask
+    from modelfab.settings import Settings
+
+    settings, pred = Settings(), model.predictor
+    good = [f for f, v in zip(files, y) if v == 0]
+    out = {}
+    for k in sorted(set(kinds[y == 1])):
+        tiles = [f for f, kk in zip(files, kinds) if kk == k]
+
+        def load_defective(i, tiles=tiles):
+            gray = read_image(DATA / tiles[i], settings, tiles[i]).gray
+            return gray, read_mask((DATA / tiles[i]).with_suffix(".png"), settings, gray.shape, tiles[i])
+
+        def load_good(i):
+            return read_image(DATA / good[i], settings, good[i]).gray
+
+        out[k] = painted_out_check(lambda g: pred.anomaly.score_image(g)[0], load_defective, len(tiles), load_good,
+                                   len(good), seed=0, seconds=600)
+    return out
+
+
 def main() -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -80,6 +105,8 @@ def main() -> None:
             if (y[sel] == 0).sum() >= 5:
                 res["size_matched_auroc"][k] = {"auroc": float(roc_auc_score(y[sel], s[sel])),
                                                 "n_free": int((y[sel] == 0).sum())}
+        res["painted_out_auroc"] = m.get("painted_out_auroc")
+        res["painted_out_by_type"] = painted_out_by_type(model, files, y, kinds)
         res["score_vs_area_spearman_free"] = float(pd_spearman(area[y == 0], s[y == 0]))
         res["n_eval_normal"], res["n_eval_defective"] = int((y == 0).sum()), int((y == 1).sum())
     OUT.mkdir(exist_ok=True)

@@ -220,6 +220,13 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
                      "The threshold was set on held-out defect-free images for the chosen false-alarm rate.")
     else:
         notes += _anomaly_shortcuts(files, normal, abnormal)
+        painted = _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, budget)
+        if painted is not None:
+            metrics["painted_out_auroc"] = painted["auroc"]
+            metrics["painted_out_images"] = [painted["n_defective"], painted["n_good"]]
+            from .evaluation.defect_shortcut import note
+
+            notes += [n for n in [note(painted)] if n]
     if len(s_norm) < 1 / max_false_alarm:
         notes.append(f"Only {len(s_norm)} held-out defect-free images set the threshold: a false-alarm rate of "
                      f"{max_false_alarm:.1%} cannot be checked precisely with so few.")
@@ -309,6 +316,26 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
             idx = np.random.default_rng(seed + start + i).choice(hm.size, size=min(hm.size, 5000), replace=False)
             rows.append((score, hm.ravel()[idx], m.ravel()[idx]))
     return model, acc.n, rows
+
+
+def _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, budget) -> dict | None:
+    """The painted-out-defect shortcut check (``evaluation/defect_shortcut.py``) on the held-out images, within
+    most of what is left of the budget (it re-scores at most 80 images)."""
+    from .evaluation.defect_shortcut import painted_out_check
+    from .modalities.image.io import read_image, read_mask
+
+    with_mask = [r for r in abnormal_files if masks.get(r) is not None]
+
+    def load_defective(i):
+        r = with_mask[i]
+        gray = read_image(paths[r], ws.settings, r).gray
+        return gray, read_mask(masks[r], ws.settings, gray.shape, r)
+
+    def load_good(i):
+        return read_image(paths[hold_normal[i]], ws.settings, hold_normal[i]).gray
+
+    return painted_out_check(lambda g: model.score_image(g)[0], load_defective, len(with_mask), load_good,
+                             len(hold_normal), seed=seed, seconds=max(0.0, 0.8 * budget.left_for_search()))
 
 
 def _anomaly_shortcuts(files: pd.DataFrame, normal: np.ndarray, abnormal: np.ndarray) -> list[str]:

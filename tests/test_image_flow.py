@@ -79,6 +79,45 @@ def test_anomaly_heatmap_points_at_the_defect(img_ws, surfaces):
         img_ws.train("surf", task="anomaly", normal_label="ok", budget=5)
 
 
+def _spots(root, *, shifted: bool, n_good=40, n_bad=12, size=64):
+    """Good surfaces and ones with a small dark spot (and its mask); ``shifted``: the spotted ones are also
+    blurred and brightened all over, as if another camera took them."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(1)
+    for cls, n in (("good", n_good), ("spot", n_bad)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            img = make_surface(size, seed=(cls == "spot") * 500 + i)[0].astype(float)
+            mask = np.zeros(img.shape, bool)
+            if cls == "spot":
+                cy, cx = rng.integers(8, 24, 2)
+                yy, xx = np.mgrid[:size, :size]
+                mask = (yy - cy) ** 2 + (xx - cx) ** 2 < 9
+                img[mask] -= 90
+                if shifted:
+                    img = ndi.gaussian_filter(img, 1.5) * 0.85 + 25
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / cls / f"{cls}_{i}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / cls / f"{cls}_{i}_mask.png")
+    return root
+
+
+def test_anomaly_says_when_defective_images_differ_beyond_their_masks(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    found = {}
+    for shifted in (False, True):
+        name = f"spots{int(shifted)}"
+        ws.import_images(_spots(tmp_path / name, shifted=shifted), name)
+        m = ws.train(name, task="anomaly", normal_label="good", budget=15, max_false_alarm=0.1, name=name)
+        notes = [n for n in m.manifest["training"]["notes"] if "painted out" in n]
+        found[shifted] = (m.metrics["painted_out_auroc"], notes, m.metrics["painted_out_images"])
+    auc, notes, counts = found[False]
+    assert auc < 0.85 and not notes and counts == [12, 8]     # the detector finds the spots by the spots
+    auc, notes, counts = found[True]
+    assert auc > 0.9 and len(notes) == 1 and f"AUROC {auc:.2f}" in notes[0]
+    ws.close()
+
+
 def test_cli_import_train_predict_and_rest_upload(tmp_path, surfaces):
     ws = tmp_path / "ws"
     w = ["--workspace", str(ws)]
