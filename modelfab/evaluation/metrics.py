@@ -341,7 +341,8 @@ def anomaly_metrics(y_true, scores, threshold: float, *, max_fpr: float = 0.1) -
 
     ``pauc`` is the DCASE standardised partial AUC (area / max_fpr);
     ``pauc_mcclish`` is sklearn's McClish-corrected ``roc_auc_score(max_fpr=)``.
-    Confusion matrix rows are truth, columns prediction, order (normal, anomaly).
+    An item is flagged when its score is above ``threshold`` (``score > threshold``, as the model packages,
+    the server and the web app flag it). Confusion matrix rows are truth, columns prediction, order (normal, anomaly).
     """
     y, s = _anomaly_inputs(y_true, scores)
     if not isinstance(threshold, numbers.Real) or not math.isfinite(float(threshold)):
@@ -349,7 +350,7 @@ def anomaly_metrics(y_true, scores, threshold: float, *, max_fpr: float = 0.1) -
     if not 0.0 < float(max_fpr) <= 1.0:
         raise InvalidInput(f"max_fpr must be in (0, 1]; got {max_fpr!r}.")
     threshold = float(threshold)
-    flag = (s >= threshold).astype(np.int64)
+    flag = (s > threshold).astype(np.int64)
     cm = _confusion(y, flag, 2)
     tn, fp, fn, tp = (int(v) for v in cm.ravel())
     n_normal, n_anomaly = tn + fp, fn + tp

@@ -250,12 +250,13 @@ def test_anomaly_metrics_hand_computed():
     a, p = m["pauc"] * 0.1, 0.1
     assert m["pauc_mcclish"] == pytest.approx(0.5 * (1 + (a - p * p / 2) / (p - p * p / 2)))
     assert m["pauc"] != pytest.approx(m["pauc_mcclish"])
-    # operating point at 5.0: normals 5..9 flagged (5/10), anomalies 9.5 and 8.5 flagged (2/3)
+    # operating point at 5.0 (flagged when score > threshold, as the packages flag): normals 6..9 flagged (4/10),
+    # the normal at exactly 5.0 not; anomalies 9.5 and 8.5 flagged (2/3)
     assert (m["n"], m["n_normal"], m["n_anomaly"]) == (13, 10, 3)
-    assert m["confusion_matrix"] == [[5, 5], [1, 2]]
-    assert m["false_alarm_rate"] == 0.5
+    assert m["confusion_matrix"] == [[6, 4], [1, 2]]
+    assert m["false_alarm_rate"] == 0.4
     assert m["miss_rate"] == pytest.approx(1 / 3) and m["recall"] == pytest.approx(2 / 3)
-    assert m["precision"] == pytest.approx(2 / 7) and m["f1"] == pytest.approx(0.4)
+    assert m["precision"] == pytest.approx(2 / 6) and m["f1"] == pytest.approx(4 / 9)
     assert m["threshold"] == 5.0
     json.dumps(m, allow_nan=False)
 
