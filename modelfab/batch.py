@@ -41,8 +41,10 @@ def file_rows_result(model, df, out: Path) -> dict:
     """What `modelfab predict` reports for one-row-per-file predictions (recordings, images)."""
     import pandas as pd
 
-    errors = int((df.get("error", pd.Series(dtype=str)).fillna("") != "").sum())
-    result = {"model": model.ref, "output": str(out), "rows": len(df), "files_with_errors": errors}
+    err = df.get("error", pd.Series("", index=df.index, dtype=str)).fillna("").astype(str)
+    bad = df[err != ""]
+    result = {"model": model.ref, "output": str(out), "rows": len(df), "files_with_errors": int(len(bad)),
+              "first_errors": list(err[err != ""][:3])}
     if model.predictor.task == "anomaly":
         result["anomalies"] = int(df.get("is_anomaly", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())
     return result

@@ -134,6 +134,14 @@ def test_cli_import_train_predict_and_rest_upload(tmp_path, surfaces):
     df = pd.read_csv(out)
     assert {"file", "score", "is_anomaly", "threshold", "hotspot_x"} <= set(df.columns)
     assert df.loc[df["file"].str.startswith("spot"), "score"].mean() > df.loc[df["file"] == "good_1.png", "score"].iloc[0]
+    # some files bad: written, counted and named; every file bad: written, and a clear error (rc 2)
+    fake = tmp_path / "fake.png"
+    fake.write_text("not an image")
+    mixed = run_cli("predict", "tiles", str(fake), str(surfaces / "good" / "good_1.png"), "-o", str(out), *w)
+    assert "1 of 2 files could not be predicted" in mixed.stderr and "fake.png" in mixed.stderr
+    none = run_cli("predict", "tiles", str(fake), "-o", str(tmp_path / "none.csv"), *w, check=False)
+    assert none.returncode == 2 and "No file could be predicted by tiles:1" in none.stderr
+    assert "Traceback" not in none.stderr and pd.read_csv(tmp_path / "none.csv")["error"].str.contains("fake.png").all()
     # REST: a real server process, a real multipart upload
     with Workspace.open(ws) as wso:
         _, token = wso.create_token("t", "predict")

@@ -60,6 +60,17 @@ def test_cli_import_ts_is_series_and_idempotent(trained):
     assert again["created"] is False and again["version"] == imp["version"]
 
 
+def test_cli_series_options_make_a_long_table_series_and_are_refused_for_tables(trained, tmp_path):
+    series, labels, _ = make_series(6, 30, seed=3)
+    path = tmp_path / "long.csv"
+    write_long(path, series, labels)
+    imp = cli_json("data", "import", str(path), "--name", "longauto", "--id-column", "machine", "--time-column", "t",
+                   "--label-column", "state", env=trained["env"])  # no --kind: the series options say what it is
+    assert imp["kind"] == "series" and imp["stats"]["series"] == 6
+    bad = run_cli("data", "import", str(path), "--kind", "table", "--id-column", "machine", env=trained["env"], check=False)
+    assert bad.returncode == 2 and "--id-column applies to series; got --kind table" in bad.stderr
+
+
 def test_cli_train_within_budget_and_predict(trained, tmp_path):
     assert trained["elapsed"] <= BUDGET * 1.1 + 5, trained["elapsed"]
     out = tmp_path / "pred.csv"

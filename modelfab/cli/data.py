@@ -62,17 +62,17 @@ def migrate_cmd(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> No
 
 @data_app.command("import")
 def import_cmd(
-    path: Annotated[Path, typer.Argument(help="A table (CSV/TSV, Parquet, Excel) or a folder of recordings (WAV/FLAC/OGG, .mat, .npy, CSV).")],
+    path: Annotated[Path, typer.Argument(help="A table (CSV/TSV, Parquet, Excel), a folder or zip of recordings (WAV/FLAC/OGG, .mat, .npy, CSV) or of images (JPEG/PNG/BMP/TIFF), or series (.ts, long or wide CSV/Parquet with --kind series).")],
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="Dataset name (default: the file or folder name).")] = None,
-    labels: Annotated[str, typer.Option("--labels", help="Recordings: folder | none | FILE.csv (file,label) | regex:PATTERN (first group = label).")] = "folder",
+    labels: Annotated[str, typer.Option("--labels", help="Recordings and images: folder | none | FILE.csv (file,label) | regex:PATTERN (first group = label); series: FILE.csv (id,label).")] = "folder",
     channel: Annotated[Optional[str], typer.Option("--channel", help="Recordings: channel index, or 'mean' (default: first channel).")] = None,
     sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", help="Recordings: resample audio to this rate; the rate of .npy/CSV files.")] = None,
     variable: Annotated[Optional[str], typer.Option("--variable", help="Recordings: regex picking the .mat variable, e.g. DE_time.")] = None,
     window: Annotated[Optional[float], typer.Option("--window", help="Recordings: window length in seconds (default 1; 0.25 with --features vibration).")] = None,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Recordings: hop between windows in seconds (default window/2).")] = None,
     features: Annotated[Optional[str], typer.Option("--features", help="Recordings: feature sets or a preset: sound (default), vibration (gain/offset-free bearing features, 0.25 s windows), or e.g. logmel,envelope.")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Recordings: import the readable files and list the others.")] = False,
-    kind: Annotated[str, typer.Option("--kind", help="What PATH holds: auto (default: a file is a table, a folder holds recordings), table, recordings.")] = "auto",
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Recordings and images: import the readable files and list the others.")] = False,
+    kind: Annotated[str, typer.Option("--kind", help="What PATH holds: auto (default: a .ts file or --id-column/--time-column/--value-column/--label-column: series; another file: a table; a folder or zip: recordings or images, by their files), table, recordings, images, series.")] = "auto",
     id_column: Annotated[Optional[str], typer.Option("--id-column", help="Series: long format, the column naming the series of each row.")] = None,
     time_column: Annotated[Optional[str], typer.Option("--time-column", help="Series: long format, the column ordering the rows of a series.")] = None,
     value_columns: Annotated[Optional[list[str]], typer.Option("--value-column", help="Series: long format, a value column (repeat for channels; default: all others).")] = None,
@@ -80,13 +80,20 @@ def import_cmd(
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Import a table or a folder of recordings as a new immutable dataset version (identical content: no-op)."""
+    """Import a table, recordings, images or series as a new immutable dataset version (identical content: no-op)."""
     from ..modalities import registry as modality_registry
 
     if kind not in modality_registry.IMPORT_KINDS:
         raise InvalidInput(f"--kind must be one of {', '.join(modality_registry.IMPORT_KINDS)}; got {kind!r}.")
+    series_opts = [o for o, v in (("--id-column", id_column), ("--time-column", time_column),
+                                  ("--value-column", value_columns), ("--label-column", label_column)) if v]
+    if series_opts and kind not in ("auto", "series"):
+        raise InvalidInput(f"{', '.join(series_opts)} {'apply' if len(series_opts) > 1 else 'applies'} to series; "
+                           f"got --kind {kind}.",
+                           hint="Pass --kind series, or leave those options out.")
     ws = open_ws(workspace)
-    kind = modality_registry.detect_kind(path) if kind == "auto" else kind
+    if kind == "auto":
+        kind = "series" if series_opts else modality_registry.detect_kind(path)
     if kind == "recordings":
         res = _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, json_out,
                                  features)

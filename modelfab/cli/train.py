@@ -27,13 +27,13 @@ app.add_typer(models_app, name="models")
 def train_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset NAME or NAME:VERSION.")],
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict (tables).")] = None,
-    task: Annotated[str, typer.Option("--task", help="auto | classification | regression (tables) | anomaly (recordings).")] = "auto",
+    task: Annotated[str, typer.Option("--task", help="auto | classification | regression (tables, series) | anomaly (recordings, images).")] = "auto",
     budget: Annotated[str, typer.Option("--budget", "-b", help="Wall-clock budget for the whole command: 60, 90s, 2m.")] = "60",
     metric: Annotated[Optional[str], typer.Option("--metric", help="Search metric, e.g. roc_auc, accuracy, log_loss, macro_f1, balanced_accuracy, r2, rmse, mae.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name (default: the dataset's name).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    normal_label: Annotated[str, typer.Option("--normal-label", help="Anomaly: the label of good recordings.")] = "normal",
-    max_false_alarm: Annotated[float, typer.Option("--max-false-alarm", help="Anomaly: target false-alarm rate on held-out normal recordings.")] = 0.01,
+    normal_label: Annotated[str, typer.Option("--normal-label", help="Anomaly: the label of good recordings or images.")] = "normal",
+    max_false_alarm: Annotated[float, typer.Option("--max-false-alarm", help="Anomaly: target false-alarm rate on held-out normal recordings or images.")] = 0.01,
     learners: Annotated[Optional[str], typer.Option("--learners", help="Comma-separated subset of lgbm,xgboost,xgb_limitdepth,rf,extra_tree,mlp (mlp: a small network fitted beside the boosters on large tables).")] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble", help="Try an ensemble of the best learners.")] = True,
     executor: ExecutorOpt = "local",
@@ -226,7 +226,7 @@ def report_cmd(
 @app.command("predict")
 def predict_cmd(
     model: Annotated[str, typer.Argument(help="NAME (latest), NAME:VERSION or NAME@ALIAS.")],
-    paths: Annotated[list[Path], typer.Argument(help="Input file(s): CSV/Parquet/Excel for table models.")],
+    paths: Annotated[list[Path], typer.Argument(help="Input file(s): CSV/Parquet/Excel for table and text models; files or folders of recordings or images; .ts or CSV/Parquet series files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
@@ -266,4 +266,11 @@ def predict_cmd(
     if json_out:
         emit_json(result)
         return
+    bad = int(result.get("files_with_errors") or 0)
+    if bad:
+        err_console.print(f"[yellow]{bad:,} of {result['rows']:,} files could not be predicted[/] (see the error "
+                          "column), e.g.: " + "; ".join(result.get("first_errors", [])), highlight=False)
+    if bad and bad == result["rows"]:
+        raise InvalidInput(f"No file could be predicted by {m.ref}; the errors are in {result['output']}.",
+                           hint="Check that the files are the kind of data the model was trained on.")
     console.print(f"Wrote {result['rows']:,} predictions of {m.ref} to {result['output']}")
