@@ -67,21 +67,23 @@ def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, sett
         return {"file": rel, "error": reason + (f" {exc.hint}" if exc.hint else "")}
 
 
-def _labels(root: Path, images: list[str], source: str) -> dict[str, str | None]:
+def _labels(root: Path, images: list[str], source: str) -> tuple[dict[str, str | None], list[str]]:
+    """Each image's label, and the entries of a labels CSV that name no image."""
     from .modalities.image.io import label_from_folder
 
     if source == "folder":
-        return {f: label_from_folder(f) for f in images}
+        return {f: label_from_folder(f) for f in images}, []
     if source == "none":
-        return {f: None for f in images}
+        return {f: None for f in images}, []
     csv_path = Path(source)
     if not csv_path.is_file():
         raise InvalidInput(f"--labels must be folder, none or a CSV file (file,label); got {source!r}.")
-    from .modalities.signal.io import labels_for_files, read_labels_csv
+    from .modalities.signal.io import labels_for_files, read_labels_csv, unmatched_labels
 
     paths = [root / f for f in images]
-    by_path = labels_for_files(paths, root, read_labels_csv(csv_path))
-    return {f: by_path[p] for f, p in zip(images, paths)}
+    table = read_labels_csv(csv_path)
+    by_path = labels_for_files(paths, root, table)
+    return {f: by_path[p] for f, p in zip(images, paths)}, unmatched_labels(paths, root, table)
 
 
 def _run(fn, jobs: list[tuple], settings, progress, total: int, offset: int = 0) -> list:
@@ -133,7 +135,7 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     images, masks = split_images_and_masks(files)
     if not images:
         raise InvalidInput(f"No images in {source_name}: expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}.")
-    labels = _labels(root, images, opts.labels)
+    labels, unmatched = _labels(root, images, opts.labels)
     jobs = [(root / f, f, root / masks[f] if f in masks else None, masks.get(f)) for f in images]
     total = 2 * len(jobs)  # progress: checking every image, then featurising the new ones
     results = _run(_examine, jobs, ws.settings, progress, total)
@@ -195,7 +197,8 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
                        "max_width": int(table["width"].max()), "min_height": int(table["height"].min()),
                        "max_height": int(table["height"].max()),
                        "most_common": [f"{w}x{h}" for (w, h), _ in sizes.most_common(3)]},
-             "colour_images": int((table["channels"] == 3).sum()), "skipped": skipped}
+             "colour_images": int((table["channels"] == 3).sum()), "skipped": skipped,
+             "labels_unmatched": unmatched[:50], "labels_unmatched_count": len(unmatched)}
     row = ws.meta.add_dataset(
         name=name, kind="image", content_sha=content, data_sha=data_sha, source_name=source_name,
         n_rows=len(table), n_cols=len(names), schema=schema, stats=stats, options=opts.to_dict(),

@@ -166,6 +166,11 @@ def _recordings_summary(ds, verb: str = "") -> None:
                       + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
     for s in st.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}", markup=True, highlight=False)
+    if st.get("labels_unmatched_count"):
+        names = st["labels_unmatched"][:5]
+        more = st["labels_unmatched_count"] - len(names)
+        console.print(f"[yellow]note[/] {st['labels_unmatched_count']} rows of the labels file name no image in the "
+                      f"folder: {', '.join(names)}" + (f" (and {more} more)" if more > 0 else ""), highlight=False)
 
 
 def _import_images(ws, path, name, labels, skip_bad, quiet):
@@ -195,6 +200,11 @@ def _images_summary(ds, verb: str = "") -> None:
                       "size and were rescaled to the real size")
     for s in st.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}", markup=True, highlight=False)
+    if st.get("labels_unmatched_count"):
+        names = st["labels_unmatched"][:5]
+        more = st["labels_unmatched_count"] - len(names)
+        console.print(f"[yellow]note[/] {st['labels_unmatched_count']} rows of the labels file name no image in the "
+                      f"folder: {', '.join(names)}" + (f" (and {more} more)" if more > 0 else ""), highlight=False)
 
 
 class _null:

@@ -62,6 +62,12 @@ def test_csv_labels_and_none(ws, surfaces, tmp_path):
                                             for p in sorted(surfaces.rglob("*_[0-9].png"))))
     ds = ws.import_images(surfaces, "csvlab", labels=str(csv)).dataset
     assert ds.stats["labels"] == {"ok": 4, "ng": 8}
+    assert ds.stats["labels_unmatched_count"] == 0
+    with csv.open("a") as f:  # rows naming images that are not there are counted and named
+        f.write("good/gone.png,ok\nnowhere.png,ng\n")
+    ds = ws.import_images(surfaces, "csvlab2", labels=str(csv)).dataset
+    assert ds.stats["labels"] == {"ok": 4, "ng": 8}
+    assert ds.stats["labels_unmatched_count"] == 2 and ds.stats["labels_unmatched"] == ["good/gone.png", "nowhere.png"]
     ds2 = ws.import_images(surfaces / "spot", "nolab", labels="none").dataset
     assert ds2.stats["labels"] == {} and ds2.stats["unlabelled"] == 4
     with pytest.raises(InvalidInput, match="CSV"):

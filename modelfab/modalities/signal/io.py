@@ -406,6 +406,12 @@ def read_labels_csv(path) -> dict[str, str]:
     return out
 
 
+def unmatched_labels(files: list[Path], root: Path, labels: dict[str, str]) -> list[str]:
+    """The entries of a labels CSV that name no file (neither by relative path nor by bare name)."""
+    known = {_rel(Path(f), Path(root)).as_posix() for f in files} | {Path(f).name for f in files}
+    return sorted(k for k in labels if k not in known)
+
+
 def labels_for_files(files: list[Path], root: Path, labels: dict[str, str]) -> dict[Path, str | None]:
     """Match CSV labels to files by relative path first, then by bare name (must be unambiguous)."""
     by_name: dict[str, list[Path]] = {}
