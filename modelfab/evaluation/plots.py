@@ -56,9 +56,29 @@ def _figure(w: float, h: float):
 
 
 def _png(fig) -> bytes:
+    import warnings
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    missing = [w for w in caught if "missing from font" in str(w.message)]
+    for w in caught:
+        if w not in missing:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if missing:
+        _missing_glyphs_once()
     return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def _missing_glyphs_once() -> None:
+    """One line instead of matplotlib's warning per character and per plot."""
+    import warnings
+
+    warnings.warn("Some characters of the labels (e.g. Chinese) have no glyph in the installed fonts and show as "
+                  "boxes in the plots; install a CJK font (e.g. apt-get install fonts-wqy-microhei or fonts-noto-cjk).",
+                  UserWarning, stacklevel=3)
 
 
 def _short(text, n: int = 24) -> str:

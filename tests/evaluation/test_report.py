@@ -281,3 +281,19 @@ def test_chinese_labels_render_with_an_installed_cjk_font():
         warnings.simplefilter("error")  # a missing glyph is a UserWarning from matplotlib
         png = P.confusion_matrix_png([[3, 1], [0, 4]], ["正常", "刮伤"])
     assert png[:8] == PNG_MAGIC
+
+
+def test_missing_glyphs_give_one_warning_not_one_per_character(recwarn):
+    import warnings
+
+    from modelfab.evaluation import plots
+
+    plots._missing_glyphs_once.cache_clear()
+    warnings.simplefilter("always")
+    for _ in range(2):  # characters no installed font has (emoji), in two plots
+        fig = plots._figure(2, 1)
+        fig.add_subplot().set_title("\U0001F9EA\U0001F9EB\U0001F9EC")
+        assert plots._png(fig)[:4] == b"\x89PNG"
+    texts = [str(w.message) for w in recwarn.list]
+    assert not [t for t in texts if "missing from font" in t], texts
+    assert sum("have no glyph in the installed fonts" in t for t in texts) == 1, texts
