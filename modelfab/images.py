@@ -142,7 +142,7 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     skipped = [{"file": r["file"], "reason": r["error"]} for r in results if "error" in r]
     good = [r for r in results if "error" not in r]
     if skipped and not skip_bad:
-        shown = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:5])
+        shown = "; ".join(f"{s['file']}: {s['reason'].rstrip('.')}" for s in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
         raise InvalidInput(f"{len(skipped)} of {len(images)} images cannot be used: {shown}{more}.",
                            hint="Fix or remove them, or pass --skip-bad to import the rest.")

@@ -151,8 +151,16 @@ def test_hostile_files_refused_per_file_with_reason(ws, tmp_path):
     bomb = io.BytesIO()
     Image.new("1", (20000, 20000)).save(bomb, "PNG")
     assert len(bomb.getvalue()) < 100_000
-    with pytest.raises(TooLarge, match="decompression bomb"):
+    with pytest.raises(TooLarge, match="decompression bomb") as big:
         decode_image(bomb.getvalue(), "bomb.png", s, ".png")
+    # over the limit, and over twice the limit (where Pillow's own check fires first): the same limit is named
+    half = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(half, "PNG")
+    with pytest.raises(TooLarge) as over:
+        decode_image(half.getvalue(), "big.png", s, ".png")
+    limit = f"over the limit of {s.max_image_pixels:,}"
+    assert limit in big.value.message and "400,000,000 pixels" in big.value.message
+    assert limit in over.value.message and "64,000,000 pixels" in over.value.message
     # in a folder: refused with the reason, or skipped with --skip-bad
     root = tmp_path / "mixed" / "good"
     root.mkdir(parents=True)
@@ -164,6 +172,7 @@ def test_hostile_files_refused_per_file_with_reason(ws, tmp_path):
     with pytest.raises(InvalidInput) as err:
         ws.import_images(root.parent, "mixed")
     assert "3 of 6 images cannot be used" in err.value.message and "--skip-bad" in err.value.hint
+    assert ".." not in err.value.message and ".;" not in err.value.message
     ds = ws.import_images(root.parent, "mixed", skip_bad=True).dataset
     assert ds.n_rows == 3 and sorted(x["file"] for x in ds.stats["skipped"]) == ["good/bomb.png", "good/cut.jpg", "good/liar.png"]
     assert all(x["reason"] for x in ds.stats["skipped"])

@@ -17,6 +17,7 @@ files are never imported as images.
 from __future__ import annotations
 
 import io
+import re
 import os
 import shutil
 import tempfile
@@ -120,10 +121,11 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
                 gray, rgb, mode = _to_arrays(im, keep_colour)
     except InvalidInput:
         raise
-    except Image.DecompressionBombError as exc:
-        raise TooLarge(f"{source}: refused as a decompression bomb ({exc}).") from None
-    except Image.DecompressionBombWarning as exc:
-        raise TooLarge(f"{source}: refused as a possible decompression bomb ({exc}).") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own check, at open
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "its declared size"
+        raise TooLarge(f"{source}: {size} is over the limit of {limit:,} (a decompression bomb or a very large image).",
+                       hint="Downscale the image, or raise MODELFAB_MAX_IMAGE_PIXELS if it is genuine.") from None
     except UnidentifiedImageError:
         raise InvalidInput(f"{source}: starts like {fmt} but Pillow cannot read it (corrupt file).") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
