@@ -39,15 +39,21 @@ def _check_port(host: str, port: int) -> None:
                            hint="Another program holds the port: pass --port with a free one.") from None
 
 
+def _check_no_auth(host: str, no_auth: bool) -> None:
+    from ..errors import InvalidInput
+
+    if no_auth and not _is_loopback(host):
+        raise InvalidInput(f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1); got {host!r}.",
+                           hint="Create a token with `modelfab tokens create NAME` and drop --no-auth.")
+
+
 def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool, workers: int = 1) -> None:
     import uvicorn
 
     from ..errors import InvalidInput
     from ..serving.app import create_app
 
-    if no_auth and not _is_loopback(host):
-        raise InvalidInput(f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1); got {host!r}.",
-                           hint="Create a token with `modelfab tokens create NAME` and drop --no-auth.")
+    _check_no_auth(host, no_auth)
     _check_port(host, port)
     application = create_app(ws, refs, auth=not no_auth)  # loads and verifies every model before listening
     if workers > 1:
@@ -73,19 +79,23 @@ def serve_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Serve models over REST: POST /v1/models/{name}/predict, /healthz, /docs."""
+    _check_no_auth(host, no_auth)  # before the banner: a refused start prints no "Serving ..."
     ws = open_ws(workspace)
     if models:
-        names = [ws.model(r).name for r in models]
+        first = [ws.model(r) for r in models]
         what = ", ".join(models)
     else:
         rows = ws.meta.models_in_stage("production")
-        names = [r["name"] for r in rows]
+        first = [ws.model(f"{r['name']}:{r['version']}") for r in rows[:1]]
         what = "production models (" + (", ".join(f"{r['name']}:{r['version']}" for r in rows) or "none") + "); promotions switch over live"
     console.print(f"Serving {what} on http://{host}:{port}  (docs: http://{host}:{port}/docs)", markup=False)
     if not no_auth:
         console.print("Requests need 'Authorization: Bearer <token>' (create one: modelfab tokens create NAME).")
-    if names:
-        console.print(f"Predict: POST http://{host}:{port}/v1/models/{names[0]}/predict   Ctrl-C stops.")
+    if first:
+        m = first[0]
+        route = "predict-file" if m.manifest.get("modality") in ("image", "signal") else "predict"
+        how = "  (multipart field 'file')" if route == "predict-file" else ""
+        console.print(f"Predict: POST http://{host}:{port}/v1/models/{m.name}/{route}{how}   Ctrl-C stops.")
     run_server(ws, models or None, host, port, no_auth, workers=workers)
 
 

@@ -211,10 +211,15 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
         records = await _read_records(request, settings)
         from starlette.concurrency import run_in_threadpool
 
-        if len(records) == 1 and getattr(m.predictor, "fast_single", False):
-            preds = m.predictor.predict_records(records)  # sub-millisecond: cheaper than a thread hop
-        else:
-            preds = await run_in_threadpool(m.predictor.predict_records, records)
+        try:
+            if len(records) == 1 and getattr(m.predictor, "fast_single", False):
+                preds = m.predictor.predict_records(records)  # sub-millisecond: cheaper than a thread hop
+            else:
+                preds = await run_in_threadpool(m.predictor.predict_records, records)
+        except InvalidInput as exc:  # file-only models name the route with a {name} placeholder: fill it in
+            if "{name}" not in exc.message:
+                raise
+            raise InvalidInput(exc.message.replace("{name}", m.name), hint=exc.hint) from None
         # The answer is built by the predictor in the documented shape (PredictResponse, checked by the
         # schema fuzz test): serialised directly instead of re-validated field by field (a 100-record
         # batch spent more time there than in the trees).

@@ -124,6 +124,7 @@ def test_no_auth_only_on_loopback(trained):
 
     proc = run_cli("serve", "factory", "--host", "0.0.0.0", "--no-auth", "--workspace", str(ws.root), check=False)
     assert proc.returncode == 2 and "loopback" in proc.stderr
+    assert "Serving" not in proc.stdout  # refused before the banner
 
 
 def test_port_in_use_is_a_clear_error(trained):

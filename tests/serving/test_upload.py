@@ -85,4 +85,4 @@ def test_hostile_uploads_get_4xx(served, name, payload, status, pattern):
 def test_json_records_to_a_signal_model_explains_what_to_do(served):
     base, auth = served
     r = httpx.post(base + "/v1/models/pump/predict", json={"records": [{"a": 1}]}, headers=auth)
-    assert r.status_code == 422 and "predict-file" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "/v1/models/pump/predict-file" in r.json()["error"]["message"]
