@@ -104,3 +104,9 @@ def test_help_everywhere():
     for cmd in ([], ["data"], ["data", "import"], ["train"], ["models"], ["predict"], ["serve"], ["tokens"], ["report"]):
         proc = run_cli(*cmd, "--help")
         assert "Usage" in proc.stdout
+
+
+def test_numbers_in_cli_tables_have_no_negative_zero():
+    from modelfab.cli.common import fmt_num
+
+    assert fmt_num(-0.00001) == "0.0000" and fmt_num(-0.5) == "-0.5000" and fmt_num(None) == "-" and fmt_num(3) == "3"

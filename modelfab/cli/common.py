@@ -56,7 +56,8 @@ def fmt_num(v: Any, digits: int = 4) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.{digits}f}"
+        text = f"{v:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0000"
     return str(v)
 
 

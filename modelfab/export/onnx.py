@@ -72,7 +72,7 @@ def export_onnx(folder: Path, out: Path, *, check_data: pd.DataFrame | None = No
         exporter = modality_registry.onnx_exporter(manifest.get("modality"))
         if exporter is not None:
             return exporter(folder, out, manifest, model_name=model_name, model_version=model_version)
-        raise UnsupportedFormat(f"Only tabular models export to ONNX; this one is a {manifest.get('modality')!r} model.")
+        raise UnsupportedFormat(f"Only tabular models export to ONNX; this one is for {manifest.get('modality')!r} data.")
     if manifest.get("task") not in ("classification", "regression"):
         raise UnsupportedFormat(f"Only classification and regression models export to ONNX; this one is "
                                 f"{manifest.get('task')!r}.")

@@ -209,7 +209,8 @@ def _numeric(df: pd.DataFrame, cols: list[str], name: str) -> np.ndarray:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise InvalidInput(f"{name}: column {c!r} holds a non-number ({str(df[c].iloc[i])[:30]!r} in data row {i + 1}); "
-                               "expected numeric values.", hint="Pass --label-column/--id-column for non-value columns.")
+                               "expected numeric values.", hint="At import, name the non-value columns with --id-column/--time-column/--label-column; to predict, "
+                                    "give the series in the layout and columns the model was trained on.")
         out[:, j] = v.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
 
