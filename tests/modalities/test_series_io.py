@@ -146,3 +146,19 @@ def test_hostile_tables(tmp_path):
         read_series(tmp_path / "text.csv", S, id_column="machine")
     with pytest.raises(UnsupportedFormat):
         read_series(tmp_path / "x.wav", S)
+
+
+def test_long_format_says_when_series_skip_time_steps(tmp_path):
+    from modelfab.modalities.series.io import read_long
+    from modelfab.settings import Settings
+
+    rows = [{"id": f"s{i}", "t": t, "v": float(t)} for i in range(3) for t in range(10) if not (i == 1 and t == 7)]
+    pd.DataFrame(rows).to_csv(tmp_path / "gap.csv", index=False)
+    notes = read_long(tmp_path / "gap.csv", Settings(), id_column="id", time_column="t").notes
+    assert len(notes) == 1 and "1 series skip time steps" in notes[0] and "'s1' before '8'" in notes[0]
+    dates = [{"id": "a", "t": f"2026-01-01 00:0{m}", "v": 1.0} for m in (0, 1, 2, 5, 6)]
+    pd.DataFrame(dates).to_csv(tmp_path / "dates.csv", index=False)
+    assert "skip time steps" in read_long(tmp_path / "dates.csv", Settings(), id_column="id", time_column="t").notes[0]
+    regular = [{"id": f"s{i}", "t": 2 * t, "v": 1.0} for i in range(2) for t in range(6)]  # a step of 2 is no gap
+    pd.DataFrame(regular).to_csv(tmp_path / "even.csv", index=False)
+    assert read_long(tmp_path / "even.csv", Settings(), id_column="id", time_column="t").notes == []

@@ -215,6 +215,26 @@ def _numeric(df: pd.DataFrame, cols: list[str], name: str) -> np.ndarray:
     return out
 
 
+def _time_gap_notes(df: pd.DataFrame, id_column: str, time_column: str) -> list[str]:
+    """A note when some series skip time steps (a step over 1.5x the usual one): the rows are used in order,
+    as if equally spaced, so the user should know."""
+    t = df["_t"]
+    t = t.astype("int64") if np.issubdtype(t.dtype, np.datetime64) else t.astype(float)
+    step = t.groupby(df[id_column].to_numpy()).diff()
+    usual = float(step.median()) if step.notna().any() else 0.0
+    if not usual > 0:
+        return []
+    gap = step > 1.5 * usual
+    if not gap.any():
+        return []
+    first = df[gap.to_numpy()].iloc[0]
+    n_series = int(df.loc[gap.to_numpy(), id_column].nunique())
+    n_gaps = int(gap.sum())
+    return [f"{n_series:,} series skip time steps ({n_gaps:,} {'gap' if n_gaps == 1 else 'gaps'} longer than the usual "
+            f"step in {time_column!r}, e.g. series {str(first[id_column])!r} before {str(first[time_column])!r}); their "
+            "rows are used in time order as if equally spaced."]
+
+
 def read_long(path: str | Path, settings: Settings, *, id_column: str, time_column: str | None = None,
               value_columns: list[str] | None = None, label_column: str | None = None,
               ignore: tuple[str, ...] = ()) -> SeriesSet:
@@ -267,6 +287,8 @@ def read_long(path: str | Path, settings: Settings, *, id_column: str, time_colu
                                    "expected one label per series.")
             labels.append(_plain(labs[0]) if len(labs) else None)
     notes = [f"{filled_total:,} missing values inside series were filled by linear interpolation."] if filled_total else []
+    if time_column is not None:
+        notes += _time_gap_notes(df, id_column, time_column)
     sset = SeriesSet(series, [str(s) for s in order], labels, [str(c) for c in values], "long", notes)
     return check_limits(sset, name, settings)
 
