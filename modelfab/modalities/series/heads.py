@@ -73,6 +73,15 @@ def blas_limit():
         yield
 
 
+def _null_to_zero(s: np.ndarray) -> np.ndarray:
+    """Eigenvalues that are zero up to rounding set to exactly 0 (and negatives clipped). The centred Gram matrix
+    always has the constant vector in its null space; an eigensolver returns ~1e-13 there, and with a small penalty
+    that rounding alone moved the leave-one-out residuals by 1e-5 (numpy 2.4's LAPACK)."""
+    s = np.clip(s, 0.0, None)
+    s[s <= s.max(initial=0.0) * len(s) * 16 * np.finfo(float).eps] = 0.0
+    return s
+
+
 def ridge_loo(Z: np.ndarray, Y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Ridge regression with an unpenalised intercept and its exact leave-one-out predictions, the penalty chosen
     from ``alphas`` by the mean squared leave-one-out error over all columns of ``Y`` (first best wins), as
@@ -90,7 +99,7 @@ def ridge_loo(Z: np.ndarray, Y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndar
         # with eigenvalue 0; subtracting its share of G_ii needs no guess of which eigenvector it is, which is
         # ambiguous when several series have the same features).
         s, U = np.linalg.eigh(Xc @ Xc.T)
-        s = np.clip(s, 0.0, None)
+        s = _null_to_zero(s)
         UtY = U.T @ Yc
         U2 = U * U
         best = None
@@ -104,7 +113,7 @@ def ridge_loo(Z: np.ndarray, Y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndar
         coef = Xc.T @ (U @ (UtY / (s + alpha)[:, None]))
     else:
         s, V = np.linalg.eigh(Xc.T @ Xc)
-        s = np.clip(s, 0.0, None)
+        s = _null_to_zero(s)
         P = Xc @ V
         PtY = P.T @ Yc
         P2 = P * P
