@@ -183,13 +183,20 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     y_true = np.r_[np.zeros(len(hold_normal)), np.ones(len(abnormal_files))].astype(int)
     from .modalities.image import backbone
 
+    def say(message: str) -> None:  # the CLI's progress line: what the fit is doing now
+        if progress is not None:
+            from .automl.search import Progress
+
+            progress(Progress(elapsed_s=budget.elapsed(), left_s=budget.left(), trials=0, best_score=None,
+                              best_learner=None, metric="", message=message))
+
     if backbone.available():
         from .modalities.image.padim import canvas_for, size_norm_for
 
         canvas = canvas_for(files["width"][normal], files["height"][normal])
         size_norm = size_norm_for(files["width"][normal], files["height"][normal])
         model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas,
-                                           size_norm)
+                                           size_norm, say)
         learner = {"name": "padim-efficientnet-lite0", "format": "image-anomaly-npz",
                    "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels),
                               "covariates": model.covariates}}
@@ -220,6 +227,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
                      "The threshold was set on held-out defect-free images for the chosen false-alarm rate.")
     else:
         notes += _anomaly_shortcuts(files, normal, abnormal)
+        say("shortcut check (defects painted out)")
         painted = _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, budget)
         if painted is not None:
             metrics["painted_out_auroc"] = painted["auroc"]
@@ -274,7 +282,7 @@ def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, 
     return model, len(patches), rows
 
 
-def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas, size_norm):
+def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas, size_norm, say=lambda _m: None):
     """Per-position Gaussians over the packaged backbone's features (``modalities/image/padim.py``), their means
     conditioned on each image's size and overall appearance when there are enough images."""
     from .modalities.image.io import read_image, read_mask
@@ -289,6 +297,7 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
     for start in range(0, len(fit_files), BATCH):
         grays = [read_image(paths[r], ws.settings, r).gray for r in fit_files[start:start + BATCH]]
         acc.add(cell_features(grays, canvas, channels=channels), sizes=[(g.shape[1], g.shape[0]) for g in grays])
+        say(f"learning good images {acc.n}/{len(fit_files)}")
         per = (time.monotonic() - t0) / acc.n
         left = len(fit_files) - acc.n
         if left and per * (min(left, BATCH) + 1.2 * n_eval) + 5.0 + fit_s > 0.9 * budget.left_for_search():
@@ -297,6 +306,7 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
             break
     if acc.n < 4:
         raise TrainingError("The budget ran out before the model saw enough images.", hint="Train with a longer --budget.")
+    say(f"fitting one Gaussian per position on {acc.n} good images")
     model = PositionGaussian.fit(acc, channels, canvas=canvas)
     if model.covariates:
         notes.append(f"Each position's normal appearance is predicted from {model.covariates} covariates of the "
@@ -304,6 +314,7 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
                      f"{acc.n} defect-free images: a part is compared with good parts like it.")
     rows = []
     for start in range(0, n_eval, BATCH):
+        say(f"scoring held-out images {start}/{n_eval}")
         chunk = eval_files[start:start + BATCH]
         ims = [read_image(paths[r], ws.settings, r).gray for r in chunk]
         for i, (r, gray, smap) in enumerate(zip(chunk, ims, model.score_maps(ims))):

@@ -108,8 +108,12 @@ def test_anomaly_says_when_defective_images_differ_beyond_their_masks(tmp_path):
     for shifted in (False, True):
         name = f"spots{int(shifted)}"
         ws.import_images(_spots(tmp_path / name, shifted=shifted), name)
-        m = ws.train(name, task="anomaly", normal_label="good", budget=15, max_false_alarm=0.1, name=name)
+        seen = []
+        m = ws.train(name, task="anomaly", normal_label="good", budget=15, max_false_alarm=0.1, name=name,
+                     progress=lambda p: seen.append(p.message))
         notes = [n for n in m.manifest["training"]["notes"] if "painted out" in n]
+        steps = ("learning good images", "fitting one Gaussian", "scoring held-out images", "shortcut check")
+        assert all(any(msg.startswith(step) for msg in seen) for step in steps), seen  # what the progress line says
         found[shifted] = (m.metrics["painted_out_auroc"], notes, m.metrics["painted_out_images"])
     auc, notes, counts = found[False]
     assert auc < 0.85 and not notes and counts == [12, 8]     # the detector finds the spots by the spots

@@ -60,13 +60,14 @@ def train_cmd(
 
         def on_progress(p) -> None:
             best = f"{p.metric} {p.best_score:.4f}" + (f" ({p.best_learner})" if p.best_learner else "") if p.best_score is not None else "-"
-            progress.update(bar, completed=min(seconds, p.elapsed_s), left=p.left_s, trials=p.trials, best=best)
+            progress.update(bar, completed=min(seconds, p.elapsed_s), left=p.left_s, trials=p.trials, best=best,
+                            description=(p.message or "training")[:48])
 
         model = ws.train(dataset, target=target, task=task, budget=seconds, metric=metric, name=name, seed=seed,
                          normal_label=normal_label, max_false_alarm=max_false_alarm,
                          learners=tuple(x.strip() for x in learners.split(",") if x.strip()) if learners else None,
                          ensemble=ensemble, progress=on_progress, budget_clock=clock, executor=runner)
-        progress.update(bar, completed=seconds, left=clock.left())
+        progress.update(bar, completed=seconds, left=clock.left(), description="trained")
     elapsed = clock.elapsed()
     report = ws.root / "reports" / f"{model.name}-v{model.version}" / "report.html"
     if json_out:
