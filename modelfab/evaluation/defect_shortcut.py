@@ -46,15 +46,6 @@ def paint_out(gray: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> n
     return np.clip(out, 0.0, 1.0)
 
 
-def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    if mask.shape == tuple(shape):
-        return mask
-    im = Image.fromarray(mask.astype(np.uint8) * 255)
-    return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 0
-
-
 def painted_out_check(score: Callable[[np.ndarray], float],
                       load_defective: Callable[[int], tuple[np.ndarray, np.ndarray]], n_defective: int,
                       load_good: Callable[[int], np.ndarray], n_good: int, *, seed: int, seconds: float) -> dict | None:
@@ -63,6 +54,8 @@ def painted_out_check(score: Callable[[np.ndarray], float],
     within ``seconds`` (one image loaded at a time). Returns {"auroc", "n_defective", "n_good"} (AUROC of the
     first against the second), or None with fewer than MIN_IMAGES of either."""
     from sklearn.metrics import roc_auc_score
+
+    from ..modalities.image.io import resize_mask
 
     if n_defective < MIN_IMAGES or n_good < MIN_IMAGES:
         return None

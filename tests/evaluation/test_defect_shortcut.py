@@ -3,7 +3,8 @@ depend on the image outside its defect."""
 
 import numpy as np
 
-from modelfab.evaluation.defect_shortcut import WARN_AUROC, grow_px, note, paint_out, painted_out_check, resize_mask
+from modelfab.evaluation.defect_shortcut import WARN_AUROC, grow_px, note, paint_out, painted_out_check
+from modelfab.modalities.image.io import resize_mask
 
 
 def _surface(seed, size=64, level=0.5):

@@ -168,11 +168,17 @@ def read_image(path: Path, settings, source: str | None = None) -> ImageData:
 def read_mask(path: Path, settings, shape: tuple[int, int], source: str) -> np.ndarray:
     """A defect mask as bool (H, W) at the image's ``shape``."""
     m = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=False).gray
-    if m.shape != tuple(shape):
-        from PIL import Image
+    return resize_mask(m > 0, shape)
 
-        m = np.asarray(Image.fromarray((m > 0).astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)) / 255.0
-    return m > 0
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A bool mask at ``shape`` (H, W), nearest neighbour (unchanged when it already has that shape)."""
+    from PIL import Image
+
+    if mask.shape == tuple(shape):
+        return mask
+    im = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 0
 
 
 # ---------------------------------------------------------------- folders
