@@ -5,6 +5,12 @@ k-fold cross-validation to get out-of-fold predictions on the same folds;
 greedy forward selection with replacement (Caruana et al., 2004) picks
 weights. The ensemble is kept only if its out-of-fold score beats the best
 single learner's on the same folds. Every step asks the budget first.
+
+When no ensemble is better but several learners tie for the best score out
+of fold (ROC AUC or accuracy reach 1.0 on small, separable data for almost
+anything), the tied learner with the best out-of-fold log loss is kept
+instead of whichever the search reached first: a perfect ranking from a
+7-tree model can still say "56 %" for every row.
 """
 
 from __future__ import annotations
@@ -27,6 +33,19 @@ class EnsembleResult:
     oof_single: float
     oof_ensemble: float
     members: list[dict]
+    tie_break: dict | None = None  # set when ``learner`` is one tied single learner, not an average
+
+
+def outcome(ens: EnsembleResult) -> tuple[object, str, dict, dict | None, list[str]]:
+    """(learner, learner name, config, ensemble info, notes) of a build_ensemble result for SearchResult."""
+    if ens.tie_break is not None:
+        tb = ens.tie_break
+        note = (f"Learners tied for the best score out of fold ({', '.join(tb['tied'])}; within one misranked "
+                f"pair or row); kept {tb['learner']}, whose probabilities fit best: log loss {tb['log_loss']:.3f}, "
+                f"against {tb['first_log_loss']:.3f} for the search's first choice, {tb['first']}.")
+        return ens.learner, tb["learner"], tb["config"], None, [note]
+    info = {"oof_loss_single": ens.oof_single, "oof_loss_ensemble": ens.oof_ensemble, "members": ens.members}
+    return ens.learner, "ensemble", {"members": ens.members}, info, []
 
 
 def _loss_fn(task: str, metric: str, n_classes: int):
@@ -61,9 +80,56 @@ def _new(automl, name: str, config: dict, task: str):
     return cls(task=task, n_jobs=1, **config)
 
 
+def _tie_tolerance(y: np.ndarray, metric: str, n_classes: int) -> float:
+    """How far below the best out-of-fold score still counts as a tie: one misranked pair for a binary
+    ROC AUC, one row for the other classification metrics (it vanishes as the data grows)."""
+    if metric == "roc_auc" and n_classes == 2:
+        pos = int(np.sum(y == 1))
+        return 1.0 / max(1, pos * (len(y) - pos)) + 1e-9
+    return 1.0 / max(1, len(y)) + 1e-9
+
+
+def _tie_break(automl, X, y, oof: dict, single: dict, configs: dict, fit_time: dict, *, task: str, metric: str,
+               n_classes: int, budget: Budget, ensemble: tuple[float, np.ndarray] | None) -> EnsembleResult | None:
+    """Of the learners (and the averaged ``ensemble``: its loss and out-of-fold predictions) tied for the best
+    out-of-fold score, the one with the lowest out-of-fold log loss, refit on all rows when it is a single
+    learner other than the search's own choice; None otherwise (the ensemble or the search's choice wins, no
+    tie, or no time to refit)."""
+    first = automl.best_estimator
+    if task != "classification" or metric == "log_loss" or first not in single:
+        return None
+    scores = dict(single)
+    preds = dict(oof)
+    if ensemble is not None:
+        scores[" ensemble"], preds[" ensemble"] = ensemble
+    tol = _tie_tolerance(y, metric, n_classes)
+    top = min(scores.values())
+    tied = [n for n in preds if scores[n] <= top + tol]
+    probs = _loss_fn(task, "log_loss", n_classes)
+    ll = {n: probs(y, preds[n]) for n in set(tied) | {first}}
+    pick = min(tied, key=ll.get)
+    fallback = " ensemble" if ensemble is not None else first
+    if pick in (first, " ensemble") or ll[pick] >= ll[fallback] * (1 - 1e-2):
+        return None
+    tied = sorted(n for n in tied if n != " ensemble") + (["an ensemble"] if " ensemble" in tied else [])
+    if fit_time.get(pick, 0) * 1.3 > budget.left_for_search():
+        return None
+    from .search import _jsonable
+
+    est = _new(automl, pick, dict(configs[pick]), task)
+    est.fit(X, y)
+    learner = from_flaml(pick, est.estimator, task, n_classes)
+    return EnsembleResult(learner=learner, oof_single=float(single[first]), oof_ensemble=float(single[pick]),
+                          members=[{"learner": pick, "weight": 1.0, "oof_loss": float(single[pick])}],
+                          tie_break={"learner": pick, "config": _jsonable(configs[pick]), "tied": tied,
+                                     "first": "an ensemble" if fallback != first else first,
+                                     "log_loss": float(ll[pick]), "first_log_loss": float(ll[fallback])})
+
+
 def build_ensemble(automl, X: np.ndarray, y: np.ndarray, *, task: str, metric: str, n_classes: int,
                    budget: Budget, seed: int = 0, groups: np.ndarray | None = None, top_k: int = 4) -> EnsembleResult | None:
-    """Return an ensemble that beats the best single learner out of fold, or None."""
+    """Return an ensemble that beats the best single learner out of fold, or the best-calibrated of tied
+    single learners (``tie_break``), or None."""
     losses = {k: v for k, v in (automl.best_loss_per_estimator or {}).items() if v is not None and np.isfinite(v)}
     configs = automl.best_config_per_estimator or {}
     names = [n for n in sorted(losses, key=losses.get) if configs.get(n)][:top_k]
@@ -110,8 +176,11 @@ def build_ensemble(automl, X: np.ndarray, y: np.ndarray, *, task: str, metric: s
         current = oof[n_best] if current is None else (current * len(chosen) + oof[n_best]) / (len(chosen) + 1)
         chosen.append(n_best)
     counts = {n: chosen.count(n) for n in dict.fromkeys(chosen)}
-    if len(counts) < 2 or best_loss >= best_single * (1 - 1e-3):
-        return None
+    averaged = len(counts) >= 2 and best_loss < best_single * (1 - 1e-3)
+    tie = _tie_break(automl, X, y, oof, single, configs, fit_time, task=task, metric=metric, n_classes=n_classes,
+                     budget=budget, ensemble=(best_loss, current) if averaged else None)
+    if tie is not None or not averaged:
+        return tie
     # refit the members on all rows, if the budget allows
     members, weights, used = [], [], []
     for name, count in counts.items():

@@ -266,10 +266,14 @@ def flaml_metric_for(task: str, metric: str, n_classes: int):
     return flaml_metric, greater
 
 
-def search_share(X: np.ndarray, ensemble: bool) -> float:
-    """Share of the search time kept back for the ensemble (small data) or the final refit (large data)."""
+def search_share(X: np.ndarray, ensemble: bool, seconds: float) -> float:
+    """Share of the ``seconds`` of search time kept back for the ensemble (small data: 10 %, and at least
+    1.5 s up to a quarter of short budgets, since FLAML uses all the time it is given) or the final refit
+    (large data)."""
     large = X.size >= 1_000_000
-    return 0.2 if large else (0.1 if ensemble and not large else 0.0)
+    if large:
+        return 0.2
+    return max(0.1, min(0.25, 1.5 / max(seconds, 1e-9))) if ensemble else 0.0
 
 
 def threads_for(X: np.ndarray, load: float | None = None) -> int:
@@ -355,7 +359,7 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
     # with early stopping on them and compared with the search's best on the same rows (boost.py).
     finishing = (eval_method == "holdout" and not ensemble and "lgbm" in learners and not max_trials
                  and (groups is None or len(np.unique(groups)) >= 2))
-    share = boost.finish_share(budget.left_for_search()) if finishing else search_share(X, ensemble)
+    share = boost.finish_share(budget.left_for_search()) if finishing else search_share(X, ensemble, budget.left_for_search())
     time_budget = max(1.0, budget.left_for_search() * (1.0 - share))
     if not budget.can_start_search():
         raise TrainingError(
@@ -442,10 +446,10 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             ens = build_ensemble(automl, X, y, task=task, metric=metric, n_classes=n_classes, budget=budget,
                                  seed=seed, groups=groups)
             if ens is not None:
-                learner, learner_name = ens.learner, "ensemble"
-                config = {"members": ens.members}
-                ensemble_info = {"oof_loss_single": ens.oof_single, "oof_loss_ensemble": ens.oof_ensemble,
-                                 "members": ens.members}
+                from .ensemble import outcome
+
+                learner, learner_name, config, ensemble_info, more = outcome(ens)
+                fallback = fallback + more
         watcher.emit("search finished")
         return SearchResult(
             learner=learner, learner_name=learner_name, config=config,

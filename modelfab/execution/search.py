@@ -127,7 +127,7 @@ def run_parallel_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str,
     startup = getattr(executor, "startup_s", None)
     flaml_metric, greater = flaml_metric_for(task, metric, n_classes)
     ensemble = ensemble and X.size < 1_000_000
-    share = search_share(X, ensemble)
+    share = search_share(X, ensemble, budget.left_for_search())
     if not budget.can_start_search():
         raise TrainingError(
             f"The budget ({budget.total:.0f} s) was used up by data preparation"
@@ -213,9 +213,10 @@ def _merge(results, tasks, X, y, *, eval_method, task, metric, greater, n_classe
         ens = build_ensemble(merged, X, y, task=task, metric=metric, n_classes=n_classes, budget=budget, seed=seed,
                              groups=groups)
         if ens is not None:
-            learner, learner_name, config = ens.learner, "ensemble", {"members": ens.members}
-            ensemble_info = {"oof_loss_single": ens.oof_single, "oof_loss_ensemble": ens.oof_ensemble,
-                             "members": ens.members}
+            from ..automl.ensemble import outcome
+
+            learner, learner_name, config, ensemble_info, more = outcome(ens)
+            notes.extend(more)
     result = SearchResult(learner=learner, learner_name=learner_name, config=config, leaderboard=leaderboard,
                           metric=metric, best_score=_score_from_loss(winner["best_loss"], metric, greater),
                           trials=sum(r["trials"] for r in done), ensemble=ensemble_info, notes=notes,
