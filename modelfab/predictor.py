@@ -59,6 +59,7 @@ class TabularPredictor:
         out = pd.DataFrame({"prediction": [labels[c] for c in codes]}, index=df.index)
         for j, lab in enumerate(labels):
             out[_proba_col(lab)] = raw[:, j]
+        out["confidence"] = raw[np.arange(len(codes)), codes]  # the probability of the predicted label
         return out
 
     def predict_records(self, records: list[dict]) -> list[dict]:

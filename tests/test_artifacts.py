@@ -126,7 +126,9 @@ def test_loaded_model_predicts_like_training(trained, factory_csv):
     ws, model = trained
     df = pd.read_csv(factory_csv).head(50)
     pred = model.predict(df)
-    assert list(pred.columns) == ["prediction", "proba_ok", "proba_defect"]
+    assert list(pred.columns) == ["prediction", "proba_ok", "proba_defect", "confidence"]
+    picked = pred[["proba_ok", "proba_defect"]].to_numpy()[range(len(pred)), (pred["prediction"] == "defect").astype(int)]
+    assert np.allclose(pred["confidence"], picked)  # the probability of the label it predicted
     assert set(pred["prediction"]) <= {"ok", "defect"}
     assert np.allclose(pred[["proba_defect", "proba_ok"]].sum(axis=1), 1.0)
     again = ws.model("factory:1").predict(df)  # a fresh load from the registry

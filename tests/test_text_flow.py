@@ -80,6 +80,7 @@ def test_reloaded_model_predicts_identically_and_handles_hostile_text(zh):
     pd.testing.assert_frame_equal(first, again)
     assert first.iloc[1]["prediction"] == "好评"
     assert np.allclose(first.filter(like="proba_").sum(axis=1), 1.0)
+    assert np.allclose(first["confidence"], first.filter(like="proba_").max(axis=1))  # as images and series give it
 
 
 def test_cli_predict_on_a_gb18030_file(zh):
