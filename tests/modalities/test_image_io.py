@@ -136,6 +136,24 @@ def test_formats_modes_and_sizes():
     assert decode_image(buf.getvalue(), "w.png", s, ".png").gray.max() <= 1
 
 
+def test_camera_files_read_as_a_viewer_shows_them():
+    """EXIF orientation is applied, and 10/12/14-bit pixels in a 16-bit file are scaled by their own depth."""
+    s = Settings()
+    g, _ = make_surface(40, seed=6, height=24)  # 24 rows x 40 columns, 8-bit
+    plain = decode_image(_png(g), "g.png", s, ".png").gray
+    turned = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    Image.fromarray(np.rot90(g)).save(turned, "JPEG", quality=98, exif=exif)  # stored sideways, as cameras do
+    upright = decode_image(turned.getvalue(), "g.jpg", s, ".jpg").gray
+    assert upright.shape == g.shape and np.abs(upright - plain).mean() < 0.03
+    for bits in (10, 12, 14, 16):
+        deep = io.BytesIO()
+        Image.fromarray((g.astype(np.uint32) * (2 ** bits - 1) // 255).astype(np.uint16)).save(deep, "PNG")
+        got = decode_image(deep.getvalue(), "g16.png", s, ".png").gray
+        assert np.abs(got - plain).max() < 2 / 255, bits  # the same brightness as the 8-bit file
+
+
 def test_hostile_files_refused_per_file_with_reason(ws, tmp_path):
     s = Settings()
     good = make_surface(32, seed=5)[0]

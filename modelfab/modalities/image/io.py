@@ -118,7 +118,7 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
                                    "(a decompression bomb or a very large image).",
                                    hint="Downscale the image, or raise MODELFAB_MAX_IMAGE_PIXELS if it is genuine.")
                 im.load()
-                gray, rgb, mode = _to_arrays(im, keep_colour)
+                gray, rgb, mode = _to_arrays(_upright(im), keep_colour)
     except InvalidInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own check, at open
@@ -135,12 +135,33 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
     return ImageData(source, gray, rgb, fmt, mode)
 
 
+def _upright(im):
+    """The image as a viewer shows it: the EXIF orientation (cameras, phones) applied to the pixels."""
+    from PIL import ImageOps
+
+    try:
+        turned = im.getexif().get(0x0112, 1) not in (0, 1)
+    except Exception:  # an unreadable EXIF block: take the pixels as stored
+        return im
+    return ImageOps.exif_transpose(im) if turned else im
+
+
+# Bit depths a 16-bit container holds: machine-vision cameras write 10-, 12- or 14-bit pixels into 16-bit
+# PNG/TIFF files. The image is scaled by the smallest depth that holds its brightest pixel, so a 12-bit
+# frame looks like its 8-bit or full-range 16-bit copy instead of 1/16 as bright.
+CONTAINER_BITS = (8, 10, 12, 14, 16)
+
+
+def _scale_top(a: np.ndarray) -> float:
+    peak = float(a.max()) if a.size else 0.0
+    return float(next((2 ** b - 1 for b in CONTAINER_BITS if peak <= 2 ** b - 1), max(peak, 1.0)))
+
+
 def _to_arrays(im, keep_colour: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
-        return np.clip(a / top, 0, 1).astype(np.float32), None, mode
+        return np.clip(a / _scale_top(a), 0, 1).astype(np.float32), None, mode
     if mode == "F":
         a = np.asarray(im, dtype=np.float64)
         lo, hi = np.nanmin(a), np.nanmax(a)
