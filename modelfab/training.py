@@ -23,7 +23,7 @@ from .storage.metadata import utcnow
 def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str, budget: float | str,
           metric: str | None, name: str | None, seed: int, progress=None, budget_clock=None,
           normal_label: str = "normal", max_false_alarm: float = 0.01, learners: tuple[str, ...] | None = None,
-          ensemble: bool = True, executor=None):
+          ensemble: bool = True, executor=None, exclude: tuple[str, ...] = ()):
     seconds = parse_duration(budget)
     clock = budget_clock or Budget(seconds)
     ds = ws.dataset(dataset)
@@ -31,6 +31,11 @@ def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str,
     from .modalities import registry as modality_registry
 
     trainer = modality_registry.trainer(ds.kind)
+    if trainer is not None and exclude:
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"--exclude leaves out columns of a table; {ds.name!r} holds {ds.kind}.",
+                           hint="Leave out --exclude.")
     if trainer is not None:  # recordings, images, series, ...: see modalities/registry.py
         from .execution import require_local
 
@@ -46,18 +51,21 @@ def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str,
 
         with open_executor(executor) as ex:  # Ray starts lazily inside the search: its start-up counts
             model = _train_table(ws, ds, target=target, task=task, clock=clock, metric=metric, name=name, seed=seed,
-                                 progress=progress, learners=learners, ensemble=ensemble, executor=ex)
+                                 progress=progress, learners=learners, ensemble=ensemble, executor=ex,
+                                 exclude=exclude)
     if clock.left() > 0.5:
         model.write_report()
     return model
 
 
-def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, learners, ensemble, executor=None):
+def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, learners, ensemble, executor=None,
+                 exclude: tuple[str, ...] = ()):
     from .automl.engine import train_tabular
 
     df = ws.load_frame(ds)
     result = train_tabular(df, ds.schema, target=target, task=task, budget=clock, metric=metric, seed=seed,
-                           progress=progress, learners=learners, ensemble=ensemble, executor=executor)
+                           progress=progress, learners=learners, ensemble=ensemble, executor=executor,
+                           exclude=exclude)
     kinds = ds.column_kinds()
     with package_folder(ws) as folder:
         # which dataset rows form the holdout (the UI shows a confusion-matrix cell's rows from it)
@@ -66,8 +74,8 @@ def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, l
         manifest = base_manifest(ds, result, clock, seed, learner_spec, modality="tabular")
         manifest["target"] = target
         manifest.update(result.manifest_extra)  # e.g. "text": misclassified holdout examples for the report
-        manifest["input_schema"]["ignored"] = [c["name"] for c in ds.schema["columns"]
-                                               if c["name"] != target and kinds.get(c["name"]) in ("id", "empty")]
+        manifest["input_schema"]["ignored"] = [c["name"] for c in ds.schema["columns"] if c["name"] != target and (
+            kinds.get(c["name"]) in ("id", "empty") or c["name"] in exclude)]
         return finish(ws, folder, manifest, result, name=name, ds=ds)
 
 

@@ -174,8 +174,12 @@ class Workspace:
               budget: float | str = 60, metric: str | None = None, name: str | None = None, seed: int = 0,
               normal_label: str = "normal", max_false_alarm: float = 0.01,
               learners: tuple[str, ...] | None = None, ensemble: bool = True,
-              progress: "ProgressFn | None" = None, budget_clock=None, executor=None) -> "Model":
+              progress: "ProgressFn | None" = None, budget_clock=None, executor=None,
+              exclude: tuple[str, ...] = ()) -> "Model":
         """Train within ``budget`` seconds and register the result as a new model version.
+
+        ``exclude`` (tables): input columns to leave out, e.g. one that copies the target (training notes
+        name such columns).
 
         ``executor`` (tables): ``"local"`` (default), ``"process"``, ``"ray"`` or an executor from
         ``modelfab.execution.get_executor``; see docs/execution.md.
@@ -190,7 +194,8 @@ class Workspace:
 
         return train(self, dataset, target=target, task=task, budget=budget, metric=metric, name=name,
                      seed=seed, progress=progress, budget_clock=budget_clock, normal_label=normal_label,
-                     max_false_alarm=max_false_alarm, learners=learners, ensemble=ensemble, executor=executor)
+                     max_false_alarm=max_false_alarm, learners=learners, ensemble=ensemble, executor=executor,
+                     exclude=tuple(exclude))
 
     def import_recordings(self, folder: str | os.PathLike, name: str | None = None, *, labels: str = "folder",
                           channel: str | int | None = None, sample_rate: int | None = None,

@@ -178,13 +178,33 @@ def class_weights(y: np.ndarray, task: str, metric: str, n_classes: int) -> np.n
     return (len(y) / (n_classes * np.maximum(counts, 1)))[y]
 
 
+def _without(schema: dict, exclude: tuple[str, ...], target: str) -> dict:
+    """``schema`` without the ``exclude`` columns (each must exist and not be the target)."""
+    if not exclude:
+        return schema
+    names = [c["name"] for c in schema["columns"]]
+    for col in exclude:
+        if col == target:
+            raise InvalidInput(f"--exclude {col!r} is the target column; expected input columns to leave out.")
+        if col not in names:
+            import difflib
+
+            close = difflib.get_close_matches(col, names, n=1)
+            raise InvalidInput(f"--exclude {col!r}: no such column.",
+                               hint=(f"Did you mean {close[0]!r}? " if close else "") + "Columns are: "
+                               + ", ".join(repr(n) for n in names[:15]) + ("..." if len(names) > 15 else "") + ".")
+    return dict(schema, columns=[c for c in schema["columns"] if c["name"] not in exclude])
+
+
 def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "auto", budget: Budget,
                   metric: str | None = None, seed: int = 0, groups: np.ndarray | None = None,
                   progress: ProgressFn | None = None, learners: tuple[str, ...] | None = None,
-                  ensemble: bool = True, executor=None) -> TrainResult:
+                  ensemble: bool = True, executor=None, exclude: tuple[str, ...] = ()) -> TrainResult:
+    from ..evaluation.leakage import note_for, target_copies
     from ..evaluation.metrics import classification_metrics, regression_metrics
 
     budget.reserve(reserve_for(budget.total))
+    schema = _without(schema, exclude, target)
     df, y, task, labels, notes = prepare_target(df, schema, target, task)
     n_classes = len(labels) if labels else 0
     metric = metric or default_metric(task, n_classes)
@@ -199,6 +219,10 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     if any(c["kind"] == "text" and c["name"] != target for c in schema["columns"]):
         train_idx = _fit_text_to_budget(df, schema, target, y, train_idx, test_idx, task, budget, seed, notes)
     pre = TabularPreprocessor().fit(df.iloc[train_idx], schema, exclude=(target,))
+    copies = target_copies(df.iloc[train_idx], pre.input_columns, y[train_idx], task=task,
+                           n_classes=len(labels) if labels else 0, target=target, seed=seed)
+    if copies:
+        notes.append(note_for(copies, target))
     y_train, y_test = y[train_idx], y[test_idx]
     text_cols = [c["name"] for c in pre.input_columns if c["kind"] == "text"]
     stage = None
@@ -258,7 +282,7 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     fi = feature_importance(result.learner, pre.feature_names)
     if getattr(result.learner, "format", "") == "text-scores":
         fi = {pre.feature_names[i]: 1.0 / len(result.learner.columns) for i in result.learner.columns}
-    extra = {}
+    extra = {"target_copies": copies} if copies else {}
     if stage is not None:
         from ..modalities.text.report import holdout_examples
 
