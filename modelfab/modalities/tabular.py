@@ -280,6 +280,14 @@ def validate_records(records: list[dict], columns: list[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_records(records: list[dict], columns: list[dict]) -> None:
     """Strict validation of JSON records (serving): errors name the field."""
     if not isinstance(records, list) or not records:
@@ -300,8 +308,12 @@ def check_records(records: list[dict], columns: list[dict]) -> None:
                 continue
             if c["kind"] == "numeric" and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 errors.append(f"record {i}: field {name!r} must be a number or null, got {type(v).__name__} {str(v)[:40]!r}")
-            elif c["kind"] in ("categorical", "text", "datetime") and not isinstance(v, (str, int, float)):
+            elif c["kind"] in ("categorical", "text", "datetime") and (
+                    not isinstance(v, (str, int, float)) or (c["kind"] == "text" and isinstance(v, bool))):
                 errors.append(f"record {i}: field {name!r} must be a string, got {type(v).__name__}")
+            elif isinstance(v, str) and not _is_unicode(v):
+                errors.append(f"record {i}: field {name!r} holds a broken character (a lone UTF-16 surrogate such "
+                              "as \\ud83d, e.g. an emoji cut in half); send valid UTF-8 text")
             elif c["kind"] == "boolean" and not isinstance(v, (bool, int, float, str)):
                 errors.append(f"record {i}: field {name!r} must be a boolean, got {type(v).__name__}")
         if len(errors) >= 20:

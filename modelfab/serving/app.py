@@ -118,6 +118,19 @@ def _error(exc: ModelfabError, request_id: str) -> JSONResponse:
                         headers={"X-Request-ID": request_id})
 
 
+def _request_error(exc, path: str) -> InvalidInput:
+    """FastAPI's validation errors as one InvalidInput: what was expected where, and how to send it."""
+    parts = []
+    for e in exc.errors()[:5]:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    if path.endswith("/predict-file"):
+        hint = "Send multipart/form-data with the file in a field named 'file', e.g. curl -F file=@part.png URL."
+    else:
+        hint = "Send a JSON body as in /docs, e.g. {\"records\": [{...}]}, with Content-Type: application/json."
+    return InvalidInput("The request does not match what this route expects: " + "; ".join(parts) + ".", hint=hint)
+
+
 def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, settings=None,
                reload_interval: float = 2.0) -> FastAPI:
     """An app serving the given models (``NAME`` = latest version, ``NAME:VERSION``), or, with no
@@ -176,6 +189,12 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
     @app.exception_handler(ModelfabError)
     async def on_modelfab_error(request: Request, exc: ModelfabError):
         return _error(exc, getattr(request.state, "request_id", ""))
+
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def on_bad_request(request: Request, exc: RequestValidationError):  # FastAPI's own checks, same shape
+        return _error(_request_error(exc, request.url.path), getattr(request.state, "request_id", ""))
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:

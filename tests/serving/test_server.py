@@ -96,6 +96,8 @@ def test_predict_single_and_batch(server):
     (json.dumps({"records": []}).encode(), {"Content-Type": "application/json"}, 422, "non-empty"),
     (json.dumps({"records": [{**RECORD, "temperature_c": "hot"}]}).encode(), {"Content-Type": "application/json"}, 422, "temperature_c"),
     (json.dumps({"records": [{k: v for k, v in RECORD.items() if k != "line"}]}).encode(), {"Content-Type": "application/json"}, 422, "'line' is missing"),
+    (json.dumps({"records": [{**RECORD, "line": "\ud83d L3"}]}).encode(), {"Content-Type": "application/json"}, 422,
+     "broken character"),  # a lone surrogate (an emoji cut in half) was a 500 from deep inside pandas
     (json.dumps({"records": [RECORD] * 20000}).encode(), {"Content-Type": "application/json"}, 413, "limit"),
     (b"[" + b"1," * (5 * 1024 * 1024) + b"1]", {"Content-Type": "application/json"}, 413, "limit"),
 ])

@@ -82,6 +82,16 @@ def test_hostile_uploads_get_4xx(served, name, payload, status, pattern):
     assert ok.status_code == 200
 
 
+def test_a_misnamed_upload_field_gets_the_error_shape_and_says_how_to_send_it(served):
+    base, auth = served
+    wav = _wav(make_machine_sound("normal", seconds=2, seed=5))
+    for kw in ({"files": {"upload": ("ok.wav", wav)}}, {"content": wav}):
+        r = httpx.post(base + "/v1/models/pump/predict-file", headers=auth, timeout=30, **kw)
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]  # ours, not FastAPI's {"detail": [...]}
+        assert err["code"] == "invalid_input" and "file" in err["message"] and "-F file=@" in err["hint"]
+
+
 def test_json_records_to_a_signal_model_explains_what_to_do(served):
     base, auth = served
     r = httpx.post(base + "/v1/models/pump/predict", json={"records": [{"a": 1}]}, headers=auth)
