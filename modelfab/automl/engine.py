@@ -140,6 +140,11 @@ def prepare_target(df: pd.DataFrame, schema: dict, target: str, task: str) -> tu
         labels = labels[::-1]
     code = {v: i for i, v in enumerate(labels)}
     y = values.map(code).to_numpy(dtype=np.int64)
+    few = counts[counts < 5]
+    if len(few):
+        notes.append(f"Class(es) {', '.join(f'{c!r} ({n})' for c, n in list(few.items())[:5])} have fewer than 5 "
+                     "examples: the 5-fold validation cannot place one in every fold, so scores for them are rough. "
+                     "Add examples of them.")
     ratio = counts.max() / counts.min()
     if ratio >= 5:
         notes.append(f"Classes are imbalanced ({ratio:.0f}:1); splits are stratified and metrics that weigh every class "

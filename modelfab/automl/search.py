@@ -12,6 +12,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -323,6 +324,12 @@ def flaml_settings(X: np.ndarray, *, task: str, flaml_metric, seed: int, learner
     return kwargs
 
 
+def quiet_small_classes() -> None:
+    """Silence scikit-learn's per-split "least populated class" warning (hundreds of copies during a search
+    on a small class); training says it once, in the notes (engine.prepare_target)."""
+    warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
+
+
 def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: Budget, n_classes: int,
                seed: int = 0, groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
                learners: tuple[str, ...] = LEARNERS, progress: ProgressFn | None = None,
@@ -330,6 +337,7 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
     """Search within ``budget``; ``executor`` (modelfab.execution) with several slots runs independent
     searches side by side (see modelfab/execution/search.py); ``max_trials`` caps the trials of each
     search (a reproducible search when the budget is not the limit)."""
+    quiet_small_classes()
     if executor is not None and (executor.name != "local" or executor.slots() > 1):  # Ray starts here, in the budget
         from ..execution.search import run_parallel_search
 

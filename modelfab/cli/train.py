@@ -74,7 +74,8 @@ def train_cmd(
     report = ws.root / "reports" / f"{model.name}-v{model.version}" / "report.html"
     if json_out:
         emit_json(dict(model_dict(model), metrics=model.metrics, budget_s=seconds, elapsed_s=round(elapsed, 3),
-                       report=str(report) if report.exists() else None))
+                       report=str(report) if report.exists() else None,
+                       notes=list(model.manifest.get("training", {}).get("notes", []))))
         return
     console.print(f"Registered [bold]{model.ref}[/] ({model.task}, {model.manifest['learner']['name']}) "
                   f"in {elapsed:.1f}s of a {seconds:.0f}s budget")
@@ -83,6 +84,8 @@ def train_cmd(
         console.print(f"[yellow]note:[/] {note}")
     if report.exists():
         console.print(f"Report: {report}")
+    else:
+        console.print(f"Report: not written, the budget was used up (make it with: modelfab report {model.ref})")
     console.print(f"Serve it: [cyan]modelfab serve {model.name}[/]")
 
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..automl.budget import Budget
 from ..automl.search import (Progress, SearchResult, _jsonable, _LogWatcher, _refit_within_budget,
-                             _score_from_loss, flaml_metric_for, flaml_settings, search_share)
+                             _score_from_loss, flaml_metric_for, flaml_settings, quiet_small_classes,
+                             search_share)
 from ..errors import TrainingError
 
 
@@ -64,6 +65,7 @@ def search_task(shared: dict, task: dict) -> dict:
 
         for name in ("flaml", "flaml.automl", "flaml.tune"):
             logging.getLogger(name).setLevel(logging.ERROR)
+        quiet_small_classes()
         kwargs = dict(shared["kwargs"], estimator_list=list(task["learners"]), seed=task["seed"])
         if "starting_points" in kwargs:
             kwargs["starting_points"] = {k: v for k, v in kwargs["starting_points"].items() if k in task["learners"]}

@@ -128,3 +128,20 @@ def test_large_table_refits_the_chosen_models_on_every_row_and_the_package_agree
     pred = model.predict(df.drop(columns="y").iloc[:2000])
     assert pred["proba_bad"].between(0, 1).all()
     assert ((pred["proba_bad"] > 0.5) == (df["y"].iloc[:2000] == "bad")).mean() > 0.85
+
+
+def test_a_small_class_is_said_once_in_the_notes_not_in_hundreds_of_warnings(tmp_path):
+    from tests.conftest import run_cli
+
+    rng = np.random.default_rng(3)
+    y = np.array(["ok"] * 60 + ["bad"] * 40 + ["rare"] * 3)
+    df = pd.DataFrame({"x": rng.normal(size=len(y)) + (y == "bad") * 2 + (y == "rare") * 4,
+                       "z": rng.normal(size=len(y)), "label": y})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    w = ["-w", str(tmp_path / "ws")]
+    run_cli("init", str(tmp_path / "ws"))
+    run_cli("data", "import", str(tmp_path / "t.csv"), "--name", "t", *w)
+    proc = run_cli("train", "t", "--target", "label", "--budget", "6", "--json", *w)
+    assert "least populated" not in proc.stderr, proc.stderr[-2000:]
+    notes = " ".join(__import__("json").loads(proc.stdout)["notes"])
+    assert "'rare' (3)" in notes and "fewer than 5" in notes
