@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import numpy as np
@@ -48,7 +48,7 @@ def _featurise(path: Path, rel: str, settings) -> dict:
 
 def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, settings) -> dict:
     """Decode and check one image and its mask (runs in a worker process). Errors come back as text."""
-    from .modalities.image.io import read_image, read_mask
+    from .modalities.image.io import examine_mask, mask_by_stem_only, read_image
     from .storage.blobs import sha256_file
 
     try:
@@ -57,7 +57,16 @@ def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, sett
                "channels": 3 if im.rgb is not None else 1, "format": im.format, "mode": im.mode,
                "bytes": path.stat().st_size, "mean_intensity": round(float(im.gray.mean()), 5)}
         if mask is not None:
-            m = read_mask(mask, settings, im.gray.shape, mask_rel)
+            by_stem = mask_by_stem_only(rel, mask_rel)
+            try:
+                m, looks = examine_mask(mask, settings, im.gray.shape, mask_rel)
+            except InvalidInput:
+                if not by_stem:
+                    raise
+                m, looks = None, False
+            if by_stem and not looks:  # a picture of the same name, not a mask: it is imported as an image
+                out["not_a_mask"] = mask_rel
+                return out
             out.update(mask=mask_rel, mask_sha256=sha256_file(mask), defect_fraction=round(float(m.mean()), 6))
         return out
     except InvalidInput as exc:
@@ -139,6 +148,14 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     jobs = [(root / f, f, root / masks[f] if f in masks else None, masks.get(f)) for f in images]
     total = 2 * len(jobs)  # progress: checking every image, then featurising the new ones
     results = _run(_examine, jobs, ws.settings, progress, total)
+    pictures = [r.pop("not_a_mask") for r in results if "not_a_mask" in r]
+    if pictures:  # same-name PNGs that are pictures: images of their own (their label from their folder or the CSV)
+        more_labels, _ = _labels(root, pictures, opts.labels)
+        labels.update(more_labels)
+        unmatched = [u for u in unmatched if u not in set(pictures)]
+        images = images + pictures
+        results += _run(_examine, [(root / f, f, None, None) for f in pictures], ws.settings, None, 0)
+    empty = _empty_folders(root, images) if opts.labels == "folder" else []
     skipped = [{"file": r["file"], "reason": r["error"]} for r in results if "error" in r]
     good = [r for r in results if "error" not in r]
     if skipped and not skip_bad:
@@ -198,13 +215,23 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
                        "max_height": int(table["height"].max()),
                        "most_common": [f"{w}x{h}" for (w, h), _ in sizes.most_common(3)]},
              "colour_images": int((table["channels"] == 3).sum()), "skipped": skipped,
-             "labels_unmatched": unmatched[:50], "labels_unmatched_count": len(unmatched)}
+             "labels_unmatched": unmatched[:50], "labels_unmatched_count": len(unmatched),
+             "pngs_as_images": pictures[:50], "empty_folders": empty[:50]}
     row = ws.meta.add_dataset(
         name=name, kind="image", content_sha=content, data_sha=data_sha, source_name=source_name,
         n_rows=len(table), n_cols=len(names), schema=schema, stats=stats, options=opts.to_dict(),
         created_by=current_user(), refs=refs,
     )
     return ImportResult(DatasetVersion.from_row(row), created=True)
+
+
+def _empty_folders(root: Path, images: list[str]) -> list[str]:
+    """Top-level folders (class folders) that hold no image."""
+    from .modalities.image.io import MASK_FOLDER
+
+    used = {PurePosixPath(f).parts[0] for f in images if len(PurePosixPath(f).parts) > 1}
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                  and d.name not in (MASK_FOLDER, "__MACOSX") and d.name not in used)
 
 
 def require_image_extra() -> None:

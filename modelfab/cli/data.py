@@ -198,6 +198,13 @@ def _images_summary(ds, verb: str = "") -> None:
     if st.get("boxes_rescaled_images"):
         console.print(f"[yellow]note[/] boxes of {st['boxes_rescaled_images']} images were annotated at another image "
                       "size and were rescaled to the real size")
+    if st.get("pngs_as_images"):
+        console.print(f"[yellow]note[/] {len(st['pngs_as_images'])} PNG file(s) beside an image of the same name are "
+                      f"pictures, not black-and-white masks, and were imported as images: "
+                      f"{', '.join(st['pngs_as_images'][:5])}", highlight=False)
+    if st.get("empty_folders"):
+        console.print(f"[yellow]note[/] folder(s) without images, so no class was made for them: "
+                      f"{', '.join(st['empty_folders'][:10])}", highlight=False)
     for s in st.get("skipped", []):
         console.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}", markup=True, highlight=False)
     if st.get("labels_unmatched_count"):

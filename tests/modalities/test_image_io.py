@@ -218,3 +218,23 @@ def test_zip_slip_bomb_and_links_refused(ws, tmp_path):
     (tmp_path / "notzip.zip").write_bytes(b"hello")
     with pytest.raises(InvalidInput, match="not a zip"):
         ws.import_images(tmp_path / "notzip.zip", "nz")
+
+
+def test_same_name_png_is_a_mask_only_when_it_looks_like_one(ws, tmp_path):
+    root = tmp_path / "parts"
+    for d in ("good", "spot", "empty"):
+        (root / d).mkdir(parents=True)
+    g = make_surface(48, seed=7)[0]
+    Image.fromarray(g).save(root / "good" / "a.tif")
+    Image.fromarray(np.roll(g, 5, axis=1)).save(root / "good" / "a.png")   # a PNG copy of another picture
+    Image.fromarray(g).save(root / "spot" / "b.jpg")
+    mask = np.zeros_like(g)
+    mask[10:20, 10:20] = 255
+    Image.fromarray(mask).save(root / "spot" / "b.png")                   # a real mask
+    Image.fromarray(g).save(root / "spot" / "c.jpg")
+    Image.fromarray(np.zeros((48, 12), np.uint8)).save(root / "spot" / "c_mask.png")  # drawn on another picture
+    res = ws.import_images(root, "parts", skip_bad=True)
+    st = res.dataset.stats
+    assert st["pngs_as_images"] == ["good/a.png"] and st["labels"] == {"good": 2, "spot": 1}
+    assert st["masks"] == 1 and st["empty_folders"] == ["empty"]
+    assert [s["file"] for s in st["skipped"]] == ["spot/c.jpg"] and "the mask is 12x48" in st["skipped"][0]["reason"]

@@ -192,6 +192,27 @@ def read_mask(path: Path, settings, shape: tuple[int, int], source: str) -> np.n
     return resize_mask(m > 0, shape)
 
 
+def examine_mask(path: Path, settings, shape: tuple[int, int], source: str) -> tuple[np.ndarray, bool]:
+    """(the mask as bool at ``shape``, whether the file looks like a mask: grey, nearly all pixels at its darkest
+    or brightest level). A mask of another aspect ratio than its image is refused: it was drawn on another picture."""
+    im = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=True)
+    g = im.gray
+    h, w = g.shape
+    if abs(w / h - shape[1] / shape[0]) > 0.02 * (shape[1] / shape[0]) + 1.0 / min(h, shape[0]):
+        raise InvalidInput(f"{source}: the mask is {w}x{h} but its image is {shape[1]}x{shape[0]}; expected the same "
+                           "size (or the same shape at another scale).",
+                           hint="Export the mask at the image's size, or remove it.")
+    lo, hi = float(g.min()), float(g.max())
+    between = float(((g > lo + 0.1) & (g < hi - 0.1)).mean()) if hi - lo > 0.2 else 0.0
+    return resize_mask(g > 0, shape), im.rgb is None and between < 0.02
+
+
+def mask_by_stem_only(image: str, mask: str) -> bool:
+    """Whether ``mask`` was paired with ``image`` only because it has the same name ending in .png (it may be
+    another image: a PNG copy beside a TIFF), not by the _mask suffix or the masks/ folder."""
+    return PurePosixPath(image).suffix.lower() != ".png" and mask == str(PurePosixPath(image).with_suffix(".png"))
+
+
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A bool mask at ``shape`` (H, W), nearest neighbour (unchanged when it already has that shape)."""
     from PIL import Image
