@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -56,6 +56,7 @@ class DatasetVersion:
 class ImportResult:
     dataset: DatasetVersion
     created: bool
+    notes: list[str] = field(default_factory=list)  # what the import chose for you (e.g. the Excel sheet read)
 
 
 def current_user() -> str:
@@ -79,21 +80,31 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def import_table(ws, path: str | os.PathLike, name: str | None = None,
-                 kinds: dict[str, str] | None = None) -> ImportResult:
-    """``kinds``: column -> kind for columns whose inferred kind a person corrected (the UI's preview)."""
+                 kinds: dict[str, str] | None = None, sheet: str | None = None) -> ImportResult:
+    """``kinds``: column -> kind for columns whose inferred kind a person corrected (the UI's preview).
+    ``sheet``: the Excel sheet to read (default: the one holding the most cells)."""
+    import hashlib
+    import json
+
     p = Path(path)
     name = check_name(name or _default_name(p), "dataset")
     src = open_table(p, ws.settings)
+    if sheet is not None and src.format != "excel":
+        raise InvalidInput(f"--sheet is for Excel workbooks; {p.name} is {src.format}.", hint="Leave out --sheet.")
+    src.sheet = sheet
     content_sha = sha256_file(src.path)
+    df = None
+    if src.format == "excel":  # which sheet was read is part of the version
+        df = read_table(src, ws.settings)
+        if len(src.sheets) > 1:
+            content_sha = hashlib.sha256(f"{content_sha}:sheet:{src.sheet}".encode()).hexdigest()
     if kinds:  # corrected kinds make another version of the same file
-        import hashlib
-        import json
-
         content_sha = hashlib.sha256(f"{content_sha}:{json.dumps(sorted(kinds.items()))}".encode()).hexdigest()
     existing = ws.meta.find_dataset(name, content_sha)
     if existing is not None:
-        return ImportResult(DatasetVersion.from_row(existing), created=False)
-    df = read_table(src, ws.settings)
+        return ImportResult(DatasetVersion.from_row(existing), created=False, notes=list(src.notes))
+    if df is None:
+        df = read_table(src, ws.settings)
     schema = infer_schema(df)
     if kinds:
         from .modalities.tabular import KINDS
@@ -105,6 +116,8 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
                                    f"one of {', '.join(KINDS)}.")
             by_name[col]["kind"] = kind
     schema.update(format=src.format, encoding=src.encoding, delimiter=src.delimiter)
+    if src.format == "excel":
+        schema.update(sheet=src.sheet, sheets=src.sheets)
     stats = column_stats(df, schema)
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
         data_path = Path(tmp) / "data.parquet"
@@ -115,7 +128,7 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
         n_rows=len(df), n_cols=len(df.columns), schema=schema, stats=stats, options={},
         created_by=current_user(), refs=[],
     )
-    return ImportResult(DatasetVersion.from_row(row), created=True)
+    return ImportResult(DatasetVersion.from_row(row), created=True, notes=list(src.notes))
 
 
 def _default_name(p: Path) -> str:

@@ -144,10 +144,13 @@ class Workspace:
         return path
 
     # -- datasets ---------------------------------------------------------
-    def import_table(self, path: str | os.PathLike, name: str | None = None) -> "ImportResult":
+    def import_table(self, path: str | os.PathLike, name: str | None = None, *,
+                     sheet: str | None = None) -> "ImportResult":
+        """Import a CSV/TSV, Parquet or Excel table; ``sheet``: the Excel sheet (default: the one with the most
+        cells; ``ImportResult.notes`` says which was read)."""
         from .datasets import import_table
 
-        return import_table(self, path, name)
+        return import_table(self, path, name, sheet=sheet)
 
     def dataset(self, ref: "str | DatasetVersion") -> "DatasetVersion":
         from .datasets import DatasetVersion

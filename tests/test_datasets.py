@@ -80,6 +80,29 @@ def test_parquet_and_excel(ws, tmp_path):
     assert ds2.n_rows == 30 and ds2.column_kinds()["x"] == "numeric"
 
 
+def test_excel_reads_the_sheet_with_the_data_and_says_so(ws, tmp_path):
+    from tests.conftest import cli_json, run_cli
+
+    book = tmp_path / "book.xlsx"
+    data = pd.DataFrame({"x": np.arange(40.0), "y": ["a", "b"] * 20})
+    with pd.ExcelWriter(book) as xw:
+        pd.DataFrame({"About": ["Line 3 export", "2026-12-04"]}).to_excel(xw, sheet_name="Cover", index=False)
+        data.to_excel(xw, sheet_name="Data", index=False)
+    res = ws.import_table(book, name="book")
+    assert res.dataset.n_rows == 40 and res.dataset.schema["sheet"] == "Data"
+    assert "'Data'" in res.notes[0] and "--sheet" in res.notes[0]
+    cover = ws.import_table(book, name="book", sheet="Cover")  # another sheet of the same file: another version
+    assert cover.created and cover.dataset.n_rows == 2 and cover.dataset.version == 2
+    assert not ws.import_table(book, name="book").created
+    with pytest.raises(InvalidInput, match="no sheet 'Dta'.*'Cover', 'Data'"):
+        ws.import_table(book, name="book", sheet="Dta")
+    root = str(ws.root)
+    out = cli_json("data", "import", str(book), "--name", "cli", "-w", root)
+    assert any("'Data'" in n for n in out["notes"])
+    bad = run_cli("data", "import", str(tmp_path), "--sheet", "Data", "-w", root, check=False)
+    assert bad.returncode == 2 and "--sheet" in bad.stderr
+
+
 BAD_CSV = {
     "empty": (b"", InvalidInput, "empty"),
     "whitespace": (b"   \n\n", InvalidInput, "empty"),

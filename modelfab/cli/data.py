@@ -77,6 +77,7 @@ def import_cmd(
     time_column: Annotated[Optional[str], typer.Option("--time-column", help="Series: long format, the column ordering the rows of a series.")] = None,
     value_columns: Annotated[Optional[list[str]], typer.Option("--value-column", help="Series: long format, a value column (repeat for channels; default: all others).")] = None,
     label_column: Annotated[Optional[str], typer.Option("--label-column", help="Series: the label of each series (or --labels FILE.csv with id,label).")] = None,
+    sheet: Annotated[Optional[str], typer.Option("--sheet", help="Excel: the sheet to read (default: the one with the most cells).")] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -94,6 +95,9 @@ def import_cmd(
     ws = open_ws(workspace)
     if kind == "auto":
         kind = "series" if series_opts else modality_registry.detect_kind(path)
+    if sheet is not None and kind != "table":
+        raise InvalidInput(f"--sheet picks the sheet of an Excel table; {path.name} is imported as {kind}.",
+                           hint="Leave out --sheet.")
     if kind == "recordings":
         res = _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, json_out,
                                  features)
@@ -104,16 +108,18 @@ def import_cmd(
                                label_column=label_column, labels_file=None if labels == "folder" else labels)
     else:
         with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():
-            res = ws.import_table(path, name=name)
+            res = ws.import_table(path, name=name, sheet=sheet)
     ds = res.dataset
     if json_out:
         extra = {"schema": ds.schema["columns"]} if ds.kind == "table" else {"stats": ds.stats, "options": ds.options}
-        emit_json(dict(dataset_dict(ds), created=res.created, **extra))
+        emit_json(dict(dataset_dict(ds), created=res.created, notes=list(getattr(res, "notes", [])), **extra))
         return
     verb = "Imported" if res.created else "Already imported (identical content), nothing written:"
     if ds.kind == "table":
         console.print(f"{verb} [bold]{ds.ref}[/]  {ds.n_rows:,} rows x {ds.n_cols} columns  sha256 {ds.data_sha[:12]}")
         _schema_table(ds)
+        for note in res.notes:
+            console.print(f"[yellow]note[/] {note}", highlight=False)
     elif ds.kind == "series":
         _series_summary(ds, verb)
     elif ds.kind == "image":

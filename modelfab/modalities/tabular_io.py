@@ -33,6 +33,8 @@ class TableSource:
     encoding: str | None = None
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
+    sheet: str | None = None  # Excel: the sheet to read (None: the one holding the most cells); set when read
+    sheets: list[str] = field(default_factory=list)  # Excel: every sheet of the workbook, set when read
 
 
 def _head(path: Path, n: int) -> bytes:
@@ -228,14 +230,36 @@ def read_table(src: TableSource, settings: Settings, nrows: int | None = None) -
             df = df.head(nrows)
     elif src.format == "excel":
         try:
-            df = pd.read_excel(p, sheet_name=0, engine="openpyxl", nrows=nrows)
+            frames = pd.read_excel(p, sheet_name=None, engine="openpyxl", nrows=nrows)
         except Exception as exc:  # openpyxl raises many kinds for broken files
             raise UnsupportedFormat(f"{p.name}: cannot read it as an Excel workbook ({type(exc).__name__}: {exc}).",
                                     hint="Open and save it again in Excel, or export CSV.") from None
+        df = _pick_sheet(src, frames)
         _check_header([str(c) for c in df.columns], p.name, settings)
     else:  # pragma: no cover - detect_format returns one of the above
         raise UnsupportedFormat(f"{p.name}: unknown table format {src.format!r}.")
     return normalise_columns(df, p.name, settings)
+
+
+def _pick_sheet(src: TableSource, frames: dict) -> pd.DataFrame:
+    """The sheet ``src.sheet`` names, or else the one holding the most filled cells (a cover or notes sheet often
+    comes first); a workbook of several sheets gets a note naming the one read."""
+    names = [str(k) for k in frames]
+    src.sheets = names
+    if not names:
+        raise InvalidInput(f"{src.path.name}: the workbook has no sheets.")
+    by_name = dict(zip(names, frames.values()))
+    if src.sheet is not None:
+        if src.sheet not in by_name:
+            raise InvalidInput(f"{src.path.name}: has no sheet {src.sheet!r}; its sheets are "
+                               + ", ".join(repr(n) for n in names) + ".", hint="Pass one of them with --sheet.")
+        return by_name[src.sheet]
+    filled = {n: int(f.notna().to_numpy().sum()) for n, f in by_name.items()}
+    src.sheet = max(names, key=lambda n: filled[n])  # the first of the largest on a tie
+    if len(names) > 1:
+        src.notes.append(f"{src.path.name}: read sheet {src.sheet!r}, the one with the most cells of "
+                         f"{len(names)} ({', '.join(repr(n) for n in names[:10])}); choose another with --sheet.")
+    return by_name[src.sheet]
 
 
 def normalise_columns(df: pd.DataFrame, name: str, settings: Settings) -> pd.DataFrame:
