@@ -82,6 +82,25 @@ def test_cli_train_within_budget_and_predict(trained, tmp_path):
     assert {"proba_bump", "proba_step", "id"} <= set(pred.columns)
 
 
+def test_batch_predict_refuses_a_bad_series_alone_and_warns_on_odd_lengths(trained, tmp_path):
+    test = list(trained["test"][:4])
+    series = test[:2] + [test[2][:, :2], test[3][:, :12], np.tile(test[0], 3)]  # 2 steps, 12 of 60, 180 of 60
+    path = tmp_path / "mixed.ts"
+    write_ts(path, series, ["bump"] * len(series))
+    out = tmp_path / "pred.csv"
+    res = cli_json("predict", "shapes", str(path), "-o", str(out), env=trained["env"])
+    assert res["rows"] == 5
+    pred = pd.read_csv(out, keep_default_na=False)
+    assert list(pred["error"] != "") == [False, False, True, False, False]
+    assert "2 time step(s)" in pred["error"][2] and pred["prediction"][2] == ""
+    assert pred["prediction"][:2].tolist() == [str(v) for v in pred["prediction"][:2]] and all(pred["prediction"][:2])
+    assert [bool(w) for w in pred["warning"]] == [False, False, False, True, True]
+    assert "far shorter" in pred["warning"][3] and "far longer" in pred["warning"][4]
+    with Workspace.open(trained["ws"]) as ws:
+        recs = ws.model("shapes").predictor.predict_records([{"values": series[3][0].tolist()}])
+    assert "far shorter" in recs[0]["warning"]
+
+
 def test_reload_gives_equal_predictions_and_report_has_series_section(trained, tmp_path):
     ws = Workspace.open(trained["ws"])
     model = ws.model("shapes")
@@ -151,6 +170,14 @@ def test_rest_predict_with_series_json(trained, server):
                     files={"file": ("test.ts", (trained["root"] / "test.ts").read_bytes())})
     assert up.status_code == 200, up.text
     assert len(up.json()["result"]["predictions"]) == 20
+    mixed = trained["root"] / "mixed.ts"
+    write_ts(mixed, [trained["test"][0], trained["test"][1][:, :2]], ["bump", "bump"])
+    up = httpx.post(base + "/v1/models/shapes/predict-file", headers=auth, timeout=60,
+                    files={"file": ("mixed.ts", mixed.read_bytes())})
+    assert up.status_code == 200, up.text  # the short series is refused alone, in its row (no NaN in the JSON)
+    rows = up.json()["result"]["predictions"]
+    assert rows[0]["prediction"] and not rows[0]["error"]
+    assert rows[1]["prediction"] is None and rows[1]["proba_bump"] is None and "time step" in rows[1]["error"]
 
 
 def test_regression_multivariate_unequal_long_table(tmp_path):

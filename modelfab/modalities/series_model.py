@@ -35,6 +35,7 @@ class SeriesPredictor:
         self.n_channels = int(spec.get("n_channels", 1))
         self.channel_names = list(spec.get("channel_names") or [])
         self.options = spec.get("options") or {}
+        self.lengths = (spec.get("min_length"), spec.get("max_length"))  # of the training series
         self.settings = settings or Settings.from_env()
         self.threshold = None
         try:
@@ -78,17 +79,54 @@ class SeriesPredictor:
             parts.append(self.model.predict_raw(np.ascontiguousarray(np.concatenate(chunk, axis=1)), off, chunk))
         return np.concatenate(parts, axis=0)
 
-    def predict_series(self, series: list[np.ndarray], ids: list[str] | None = None) -> pd.DataFrame:
-        raw = self.predict_raw(series)
-        out = pd.DataFrame({"id": ids if ids is not None else [str(i + 1) for i in range(len(series))]})
+    def length_warning(self, length: int) -> str:
+        """Empty, or a warning when a series is far shorter or longer than every training series (the model
+        has never seen such a series; its answer may be confident and wrong)."""
+        lo, hi = self.lengths
+        if lo and length < 0.5 * lo:
+            return f"{length} time steps; the training series had {lo}..{hi}: far shorter, the answer is unreliable"
+        if hi and length > 2 * hi:
+            return f"{length} time steps; the training series had {lo}..{hi}: far longer, the answer is unreliable"
+        return ""
+
+    def predict_series(self, series: list[np.ndarray], ids: list[str] | None = None, *,
+                       keep_going: bool = False) -> pd.DataFrame:
+        """One row per series. ``keep_going``: a series that cannot be scored (too short, empty, wrong channels)
+        gets its reason in an ``error`` column and no prediction, instead of failing the whole batch."""
+        ids = ids if ids is not None else [str(i + 1) for i in range(len(series))]
+        errors = [""] * len(series)
+        if keep_going:
+            good = []
+            for i, one in enumerate(series):
+                try:
+                    self._check([one], f"series {ids[i]!r}")
+                    good.append(i)
+                except InvalidInput as exc:
+                    errors[i] = exc.message.rstrip(".")
+            if not good:
+                raise InvalidInput(f"None of the {len(series)} series could be scored: {errors[0]}.")
+        else:
+            good = list(range(len(series)))
+        raw_good = self.predict_raw([series[i] for i in good])
+        out = pd.DataFrame({"id": ids})
         if self.task == "regression":
+            raw = np.full(len(series), np.nan)
+            raw[good] = raw_good
             out["prediction"] = raw
-            return out
-        labels = self.labels or []
-        out["prediction"] = [labels[int(j)] for j in raw.argmax(axis=1)]
-        out["confidence"] = raw.max(axis=1)
-        for j, lab in enumerate(labels):
-            out[f"proba_{lab}"] = raw[:, j]
+        else:
+            labels = self.labels or []
+            raw = np.full((len(series), len(labels)), np.nan)
+            raw[good] = raw_good
+            out["prediction"] = [labels[int(np.argmax(r))] if np.isfinite(r).all() else None for r in raw]
+            out["confidence"] = raw.max(axis=1)
+            for j, lab in enumerate(labels):
+                out[f"proba_{lab}"] = raw[:, j]
+        warn = [self.length_warning(np.asarray(one).shape[-1]) if not errors[i] else ""
+                for i, one in enumerate(series)]
+        if any(warn):
+            out["warning"] = warn
+        if any(errors):
+            out["error"] = errors
         return out
 
     def predict(self, data) -> pd.DataFrame:
@@ -135,17 +173,21 @@ class SeriesPredictor:
             item: dict = {"id": ids[i], "prediction": _plain(row["prediction"])}
             if self.task == "classification":
                 item["probabilities"] = {str(lab): float(row[f"proba_{lab}"]) for lab in self.labels or []}
+            if row.get("warning"):
+                item["warning"] = row["warning"]
             out.append(item)
         return out
 
     def read_file(self, path: Path):
         from ..series import SeriesOptions, read_file
+        from .series.io import lenient_reading
 
-        return read_file(path, self.settings, SeriesOptions.from_dict(self.options), with_labels=False)
+        with lenient_reading():  # a series that cannot be scored is refused alone (predict_series, keep_going)
+            return read_file(path, self.settings, SeriesOptions.from_dict(self.options), with_labels=False)
 
     def predict_file(self, path: Path) -> pd.DataFrame:
         sset = self.read_file(path)
-        return self.predict_series(sset.series, sset.ids)
+        return self.predict_series(sset.series, sset.ids, keep_going=True)
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
         """Score an uploaded file of series (REST ``predict-file``)."""
@@ -162,7 +204,8 @@ class SeriesPredictor:
 
 
 def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
+    v = v.item() if isinstance(v, np.generic) else v
+    return None if isinstance(v, float) and not np.isfinite(v) else v  # JSON has no NaN: a series not scored
 
 
 def load_series_predictor(folder: Path, manifest: dict) -> SeriesPredictor:
@@ -182,7 +225,13 @@ def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
     write_frame(df, out)
-    return {"model": model.ref, "output": str(out), "rows": len(df), "files": len(paths)}
+    res = {"model": model.ref, "output": str(out), "rows": len(df), "files": len(paths)}
+    for col, key in (("error", "series_with_errors"), ("warning", "series_with_warnings")):
+        if col in df:
+            hit = df[col].fillna("").astype(str) != ""
+            res[key] = int(hit.sum())
+            res["first_" + col + "s"] = [f"{i}: {e}" for i, e in zip(df.loc[hit, "id"][:3], df.loc[hit, col][:3])]
+    return res
 
 
 def report_sections(model) -> list:

@@ -7,7 +7,9 @@ is an :class:`InvalidInput` that names the file and the line or series.
 
 from __future__ import annotations
 
+import contextvars
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +57,30 @@ def unpack(data: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------ checks
+_LENIENT = contextvars.ContextVar("modelfab_series_lenient", default=False)
+
+
+@contextmanager
+def lenient_reading():
+    """Within: readers keep a series that cannot be cleaned (too short, empty) as it is, for the caller to
+    refuse it alone (batch prediction scores the others) instead of refusing the whole file."""
+    token = _LENIENT.set(True)
+    try:
+        yield
+    finally:
+        _LENIENT.reset(token)
+
+
+def _read_clean(x: np.ndarray, where: str) -> tuple[np.ndarray, int]:
+    try:
+        return clean_series(x, where)
+    except InvalidInput:
+        if not _LENIENT.get():
+            raise
+        x = np.asarray(x, dtype=np.float64)
+        return (x[None, :] if x.ndim == 1 else x), 0
+
+
 def clean_series(x: np.ndarray, where: str) -> tuple[np.ndarray, int]:
     """Trailing missing values trimmed (unequal lengths), inner gaps interpolated; (series, n_filled)."""
     x = np.asarray(x, dtype=np.float64)
@@ -170,7 +196,7 @@ def read_ts(path: str | Path, settings: Settings) -> SeriesSet:
         arr = np.full((len(chans), length), np.nan)
         for c, v in enumerate(chans):
             arr[c, :len(v)] = v
-        arr, filled = clean_series(arr, f"{path.name} line {no}")
+        arr, filled = _read_clean(arr, f"{path.name} line {no}")
         filled_total += filled
         series.append(arr)
     if not in_data:
@@ -277,7 +303,7 @@ def read_long(path: str | Path, settings: Settings, *, id_column: str, time_colu
     lab_col = df[label_column].to_numpy() if label_column else None
     for k, sid in enumerate(order):
         rows = idx[bounds[k]:bounds[k + 1]]
-        arr, filled = clean_series(vals[rows].T, f"{name} series {sid!r}")
+        arr, filled = _read_clean(vals[rows].T, f"{name} series {sid!r}")
         filled_total += filled
         series.append(arr)
         if lab_col is not None:
@@ -310,7 +336,7 @@ def read_wide(path: str | Path, settings: Settings, *, label_column: str | None 
     ids = df[id_column].astype(str).tolist() if id_column else [f"row_{i + 1}" for i in range(len(df))]
     series, filled_total = [], 0
     for i in range(len(df)):
-        arr, filled = clean_series(vals[i], f"{name} row {i + 1}")
+        arr, filled = _read_clean(vals[i], f"{name} row {i + 1}")
         filled_total += filled
         series.append(arr)
     labels = [None if pd.isna(v) else _plain(v) for v in df[label_column]] if label_column else None
