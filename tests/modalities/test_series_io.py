@@ -100,6 +100,26 @@ def test_wide_format_trims_padding_and_fills_gaps(tmp_path):
     assert np.isfinite(s.series[2]).all() and "interpolation" in s.notes[0]
 
 
+def test_wide_format_leaves_out_other_columns_and_reads_prefixed_channels(tmp_path):
+    rng = np.random.default_rng(0)
+    steps = rng.normal(size=(5, 30))
+    df = pd.DataFrame(steps, columns=[f"t{i}" for i in range(30)])
+    df.insert(0, "remaining_life", np.arange(5) * 100.0)  # a number, but not a time step
+    df["label"] = ["a", "b"] * 2 + ["a"]
+    df.to_csv(tmp_path / "meta.csv", index=False)
+    s = read_series(tmp_path / "meta.csv", S, label_column="label")
+    assert {x.shape for x in s.series} == {(1, 30)} and np.allclose(s.series[1][0], steps[1])
+    assert "'remaining_life'" in s.notes[0] and "left out" in s.notes[0]
+    two = pd.DataFrame(np.hstack([steps, -steps]), columns=[f"p_{i}" for i in range(30)] + [f"q_{i}" for i in range(30)])
+    two[["p_10", "p_2"]] = two[["p_2", "p_10"]].to_numpy()  # columns out of order: the step numbers order them
+    two = two.rename(columns={"p_10": "p_2", "p_2": "p_10"})
+    two.to_csv(tmp_path / "pq.csv", index=False)
+    s = read_series(tmp_path / "pq.csv", S)
+    assert {x.shape for x in s.series} == {(2, 30)} and s.channel_names == ["p", "q"]
+    assert np.allclose(s.series[3][0], steps[3]) and np.allclose(s.series[3][1], -steps[3])
+    assert "2 channels" in s.notes[0]
+
+
 @pytest.mark.parametrize("body, message", [
     ("@classLabel true a b\n@data\n1,2,x,4:a\n", "comma-separated numbers"),
     ("@classLabel true a b\n@data\n1,2,3,4:c\n", "not one of the declared"),

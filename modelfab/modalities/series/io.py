@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,16 +333,52 @@ def read_wide(path: str | Path, settings: Settings, *, label_column: str | None 
     if len(cols) < MIN_LENGTH:
         raise InvalidInput(f"{name}: {len(cols)} value column(s); a wide table needs one column per time step "
                            f"(at least {MIN_LENGTH}).", hint="For one row per time step pass --id-column (long format).")
-    vals = _numeric(df, cols, name)
+    channels, other = wide_channels([str(c) for c in cols])
+    notes = []
+    if other:
+        notes.append(f"Column(s) {', '.join(repr(c) for c in other[:8])}{' ...' if len(other) > 8 else ''} do not "
+                     "follow the numbered time-step columns and were left out of the series (name a label with "
+                     "--label-column).")
+    if len(channels) > 1:
+        notes.append(f"Read as {len(channels)} channels by column prefix: "
+                     + ", ".join(f"{k!r} ({len(v)} steps)" for k, v in channels.items()) + ".")
+    blocks = [_numeric(df, v, name) for v in channels.values()]
     ids = df[id_column].astype(str).tolist() if id_column else [f"row_{i + 1}" for i in range(len(df))]
     series, filled_total = [], 0
     for i in range(len(df)):
-        arr, filled = _read_clean(vals[i], f"{name} row {i + 1}")
+        arr, filled = _read_clean(np.stack([b[i] for b in blocks]), f"{name} row {i + 1}")
         filled_total += filled
         series.append(arr)
     labels = [None if pd.isna(v) else _plain(v) for v in df[label_column]] if label_column else None
-    notes = [f"{filled_total:,} missing values inside series were filled by linear interpolation."] if filled_total else []
-    return check_limits(SeriesSet(series, ids, labels, ["value"], "wide", notes), name, settings)
+    if filled_total:
+        notes.append(f"{filled_total:,} missing values inside series were filled by linear interpolation.")
+    names = list(channels) if len(channels) > 1 else ["value"]
+    return check_limits(SeriesSet(series, ids, labels, names, "wide", notes), name, settings)
+
+
+_STEP = re.compile(r"^(.*?)[_\-. ]?(\d+)$")
+
+
+def wide_channels(cols: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """({channel: its time-step columns in step order}, columns that are not time steps) of a wide table.
+
+    Columns named like ``t0..t59``, ``p_0..p_29`` or ``1..60`` are time steps; several prefixes with the same
+    number of steps (``p_0..p_29`` and ``q_0..q_29``) are channels. Without such names, every column is a step
+    of one channel, in file order."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for c in cols:
+        m = _STEP.match(c.strip())
+        if m:
+            groups.setdefault(m.group(1).strip(), []).append((int(m.group(2)), c))
+    big = {k: [c for _, c in sorted(v)] for k, v in groups.items() if len(v) >= MIN_LENGTH}
+    if not big or sum(len(v) for v in big.values()) < 0.5 * len(cols):
+        return {"value": list(cols)}, []
+    sizes = {len(v) for v in big.values()}
+    if len(big) > 1 and len(sizes) > 1:  # prefixes of different lengths: not channels of one series; keep the longest
+        top = max(big, key=lambda k: len(big[k]))
+        big = {top: big[top]}
+    used = {c for v in big.values() for c in v}
+    return big, [c for c in cols if c not in used]
 
 
 def _plain(v):
