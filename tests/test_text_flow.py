@@ -128,7 +128,7 @@ def test_rest_predict_with_text_json(zh):
     with socket_port() as port:
         env = dict(os.environ, MODELFAB_HOME=str(zh["ws"]))
         proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "reviews", "--port", str(port)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     try:
         deadline = time.monotonic() + 60

@@ -51,10 +51,11 @@ def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool, 
     import uvicorn
 
     from ..errors import InvalidInput
-    from ..serving.app import create_app
+    from ..serving.app import configure_request_log, create_app
 
     _check_no_auth(host, no_auth)
     _check_port(host, port)
+    configure_request_log()
     application = create_app(ws, refs, auth=not no_auth)  # loads and verifies every model before listening
     if workers > 1:
         import os

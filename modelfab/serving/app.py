@@ -113,6 +113,22 @@ class _Guard:
                                  "status": status["code"], "ms": round((time.perf_counter() - start) * 1000, 2)}))
 
 
+def configure_request_log(stream=None) -> None:
+    """Send the server's log (one JSON line per request, errors with their request id) to stdout, as uvicorn's
+    access log would go (a container's log collector reads it); done by ``modelfab serve`` and by each worker
+    process, never at import."""
+    import sys
+
+    if any(getattr(h, "_modelfab", False) for h in log.handlers):
+        return
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._modelfab = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def _error(exc: ModelfabError, request_id: str) -> JSONResponse:
     return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()},
                         headers={"X-Request-ID": request_id})

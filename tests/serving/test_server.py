@@ -24,7 +24,7 @@ def server(trained):
     port = _free_port()
     env = dict(os.environ, MODELFAB_HOME=str(ws.root))
     proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "factory", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -109,6 +109,32 @@ def test_bad_requests_get_4xx_and_server_keeps_serving(server, body, headers, st
     assert "Traceback" not in r.text
     ok = httpx.post(base + "/v1/models/factory/predict", json={"records": [RECORD]}, headers=_auth(token))
     assert ok.status_code == 200
+
+
+def test_the_server_logs_one_json_line_per_request(trained, tmp_path):
+    ws, _ = trained
+    port = _free_port()
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "modelfab", "serve", "factory", "--port", str(port),
+                                 "--no-auth", "-w", str(ws.root)], stdout=out, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/models/factory/predict", json={"records": [RECORD]})
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
+    mine = [x for x in lines if x["path"] == "/v1/models/factory/predict"]
+    assert len(mine) == 1 and mine[0]["status"] == 200 and mine[0]["request_id"] == r.headers["x-request-id"]
+    assert mine[0]["method"] == "POST" and mine[0]["ms"] > 0
 
 
 def test_unknown_model_and_listing(server):
