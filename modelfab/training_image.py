@@ -96,7 +96,7 @@ def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metri
     table = labelled[names + ["label"]]
     schema = {"columns": [{"name": n, "kind": "numeric"} for n in names] + [{"name": "label", "kind": "categorical"}]}
     result = train_tabular(table, schema, target="label", task="classification", budget=budget, metric=metric,
-                           seed=seed, progress=progress)
+                           seed=seed, progress=progress, check_copies=False)
     result.notes = notes + result.notes
     holdout_files = labelled["file"].to_numpy()[result.holdout_index]
     with package_folder(ws) as folder:

@@ -70,7 +70,7 @@ def _classify(ws, ds, feats: pd.DataFrame, *, budget, metric, name, seed, progre
 
         search_budget = Budget(max(1.0, budget.left() - GROW_SHARE * budget.total))
     result = train_tabular(table, schema, target="label", task="classification", budget=search_budget, metric=metric,
-                           seed=seed, groups=groups, progress=progress, learners=learners,
+                           seed=seed, groups=groups, progress=progress, learners=learners, check_copies=False,
                            ensemble=learners is None)  # thin data: one grown forest is the ensemble
     if learners == BAGGED_LEARNERS:
         grown = _grow_forest(result, table, schema, budget)

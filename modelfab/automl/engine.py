@@ -204,7 +204,10 @@ def _without(schema: dict, exclude: tuple[str, ...], target: str) -> dict:
 def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "auto", budget: Budget,
                   metric: str | None = None, seed: int = 0, groups: np.ndarray | None = None,
                   progress: ProgressFn | None = None, learners: tuple[str, ...] | None = None,
-                  ensemble: bool = True, executor=None, exclude: tuple[str, ...] = ()) -> TrainResult:
+                  ensemble: bool = True, executor=None, exclude: tuple[str, ...] = (),
+                  check_copies: bool = True) -> TrainResult:
+    """AutoML on a table. ``check_copies``: look for input columns that alone predict the target (tables and
+    text; features computed from images or recordings are left out of that check)."""
     from ..evaluation.leakage import note_for, target_copies
     from ..evaluation.metrics import classification_metrics, regression_metrics
 
@@ -225,7 +228,8 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
         train_idx = _fit_text_to_budget(df, schema, target, y, train_idx, test_idx, task, budget, seed, notes)
     pre = TabularPreprocessor().fit(df.iloc[train_idx], schema, exclude=(target,))
     copies = target_copies(df.iloc[train_idx], pre.input_columns, y[train_idx], task=task,
-                           n_classes=len(labels) if labels else 0, target=target, seed=seed)
+                           n_classes=len(labels) if labels else 0, target=target, seed=seed,
+                           seconds=min(5.0, 0.03 * budget.total)) if check_copies else []
     if copies:
         notes.append(note_for(copies, target))
     y_train, y_test = y[train_idx], y[test_idx]

@@ -55,9 +55,13 @@ def _numbers(s: pd.Series) -> np.ndarray | None:
 
 
 def target_copies(df: pd.DataFrame, columns: list[dict], y: np.ndarray, *, task: str, n_classes: int,
-                  target: str, seed: int = 0) -> list[dict]:
+                  target: str, seed: int = 0, seconds: float = 2.0) -> list[dict]:
     """The input ``columns`` (schema entries) that alone predict ``y`` on the rows of ``df``: a list of
-    {"column", "rule", "agreement"} (agreement: share of rows the one-column rule gets right, or |Spearman|)."""
+    {"column", "rule", "agreement"} (agreement: share of rows the one-column rule gets right, or |Spearman|).
+    Stops looking after ``seconds`` (the columns checked by then are reported)."""
+    import time
+
+    deadline = time.monotonic() + seconds
     n = len(df)
     if n < MIN_ROWS:
         return []
@@ -71,6 +75,8 @@ def target_copies(df: pd.DataFrame, columns: list[dict], y: np.ndarray, *, task:
             return []
         limit = min(RULE_ERROR, SHARE_OF_BASE * base_error)
     for col in columns[:MAX_COLUMNS]:
+        if time.monotonic() > deadline:
+            break
         name, kind = col["name"], col["kind"]
         if name == target or kind in ("id", "empty") or name not in df.columns:
             continue
