@@ -31,6 +31,11 @@ def train(ws, dataset: "str | DatasetVersion", *, target: str | None, task: str,
     from .modalities import registry as modality_registry
 
     trainer = modality_registry.trainer(ds.kind)
+    if trainer is not None and target and target != "label":
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"--target names a column of a table; {ds.name!r} holds {ds.kind}, whose labels come from "
+                           f"the import (got --target {target!r}).", hint="Leave out --target; choose --task instead.")
     if trainer is not None and exclude:
         from .errors import InvalidInput
 

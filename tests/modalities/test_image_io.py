@@ -238,3 +238,5 @@ def test_same_name_png_is_a_mask_only_when_it_looks_like_one(ws, tmp_path):
     assert st["pngs_as_images"] == ["good/a.png"] and st["labels"] == {"good": 2, "spot": 1}
     assert st["masks"] == 1 and st["empty_folders"] == ["empty"]
     assert [s["file"] for s in st["skipped"]] == ["spot/c.jpg"] and "the mask is 12x48" in st["skipped"][0]["reason"]
+    with pytest.raises(InvalidInput, match="--target names a column of a table.*holds image"):
+        ws.train("parts", target="whatever", task="classification", budget=5)
