@@ -227,6 +227,11 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     if any(c["kind"] == "text" and c["name"] != target for c in schema["columns"]):
         train_idx = _fit_text_to_budget(df, schema, target, y, train_idx, test_idx, task, budget, seed, notes)
     pre = TabularPreprocessor().fit(df.iloc[train_idx], schema, exclude=(target,))
+    unused = [(c["name"], c["kind"]) for c in schema["columns"] if c["name"] != target and c["kind"] in ("id", "empty")]
+    if unused and check_copies:
+        shown = ", ".join(f"{n!r} ({'no values' if k == 'empty' else 'an id: a different value on almost every row'})"
+                          for n, k in unused[:6])
+        notes.append(f"Not used for training: {shown}{' ...' if len(unused) > 6 else ''}.")
     copies = target_copies(df.iloc[train_idx], pre.input_columns, y[train_idx], task=task,
                            n_classes=len(labels) if labels else 0, target=target, seed=seed,
                            seconds=min(5.0, 0.03 * budget.total)) if check_copies else []
