@@ -99,6 +99,10 @@ def test_batch_predict_refuses_a_bad_series_alone_and_warns_on_odd_lengths(train
     with Workspace.open(trained["ws"]) as ws:
         recs = ws.model("shapes").predictor.predict_records([{"values": series[3][0].tolist()}])
     assert "far shorter" in recs[0]["warning"]
+    from modelfab.errors import InvalidInput
+
+    with Workspace.open(trained["ws"]) as ws, pytest.raises(InvalidInput, match="looks transposed"):
+        ws.model("shapes").predictor.predict_records([{"channels": [[v] for v in series[0][0].tolist()]}])
 
 
 def test_reload_gives_equal_predictions_and_report_has_series_section(trained, tmp_path):
@@ -166,6 +170,12 @@ def test_rest_predict_with_series_json(trained, server):
     two = httpx.post(base + "/v1/models/shapes/predict", json={"records": [{"channels": [[1, 2, 3, 4], [1, 2, 3, 4]]}]},
                      headers=auth)
     assert two.status_code == 422 and "channel" in two.json()["error"]["message"]
+    both = httpx.post(base + "/v1/models/shapes/predict", json={"records": [{"values": [1, 2, 3], "channels": [[1, 2, 3]]}]},
+                      headers=auth)
+    assert both.status_code == 422 and "both 'values' and 'channels'" in both.json()["error"]["message"]
+    twice = httpx.post(base + "/v1/models/shapes/predict-file", headers=auth, timeout=60,
+                       files=[("file", ("a.ts", b"x")), ("file", ("b.ts", b"y"))])
+    assert twice.status_code == 422 and "one file per request" in twice.json()["error"]["message"]
     up = httpx.post(base + "/v1/models/shapes/predict-file", headers=auth, timeout=60,
                     files={"file": ("test.ts", (trained["root"] / "test.ts").read_bytes())})
     assert up.status_code == 200, up.text

@@ -143,11 +143,17 @@ class SeriesPredictor:
     def _record(self, i: int, rec) -> np.ndarray:
         if not isinstance(rec, dict):
             raise InvalidInput(f"Record {i + 1}: expected an object like {{\"values\": [..]}} or {{\"channels\": [[..], ..]}}.")
+        if "channels" in rec and "values" in rec:
+            raise InvalidInput(f"Record {i + 1}: has both 'values' and 'channels'; expected one of them.")
         if "channels" in rec:
             chans = rec["channels"]
             if not isinstance(chans, list) or not chans or not all(isinstance(c, list) for c in chans):
                 raise InvalidInput(f"Record {i + 1}: 'channels' must be a list of lists of numbers.")
             lengths = {len(c) for c in chans}
+            if len(chans) != self.n_channels and lengths == {self.n_channels} and len(chans) > self.n_channels:
+                raise InvalidInput(f"Record {i + 1}: 'channels' holds {len(chans)} lists of {self.n_channels} values: "
+                                   f"it looks transposed; expected {self.n_channels} lists (one per channel) of the "
+                                   "values over time.", hint="Send [[channel 1 over time], [channel 2 over time], ...].")
             if len(lengths) > 1:
                 raise InvalidInput(f"Record {i + 1}: channels have different lengths ({sorted(lengths)}); expected equal.")
             raw = chans

@@ -265,9 +265,15 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
     @app.post("/v1/models/{name}/predict-file", tags=["predict"],
               responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
                          415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
-    async def predict_file(name: str, file: UploadFile = File(..., description="A recording (WAV/FLAC/OGG/.mat/.npy/CSV) or a CSV/Parquet table.")):
-        """Score an uploaded file: a recording for signal models, a CSV/Parquet table for table models."""
+    async def predict_file(name: str, request: Request,
+                           file: UploadFile = File(..., description="A recording (WAV/FLAC/OGG/.mat/.npy/CSV), an image, a file of series, or a CSV/Parquet table.")):
+        """Score an uploaded file: a recording, an image or a file of series for those models, a CSV/Parquet
+        table for table models. One file per request."""
         m = _get(name)
+        sent = (await request.form()).getlist("file")
+        if len(sent) > 1:
+            raise InvalidInput(f"Got {len(sent)} files in one request; /predict-file scores one file per request.",
+                               hint="Send each file in its own request (several in parallel are fine).")
         data = bytearray()
         while chunk := await file.read(1 << 20):
             data.extend(chunk)
