@@ -115,7 +115,7 @@ class ImagePredictor:
         suffix = Path(base).suffix.lower()
         if suffix not in IMAGE_EXTENSIONS:
             raise InvalidInput(f"Upload an image ({', '.join(sorted(IMAGE_EXTENSIONS))}); got {filename!r}.")
-        safe = re.sub(r"[^\w.\-]", "_", base)[:200]
+        safe = re.sub(r"[\x00-\x1f\x7f]", "_", base)[:200]  # the name as sent (a label in the answer only)
         row = self.predict_image(decode_image(data, safe, self.settings, suffix))
         smap = row.pop("score_map", None)
         if smap is not None:

@@ -187,7 +187,7 @@ class SignalPredictor:
         with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(data)
-            safe_name = re.sub(r"[^\w.\-]", "_", os.path.basename(filename))[:200]
+            safe_name = re.sub(r"[\x00-\x1f\x7f]", "_", os.path.basename(filename))[:200]  # only a label
             row = self.predict_recording(self.read(path, safe_name))
         ex = row.pop("explanation", None)
         if ex is not None:
