@@ -163,6 +163,8 @@ def test_hostile_files_refused_per_file_with_reason(ws, tmp_path):
         decode_image(_png(good)[:-60], "cut.png", s, ".png")
     with pytest.raises(InvalidInput, match="truncated|corrupt"):
         decode_image(_jpeg(good)[: len(_jpeg(good)) // 2], "cut.jpg", s, ".jpg")
+    with pytest.raises(InvalidInput, match="is 1x1 pixels; expected at least 8x8"):
+        decode_image(_png(good[:1, :1]), "dot.png", s, ".png")
     with pytest.raises(InvalidInput, match="expected a JPEG, PNG, BMP or TIFF image, got XML"):
         decode_image(b"<svg xmlns='x'/>", "fake.png", s, ".png")
     # a decompression bomb: a tiny PNG announcing 20000 x 20000 pixels

@@ -89,7 +89,11 @@ def set_pillow_limits(settings) -> None:
     PngImagePlugin.MAX_TEXT_MEMORY = 8 * 2**20
 
 
-def decode_image(data: bytes, source: str, settings, suffix: str | None = None, *, keep_colour: bool = True) -> ImageData:
+MIN_SIDE = 8  # pixels: below this an image holds no texture to learn from (a thumbnail, a tracking pixel)
+
+
+def decode_image(data: bytes, source: str, settings, suffix: str | None = None, *, keep_colour: bool = True,
+                 min_side: int = MIN_SIDE) -> ImageData:
     """Decode image bytes with every check; raise InvalidInput("SOURCE: reason") when refused."""
     from PIL import Image, UnidentifiedImageError
 
@@ -111,8 +115,9 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[fmt]) as im:
                 w, h = im.size
-                if w < 1 or h < 1:
-                    raise InvalidInput(f"{source}: expected an image with pixels, got {w}x{h}.")
+                if w < min_side or h < min_side:
+                    raise InvalidInput(f"{source}: is {w}x{h} pixels; expected at least {min_side}x{min_side}.",
+                                       hint="Use the full-size picture, not a thumbnail.")
                 if w * h > limit:
                     raise TooLarge(f"{source}: {w}x{h} = {w * h:,} pixels is over the limit of {limit:,} "
                                    "(a decompression bomb or a very large image).",
@@ -188,14 +193,14 @@ def read_image(path: Path, settings, source: str | None = None) -> ImageData:
 
 def read_mask(path: Path, settings, shape: tuple[int, int], source: str) -> np.ndarray:
     """A defect mask as bool (H, W) at the image's ``shape``."""
-    m = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=False).gray
+    m = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=False, min_side=1).gray
     return resize_mask(m > 0, shape)
 
 
 def examine_mask(path: Path, settings, shape: tuple[int, int], source: str) -> tuple[np.ndarray, bool]:
     """(the mask as bool at ``shape``, whether the file looks like a mask: grey, nearly all pixels at its darkest
     or brightest level). A mask of another aspect ratio than its image is refused: it was drawn on another picture."""
-    im = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=True)
+    im = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=True, min_side=1)
     g = im.gray
     h, w = g.shape
     if abs(w / h - shape[1] / shape[0]) > 0.02 * (shape[1] / shape[0]) + 1.0 / min(h, shape[0]):
