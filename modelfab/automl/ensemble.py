@@ -96,7 +96,9 @@ def _tie_break(automl, X, y, oof: dict, single: dict, configs: dict, fit_time: d
     learner other than the search's own choice; None otherwise (the ensemble or the search's choice wins, no
     tie, or no time to refit)."""
     first = automl.best_estimator
-    if task != "classification" or metric == "log_loss" or first not in single:
+    # Only where the out-of-fold loss is the user's metric and ignores confidence: a binary ROC AUC (the other
+    # classification metrics are compared on log loss here already).
+    if task != "classification" or metric != "roc_auc" or n_classes != 2 or first not in single:
         return None
     scores = dict(single)
     preds = dict(oof)
@@ -109,6 +111,7 @@ def _tie_break(automl, X, y, oof: dict, single: dict, configs: dict, fit_time: d
     ll = {n: probs(y, preds[n]) for n in set(tied) | {first}}
     pick = min(tied, key=ll.get)
     fallback = " ensemble" if ensemble is not None else first
+    # ``pick`` ranks within one pair of the best on these folds, so never worse than what would be kept
     if pick in (first, " ensemble") or ll[pick] >= ll[fallback] * (1 - 1e-2):
         return None
     tied = sorted(n for n in tied if n != " ensemble") + (["an ensemble"] if " ensemble" in tied else [])

@@ -4,6 +4,7 @@ as the plain record FLAML keeps: best configuration and loss per learner)."""
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from flaml.automl.model import LGBMEstimator, RandomForestEstimator, XGBoostSklearnEstimator
 
 from modelfab.automl.budget import Budget
@@ -56,8 +57,9 @@ def test_no_tie_break_when_the_search_choice_is_already_the_best_calibrated():
     assert ens is None or ens.tie_break is None
 
 
-def test_no_tie_break_for_log_loss_or_regression():
+@pytest.mark.parametrize("metric", ["log_loss", "accuracy", "f1", "balanced_accuracy"])
+def test_no_tie_break_for_other_metrics(metric):
     X, y = _separable()
     automl = _searched(X, y, "xgboost", {"xgboost": TINY_XGB, "lgbm": LGBM})
-    ens = build_ensemble(automl, X, y, task="classification", metric="log_loss", n_classes=2, budget=Budget(60))
-    assert ens is None or ens.tie_break is None  # log loss itself already picks the better-calibrated one
+    ens = build_ensemble(automl, X, y, task="classification", metric=metric, n_classes=2, budget=Budget(60))
+    assert ens is None or ens.tie_break is None  # compared on log loss already, or not a ranking metric
