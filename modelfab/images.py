@@ -55,7 +55,8 @@ def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, sett
         im = read_image(path, settings, rel)
         out = {"file": rel, "sha256": sha256_file(path), "width": im.size[0], "height": im.size[1],
                "channels": 3 if im.rgb is not None else 1, "format": im.format, "mode": im.mode,
-               "bytes": path.stat().st_size, "mean_intensity": round(float(im.gray.mean()), 5)}
+               "bytes": path.stat().st_size, "mean_intensity": round(float(im.gray.mean()), 5),
+               "turned": im.turned, "bits": im.bits}
         if mask is not None:
             by_stem = mask_by_stem_only(rel, mask_rel)
             try:
@@ -174,9 +175,14 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
         r["boxes"] = json.dumps(boxes) if boxes else ""
         r["n_boxes"] = len(boxes)
     names = feature_names()
-    content = hashlib.sha256(json.dumps({
-        "files": [(r["file"], r["sha256"], r["label"], r.get("mask_sha256"), r["boxes"]) for r in good],
-        "options": opts.to_dict(), "features": FEATURES_VERSION}, sort_keys=True).encode()).hexdigest()
+    version = {"files": [(r["file"], r["sha256"], r["label"], r.get("mask_sha256"), r["boxes"]) for r in good],
+               "options": opts.to_dict(), "features": FEATURES_VERSION}
+    turned = sorted(r["file"] for r in good if r.get("turned"))
+    if turned:  # read upright since 2026-12: a folder imported before (sideways) is another version now
+        version["upright"] = turned
+    content = hashlib.sha256(json.dumps(version, sort_keys=True).encode()).hexdigest()
+    low_bits = sorted(r["file"] for r in good if r.get("bits") is not None and 8 < r["bits"] <= 12
+                      and str(r.get("mode", "")).startswith("I;16"))
     existing = ws.meta.find_dataset(name, content)
     if existing is not None:
         return ImportResult(DatasetVersion.from_row(existing), created=False)
@@ -216,7 +222,8 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
                        "most_common": [f"{w}x{h}" for (w, h), _ in sizes.most_common(3)]},
              "colour_images": int((table["channels"] == 3).sum()), "skipped": skipped,
              "labels_unmatched": unmatched[:50], "labels_unmatched_count": len(unmatched),
-             "pngs_as_images": pictures[:50], "empty_folders": empty[:50]}
+             "pngs_as_images": pictures[:50], "empty_folders": empty[:50], "upright_images": len(turned),
+             "low_bit_16bit_images": len(low_bits), "low_bit_examples": low_bits[:5]}
     row = ws.meta.add_dataset(
         name=name, kind="image", content_sha=content, data_sha=data_sha, source_name=source_name,
         n_rows=len(table), n_cols=len(names), schema=schema, stats=stats, options=opts.to_dict(),

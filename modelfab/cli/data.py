@@ -208,6 +208,11 @@ def _images_summary(ds, verb: str = "") -> None:
         console.print(f"[yellow]note[/] {len(st['pngs_as_images'])} PNG file(s) beside an image of the same name are "
                       f"pictures, not black-and-white masks, and were imported as images: "
                       f"{', '.join(st['pngs_as_images'][:5])}", highlight=False)
+    if st.get("low_bit_16bit_images"):
+        console.print(f"[yellow]note[/] {st['low_bit_16bit_images']} 16-bit image(s) use 12 bits or fewer (e.g. "
+                      f"{', '.join(st.get('low_bit_examples', [])[:3])}): read at 16-bit scale they look dark. If they "
+                      "come from a 10- or 12-bit camera, give training and prediction images of the same kind (or "
+                      "convert all of them to 8-bit the same way).", highlight=False)
     if st.get("empty_folders"):
         console.print(f"[yellow]note[/] folder(s) without images, so no class was made for them: "
                       f"{', '.join(st['empty_folders'][:10])}", highlight=False)

@@ -46,6 +46,8 @@ class ImageData:
     rgb: np.ndarray | None
     format: str
     mode: str
+    bits: int | None = None  # 16-bit images: the bits the brightest pixel needs (12 for a 12-bit camera frame)
+    turned: bool = False  # the EXIF orientation was applied
 
     @property
     def size(self) -> tuple[int, int]:  # (width, height) as Pillow says it
@@ -123,7 +125,10 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
                                    "(a decompression bomb or a very large image).",
                                    hint="Downscale the image, or raise MODELFAB_MAX_IMAGE_PIXELS if it is genuine.")
                 im.load()
-                gray, rgb, mode = _to_arrays(_upright(im), keep_colour)
+                upright = _upright(im)
+                gray, rgb, mode = _to_arrays(upright, keep_colour)
+                bits = used_bits(np.asarray(im)) if mode.startswith("I") else None
+                turned = upright is not im
     except InvalidInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own check, at open
@@ -137,7 +142,7 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
         text = str(exc)
         why = "truncated (the file ends early)" if "truncated" in text.lower() else f"corrupt ({text[:120]})"
         raise InvalidInput(f"{source}: {fmt} image is {why}.", hint="Re-copy or re-export the file.") from None
-    return ImageData(source, gray, rgb, fmt, mode)
+    return ImageData(source, gray, rgb, fmt, mode, bits, turned)
 
 
 def _upright(im):
@@ -151,22 +156,21 @@ def _upright(im):
     return ImageOps.exif_transpose(im) if turned else im
 
 
-# Bit depths a 16-bit container holds: machine-vision cameras write 10-, 12- or 14-bit pixels into 16-bit
-# PNG/TIFF files. The image is scaled by the smallest depth that holds its brightest pixel, so a 12-bit
-# frame looks like its 8-bit or full-range 16-bit copy instead of 1/16 as bright.
-CONTAINER_BITS = (8, 10, 12, 14, 16)
-
-
-def _scale_top(a: np.ndarray) -> float:
-    peak = float(a.max()) if a.size else 0.0
-    return float(next((2 ** b - 1 for b in CONTAINER_BITS if peak <= 2 ** b - 1), max(peak, 1.0)))
+def used_bits(a: np.ndarray) -> int:
+    """Bits a 16-bit image actually uses (its brightest pixel): 12 for a 12-bit camera frame in a 16-bit file."""
+    peak = int(a.max()) if a.size else 0
+    return max(1, peak.bit_length())
 
 
 def _to_arrays(im, keep_colour: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # Scaled by the container (65535), never by the image's own range: a dark frame stays dark (an anomaly
+        # to find), and frames of one camera keep their relative brightness. The import counts frames that
+        # use 12 bits or fewer (``ImageData.bits``).
         a = np.asarray(im, dtype=np.float64)
-        return np.clip(a / _scale_top(a), 0, 1).astype(np.float32), None, mode
+        top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        return np.clip(a / top, 0, 1).astype(np.float32), None, mode
     if mode == "F":
         a = np.asarray(im, dtype=np.float64)
         lo, hi = np.nanmin(a), np.nanmax(a)
