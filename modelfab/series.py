@@ -34,10 +34,15 @@ class SeriesOptions:
     value_columns: tuple[str, ...] | None = None  # long format: one column per channel (default: all others)
     label_column: str | None = None              # long/wide: the label (class or number) of each series
     labels_file: str | None = None               # CSV of id,label (instead of a label column)
+    # wide format: numbered columns (t0.., p_0.., q_0..) are the steps and channels, others are left out. False
+    # for datasets and models made before 2026-12-04, which read every column as one channel's steps.
+    wide_steps: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["value_columns"] = list(self.value_columns) if self.value_columns else None
+        if not self.wide_steps:  # as options were written before the flag (same dataset hashes for .ts and long)
+            d.pop("wide_steps")
         return d
 
     @classmethod
@@ -50,7 +55,8 @@ class SeriesOptions:
     def reading(self) -> dict:
         """Keyword arguments of :func:`read_series` (what predicting on a new file of the same layout needs)."""
         return {"id_column": self.id_column, "time_column": self.time_column,
-                "value_columns": list(self.value_columns) if self.value_columns else None}
+                "value_columns": list(self.value_columns) if self.value_columns else None,
+                "wide_steps": self.wide_steps}
 
 
 def read_file(path, settings, opts: SeriesOptions, *, with_labels: bool = True):
@@ -87,6 +93,10 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
     if p.is_dir():
         raise InvalidInput(f"{p} is a folder; expected one file of series (.ts, CSV or Parquet).")
     name = check_name(name or _default_name(p), "dataset")
+    from dataclasses import replace
+
+    if not opts.id_column and p.suffix.lower() != ".ts":  # wide: new imports read numbered columns as steps
+        opts = replace(opts, wide_steps=True)
     sset = read_file(p, ws.settings, opts)
     data, offsets = sset.packed()
     ids = np.array(sset.ids, dtype=str)

@@ -118,6 +118,13 @@ def test_wide_format_leaves_out_other_columns_and_reads_prefixed_channels(tmp_pa
     assert {x.shape for x in s.series} == {(2, 30)} and s.channel_names == ["p", "q"]
     assert np.allclose(s.series[3][0], steps[3]) and np.allclose(s.series[3][1], -steps[3])
     assert "2 channels" in s.notes[0]
+    # models made before read every column as one channel: their stored options say so (wide_steps False)
+    old = read_series(tmp_path / "pq.csv", S, wide_steps=False)
+    assert {x.shape for x in old.series} == {(1, 60)}
+    # dates or fractional times as column names are not step numbers: every column stays a step, in file order
+    dates = pd.DataFrame(steps, columns=[str(d.date()) for d in pd.date_range("2024-01-01", periods=30)])
+    dates.to_csv(tmp_path / "dates.csv", index=False)
+    assert {x.shape for x in read_series(tmp_path / "dates.csv", S).series} == {(1, 30)}
 
 
 @pytest.mark.parametrize("body, message", [

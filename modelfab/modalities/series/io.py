@@ -321,8 +321,10 @@ def read_long(path: str | Path, settings: Settings, *, id_column: str, time_colu
 
 
 def read_wide(path: str | Path, settings: Settings, *, label_column: str | None = None,
-              id_column: str | None = None, ignore: tuple[str, ...] = ()) -> SeriesSet:
-    """Wide format: one row per series, one column per time step (shorter series end in empty cells)."""
+              id_column: str | None = None, ignore: tuple[str, ...] = (), wide_steps: bool = True) -> SeriesSet:
+    """Wide format: one row per series, one column per time step (shorter series end in empty cells).
+    ``wide_steps``: numbered columns are the steps (see :func:`wide_channels`); False: every column, one channel
+    (how datasets made before 2026-12-04 were read)."""
     path = Path(path)
     _check_file(path, settings)
     df = _read_frame(path, settings, ignore)
@@ -333,7 +335,7 @@ def read_wide(path: str | Path, settings: Settings, *, label_column: str | None 
     if len(cols) < MIN_LENGTH:
         raise InvalidInput(f"{name}: {len(cols)} value column(s); a wide table needs one column per time step "
                            f"(at least {MIN_LENGTH}).", hint="For one row per time step pass --id-column (long format).")
-    channels, other = wide_channels([str(c) for c in cols])
+    channels, other = wide_channels([str(c) for c in cols]) if wide_steps else ({"value": list(cols)}, [])
     notes = []
     if other:
         notes.append(f"Column(s) {', '.join(repr(c) for c in other[:8])}{' ...' if len(other) > 8 else ''} do not "
@@ -362,15 +364,20 @@ _STEP = re.compile(r"^(.*?)[_\-. ]?(\d+)$")
 def wide_channels(cols: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     """({channel: its time-step columns in step order}, columns that are not time steps) of a wide table.
 
-    Columns named like ``t0..t59``, ``p_0..p_29`` or ``1..60`` are time steps; several prefixes with the same
-    number of steps (``p_0..p_29`` and ``q_0..q_29``) are channels. Without such names, every column is a step
-    of one channel, in file order."""
+    Columns named like ``t0..t59``, ``p_0..p_29`` or ``1..60`` (a word, or nothing, then consecutive whole
+    numbers) are time steps; several such words with the same number of steps (``p_0..p_29`` and
+    ``q_0..q_29``) are channels. Anything else (dates, ``0.5``-style times, scattered numbers) reads every column
+    as one channel's steps, in file order, as before."""
     groups: dict[str, list[tuple[int, str]]] = {}
     for c in cols:
         m = _STEP.match(c.strip())
-        if m:
-            groups.setdefault(m.group(1).strip(), []).append((int(m.group(2)), c))
-    big = {k: [c for _, c in sorted(v)] for k, v in groups.items() if len(v) >= MIN_LENGTH}
+        if m and (m.group(1) == "" or (m.group(1)[0].isalpha() and m.group(1)[-1].isalpha())):
+            groups.setdefault(m.group(1), []).append((int(m.group(2)), c))
+    big = {}
+    for k, v in groups.items():
+        nums = sorted(n for n, _ in v)
+        if len(v) >= MIN_LENGTH and nums == list(range(nums[0], nums[0] + len(nums))) and nums[0] in (0, 1):
+            big[k] = [c for _, c in sorted(v)]
     if not big or sum(len(v) for v in big.values()) < 0.5 * len(cols):
         return {"value": list(cols)}, []
     sizes = {len(v) for v in big.values()}
@@ -387,7 +394,7 @@ def _plain(v):
 
 def read_series(path: str | Path, settings: Settings, *, id_column: str | None = None, time_column: str | None = None,
                 value_columns: list[str] | None = None, label_column: str | None = None,
-                ignore: tuple[str, ...] = ()) -> SeriesSet:
+                ignore: tuple[str, ...] = (), wide_steps: bool = True) -> SeriesSet:
     """Any supported file: ``.ts`` by extension, long format when ``id_column`` is given, else wide.
     Columns in ``ignore`` are dropped when present (e.g. the training label column at prediction)."""
     path = Path(path)
@@ -401,7 +408,7 @@ def read_series(path: str | Path, settings: Settings, *, id_column: str | None =
                          label_column=label_column, ignore=ignore)
     if time_column or value_columns:
         raise InvalidInput("--time-column and --value-column describe the long format, which needs --id-column too.")
-    return read_wide(path, settings, label_column=label_column, ignore=ignore)
+    return read_wide(path, settings, label_column=label_column, ignore=ignore, wide_steps=wide_steps)
 
 
 def read_labels_file(path: str | Path, settings: Settings) -> dict[str, object]:
