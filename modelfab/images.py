@@ -59,13 +59,8 @@ def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, sett
                "turned": im.turned, "bits": im.bits}
         if mask is not None:
             by_stem = mask_by_stem_only(rel, mask_rel)
-            try:
-                m, looks = examine_mask(mask, settings, im.gray.shape, mask_rel)
-            except InvalidInput:
-                if not by_stem:
-                    raise
-                m, looks = None, False
-            if by_stem and not looks:  # a picture of the same name, not a mask: it is imported as an image
+            m, looks = examine_mask(mask, settings, im.gray.shape, mask_rel, pictures_allowed=by_stem)
+            if m is None:  # a picture of the same name, not a mask: it is imported as an image
                 out["not_a_mask"] = mask_rel
                 return out
             out.update(mask=mask_rel, mask_sha256=sha256_file(mask), defect_fraction=round(float(m.mean()), 6))
@@ -238,7 +233,8 @@ def _empty_folders(root: Path, images: list[str]) -> list[str]:
 
     used = {PurePosixPath(f).parts[0] for f in images if len(PurePosixPath(f).parts) > 1}
     return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-                  and d.name not in (MASK_FOLDER, "__MACOSX") and d.name not in used)
+                  and d.name not in (MASK_FOLDER, "__MACOSX", "annotations", "Annotations", "labels")
+                  and d.name not in used)
 
 
 def require_image_extra() -> None:

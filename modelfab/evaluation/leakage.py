@@ -111,6 +111,8 @@ def note_for(found: list[dict], target: str) -> str | None:
     shown = "; ".join(f"{f['column']!r} ({f['rule']}: {f['agreement']:.1%} of training rows)" for f in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     first = found[0]["column"]
+    if not first.replace("_", "").replace("-", "").replace(".", "").isalnum():  # spaces, commas: quote it
+        first = "'" + first.replace("'", "'\\''") + "'"
     return (f"Column(s) that alone predict {target!r}: {shown}{more}. If such a column copies the label or is "
             f"recorded after the outcome, new data will not carry it and the metrics here are too good: train "
             f"again with --exclude {first}.")

@@ -100,7 +100,11 @@ class _Guard:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # never a stack trace in a response
-            log.exception("request failed", extra={"request_id": request_id})
+            import traceback
+
+            log.error(json.dumps({"request_id": request_id, "method": scope.get("method"), "path": path,
+                                  "error": f"{type(exc).__name__}: {exc}"[:500],
+                                  "traceback": traceback.format_exc()[-4000:]}))
             if not status["started"]:
                 status["code"] = 500
                 await JSONResponse(status_code=500, content={"error": {
@@ -174,7 +178,9 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
                     try:
                         await run_in_threadpool(models.refresh)
                     except Exception:  # keep serving whatever happens to the database
-                        log.exception("refresh failed")
+                        import traceback
+
+                        log.error(json.dumps({"event": "refresh failed", "traceback": traceback.format_exc()[-4000:]}))
             task = asyncio.create_task(follow())
         yield
         if task:

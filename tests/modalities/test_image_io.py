@@ -238,10 +238,17 @@ def test_same_name_png_is_a_mask_only_when_it_looks_like_one(ws, tmp_path):
     Image.fromarray(mask).save(root / "spot" / "b.png")                   # a real mask
     Image.fromarray(g).save(root / "spot" / "c.jpg")
     Image.fromarray(np.zeros((48, 12), np.uint8)).save(root / "spot" / "c_mask.png")  # drawn on another picture
+    Image.fromarray(g).save(root / "spot" / "d.jpg")
+    Image.fromarray(np.zeros((48, 12), np.uint8)).save(root / "spot" / "d.png")  # same name, mask-like, wrong shape
+    red = np.zeros((48, 48, 3), np.uint8)
+    red[5:9, 5:9, 0] = 255
+    Image.fromarray(g).save(root / "spot" / "e.jpg")
+    Image.fromarray(red).save(root / "spot" / "e.png")  # a red defect on black: a mask
     res = ws.import_images(root, "parts", skip_bad=True)
     st = res.dataset.stats
-    assert st["pngs_as_images"] == ["good/a.png"] and st["labels"] == {"good": 2, "spot": 1}
-    assert st["masks"] == 1 and st["empty_folders"] == ["empty"]
-    assert [s["file"] for s in st["skipped"]] == ["spot/c.jpg"] and "the mask is 12x48" in st["skipped"][0]["reason"]
+    assert st["pngs_as_images"] == ["good/a.png"] and st["labels"] == {"good": 2, "spot": 2}  # b, e
+    assert st["masks"] == 2 and st["empty_folders"] == ["empty"]
+    assert [s["file"] for s in st["skipped"]] == ["spot/c.jpg", "spot/d.jpg"]
+    assert all("the mask is 12x48" in s["reason"] for s in st["skipped"])
     with pytest.raises(InvalidInput, match="--target names a column of a table.*holds image"):
         ws.train("parts", target="whatever", task="classification", budget=5)

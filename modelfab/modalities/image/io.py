@@ -201,19 +201,25 @@ def read_mask(path: Path, settings, shape: tuple[int, int], source: str) -> np.n
     return resize_mask(m > 0, shape)
 
 
-def examine_mask(path: Path, settings, shape: tuple[int, int], source: str) -> tuple[np.ndarray, bool]:
-    """(the mask as bool at ``shape``, whether the file looks like a mask: grey, nearly all pixels at its darkest
-    or brightest level). A mask of another aspect ratio than its image is refused: it was drawn on another picture."""
+def examine_mask(path: Path, settings, shape: tuple[int, int], source: str, *,
+                 pictures_allowed: bool = False) -> tuple[np.ndarray | None, bool]:
+    """(the mask as bool at ``shape``, whether the file looks like a mask: nearly all pixels at its darkest or
+    brightest level; colour is fine, a red defect on black). A mask of another aspect ratio than its image is
+    refused: it was drawn on another picture. ``pictures_allowed``: a file that does not look like a mask
+    comes back as (None, False), whatever its size (a same-name picture, see mask_by_stem_only)."""
     im = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=True, min_side=1)
     g = im.gray
+    lo, hi = float(g.min()), float(g.max())
+    between = float(((g > lo + 0.1) & (g < hi - 0.1)).mean()) if hi - lo > 0.2 else 0.0
+    looks = between < 0.02
+    if pictures_allowed and not looks:
+        return None, False
     h, w = g.shape
     if abs(w / h - shape[1] / shape[0]) > 0.02 * (shape[1] / shape[0]) + 1.0 / min(h, shape[0]):
         raise InvalidInput(f"{source}: the mask is {w}x{h} but its image is {shape[1]}x{shape[0]}; expected the same "
                            "size (or the same shape at another scale).",
                            hint="Export the mask at the image's size, or remove it.")
-    lo, hi = float(g.min()), float(g.max())
-    between = float(((g > lo + 0.1) & (g < hi - 0.1)).mean()) if hi - lo > 0.2 else 0.0
-    return resize_mask(g > 0, shape), im.rgb is None and between < 0.02
+    return resize_mask(g > 0, shape), looks
 
 
 def mask_by_stem_only(image: str, mask: str) -> bool:
