@@ -96,7 +96,7 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
     df = None
     if src.format == "excel":  # which sheet was read is part of the version
         df = read_table(src, ws.settings)
-        if len(src.sheets) > 1:
+        if len(src.sheets) > 1 and src.sheet != src.sheets[0]:  # the first sheet: the file's hash, as before
             content_sha = hashlib.sha256(f"{content_sha}:sheet:{src.sheet}".encode()).hexdigest()
     if kinds:  # corrected kinds make another version of the same file
         content_sha = hashlib.sha256(f"{content_sha}:{json.dumps(sorted(kinds.items()))}".encode()).hexdigest()

@@ -93,7 +93,7 @@ def test_batch_predict_refuses_a_bad_series_alone_and_warns_on_odd_lengths(train
     pred = pd.read_csv(out, keep_default_na=False)
     assert list(pred["error"] != "") == [False, False, True, False, False]
     assert "2 time step(s)" in pred["error"][2] and pred["prediction"][2] == ""
-    assert pred["prediction"][:2].tolist() == [str(v) for v in pred["prediction"][:2]] and all(pred["prediction"][:2])
+    assert set(pred["prediction"][:2]) <= {"bump", "step"} and set(pred["prediction"][3:]) <= {"bump", "step"}
     assert [bool(w) for w in pred["warning"]] == [False, False, False, True, True]
     assert "far shorter" in pred["warning"][3] and "far longer" in pred["warning"][4]
     with Workspace.open(trained["ws"]) as ws:
