@@ -50,25 +50,30 @@ class SeriesPredictor:
         return [{"name": "values" if self.n_channels == 1 else "channels", "kind": "series"}]
 
     # -- core -------------------------------------------------------------
-    def _check(self, series: list[np.ndarray], where: str = "series") -> list[np.ndarray]:
+    def _clean_one(self, s, where: str) -> np.ndarray:
         from .series.io import clean_series
 
-        out = []
-        total = 0
-        for i, s in enumerate(series):
-            s, _ = clean_series(np.asarray(s, dtype=np.float64), f"{where} {i + 1}")
-            if s.shape[0] != self.n_channels:
-                raise InvalidInput(f"{where} {i + 1} has {s.shape[0]} channel(s); the model was trained on "
-                                   f"{self.n_channels}.", hint="Send the same channels, in the same order, as at training.")
-            total += s.size
-            out.append(s)
+        s, _ = clean_series(np.asarray(s, dtype=np.float64), where)
+        if s.shape[0] != self.n_channels:
+            raise InvalidInput(f"{where} has {s.shape[0]} channel(s); the model was trained on "
+                               f"{self.n_channels}.", hint="Send the same channels, in the same order, as at training.")
+        return s
+
+    def _limit(self, series: list[np.ndarray]) -> list[np.ndarray]:
+        total = sum(s.size for s in series)
         if total > self.settings.max_signal_samples:
             raise TooLarge(f"{total:,} values to score; the limit is {self.settings.max_signal_samples:,}.")
-        return out
+        return series
+
+    def _check(self, series: list[np.ndarray], where: str = "series") -> list[np.ndarray]:
+        return self._limit([self._clean_one(s, f"{where} {i + 1}") for i, s in enumerate(series)])
 
     def predict_raw(self, series: list[np.ndarray]) -> np.ndarray:
         """Probabilities (n, classes) or predictions (n,), in chunks so memory stays bounded."""
-        series = self._check(series)
+        return self._score(self._check(series))
+
+    def _score(self, series: list[np.ndarray]) -> np.ndarray:
+        """``predict_raw`` of series already cleaned and checked."""
         if not series:
             raise InvalidInput("No series to score.")
         parts = []
@@ -95,19 +100,20 @@ class SeriesPredictor:
         gets its reason in an ``error`` column and no prediction, instead of failing the whole batch."""
         ids = ids if ids is not None else [str(i + 1) for i in range(len(series))]
         errors = [""] * len(series)
-        if keep_going:
-            good = []
+        if keep_going:  # each series cleaned once, the unusable ones set aside with their reason
+            good, cleaned = [], []
             for i, one in enumerate(series):
                 try:
-                    self._check([one], f"series {ids[i]!r}")
+                    cleaned.append(self._clean_one(one, f"series {ids[i]!r}"))
                     good.append(i)
                 except InvalidInput as exc:
                     errors[i] = exc.message.rstrip(".")
             if not good:
                 raise InvalidInput(f"None of the {len(series)} series could be scored: {errors[0]}.")
+            raw_good = self._score(self._limit(cleaned))
         else:
             good = list(range(len(series)))
-        raw_good = self.predict_raw([series[i] for i in good])
+            raw_good = self.predict_raw(series)
         out = pd.DataFrame({"id": ids})
         if self.task == "regression":
             raw = np.full(len(series), np.nan)
