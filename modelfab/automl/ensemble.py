@@ -6,11 +6,11 @@ greedy forward selection with replacement (Caruana et al., 2004) picks
 weights. The ensemble is kept only if its out-of-fold score beats the best
 single learner's on the same folds. Every step asks the budget first.
 
-When no ensemble is better but several learners tie for the best score out
-of fold (ROC AUC or accuracy reach 1.0 on small, separable data for almost
-anything), the tied learner with the best out-of-fold log loss is kept
-instead of whichever the search reached first: a perfect ranking from a
-7-tree model can still say "56 %" for every row.
+When several learners tie for the best binary ROC AUC out of fold (it
+reaches 1.0 on small, separable data for almost anything), the tied learner
+with the best out-of-fold log loss is kept instead of whichever the search
+reached first: a perfect ranking from a 7-tree model can still say "56 %"
+for every row.
 """
 
 from __future__ import annotations
@@ -36,16 +36,19 @@ class EnsembleResult:
     tie_break: dict | None = None  # set when ``learner`` is one tied single learner, not an average
 
 
-def outcome(ens: EnsembleResult) -> tuple[object, str, dict, dict | None, list[str]]:
-    """(learner, learner name, config, ensemble info, notes) of a build_ensemble result for SearchResult."""
+def outcome(ens: EnsembleResult, leaderboard: list[dict],
+            best_score: float) -> tuple[object, str, dict, dict | None, list[str], float]:
+    """(learner, learner name, config, ensemble info, notes, best score) of a build_ensemble result for
+    SearchResult; after a tie-break the score is the kept learner's own leaderboard score."""
     if ens.tie_break is not None:
         tb = ens.tie_break
         note = (f"Learners tied for the best score out of fold ({', '.join(tb['tied'])}; within one misranked "
-                f"pair or row); kept {tb['learner']}, whose probabilities fit best: log loss {tb['log_loss']:.3f}, "
+                f"pair); kept {tb['learner']}, whose probabilities fit best: log loss {tb['log_loss']:.3f}, "
                 f"against {tb['first_log_loss']:.3f} for the search's first choice, {tb['first']}.")
-        return ens.learner, tb["learner"], tb["config"], None, [note]
+        score = next((r["score"] for r in leaderboard if r["learner"] == tb["learner"]), best_score)
+        return ens.learner, tb["learner"], tb["config"], None, [note], score
     info = {"oof_loss_single": ens.oof_single, "oof_loss_ensemble": ens.oof_ensemble, "members": ens.members}
-    return ens.learner, "ensemble", {"members": ens.members}, info, []
+    return ens.learner, "ensemble", {"members": ens.members}, info, [], best_score
 
 
 def _loss_fn(task: str, metric: str, n_classes: int):
@@ -80,13 +83,11 @@ def _new(automl, name: str, config: dict, task: str):
     return cls(task=task, n_jobs=1, **config)
 
 
-def _tie_tolerance(y: np.ndarray, metric: str, n_classes: int) -> float:
-    """How far below the best out-of-fold score still counts as a tie: one misranked pair for a binary
-    ROC AUC, one row for the other classification metrics (it vanishes as the data grows)."""
-    if metric == "roc_auc" and n_classes == 2:
-        pos = int(np.sum(y == 1))
-        return 1.0 / max(1, pos * (len(y) - pos)) + 1e-9
-    return 1.0 / max(1, len(y)) + 1e-9
+def _tie_tolerance(y: np.ndarray) -> float:
+    """How far below the best out-of-fold binary ROC AUC still counts as a tie: one misranked pair (it
+    vanishes as the data grows)."""
+    pos = int(np.sum(y == 1))
+    return 1.0 / max(1, pos * (len(y) - pos)) + 1e-9
 
 
 def _tie_break(automl, X, y, oof: dict, single: dict, configs: dict, fit_time: dict, *, task: str, metric: str,
@@ -104,7 +105,7 @@ def _tie_break(automl, X, y, oof: dict, single: dict, configs: dict, fit_time: d
     preds = dict(oof)
     if ensemble is not None:
         scores[" ensemble"], preds[" ensemble"] = ensemble
-    tol = _tie_tolerance(y, metric, n_classes)
+    tol = _tie_tolerance(y)
     top = min(scores.values())
     tied = [n for n in preds if scores[n] <= top + tol]
     probs = _loss_fn(task, "log_loss", n_classes)

@@ -456,10 +456,8 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             if ens is not None:
                 from .ensemble import outcome
 
-                learner, learner_name, config, ensemble_info, more = outcome(ens)
+                learner, learner_name, config, ensemble_info, more, best_score = outcome(ens, leaderboard, best_score)
                 fallback = fallback + more
-                if ens.tie_break is not None:  # the kept learner's own validation score (tied within one pair)
-                    best_score = next((r["score"] for r in leaderboard if r["learner"] == learner_name), best_score)
         watcher.emit("search finished")
         return SearchResult(
             learner=learner, learner_name=learner_name, config=config,

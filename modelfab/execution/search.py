@@ -201,10 +201,11 @@ def _merge(results, tasks, X, y, *, eval_method, task, metric, greater, n_classe
         notes.append(f"{missed + len(failed)} of {len(tasks)} searches gave no result"
                      + (f" ({'; '.join(sorted({r['error'] for r in failed}))})" if failed else "") + ".")
     ensemble_info = None
+    best_score = _score_from_loss(winner["best_loss"], metric, greater)
     if ensemble and budget.left_for_search() > 0.5:
         if progress:
             progress(Progress(budget.elapsed(), budget.left(), sum(r["trials"] for r in done),
-                              _score_from_loss(winner["best_loss"], metric, greater), learner_name, metric,
+                              best_score, learner_name, metric,
                               "building ensemble"))
         from ..automl.ensemble import build_ensemble
 
@@ -217,10 +218,10 @@ def _merge(results, tasks, X, y, *, eval_method, task, metric, greater, n_classe
         if ens is not None:
             from ..automl.ensemble import outcome
 
-            learner, learner_name, config, ensemble_info, more = outcome(ens)
+            learner, learner_name, config, ensemble_info, more, best_score = outcome(ens, leaderboard, best_score)
             notes.extend(more)
     result = SearchResult(learner=learner, learner_name=learner_name, config=config, leaderboard=leaderboard,
-                          metric=metric, best_score=_score_from_loss(winner["best_loss"], metric, greater),
+                          metric=metric, best_score=best_score,
                           trials=sum(r["trials"] for r in done), ensemble=ensemble_info, notes=notes,
                           execution=dict(executor.describe(), searches=[
                               {k: r.get(k) for k in ("index", "learners", "seed", "pid", "host", "trials", "seconds",

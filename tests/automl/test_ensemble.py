@@ -42,8 +42,9 @@ def test_a_tie_on_roc_auc_keeps_the_learner_whose_probabilities_fit_best():
     assert np.max(first, axis=1).mean() < 0.7  # the search's first choice ranks well but says ~60 % everywhere
     ens = build_ensemble(automl, X, y, task="classification", metric="roc_auc", n_classes=2, budget=Budget(60))
     assert ens is not None and ens.tie_break is not None
-    learner, name, config, info, notes = outcome(ens)
-    assert name in ("lgbm", "rf") and config == ens.tie_break["config"] and info is None
+    board = [{"learner": n, "score": 1.0} for n in ("xgboost", "lgbm", "rf")]
+    learner, name, config, info, notes, score = outcome(ens, board, 1.0)
+    assert name in ("lgbm", "rf") and config == ens.tie_break["config"] and info is None and score == 1.0
     assert ens.tie_break["log_loss"] < ens.tie_break["first_log_loss"]
     assert "xgboost" in notes[0] and name in notes[0] and "log loss" in notes[0]
     p = learner.predict_raw(X)
