@@ -59,7 +59,7 @@ def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, sett
                "turned": im.turned, "bits": im.bits}
         if mask is not None:
             by_stem = mask_by_stem_only(rel, mask_rel)
-            m, looks = examine_mask(mask, settings, im.gray.shape, mask_rel, pictures_allowed=by_stem)
+            m = examine_mask(mask, settings, im.gray.shape, mask_rel, pictures_allowed=by_stem)
             if m is None:  # a picture of the same name, not a mask: it is imported as an image
                 out["not_a_mask"] = mask_rel
                 return out

@@ -126,8 +126,7 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
                                    hint="Downscale the image, or raise MODELFAB_MAX_IMAGE_PIXELS if it is genuine.")
                 im.load()
                 upright = _upright(im)
-                gray, rgb, mode = _to_arrays(upright, keep_colour)
-                bits = used_bits(np.asarray(im)) if mode.startswith("I") else None
+                gray, rgb, mode, bits = _to_arrays(upright, keep_colour)
                 turned = upright is not im
     except InvalidInput:
         raise
@@ -158,11 +157,12 @@ def _upright(im):
 
 def used_bits(a: np.ndarray) -> int:
     """Bits a 16-bit image actually uses (its brightest pixel): 12 for a 12-bit camera frame in a 16-bit file."""
-    peak = int(a.max()) if a.size else 0
+    peak = int(np.nanmax(a)) if a.size else 0
     return max(1, peak.bit_length())
 
 
-def _to_arrays(im, keep_colour: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _to_arrays(im, keep_colour: bool) -> tuple[np.ndarray, np.ndarray | None, str, int | None]:
+    """(gray, rgb or None, Pillow mode, bits used: for 16-bit and integer images only)."""
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # Scaled by the container (65535), never by the image's own range: a dark frame stays dark (an anomaly
@@ -170,19 +170,19 @@ def _to_arrays(im, keep_colour: bool) -> tuple[np.ndarray, np.ndarray | None, st
         # use 12 bits or fewer (``ImageData.bits``).
         a = np.asarray(im, dtype=np.float64)
         top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
-        return np.clip(a / top, 0, 1).astype(np.float32), None, mode
+        return np.clip(a / top, 0, 1).astype(np.float32), None, mode, used_bits(a)
     if mode == "F":
         a = np.asarray(im, dtype=np.float64)
         lo, hi = np.nanmin(a), np.nanmax(a)
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-        return np.nan_to_num(a).astype(np.float32), None, mode
+        return np.nan_to_num(a).astype(np.float32), None, mode, None
     if mode in ("1", "L", "LA"):
-        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, None, mode
+        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, None, mode, None
     rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     colour = keep_colour and bool(np.abs(rgb[..., 0] - rgb[..., 1]).max() > 2 / 255
                                   or np.abs(rgb[..., 0] - rgb[..., 2]).max() > 2 / 255)
-    return gray.astype(np.float32), rgb if colour else None, mode
+    return gray.astype(np.float32), rgb if colour else None, mode, None
 
 
 def read_image(path: Path, settings, source: str | None = None) -> ImageData:
@@ -202,24 +202,23 @@ def read_mask(path: Path, settings, shape: tuple[int, int], source: str) -> np.n
 
 
 def examine_mask(path: Path, settings, shape: tuple[int, int], source: str, *,
-                 pictures_allowed: bool = False) -> tuple[np.ndarray | None, bool]:
-    """(the mask as bool at ``shape``, whether the file looks like a mask: nearly all pixels at its darkest or
-    brightest level; colour is fine, a red defect on black). A mask of another aspect ratio than its image is
+                 pictures_allowed: bool = False) -> np.ndarray | None:
+    """The mask as bool at ``shape``. A mask looks like one when nearly all its pixels are at its darkest or
+    brightest level (colour is fine: a red defect on black). A mask of another aspect ratio than its image is
     refused: it was drawn on another picture. ``pictures_allowed``: a file that does not look like a mask
-    comes back as (None, False), whatever its size (a same-name picture, see mask_by_stem_only)."""
+    gives None, whatever its size (a same-name picture, see mask_by_stem_only)."""
     im = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=True, min_side=1)
     g = im.gray
     lo, hi = float(g.min()), float(g.max())
     between = float(((g > lo + 0.1) & (g < hi - 0.1)).mean()) if hi - lo > 0.2 else 0.0
-    looks = between < 0.02
-    if pictures_allowed and not looks:
-        return None, False
+    if pictures_allowed and between >= 0.02:
+        return None
     h, w = g.shape
     if abs(w / h - shape[1] / shape[0]) > 0.02 * (shape[1] / shape[0]) + 1.0 / min(h, shape[0]):
         raise InvalidInput(f"{source}: the mask is {w}x{h} but its image is {shape[1]}x{shape[0]}; expected the same "
                            "size (or the same shape at another scale).",
                            hint="Export the mask at the image's size, or remove it.")
-    return resize_mask(g > 0, shape), looks
+    return resize_mask(g > 0, shape)
 
 
 def mask_by_stem_only(image: str, mask: str) -> bool:
