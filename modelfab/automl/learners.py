@@ -62,13 +62,12 @@ def _skops_io():
     import types
 
     name = "sklearn.externals.array_api_compat.torch"
-    placeholder = name not in sys.modules
-    if placeholder:
-        sys.modules[name] = types.ModuleType(name)
+    stub = types.ModuleType(name)
+    sys.modules.setdefault(name, stub)
     try:
         import skops.io as sio
     finally:
-        if placeholder and isinstance(sys.modules.get(name), types.ModuleType) and not hasattr(sys.modules[name], "__file__"):
+        if sys.modules.get(name) is stub:
             del sys.modules[name]
     return sio
 

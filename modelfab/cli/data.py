@@ -112,7 +112,7 @@ def import_cmd(
     ds = res.dataset
     if json_out:
         extra = {"schema": ds.schema["columns"]} if ds.kind == "table" else {"stats": ds.stats, "options": ds.options}
-        emit_json(dict(dataset_dict(ds), created=res.created, notes=list(getattr(res, "notes", [])), **extra))
+        emit_json(dict(dataset_dict(ds), created=res.created, notes=list(res.notes), **extra))
         return
     verb = "Imported" if res.created else "Already imported (identical content), nothing written:"
     if ds.kind == "table":

@@ -276,12 +276,13 @@ def predict_cmd(
     if bad:
         err_console.print(f"[yellow]{bad:,} of {result['rows']:,} files could not be predicted[/] (see the error "
                           "column), e.g.: " + "; ".join(result.get("first_errors", [])), highlight=False)
-    for key, what in (("series_with_errors", "could not be predicted (see the error column)"),
-                      ("series_with_warnings", "are far shorter or longer than the training series (see the warning "
-                                               "column)")):
+    for key, examples, what in (
+            ("series_with_errors", "first_errors", "could not be predicted (see the error column)"),
+            ("series_with_warnings", "first_warnings",
+             "are far shorter or longer than the training series (see the warning column)")):
         if result.get(key):
             err_console.print(f"[yellow]{result[key]:,} of {result['rows']:,} series {what}[/], e.g.: "
-                              + "; ".join(result.get("first_" + key.split("_with_")[1], [])), highlight=False)
+                              + "; ".join(result.get(examples, [])), highlight=False)
     if bad and bad == result["rows"]:
         raise InvalidInput(f"No file could be predicted by {m.ref}; the errors are in {result['output']}.",
                            hint="Check that the files are the kind of data the model was trained on.")

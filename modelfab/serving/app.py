@@ -100,11 +100,8 @@ class _Guard:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # never a stack trace in a response
-            import traceback
-
-            log.error(json.dumps({"request_id": request_id, "method": scope.get("method"), "path": path,
-                                  "error": f"{type(exc).__name__}: {exc}"[:500],
-                                  "traceback": traceback.format_exc()[-4000:]}))
+            log_error(request_id=request_id, method=scope.get("method"), path=path,
+                      error=f"{type(exc).__name__}: {exc}"[:500])
             if not status["started"]:
                 status["code"] = 500
                 await JSONResponse(status_code=500, content={"error": {
@@ -115,6 +112,13 @@ class _Guard:
         if log.isEnabledFor(logging.INFO):
             log.info(json.dumps({"request_id": request_id, "method": scope.get("method"), "path": path,
                                  "status": status["code"], "ms": round((time.perf_counter() - start) * 1000, 2)}))
+
+
+def log_error(**fields) -> None:
+    """One JSON line for the exception being handled: ``fields`` plus its traceback (the log stays JSON)."""
+    import traceback
+
+    log.error(json.dumps({**fields, "traceback": traceback.format_exc()[-4000:]}))
 
 
 def configure_request_log(stream=None) -> None:
@@ -178,9 +182,7 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
                     try:
                         await run_in_threadpool(models.refresh)
                     except Exception:  # keep serving whatever happens to the database
-                        import traceback
-
-                        log.error(json.dumps({"event": "refresh failed", "traceback": traceback.format_exc()[-4000:]}))
+                        log_error(event="refresh failed")
             task = asyncio.create_task(follow())
         yield
         if task:
