@@ -196,7 +196,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
         canvas = canvas_for(files["width"][normal], files["height"][normal])
         size_norm = size_norm_for(files["width"][normal], files["height"][normal])
         model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas,
-                                           size_norm, say)
+                                           size_norm, say, n_hold_normal=len(hold_normal))
         learner = {"name": "padim-efficientnet-lite0", "format": "image-anomaly-npz",
                    "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels),
                               "covariates": model.covariates}}
@@ -286,9 +286,12 @@ def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, 
     return model, len(patches), rows
 
 
-def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas, size_norm, say=lambda _m: None):
+def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas, size_norm, say=lambda _m: None,
+               n_hold_normal: int = 0):
     """Per-position Gaussians over the packaged backbone's features (``modalities/image/padim.py``), their means
-    conditioned on each image's size and overall appearance when there are enough images."""
+    conditioned on each image's size and overall appearance when there are enough images, and a defect head
+    learned from synthetic defects on the good images (``modalities/image/defect_head.py``) when the budget allows.
+    The first ``n_hold_normal`` of ``eval_files`` are held-out good images (they scale the head's share)."""
     from .modalities.image.io import read_image, read_mask
     from .modalities.image.padim import BATCH, GaussianAccumulator, PositionGaussian, cell_features, warm_up
 
@@ -316,21 +319,99 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
         notes.append(f"Each position's normal appearance is predicted from {model.covariates} covariates of the "
                      "image as a whole (its crop size and the leading components of its mean features), fitted on "
                      f"{acc.n} defect-free images: a part is compared with good parts like it.")
-    rows = []
+    fitted = list(fit_files[:acc.n])
+    if n_hold_normal >= 2:
+        _fit_head(ws, model, fitted, paths, budget, notes, seed, per * 1.3 * n_eval + 5.0, say)
+    parts, shapes = [], []
     for start in range(0, n_eval, BATCH):
         say(f"scoring held-out images {start}/{n_eval}")
-        chunk = eval_files[start:start + BATCH]
-        ims = [read_image(paths[r], ws.settings, r).gray for r in chunk]
-        for i, (r, gray, smap) in enumerate(zip(chunk, ims, model.score_maps(ims))):
-            score = float(smap.max())
-            if masks.get(r) is None:
-                rows.append((score, None, None))
-                continue
-            m = read_mask(masks[r], ws.settings, gray.shape, r)
-            hm = model.heatmap(smap, gray.shape)
-            idx = np.random.default_rng(seed + start + i).choice(hm.size, size=min(hm.size, 5000), replace=False)
-            rows.append((score, hm.ravel()[idx], m.ravel()[idx]))
+        ims = [read_image(paths[r], ws.settings, r).gray for r in eval_files[start:start + BATCH]]
+        dist, prob = model.map_parts(cell_features(ims, model.canvas, model.blocks, model.channels, model.pool),
+                                     [(g.shape[1], g.shape[0]) for g in ims])
+        parts += list(zip(dist, prob)) if prob is not None else [(d, None) for d in dist]
+        shapes += [g.shape for g in ims]
+    if model.head is not None:  # the head's share in distance units: the median distance on held-out good images
+        good = model.combine(np.stack([d for d, _ in parts[:n_hold_normal]]), None)
+        from .modalities.image.defect_head import WEIGHT
+
+        model.head_weight = float(WEIGHT * np.median(good))
+    rows = []
+    for i, (r, (dist, prob), shape) in enumerate(zip(eval_files, parts, shapes)):
+        smap = model.combine(dist[None], None if prob is None else prob[None])[0]
+        score = float(smap.max())
+        if masks.get(r) is None:
+            rows.append((score, None, None))
+            continue
+        m = read_mask(masks[r], ws.settings, shape, r)
+        hm = model.heatmap(smap, shape)
+        idx = np.random.default_rng(seed + i).choice(hm.size, size=min(hm.size, 5000), replace=False)
+        rows.append((score, hm.ravel()[idx], m.ravel()[idx]))
     return model, acc.n, rows
+
+
+def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, say=lambda _m: None) -> None:
+    """Learn the defect head from synthetic defects on (up to MAX_SOURCES of) the fitted good images, if at least
+    MIN_SOURCES of them get made within the time that scoring the held-out images (``scoring_s``) leaves."""
+    from .modalities.image import defect_head as dh
+    from .modalities.image.features import resize
+    from .modalities.image.io import read_image
+    from .modalities.image.padim import BATCH, cell_features
+
+    if len(fitted) < dh.MIN_SOURCES or model.sd is None:
+        return
+    t0 = time.monotonic()
+    rng = np.random.default_rng(seed + 7)
+    sources = [fitted[i] for i in rng.permutation(len(fitted))[:dh.MAX_SOURCES]]
+    w, h = model.canvas
+    gh, gw = model.mean.shape[:2]
+    # the regression: ~5 s on CELLS cells of 608 inputs on an idle 2-core machine; reserved twice over, plus 2 s
+    regression_s = 2.0 + 10.0 * min(1.0, len(sources) * dh.PER_IMAGE * gh * gw / dh.CELLS)
+    room = 0.9 * budget.left_for_search() - scoring_s - regression_s
+    made = [0]
+
+    def batches():
+        canvases, sizes = [], []
+        for r in sources:
+            if time.monotonic() - t0 > room / 3:
+                break
+            g = read_image(paths[r], ws.settings, r).gray
+            canvases.append(np.clip(resize(g, w, h), 0, 1))
+            sizes.append((g.shape[1], g.shape[0]))
+        if len(canvases) < 2:
+            return
+        order = [(i, k) for k in range(dh.PER_IMAGE) for i in range(len(canvases))]
+        for start in range(0, len(order), BATCH):
+            elapsed = time.monotonic() - t0
+            if made[0] and elapsed / made[0] * (made[0] + BATCH) > room:
+                return
+            ims, fracs, szs = [], [], []
+            for i, _ in order[start:start + BATCH]:
+                partner = canvases[(i + 1 + int(rng.integers(len(canvases) - 1))) % len(canvases)]
+                im, m = dh.synthesize(canvases[i], partner, rng)
+                ims.append(im)
+                fracs.append(resize(m.astype(np.float32), gw, gh))  # the region's share of each cell
+                szs.append(sizes[i])
+            feats = cell_features(ims, model.canvas, model.blocks, model.channels, model.pool)
+            made[0] += len(ims)
+            say(f"learning synthetic defects {made[0]}/{len(order)}")
+            yield model.residuals(feats, szs), np.stack(fracs)
+
+    if room <= 0:
+        notes.append("The budget left no time for the defect head (learned from synthetic defects on the good "
+                     "images); a longer budget sharpens the heat maps.")
+        return
+    try:
+        model.head = dh.DefectHead.fit(batches(), model.sd, len(sources) * dh.PER_IMAGE, seed=seed)
+    except ValueError:
+        model.head = None
+    if made[0] < dh.MIN_SOURCES:
+        model.head = None
+    if model.head is None:
+        notes.append("The budget left no time for the defect head (learned from synthetic defects on the good "
+                     "images); a longer budget sharpens the heat maps.")
+    else:
+        notes.append(f"A defect head learned from {made[0]} synthetic defects on {len(sources)} good images adds to "
+                     "the heat map where a region looks like foreign surface (no real defect is used).")
 
 
 def _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, budget) -> dict | None:

@@ -122,6 +122,49 @@ def test_anomaly_says_when_defective_images_differ_beyond_their_masks(tmp_path):
     ws.close()
 
 
+def _bands(root, n_good=40, n_bad=10, size=80):
+    """Brushed surfaces (grain along x); defective ones have a band at the top with the grain along y, at the
+    same brightness: a region of foreign surface, with its mask."""
+    from scipy import ndimage as ndi
+
+    for cls, n in (("good", n_good), ("band", n_bad)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            rng = np.random.default_rng(i + (cls == "band") * 1000)
+            img = 128 + 14 * ndi.gaussian_filter(rng.normal(size=(size, size)), (0.7, 4)) / 0.1
+            mask = np.zeros((size, size), bool)
+            if cls == "band":
+                mask[:int(rng.integers(size // 4, size // 2))] = True
+                other = 14 * ndi.gaussian_filter(rng.normal(size=(size, size)), (4, 0.7)) / 0.1
+                img[mask] = 128 + other[mask]
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / cls / f"{cls}_{i}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / cls / f"{cls}_{i}_mask.png")
+    return root
+
+
+def test_anomaly_learns_a_defect_head_from_good_images_and_packages_it(tmp_path):
+    from modelfab.modalities.image import backbone
+
+    if not backbone.available():
+        pytest.skip("the image-backbone extra is not installed")
+    folder = _bands(tmp_path / "bands")
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.import_images(folder, "bands")
+        seen = []
+        m = ws.train("bands", task="anomaly", normal_label="good", budget=20, max_false_alarm=0.1, name="bands",
+                     progress=lambda p: seen.append(p.message))
+        spec = m.manifest["image"]["anomaly"]
+        assert spec["head"] and spec["head"]["weight"] > 0
+        assert any(n.startswith("A defect head learned from") for n in m.manifest["training"]["notes"])
+        assert any(msg.startswith("learning synthetic defects") for msg in seen)
+        assert m.metrics["auc"] > 0.9 and m.metrics["pixel_auroc"] > 0.8
+        # the package scores a held-out image exactly as training did (the head is part of the score)
+        hold = m.holdout()
+        i = int(np.argmax(hold["scores"]))
+        row = ws.model("bands").predictor.predict_files([folder / str(hold["file"][i])]).iloc[0]
+        assert row["score"] == pytest.approx(float(hold["scores"][i]), rel=1e-4)
+
+
 def test_cli_import_train_predict_and_rest_upload(tmp_path, surfaces):
     ws = tmp_path / "ws"
     w = ["--workspace", str(ws)]

@@ -19,6 +19,10 @@ look like there. The covariance is that of the residuals. On magnetic tiles this
 AUROC from 0.978 to 0.990 (three splits: +0.011 on average; bench/results/images.md). The size
 enters only through these covariates; it is not a score.
 
+**Defect head.** With enough good images, a small head learned from synthetic defects on them
+(:mod:`.defect_head`) adds, per cell, the probability that the cell is a region of foreign surface, scaled to
+the held-out good images' distances: the map stays in distance units and the image score is its maximum.
+
 Stored as one plain ``.npz`` (arrays ``mean``, ``coef`` (covariates x cells x channels), ``transform``
 (covariates from the raw per-image inputs) and the upper triangle of each cell's precision matrix,
 ``precision_upper``; loaded with ``allow_pickle=False``) plus JSON fields in the manifest, each file
@@ -204,6 +208,9 @@ class PositionGaussian:
     coef: np.ndarray | None = None       # (K, h, w, C): cell means = z @ coef; None: the plain mean
     transform: np.ndarray | None = None  # (K, K_raw): z = transform @ raw_inputs
     size_norm: tuple | None = None
+    sd: np.ndarray | None = None         # (h, w, C) residual standard deviations (after fitting; feeds the head)
+    head: object | None = None           # a DefectHead (defect_head.py), or None
+    head_weight: float = 0.0             # head probability -> distance units
 
     @classmethod
     def channels_for(cls, blocks=BLOCKS, dims: int = DIMS) -> np.ndarray:
@@ -236,6 +243,7 @@ class PositionGaussian:
         shrink = (SHRINK if k == 1 else SHRINK_CONDITIONAL) if shrink is None else shrink
         avg_var = np.trace(cov, axis1=2, axis2=3)[..., None, None] / c
         cov = cov + (shrink * avg_var + 1e-3) * np.eye(c)
+        sd = np.sqrt(np.diagonal(cov, axis1=2, axis2=3)).astype(np.float32)
         precision = np.linalg.inv(cov.astype(np.float32))  # shrunk: well conditioned; float32 inverts 2x faster
         precision = 0.5 * (precision + np.swapaxes(precision, -1, -2))
         canvas = tuple(int(v) for v in canvas)
@@ -243,7 +251,7 @@ class PositionGaussian:
         conditional = k > 1
         return cls(mean, precision.astype(np.float32), np.asarray(channels, np.int64), canvas, pool=pool_for(canvas),
                    coef=coef.reshape(k, h, w, c).astype(np.float32) if conditional else None,
-                   transform=T if conditional else None, size_norm=acc.size_norm if conditional else None)
+                   transform=T if conditional else None, size_norm=acc.size_norm if conditional else None, sd=sd)
 
     @property
     def covariates(self) -> int:
@@ -257,18 +265,32 @@ class PositionGaussian:
         k = len(self.coef)
         return (z.astype(np.float32) @ self.coef.reshape(k, -1)).reshape(feats.shape)
 
-    def cell_maps(self, feats: np.ndarray, sizes=None) -> np.ndarray:
-        """(N, h, w) Mahalanobis distances of (N, h, w, C) cell vectors, smoothed; ``sizes`` the images'
-        (width, height) before resizing (needed by a model with size covariates)."""
-        from scipy import ndimage as ndi
-
+    def residuals(self, feats: np.ndarray, sizes=None) -> np.ndarray:
+        """(N, h, w, C) cell vectors minus their (conditional) means; ``sizes`` the images' (width, height) before
+        resizing (needed by a model with size covariates)."""
         if self.size_norm is not None and sizes is None:
             raise ValueError("This model's cell means depend on the image size: pass sizes.")
-        d = feats - self.cell_means(feats, sizes)
+        return feats - self.cell_means(feats, sizes)
+
+    def map_parts(self, feats: np.ndarray, sizes=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Unsmoothed (N, h, w) Mahalanobis distances and the defect head's probabilities (None without a head)."""
+        d = self.residuals(feats, sizes)
         m = np.sqrt(np.maximum(np.einsum("nhwc,hwcd,nhwd->nhw", d, self.precision, d, optimize=True), 0.0))
+        return m.astype(np.float32), (None if self.head is None else self.head.probability(d))
+
+    def combine(self, dist: np.ndarray, prob: np.ndarray | None) -> np.ndarray:
+        """The score maps from :meth:`map_parts`: distance + head_weight x probability, smoothed."""
+        from scipy import ndimage as ndi
+
+        m = dist if prob is None or self.head_weight <= 0 else dist + self.head_weight * prob
         if self.smooth > 0:
             m = np.stack([ndi.gaussian_filter(x, self.smooth, mode="nearest") for x in m])
-        return m.astype(np.float32)
+        return np.asarray(m, np.float32)
+
+    def cell_maps(self, feats: np.ndarray, sizes=None) -> np.ndarray:
+        """(N, h, w) score maps of (N, h, w, C) cell vectors: smoothed Mahalanobis distances, plus the defect
+        head's share when the model has one; ``sizes`` the images' (width, height) before resizing."""
+        return self.combine(*self.map_parts(feats, sizes))
 
     def score_maps(self, grays: list[np.ndarray]) -> list[np.ndarray]:
         sizes = [(g.shape[1], g.shape[0]) for g in grays]
@@ -291,6 +313,8 @@ class PositionGaussian:
         arrays = {"mean": self.mean, "precision_upper": self.precision[..., iu[0], iu[1]]}
         if self.coef is not None:
             arrays.update(coef=self.coef, transform=self.transform)
+        if self.head is not None:
+            arrays.update(self.head.arrays())
         np.savez(Path(folder) / f"{stem}.npz", **arrays)
         from .backbone import NAME, WEIGHTS_PACKAGE, WEIGHTS_SHA256
 
@@ -299,6 +323,7 @@ class PositionGaussian:
                 "smooth": self.smooth, "pool": self.pool, "threshold": self.threshold, "cells": list(self.mean.shape[:2]),
                 "dims": int(self.mean.shape[2]), "covariates": self.covariates,
                 "size_norm": None if self.size_norm is None else [float(v) for v in self.size_norm],
+                "head": None if self.head is None else {"kind": "synthetic-defect-logistic", "weight": self.head_weight},
                 "backbone": {"name": NAME, "weights_package": WEIGHTS_PACKAGE, "weights_sha256": WEIGHTS_SHA256}}
 
     @classmethod
@@ -318,6 +343,15 @@ class PositionGaussian:
             mean, upper = npz["mean"], npz["precision_upper"]
             coef = npz["coef"] if k > 1 and "coef" in npz.files else None
             transform = npz["transform"] if k > 1 and "transform" in npz.files else None
+            head = None
+            if spec.get("head"):
+                from .defect_head import DefectHead
+
+                try:
+                    head = DefectHead.from_arrays(npz, (int(spec["cells"][0]), int(spec["cells"][1]), len(spec["channels"])))
+                except (KeyError, ValueError) as e:
+                    raise IntegrityError(f"Image anomaly arrays: {e}.",
+                                         hint="The package is damaged: train again or restore it from a backup.") from e
         channels = np.asarray(spec["channels"], np.int64)
         h, w = spec["cells"]
         c = len(channels)
@@ -341,4 +375,16 @@ class PositionGaussian:
                    tuple(spec["blocks"]), float(spec.get("smooth", SMOOTH)), float(spec["threshold"]), int(spec["pool"]),
                    coef=None if coef is None else coef.astype(np.float32),
                    transform=None if transform is None else transform.astype(np.float64),
-                   size_norm=None if size_norm is None else tuple(float(v) for v in size_norm))
+                   size_norm=None if size_norm is None else tuple(float(v) for v in size_norm),
+                   head=head, head_weight=_head_weight(spec) if head is not None else 0.0)
+
+
+def _head_weight(spec: dict) -> float:
+    try:
+        w = float(spec["head"]["weight"])
+    except (KeyError, TypeError, ValueError):
+        w = float("nan")
+    if not np.isfinite(w) or w < 0:
+        raise IntegrityError(f"Image anomaly manifest: the defect head's weight must be a number >= 0, got "
+                             f"{spec.get('head')!r}.", hint="The package is damaged: train again or restore it from a backup.")
+    return w
