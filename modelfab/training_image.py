@@ -389,7 +389,7 @@ def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, s
         order = [(i, k) for k in range(dh.PER_IMAGE) for i in range(len(canvases))]
         for start in range(0, len(order), BATCH):
             elapsed = time.monotonic() - t0
-            if made[0] and elapsed / made[0] * (made[0] + BATCH) > room:
+            if elapsed > room or (made[0] and elapsed / made[0] * (made[0] + BATCH) > room):
                 return
             ims, fracs, szs = [], [], []
             for i, _ in order[start:start + BATCH]:
@@ -408,10 +408,9 @@ def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, s
                      "images); a longer budget sharpens the heat maps.")
         return
     try:
-        model.head = dh.DefectHead.fit(batches(), model.sd, len(sources) * dh.PER_IMAGE, seed=seed)
-    except ValueError:
-        model.head = None
-    if made[0] < dh.MIN_SOURCES:
+        model.head = dh.DefectHead.fit(batches(), model.sd, len(sources) * dh.PER_IMAGE, seed=seed,
+                                       min_images=dh.MIN_SOURCES)
+    except ValueError:  # too few synthetic images in the time, or cells of one class
         model.head = None
     if model.head is None:
         notes.append("The budget left no time for the defect head (learned from synthetic defects on the good "

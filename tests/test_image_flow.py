@@ -151,7 +151,7 @@ def test_anomaly_learns_a_defect_head_from_good_images_and_packages_it(tmp_path)
     with Workspace.init(tmp_path / "ws") as ws:
         ws.import_images(folder, "bands")
         seen = []
-        m = ws.train("bands", task="anomaly", normal_label="good", budget=20, max_false_alarm=0.1, name="bands",
+        m = ws.train("bands", task="anomaly", normal_label="good", budget=60, max_false_alarm=0.1, name="bands",
                      progress=lambda p: seen.append(p.message))
         spec = m.manifest["image"]["anomaly"]
         assert spec["head"] and spec["head"]["weight"] > 0 and m.manifest["learner"]["config"]["defect_head"]

@@ -58,7 +58,9 @@ def test_head_learned_on_good_surfaces_finds_a_band_of_foreign_texture(tmp_path)
     from sklearn.metrics import roc_auc_score
 
     from modelfab.modalities.image.features import resize
-    from modelfab.modalities.image.padim import GaussianAccumulator, PositionGaussian, canvas_for, cell_features
+    from modelfab.modalities.image.padim import (KIND, KIND_HEAD, GaussianAccumulator, PositionGaussian, canvas_for,
+                                                 cell_features)
+    from modelfab.modalities.image_model import load_anomaly_model
 
     canvas = canvas_for([96] * 40, [96] * 40)
     channels = PositionGaussian.channels_for(dims=48)
@@ -92,11 +94,22 @@ def test_head_learned_on_good_surfaces_finds_a_band_of_foreign_texture(tmp_path)
     assert np.allclose(again.cell_maps(feats), model.cell_maps(feats), atol=1e-5)
     assert not np.allclose(model.combine(dist, None), model.cell_maps(feats))  # the head is part of the map
 
-    bad = dict(spec, head={"kind": spec["head"]["kind"], "weight": -1})
-    with pytest.raises(IntegrityError, match="weight"):
-        PositionGaussian.load(tmp_path, bad)
-    arrays = dict(np.load(tmp_path / spec["file"], allow_pickle=False))
-    arrays["head_coef"] = arrays["head_coef"][:-2]
-    np.savez(tmp_path / spec["file"], **arrays)
-    with pytest.raises(IntegrityError, match="defect head arrays"):
-        PositionGaussian.load(tmp_path, spec)
+    assert spec["kind"] == KIND_HEAD  # a modelfab without defect heads refuses such a package instead of mis-scoring
+    assert np.allclose(load_anomaly_model(tmp_path, spec).cell_maps(feats), model.cell_maps(feats), atol=1e-5)
+
+    def refused(changed_spec, match, arrays=None):
+        if arrays is not None:
+            np.savez(tmp_path / "damaged.npz", **arrays)
+            changed_spec = dict(changed_spec, file="damaged.npz")
+        with pytest.raises(IntegrityError, match=match):
+            PositionGaussian.load(tmp_path, changed_spec)
+
+    for weight in (-1, float("nan"), 1e300, "x", True, None):
+        refused(dict(spec, head={"kind": spec["head"]["kind"], "weight": weight}), "weight")
+    refused(dict(spec, cells=[None, spec["cells"][1]]), "defect head")
+    refused(dict(spec, kind=KIND), "carries a defect head")       # head arrays under the kind without a head
+    good = dict(np.load(tmp_path / spec["file"], allow_pickle=False))
+    for key, value in (("head_coef", good["head_coef"][:-2]), ("head_mu", np.full_like(good["head_mu"], np.nan)),
+                       ("head_sg", np.full_like(good["head_sg"], np.inf)), ("head_sd", -good["head_sd"])):
+        refused(spec, "defect head arrays", dict(good, **{key: value}))
+    refused(spec, "defect head", {k: v for k, v in good.items() if k != "head_sd"})

@@ -39,6 +39,7 @@ import numpy as np
 from ...errors import IntegrityError
 
 KIND = "padim-efficientnet-lite0"
+KIND_HEAD = "padim-efficientnet-lite0+defect-head"   # with a defect head: a modelfab without heads refuses it
 CANVAS = (256, 256)          # (width, height) every image is resized to, at most (see ``canvas_for``)
 BLOCKS = (4, 10)             # EfficientNet-Lite0 blocks: 40 channels at stride 8, 112 at stride 16
 DIMS = 152                   # channels kept (all; a fixed random subset when fewer, as PaDiM does)
@@ -318,7 +319,7 @@ class PositionGaussian:
         np.savez(Path(folder) / f"{stem}.npz", **arrays)
         from .backbone import NAME, WEIGHTS_PACKAGE, WEIGHTS_SHA256
 
-        return {"kind": self.kind, "file": f"{stem}.npz",
+        return {"kind": KIND_HEAD if self.head is not None else KIND, "file": f"{stem}.npz",
                 "canvas": list(self.canvas), "blocks": list(self.blocks), "channels": [int(c) for c in self.channels],
                 "smooth": self.smooth, "pool": self.pool, "threshold": self.threshold, "cells": list(self.mean.shape[:2]),
                 "dims": int(self.mean.shape[2]), "covariates": self.covariates,
@@ -343,15 +344,7 @@ class PositionGaussian:
             mean, upper = npz["mean"], npz["precision_upper"]
             coef = npz["coef"] if k > 1 and "coef" in npz.files else None
             transform = npz["transform"] if k > 1 and "transform" in npz.files else None
-            head = None
-            if spec.get("head"):
-                from .defect_head import DefectHead
-
-                try:
-                    head = DefectHead.from_arrays(npz, (int(spec["cells"][0]), int(spec["cells"][1]), len(spec["channels"])))
-                except (KeyError, ValueError) as e:
-                    raise IntegrityError(f"Image anomaly arrays: {e}.",
-                                         hint="The package is damaged: train again or restore it from a backup.") from e
+            head = _load_head(npz, spec)
         channels = np.asarray(spec["channels"], np.int64)
         h, w = spec["cells"]
         c = len(channels)
@@ -376,15 +369,41 @@ class PositionGaussian:
                    coef=None if coef is None else coef.astype(np.float32),
                    transform=None if transform is None else transform.astype(np.float64),
                    size_norm=None if size_norm is None else tuple(float(v) for v in size_norm),
+                   kind=KIND_HEAD if head is not None else KIND,
                    head=head, head_weight=_head_weight(spec) if head is not None else 0.0)
 
 
-def _head_weight(spec: dict) -> float:
+DAMAGED = "The package is damaged: train again or restore it from a backup."
+
+
+def _load_head(npz, spec: dict):
+    """The defect head of a package whose kind says it has one (None otherwise); head arrays in a package whose
+    kind says it has none are refused too (they would change no score, but the threshold was set with them)."""
+    has_arrays = any(k.startswith("head_") for k in npz.files)
+    if spec.get("kind") != KIND_HEAD:
+        if has_arrays or spec.get("head"):
+            raise IntegrityError(f"Image anomaly model {spec.get('kind')!r} carries a defect head it should not have.",
+                                 hint=DAMAGED)
+        return None
+    from .defect_head import DefectHead
+
     try:
-        w = float(spec["head"]["weight"])
-    except (KeyError, TypeError, ValueError):
+        cells = (int(spec["cells"][0]), int(spec["cells"][1]), len(spec["channels"]))
+        return DefectHead.from_arrays(npz, cells)
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise IntegrityError(f"Image anomaly arrays: the defect head: {e}.", hint=DAMAGED) from e
+
+
+MAX_HEAD_WEIGHT = 1e6
+
+
+def _head_weight(spec: dict) -> float:
+    head = spec.get("head")
+    try:
+        w = float(head["weight"]) if isinstance(head, dict) and not isinstance(head.get("weight"), bool) else float("nan")
+    except (TypeError, ValueError):
         w = float("nan")
-    if not np.isfinite(w) or w < 0:
-        raise IntegrityError(f"Image anomaly manifest: the defect head's weight must be a number >= 0, got "
-                             f"{spec.get('head')!r}.", hint="The package is damaged: train again or restore it from a backup.")
+    if not 0 <= w <= MAX_HEAD_WEIGHT:  # NaN fails too
+        raise IntegrityError(f"Image anomaly manifest: the defect head's weight must be a number in 0..{MAX_HEAD_WEIGHT:g}, "
+                             f"got {head!r}.", hint=DAMAGED)
     return w
