@@ -328,7 +328,8 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
                      f"{acc.n} defect-free images: a part is compared with good parts like it.")
     fitted = list(fit_files[:acc.n])
     if n_hold_normal >= 2:
-        _fit_head(ws, model, fitted, paths, budget, notes, seed, per * 1.3 * n_eval + 5.0, say)
+        # what must still fit after the head: scoring the held-out images, then the painted-out check (<= 80 more)
+        _fit_head(ws, model, fitted, paths, budget, notes, seed, per * 1.3 * (n_eval + min(n_eval, 80)) + 5.0, say)
     parts, shapes = [], []
     for start in range(0, n_eval, BATCH):
         say(f"scoring held-out images {start}/{n_eval}")
