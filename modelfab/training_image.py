@@ -375,9 +375,10 @@ def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, s
     # the regression: ~5 s on CELLS cells of 608 inputs on an idle 2-core machine; reserved twice over, plus 2 s
     regression_s = 2.0 + 10.0 * min(1.0, len(sources) * dh.PER_IMAGE * gh * gw / dh.CELLS)
     room = 0.9 * budget.left_for_search() - scoring_s - regression_s
-    made = [0]
+    made = 0
 
     def batches():
+        nonlocal made
         canvases, sizes = [], []
         for r in sources:
             if time.monotonic() - t0 > room / 3:
@@ -390,7 +391,7 @@ def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, s
         order = [(i, k) for k in range(dh.PER_IMAGE) for i in range(len(canvases))]
         for start in range(0, len(order), BATCH):
             elapsed = time.monotonic() - t0
-            if elapsed > room or (made[0] and elapsed / made[0] * (made[0] + BATCH) > room):
+            if elapsed > room or (made and elapsed / made * (made + BATCH) > room):
                 return
             ims, fracs, szs = [], [], []
             for i, _ in order[start:start + BATCH]:
@@ -400,24 +401,21 @@ def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, s
                 fracs.append(resize(m.astype(np.float32), gw, gh))  # the region's share of each cell
                 szs.append(sizes[i])
             feats = cell_features(ims, model.canvas, model.blocks, model.channels, model.pool)
-            made[0] += len(ims)
-            say(f"learning synthetic defects {made[0]}/{len(order)}")
+            made += len(ims)
+            say(f"learning synthetic defects {made}/{len(order)}")
             yield model.residuals(feats, szs), np.stack(fracs)
 
-    if room <= 0:
-        notes.append("The budget left no time for the defect head (learned from synthetic defects on the good "
-                     "images); a longer budget sharpens the heat maps.")
-        return
-    try:
-        model.head = dh.DefectHead.fit(batches(), model.sd, len(sources) * dh.PER_IMAGE, seed=seed,
-                                       min_images=dh.MIN_SOURCES)
-    except ValueError:  # too few synthetic images in the time, or cells of one class
-        model.head = None
+    if room > 0:
+        try:
+            model.head = dh.DefectHead.fit(batches(), model.sd, len(sources) * dh.PER_IMAGE, seed=seed,
+                                           min_images=dh.MIN_SOURCES)
+        except ValueError:  # too few synthetic images in the time, or cells of one class
+            model.head = None
     if model.head is None:
         notes.append("The budget left no time for the defect head (learned from synthetic defects on the good "
                      "images); a longer budget sharpens the heat maps.")
     else:
-        notes.append(f"A defect head learned from {made[0]} synthetic defects on {len(sources)} good images adds to "
+        notes.append(f"A defect head learned from {made} synthetic defects on {len(sources)} good images adds to "
                      "the heat map where a region looks like foreign surface (no real defect is used).")
 
 

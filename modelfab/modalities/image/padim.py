@@ -31,7 +31,7 @@ with its sha256 in the package manifest. Packages without ``coef`` (older ones) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +205,6 @@ class PositionGaussian:
     smooth: float = SMOOTH
     threshold: float = float("inf")
     pool: int = POOL
-    kind: str = field(default=KIND)
     coef: np.ndarray | None = None       # (K, h, w, C): cell means = z @ coef; None: the plain mean
     transform: np.ndarray | None = None  # (K, K_raw): z = transform @ raw_inputs
     size_norm: tuple | None = None
@@ -253,6 +252,11 @@ class PositionGaussian:
         return cls(mean, precision.astype(np.float32), np.asarray(channels, np.int64), canvas, pool=pool_for(canvas),
                    coef=coef.reshape(k, h, w, c).astype(np.float32) if conditional else None,
                    transform=T if conditional else None, size_norm=acc.size_norm if conditional else None, sd=sd)
+
+    @property
+    def kind(self) -> str:
+        """The package kind: with a defect head, one that a modelfab without heads refuses."""
+        return KIND if self.head is None else KIND_HEAD
 
     @property
     def covariates(self) -> int:
@@ -319,7 +323,7 @@ class PositionGaussian:
         np.savez(Path(folder) / f"{stem}.npz", **arrays)
         from .backbone import NAME, WEIGHTS_PACKAGE, WEIGHTS_SHA256
 
-        return {"kind": KIND_HEAD if self.head is not None else KIND, "file": f"{stem}.npz",
+        return {"kind": self.kind, "file": f"{stem}.npz",
                 "canvas": list(self.canvas), "blocks": list(self.blocks), "channels": [int(c) for c in self.channels],
                 "smooth": self.smooth, "pool": self.pool, "threshold": self.threshold, "cells": list(self.mean.shape[:2]),
                 "dims": int(self.mean.shape[2]), "covariates": self.covariates,
@@ -369,7 +373,6 @@ class PositionGaussian:
                    coef=None if coef is None else coef.astype(np.float32),
                    transform=None if transform is None else transform.astype(np.float64),
                    size_norm=None if size_norm is None else tuple(float(v) for v in size_norm),
-                   kind=KIND_HEAD if head is not None else KIND,
                    head=head, head_weight=_head_weight(spec) if head is not None else 0.0)
 
 
