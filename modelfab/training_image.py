@@ -212,7 +212,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     pix_y = [r[2] for r in rows if r[2] is not None]
     scores = np.asarray(scores, float)
     s_norm = scores[: len(hold_normal)]
-    model.threshold = float(np.quantile(s_norm, 1 - max_false_alarm, method="higher"))
+    model.threshold = threshold_at_rate(s_norm, max_false_alarm)
     metrics = anomaly_metrics(y_true, scores, model.threshold) if len(abnormal_files) else {
         "n_normal": int(len(s_norm)), "false_alarm_rate": float((s_norm > model.threshold).mean())}
     metrics["expected_false_alarm"] = float((s_norm > model.threshold).mean())
@@ -255,6 +255,11 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
             "training": training_info(budget, seed, 1, notes, threshold_source="held-out defect-free images"),
         }
         return finish(ws, folder, manifest, None, name=name, ds=ds)
+
+
+def threshold_at_rate(s_norm, max_false_alarm: float) -> float:
+    """The score threshold (anomalous = score > threshold) for a false-alarm rate on held-out defect-free scores."""
+    return float(np.quantile(np.asarray(s_norm, float), 1 - max_false_alarm, method="higher"))
 
 
 def _fit_patchknn(ws, fit_files, eval_files, paths, masks, budget, notes, seed, scale, n_eval, n_files,

@@ -14,18 +14,52 @@ def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None
     from .evaluation.metrics import anomaly_metrics
 
     pred = model.predictor
-    am = pred.anomaly.with_false_alarm(max_false_alarm) if max_false_alarm is not None else pred.anomaly.with_threshold(threshold)
     hold = model.holdout()
     manifest = {k: v for k, v in model.manifest.items() if k not in ("files", "format", "format_version")}
-    manifest["threshold"] = float(am.threshold)
-    manifest["max_false_alarm"] = float(am.max_false_alarm)
+    if model.manifest.get("modality") == "image":
+        # image detectors keep their held-out scores in holdout.npz, not in the model: the threshold is set there,
+        # by the same rule as in training; the other metrics (pixel AUROC, shortcut check) do not depend on it
+        new, rate, expected = _image_threshold(hold, threshold, max_false_alarm)
+        metrics = dict(model.manifest.get("metrics") or {})
+    else:
+        am = pred.anomaly.with_false_alarm(max_false_alarm) if max_false_alarm is not None else pred.anomaly.with_threshold(threshold)
+        new, rate, expected, metrics = float(am.threshold), float(am.max_false_alarm), am.false_alarm_rate(), {}
+    manifest["threshold"] = new
+    manifest["max_false_alarm"] = rate
     if "scores" in hold and len(hold["scores"]):
-        metrics = anomaly_metrics(np.asarray(hold["y_true"], int), np.asarray(hold["scores"], float), am.threshold)
-        metrics["expected_false_alarm"] = am.false_alarm_rate()
+        metrics.update(anomaly_metrics(np.asarray(hold["y_true"], int), np.asarray(hold["scores"], float), new))
+        metrics["expected_false_alarm"] = expected
         manifest["metrics"] = metrics
     manifest["derived_from"] = {"model": model.ref, "package_sha": model.row["package_sha"],
-                                "change": f"threshold {pred.threshold:.6g} -> {am.threshold:.6g}"}
+                                "change": f"threshold {pred.threshold:.6g} -> {new:.6g}"}
     return _copy_and_register(model, manifest)
+
+
+def _image_threshold(hold: dict, threshold: float | None, max_false_alarm: float | None) -> tuple[float, float, float]:
+    """(threshold, its false-alarm rate, the same) on the held-out defect-free images' scores of an image detector."""
+    import math
+
+    from .errors import InvalidInput
+    from .training_image import threshold_at_rate
+
+    if "scores" not in hold or "y_true" not in hold:
+        raise InvalidInput("This model kept no held-out scores, so its threshold cannot be moved.",
+                           hint="Retrain it with this version of modelfab.")
+    s_norm = np.asarray(hold["scores"], float)[np.asarray(hold["y_true"], int) == 0]
+    if max_false_alarm is not None:
+        if not 0 < float(max_false_alarm) < 1:
+            raise InvalidInput(f"--max-false-alarm must be a share between 0 and 1 (0.01 = 1 in 100); "
+                               f"got {max_false_alarm!r}.")
+        if not len(s_norm):
+            raise InvalidInput("This model kept no held-out defect-free scores to set a false-alarm rate on.",
+                               hint="Give --threshold instead.")
+        t = threshold_at_rate(s_norm, float(max_false_alarm))
+    else:
+        t = float(threshold)
+        if not math.isfinite(t):
+            raise InvalidInput(f"The threshold must be a finite number; got {threshold!r}.")
+    rate = float(np.mean(s_norm > t)) if len(s_norm) else float("nan")
+    return t, (float(max_false_alarm) if max_false_alarm is not None else rate), rate
 
 
 def binary_threshold_for_false_alarm(y_true, proba1, max_false_alarm: float) -> float:

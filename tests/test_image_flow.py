@@ -79,6 +79,29 @@ def test_anomaly_heatmap_points_at_the_defect(img_ws, surfaces):
         img_ws.train("surf", task="anomaly", normal_label="ok", budget=5)
 
 
+def test_anomaly_threshold_moves_without_retraining(img_ws, surfaces):
+    m = img_ws.model("surf-anom")
+    hold = m.holdout()
+    normal = np.sort(hold["scores"][hold["y_true"] == 0])
+    # a rate: the new threshold comes from the held-out defect-free scores, and predictions follow it
+    loose = m.with_threshold(max_false_alarm=0.5)
+    assert loose.version == m.version + 1 and loose.manifest["max_false_alarm"] == 0.5
+    assert loose.manifest["threshold"] == float(np.quantile(normal, 0.5, method="higher")) <= m.manifest["threshold"]
+    assert np.mean(normal > loose.manifest["threshold"]) <= 0.5
+    assert loose.metrics["expected_false_alarm"] == np.mean(normal > loose.manifest["threshold"])
+    assert loose.metrics["pixel_auroc"] == m.metrics["pixel_auroc"]  # kept: it does not depend on the threshold
+    # a score: everything above it is flagged, by the reloaded package too
+    high = m.with_threshold(threshold=float(hold["scores"].max()) + 1)
+    assert high.metrics["recall"] == 0.0 and high.metrics["false_alarm_rate"] == 0.0
+    rows = high.predictor.predict_files([surfaces / "scratch"])
+    assert not rows["is_anomaly"].any() and (rows["threshold"] == high.manifest["threshold"]).all()
+    with pytest.raises(InvalidInput, match="between 0 and 1"):
+        m.with_threshold(max_false_alarm=1.5)
+    # the CLI command users run
+    run_cli("models", "threshold", "surf-anom", "--max-false-alarm", "0.2", env={"MODELFAB_HOME": str(img_ws.root)})
+    assert img_ws.model("surf-anom").manifest["max_false_alarm"] == 0.2
+
+
 def _spots(root, *, shifted: bool, n_good=40, n_bad=12, size=64):
     """Good surfaces and ones with a small dark spot (and its mask); ``shifted``: the spotted ones are also
     blurred and brightened all over, as if another camera took them."""
