@@ -280,11 +280,13 @@ def _anomaly_grid(model, refs, files, hold):
         mask = read_mask(model.ws.blob_path(sha), model.ws.settings, im.gray.shape, files[i]) if sha else None
         verdict = "flagged" if scores[i] > pred.threshold else "passed"
         truth = "defect" if y[i] else "good"
-        items.append({"gray": im.gray, "heat": heat, "mask": mask, "vmin": 0, "vmax": max(pred.threshold * 1.5, 1e-6),
+        items.append({"gray": im.gray, "heat": heat, "mask": mask, "vmin": 0, "vmax": max(pred.threshold * 1.5, float(np.max(smap)), 1e-6),
                       "caption": f"{Path(files[i]).name[:28]}\n{truth}, score {scores[i]:.2f} ({verdict})"})
     title = "Most anomalous held-out images, then missed defects"
     text = ("Held-out images (defect-free images never seen in training, and every defective image) with the "
-            "highest anomaly scores, then defective images the model passed. Red = where the image deviates from "
-            "the defect-free ones (the scale is shared: red means above the threshold); the white outline is the "
-            "defect mask when one was imported.")
+            "highest anomaly scores, then defective images the model passed. Red = where the image deviates most "
+            "from the defect-free ones: the colours run from 0 to 1.5 x the threshold, or to the image's highest "
+            "score when that is higher, so that a defect far above the threshold stands out from the rest of its "
+            "image (which may be above the threshold too). The white outline is the defect mask when one was "
+            "imported.")
     return ReportSection(title, text, figures=[(_grid_png(items, title), title)])
