@@ -37,12 +37,17 @@ class SeriesOptions:
     # wide format: numbered columns (t0.., p_0.., q_0..) are the steps and channels, others are left out. False
     # for datasets and models made before 2026-12-04, which read every column as one channel's steps.
     wide_steps: bool = False
+    # "wide" when a table with an id column had each id on one row (a wide table that keeps its ids); None: long
+    # with an id column, wide without (as before 2026-12, when an id column always meant the long format).
+    layout: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["value_columns"] = list(self.value_columns) if self.value_columns else None
         if not self.wide_steps:  # as options were written before the flag (same dataset hashes for .ts and long)
             d.pop("wide_steps")
+        if self.layout is None:
+            d.pop("layout")
         return d
 
     @classmethod
@@ -56,7 +61,14 @@ class SeriesOptions:
         """Keyword arguments of :func:`read_series` (what predicting on a new file of the same layout needs)."""
         return {"id_column": self.id_column, "time_column": self.time_column,
                 "value_columns": list(self.value_columns) if self.value_columns else None,
-                "wide_steps": self.wide_steps}
+                "wide_steps": self.wide_steps, "layout": self.layout}
+
+    def for_prediction(self) -> "SeriesOptions":
+        """The options a model reads new files with: the layout its dataset had, never guessed again (an id
+        column without a stored layout is the long format)."""
+        from dataclasses import replace
+
+        return replace(self, layout="long") if self.id_column and self.layout is None else self
 
 
 def read_file(path, settings, opts: SeriesOptions, *, with_labels: bool = True):
@@ -98,6 +110,8 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
     if not opts.id_column and p.suffix.lower() != ".ts":  # wide: new imports read numbered columns as steps
         opts = replace(opts, wide_steps=True)
     sset = read_file(p, ws.settings, opts)
+    if opts.id_column and sset.format == "wide":  # each id on one row: a wide table keeping its ids
+        opts = replace(opts, layout="wide", wide_steps=True)
     data, offsets = sset.packed()
     ids = np.array(sset.ids, dtype=str)
     labels = sset.labels

@@ -178,7 +178,8 @@ def _targets(index, task: str, label_kind: str | None):
         values = values.map(lambda v: int(v) if float(v).is_integer() else v)
     counts = values.value_counts()
     if len(counts) < 2:
-        raise InvalidInput(f"All labelled series have the same class ({counts.index[0]!r}); classification needs two.")
+        raise InvalidInput(f"All labelled series have the same class ({counts.index.tolist()[0]!r}); classification "
+                           "needs two.")
     rare = counts[counts < 2]
     if len(rare):
         raise InvalidInput(f"Class(es) {', '.join(repr(c) for c in rare.index[:5])} have a single series; each class "

@@ -188,6 +188,13 @@ def test_rest_predict_with_series_json(trained, server):
     rows = up.json()["result"]["predictions"]
     assert rows[0]["prediction"] and not rows[0]["error"]
     assert rows[1]["prediction"] is None and rows[1]["proba_bump"] is None and "time step" in rows[1]["error"]
+    # the same two series as JSON records: the short one is refused alone there too (it was a 422 for both)
+    mixed = [{"id": "ok", "values": trained["test"][0][0].round(4).tolist()}, {"id": "bad", "values": [1, 2]}]
+    r = httpx.post(base + "/v1/models/shapes/predict", json={"records": mixed}, headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    assert preds[0]["prediction"] in {"bump", "step"} and preds[1]["prediction"] is None
+    assert preds[1]["error"] == "record 1: has 2 time step(s); at least 3 are needed"
 
 
 def test_regression_multivariate_unequal_long_table(tmp_path):
@@ -230,3 +237,87 @@ def test_docs_example_runs(tmp_path, monkeypatch):
     exec(compile(block, "docs/timeseries.md", "exec"), namespace)  # noqa: S102 - our own documentation
     assert namespace["model"].task == "classification"
     assert list(namespace["scored"]["prediction"]) == ["spike", "flat"]
+
+
+def test_cli_imports_a_wide_table_with_its_id_column(trained, tmp_path):
+    """The tester's command: a wide table (one row per series) with --id-column keeps its ids, and the dataset
+    (so its models) reads new files as wide; a long table with --id-column stays long."""
+    from modelfab.series import SeriesOptions, read_file
+    from modelfab.settings import Settings
+
+    series, labels, _ = make_series(8, 30, seed=6)
+    write_wide(tmp_path / "plain.csv", series, labels)
+    df = pd.read_csv(tmp_path / "plain.csv").rename(columns={"label": "state"})
+    df.insert(0, "unit", [f"u{i}" for i in range(8)])
+    df.to_csv(tmp_path / "wide_ids.csv", index=False)
+    imp = cli_json("data", "import", str(tmp_path / "wide_ids.csv"), "--kind", "series", "--label-column", "state",
+                   "--id-column", "unit", env=trained["env"])
+    assert imp["stats"]["series"] == 8 and imp["stats"]["format"] == "wide" and imp["stats"]["notes"] == []
+    assert imp["options"]["layout"] == "wide" and imp["options"]["wide_steps"] is True
+    with Workspace.open(trained["ws"]) as ws:
+        from modelfab.series import load_series_index
+
+        assert list(load_series_index(ws, ws.dataset(imp["name"]))["id"]) == [f"u{i}" for i in range(8)]
+    again = read_file(tmp_path / "wide_ids.csv", Settings(), SeriesOptions.from_dict(imp["options"]).for_prediction(),
+                      with_labels=False)
+    assert again.format == "wide" and again.ids[:2] == ["u0", "u1"]
+    long = SeriesOptions(id_column="machine", label_column="state")  # as stored for a long table: no layout
+    assert long.to_dict() == SeriesOptions.from_dict(long.to_dict()).to_dict() and "layout" not in long.to_dict()
+    assert long.for_prediction().layout == "long"
+
+
+def test_records_that_cannot_be_scored_are_refused_one_by_one(trained):
+    """REST /predict answers per record: a bad record gets its reason (records numbered from 0, as for tables),
+    the others are scored; with none scorable the request is refused."""
+    from modelfab.errors import InvalidInput
+
+    good = trained["test"][0][0].round(4).tolist()
+    with Workspace.open(trained["ws"]) as ws:
+        p = ws.model("shapes").predictor
+        out = p.predict_records([{"id": "ok", "values": good}, {"id": "bad", "values": [1, 2]},
+                                 {"values": [1, "x", 3]}, 5, {"channels": [good, good]}])
+        with pytest.raises(InvalidInput, match=r"^record 0: has 2 time step\(s\)"):
+            p.predict_records([{"values": [1, 2]}])
+        with pytest.raises(InvalidInput, match=r"None of the 2 series could be scored: record 0: .*; record 1: expected"):
+            p.predict_records([{"values": [1, 2]}, "x"])
+    assert out[0]["id"] == "ok" and out[0]["prediction"] in {"bump", "step"} and "error" not in out[0]
+    assert out[1] == {"id": "bad", "prediction": None, "probabilities": None,
+                      "error": "record 1: has 2 time step(s); at least 3 are needed"}
+    assert out[2]["id"] == "2" and out[2]["error"].startswith("record 2: series values must be numbers")
+    assert out[3]["id"] == "3" and out[3]["error"].startswith("record 3: expected an object")
+    assert out[4]["error"].startswith("record 4 has 2 channel(s); the model was trained on 1")
+    json.dumps(out, allow_nan=False)
+
+
+def test_a_series_over_the_value_limit_is_refused_alone_at_prediction(trained, tmp_path):
+    """MODELFAB_MAX_SIGNAL_SAMPLES, the import's limit, holds for each series at prediction (REST records, files):
+    a longer series is refused in its row before it is transformed; the others are scored."""
+    from dataclasses import replace
+
+    test = trained["test"]
+    with Workspace.open(trained["ws"]) as ws:
+        p = ws.model("shapes").predictor
+        p.settings = replace(p.settings, max_signal_samples=150)  # 60 steps each; two of them: 120
+        out = p.predict_records([{"values": test[0][0].tolist()}, {"id": "long", "values": np.tile(test[1][0], 3).tolist()}])
+        assert out[0]["prediction"] in {"bump", "step"}
+        assert out[1]["prediction"] is None and out[1]["error"].startswith(
+            "record 1: 180 values (180 time steps); expected at most 150 per series (MODELFAB_MAX_SIGNAL_SAMPLES")
+        write_ts(tmp_path / "mixed.ts", [test[0], np.tile(test[1], 3), test[2]], ["bump"] * 3)
+        scored = p.predict_file(tmp_path / "mixed.ts")
+    assert list(scored["error"] != "") == [False, True, False] and "expected at most 150" in scored["error"][1]
+    assert scored["prediction"].notna().tolist() == [True, False, True]
+
+
+def test_try_it_in_the_web_ui_refuses_a_bad_series_alone(trained, tmp_path):
+    from modelfab.web.kinds import predict_series_upload
+    from modelfab.web.uploads import UploadedFile
+
+    test = trained["test"]
+    path = tmp_path / "upload-1"
+    write_ts(path, [test[0], test[1][:, :2], test[2]], ["bump"] * 3)
+    up = UploadedFile(field="file", filename="mixed.ts", raw_name="mixed.ts", path=path)
+    with Workspace.open(trained["ws"]) as ws:
+        res = predict_series_upload(ws, ws.model("shapes"), up)
+    rows = [dict(zip(res["columns"], r)) for r in res["rows"]]
+    assert res["n"] == 3 and [bool(r["error"]) for r in rows] == [False, True, False]
+    assert "2 time step(s)" in rows[1]["error"] and rows[1]["prediction"] == "" and rows[0]["prediction"]

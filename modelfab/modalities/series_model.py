@@ -53,7 +53,13 @@ class SeriesPredictor:
     def _clean_one(self, s, where: str) -> np.ndarray:
         from .series.io import clean_series
 
-        s, _ = clean_series(np.asarray(s, dtype=np.float64), where)
+        s = np.asarray(s, dtype=np.float64)
+        limit = self.settings.max_signal_samples
+        if s.size > limit:  # the import's limit, per series: refused before its transform takes minutes
+            raise TooLarge(f"{where}: {s.size:,} values ({s.shape[-1]:,} time steps); expected at most {limit:,} per "
+                           "series (MODELFAB_MAX_SIGNAL_SAMPLES, as at import): send it in shorter parts or raise "
+                           "the limit")
+        s, _ = clean_series(s, where)
         if s.shape[0] != self.n_channels:
             raise InvalidInput(f"{where} has {s.shape[0]} channel(s); the model was trained on "
                                f"{self.n_channels}.", hint="Send the same channels, in the same order, as at training.")
@@ -66,7 +72,7 @@ class SeriesPredictor:
         return series
 
     def _check(self, series: list[np.ndarray], where: str = "series") -> list[np.ndarray]:
-        return self._limit([self._clean_one(s, f"{where} {i + 1}") for i, s in enumerate(series)])
+        return self._limit([self._clean_one(s, f"{where} {i}") for i, s in enumerate(series)])
 
     def predict_raw(self, series: list[np.ndarray]) -> np.ndarray:
         """Probabilities (n, classes) or predictions (n,), in chunks so memory stays bounded."""
@@ -94,22 +100,31 @@ class SeriesPredictor:
             return f"{length} time steps; the training series had {lo}..{hi}: far longer, the answer is unreliable"
         return ""
 
-    def predict_series(self, series: list[np.ndarray], ids: list[str] | None = None, *,
-                       keep_going: bool = False) -> pd.DataFrame:
-        """One row per series. ``keep_going``: a series that cannot be scored (too short, empty, wrong channels)
-        gets its reason in an ``error`` column and no prediction, instead of failing the whole batch."""
+    def predict_series(self, series: list, ids: list[str] | None = None, *, keep_going: bool = True,
+                       where: list[str] | None = None) -> pd.DataFrame:
+        """One row per series. ``keep_going`` (default): a series that cannot be scored (too short, empty, wrong
+        channels, over the length limit; or an :class:`InvalidInput` in its place, a record refused before it
+        became a series) gets its reason in an ``error`` column and no prediction, and the others are scored; none
+        scorable: the (first) reason is raised. False: the first bad series fails the batch. ``where``: how each
+        series is named in its reason (default ``series 'ID'``)."""
         ids = ids if ids is not None else [str(i + 1) for i in range(len(series))]
         errors = [""] * len(series)
         if keep_going:  # each series cleaned once, the unusable ones set aside with their reason
-            good, cleaned = [], []
+            good, cleaned, first = [], [], None
             for i, one in enumerate(series):
                 try:
-                    cleaned.append(self._clean_one(one, f"series {ids[i]!r}"))
+                    if isinstance(one, InvalidInput):
+                        raise one
+                    cleaned.append(self._clean_one(one, where[i] if where else f"series {ids[i]!r}"))
                     good.append(i)
                 except InvalidInput as exc:
                     errors[i] = exc.message.rstrip(".")
+                    first = first or exc
             if not good:
-                raise InvalidInput(f"None of the {len(series)} series could be scored: {errors[0]}.")
+                if len(series) == 1:
+                    raise first
+                shown = "; ".join(errors[:3]) + ("; ..." if len(errors) > 3 else "")
+                raise InvalidInput(f"None of the {len(series)} series could be scored: {shown}.", hint=first.hint)
             raw_good = self._score(self._limit(cleaned))
         else:
             good = list(range(len(series)))
@@ -127,7 +142,7 @@ class SeriesPredictor:
             out["confidence"] = raw.max(axis=1)
             for j, lab in enumerate(labels):
                 out[f"proba_{lab}"] = raw[:, j]
-        warn = [self.length_warning(np.asarray(one).shape[-1]) if not errors[i] else ""
+        warn = [self.length_warning(np.shape(one)[-1]) if not errors[i] else ""
                 for i, one in enumerate(series)]
         if any(warn):
             out["warning"] = warn
@@ -148,41 +163,57 @@ class SeriesPredictor:
     # -- REST -------------------------------------------------------------
     def _record(self, i: int, rec) -> np.ndarray:
         if not isinstance(rec, dict):
-            raise InvalidInput(f"Record {i + 1}: expected an object like {{\"values\": [..]}} or {{\"channels\": [[..], ..]}}.")
+            raise InvalidInput(f"record {i}: expected an object like {{\"values\": [..]}} or {{\"channels\": [[..], ..]}}.")
         if "channels" in rec and "values" in rec:
-            raise InvalidInput(f"Record {i + 1}: has both 'values' and 'channels'; expected one of them.")
+            raise InvalidInput(f"record {i}: has both 'values' and 'channels'; expected one of them.")
         if "channels" in rec:
             chans = rec["channels"]
             if not isinstance(chans, list) or not chans or not all(isinstance(c, list) for c in chans):
-                raise InvalidInput(f"Record {i + 1}: 'channels' must be a list of lists of numbers.")
+                raise InvalidInput(f"record {i}: 'channels' must be a list of lists of numbers.")
             lengths = {len(c) for c in chans}
             if len(chans) != self.n_channels and lengths == {self.n_channels} and len(chans) > self.n_channels:
-                raise InvalidInput(f"Record {i + 1}: 'channels' holds {len(chans)} lists of {self.n_channels} values: "
+                raise InvalidInput(f"record {i}: 'channels' holds {len(chans)} lists of {self.n_channels} values: "
                                    f"it looks transposed; expected {self.n_channels} lists (one per channel) of the "
                                    "values over time.", hint="Send [[channel 1 over time], [channel 2 over time], ...].")
             if len(lengths) > 1:
-                raise InvalidInput(f"Record {i + 1}: channels have different lengths ({sorted(lengths)}); expected equal.")
+                raise InvalidInput(f"record {i}: channels have different lengths ({sorted(lengths)}); expected equal.")
             raw = chans
         elif "values" in rec:
             raw = [rec["values"]]
             if not isinstance(rec["values"], list):
-                raise InvalidInput(f"Record {i + 1}: 'values' must be a list of numbers.")
+                raise InvalidInput(f"record {i}: 'values' must be a list of numbers.")
         else:
-            raise InvalidInput(f"Record {i + 1}: expected a 'values' (one channel) or 'channels' key; "
+            raise InvalidInput(f"record {i}: expected a 'values' (one channel) or 'channels' key; "
                                f"got {', '.join(map(repr, list(rec)[:5])) or 'nothing'}.")
         try:
             return np.array([[np.nan if v is None else float(v) for v in c] for c in raw], dtype=np.float64)
         except (TypeError, ValueError):
-            raise InvalidInput(f"Record {i + 1}: series values must be numbers (or null for a gap).") from None
+            raise InvalidInput(f"record {i}: series values must be numbers (or null for a gap).") from None
 
     def predict_records(self, records: list[dict]) -> list[dict]:
-        series = [self._record(i, r) for i, r in enumerate(records)]
-        ids = [str(r.get("id", i + 1)) for i, r in enumerate(records)]
-        pred = self.predict_series(series, ids)
+        """One answer per record, in order (``id``: the record's, else its position from 0). A record that cannot
+        be scored (not a series, too short, other channels, over the length limit) is refused alone: its answer
+        has ``prediction`` null and the reason in ``error``, as ``predict-file`` and ``modelfab predict`` do; when
+        no record can be scored, the request is refused (422)."""
+        series = []
+        for i, r in enumerate(records):
+            try:
+                series.append(self._record(i, r))
+            except InvalidInput as exc:
+                series.append(exc)
+        ids = [str(r["id"]) if isinstance(r, dict) and r.get("id") is not None else str(i)
+               for i, r in enumerate(records)]
+        pred = self.predict_series(series, ids, where=[f"record {i}" for i in range(len(records))])
         out = []
         for i in range(len(pred)):
             row = pred.iloc[i]
             item: dict = {"id": ids[i], "prediction": _plain(row["prediction"])}
+            if row.get("error"):
+                if self.task == "classification":
+                    item["probabilities"] = None
+                item["error"] = row["error"]
+                out.append(item)
+                continue
             if self.task == "classification":
                 item["probabilities"] = {str(lab): float(row[f"proba_{lab}"]) for lab in self.labels or []}
             if row.get("warning"):
@@ -194,12 +225,13 @@ class SeriesPredictor:
         from ..series import SeriesOptions, read_file
         from .series.io import lenient_reading
 
-        with lenient_reading():  # a series that cannot be scored is refused alone (predict_series, keep_going)
-            return read_file(path, self.settings, SeriesOptions.from_dict(self.options), with_labels=False)
+        with lenient_reading():  # a series that cannot be scored is refused alone (predict_series)
+            return read_file(path, self.settings, SeriesOptions.from_dict(self.options).for_prediction(),
+                             with_labels=False)
 
     def predict_file(self, path: Path) -> pd.DataFrame:
         sset = self.read_file(path)
-        return self.predict_series(sset.series, sset.ids, keep_going=True)
+        return self.predict_series(sset.series, sset.ids)
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
         """Score an uploaded file of series (REST ``predict-file``)."""

@@ -189,3 +189,43 @@ def test_long_format_says_when_series_skip_time_steps(tmp_path):
     regular = [{"id": f"s{i}", "t": 2 * t, "v": 1.0} for i in range(2) for t in range(6)]  # a step of 2 is no gap
     pd.DataFrame(regular).to_csv(tmp_path / "even.csv", index=False)
     assert read_long(tmp_path / "even.csv", Settings(), id_column="id", time_column="t").notes == []
+
+
+def test_a_wide_table_with_an_id_column_keeps_its_ids(tmp_path):
+    """--id-column alone does not mean the long format: a table with each id on one row and a column per time step
+    is wide and keeps its ids; repeated ids stay long; a table that is neither says what each layout needs."""
+    series, labels, _ = make_series(6, 20, seed=5)
+    write_wide(tmp_path / "wide.csv", series, labels)
+    df = pd.read_csv(tmp_path / "wide.csv")
+    df.insert(0, "unit", [f"u{i}" for i in range(6)])
+    df.to_csv(tmp_path / "wide_ids.csv", index=False)
+    s = read_series(tmp_path / "wide_ids.csv", S, id_column="unit", label_column="label")
+    assert s.format == "wide" and s.ids == [f"u{i}" for i in range(6)] and s.labels == labels
+    assert {x.shape for x in s.series} == {(1, 20)} and np.allclose(s.series[4], series[4], atol=1e-5)
+    assert s.notes == []  # the id column is not left out with a note
+    write_long(tmp_path / "long.csv", series, labels)  # ids repeated: long, even without --time-column
+    assert read_series(tmp_path / "long.csv", S, id_column="machine", label_column="state").format == "long"
+    df[["unit", "t0", "t1", "label"]].to_csv(tmp_path / "neither.csv", index=False)
+    with pytest.raises(InvalidInput, match="every id in 'unit' is on one row.*2 time-step column") as err:
+        read_series(tmp_path / "neither.csv", S, id_column="unit", label_column="label")
+    assert "one row per series and time step" in err.value.hint
+    with pytest.raises(InvalidInput, match="appears 2 times"):  # a model of a wide table reads wide files only
+        pd.concat([df, df.head(1)]).to_csv(tmp_path / "twice.csv", index=False)
+        read_series(tmp_path / "twice.csv", S, id_column="unit", label_column="label", layout="wide")
+
+
+def test_messages_show_plain_values_not_numpy_reprs(tmp_path):
+    df = pd.DataFrame({"id": ["a"] * 4 + ["b"] * 4, "t": [0, 1, 1, 3, 0, 1, 2, 3], "v": np.arange(8.0), "y": 7})
+    df.to_csv(tmp_path / "dup.csv", index=False)
+    with pytest.raises(InvalidInput) as err:
+        read_series(tmp_path / "dup.csv", S, id_column="id", time_column="t", label_column="y")
+    assert "has two rows at time 1;" in err.value.message and "np." not in err.value.message
+    df.assign(t=[0, 1, 2, 3] * 2, y=[1, 1, 2, 2, 1, 1, 1, 1]).to_csv(tmp_path / "labels.csv", index=False)
+    with pytest.raises(InvalidInput) as err:
+        read_series(tmp_path / "labels.csv", S, id_column="id", time_column="t", label_column="y")
+    assert "2 different labels (1, 2)" in err.value.message and "np." not in err.value.message
+    from modelfab.training_series import _targets
+
+    with pytest.raises(InvalidInput) as err:
+        _targets(pd.DataFrame({"label": [3.0, 3.0]}), "classification", "numeric")
+    assert "the same class (3)" in err.value.message and "np." not in err.value.message

@@ -120,7 +120,10 @@ def check_limits(sset: SeriesSet, name: str, settings: Settings) -> SeriesSet:
                        hint="Set MODELFAB_MAX_CHANNELS to raise it.")
     if len(sset.series) > settings.max_rows:
         raise TooLarge(f"{name}: {len(sset.series):,} series; the limit is {settings.max_rows:,}.")
-    total = int(sset.lengths.sum()) * sset.n_channels
+    sizes = sset.lengths * sset.n_channels
+    if _LENIENT.get():  # prediction: a series over the limit is refused alone (SeriesPredictor), the others count
+        sizes = sizes[sizes <= settings.max_signal_samples]
+    total = int(sizes.sum())
     if total > settings.max_signal_samples:
         raise TooLarge(f"{name}: {total:,} values in all; the limit is {settings.max_signal_samples:,}.",
                        hint="Set MODELFAB_MAX_SIGNAL_SAMPLES to raise it, or import fewer series.")
@@ -268,8 +271,12 @@ def read_long(path: str | Path, settings: Settings, *, id_column: str, time_colu
     """Long format: one row per (series, time step); one value column per channel."""
     path = Path(path)
     _check_file(path, settings)
-    df = _read_frame(path, settings, ignore)
-    name = path.name
+    return _long(_read_frame(path, settings, ignore), path.name, settings, id_column=id_column,
+                 time_column=time_column, value_columns=value_columns, label_column=label_column)
+
+
+def _long(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str, time_column: str | None,
+          value_columns: list[str] | None, label_column: str | None) -> SeriesSet:
     for col, what in ((id_column, "--id-column"), (time_column, "--time-column"), (label_column, "--label-column")):
         _need(df, col, what, name)
     used = {id_column, time_column, label_column} - {None}
@@ -291,7 +298,7 @@ def read_long(path: str | Path, settings: Settings, *, id_column: str, time_colu
         df = df.assign(_t=tnum)
         if df.duplicated([id_column, "_t"]).any():
             dup = df[df.duplicated([id_column, "_t"])].iloc[0]
-            raise InvalidInput(f"{name}: series {str(dup[id_column])!r} has two rows at time {dup[time_column]!r}; "
+            raise InvalidInput(f"{name}: series {str(dup[id_column])!r} has two rows at time {dup[time_column]}; "
                                "expected one row per series and time step.")
         df = df.sort_values([id_column, "_t"], kind="stable")
     vals = _numeric(df, values, name)
@@ -310,8 +317,8 @@ def read_long(path: str | Path, settings: Settings, *, id_column: str, time_colu
         if lab_col is not None:
             labs = pd.unique(pd.Series(lab_col[rows]).dropna())
             if len(labs) > 1:
-                raise InvalidInput(f"{name}: series {sid!r} has {len(labs)} different labels ({labs[0]!r}, {labs[1]!r}); "
-                                   "expected one label per series.")
+                raise InvalidInput(f"{name}: series {sid!r} has {len(labs)} different labels ({_plain(labs[0])!r}, "
+                                   f"{_plain(labs[1])!r}); expected one label per series.")
             labels.append(_plain(labs[0]) if len(labs) else None)
     notes = [f"{filled_total:,} missing values inside series were filled by linear interpolation."] if filled_total else []
     if time_column is not None:
@@ -327,10 +334,16 @@ def read_wide(path: str | Path, settings: Settings, *, label_column: str | None 
     (how datasets made before 2026-12-04 were read)."""
     path = Path(path)
     _check_file(path, settings)
-    df = _read_frame(path, settings, ignore)
-    name = path.name
+    return _wide(_read_frame(path, settings, ignore), path.name, settings, label_column=label_column,
+                 id_column=id_column, wide_steps=wide_steps)
+
+
+def _wide(df: pd.DataFrame, name: str, settings: Settings, *, label_column: str | None, id_column: str | None,
+          wide_steps: bool) -> SeriesSet:
     _need(df, label_column, "--label-column", name)
     _need(df, id_column, "--id-column", name)
+    if id_column and df[id_column].isna().any():
+        raise InvalidInput(f"{name}: {int(df[id_column].isna().sum())} row(s) have no series id in {id_column!r}.")
     cols = [c for c in df.columns if c not in (label_column, id_column)]
     if len(cols) < MIN_LENGTH:
         raise InvalidInput(f"{name}: {len(cols)} value column(s); a wide table needs one column per time step "
@@ -340,7 +353,7 @@ def read_wide(path: str | Path, settings: Settings, *, label_column: str | None 
     if other:
         notes.append(f"Column(s) {', '.join(repr(c) for c in other[:8])}{' ...' if len(other) > 8 else ''} do not "
                      "follow the numbered time-step columns and were left out of the series (name a label with "
-                     "--label-column).")
+                     "--label-column, the series ids with --id-column).")
     if len(channels) > 1:
         notes.append(f"Read as {len(channels)} channels by column prefix: "
                      + ", ".join(f"{k!r} ({len(v)} steps)" for k, v in channels.items()) + ".")
@@ -394,21 +407,51 @@ def _plain(v):
 
 def read_series(path: str | Path, settings: Settings, *, id_column: str | None = None, time_column: str | None = None,
                 value_columns: list[str] | None = None, label_column: str | None = None,
-                ignore: tuple[str, ...] = (), wide_steps: bool = True) -> SeriesSet:
-    """Any supported file: ``.ts`` by extension, long format when ``id_column`` is given, else wide.
-    Columns in ``ignore`` are dropped when present (e.g. the training label column at prediction)."""
+                ignore: tuple[str, ...] = (), wide_steps: bool = True, layout: str | None = None) -> SeriesSet:
+    """Any supported file: ``.ts`` by extension; a table is long or wide. ``layout`` None: long when
+    ``time_column``/``value_columns`` are given, or when ``id_column`` repeats ids (one row per time step); wide
+    without ``id_column``, or when every id is on one row (see :func:`table_layout`); "long"/"wide": as told
+    (how a model reads files laid out as its dataset was). Columns in ``ignore`` are dropped when present (e.g.
+    the training label column at prediction)."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext == TS_EXT:
         return read_ts(path, settings)
     if ext not in TABLE_EXT and ext not in (".xlsx", ".xlsm"):
         raise UnsupportedFormat(f"{path.name}: expected a .ts file or a CSV/Parquet table of series; got {ext or 'no extension'!r}.")
-    if id_column:
-        return read_long(path, settings, id_column=id_column, time_column=time_column, value_columns=value_columns,
-                         label_column=label_column, ignore=ignore)
-    if time_column or value_columns:
+    if not id_column and (time_column or value_columns):
         raise InvalidInput("--time-column and --value-column describe the long format, which needs --id-column too.")
-    return read_wide(path, settings, label_column=label_column, ignore=ignore, wide_steps=wide_steps)
+    if layout is None and id_column and (time_column or value_columns):
+        layout = "long"
+    if layout is None and not id_column:
+        layout = "wide"
+    _check_file(path, settings)
+    df = _read_frame(path, settings, ignore)
+    if layout is None:
+        layout = table_layout(df, id_column, label_column, path.name)
+        wide_steps = True  # a wide table with ids is new (2026-12): its numbered columns are the steps
+    if layout == "wide" or not id_column:
+        return _wide(df, path.name, settings, label_column=label_column, id_column=id_column, wide_steps=wide_steps)
+    return _long(df, path.name, settings, id_column=id_column, time_column=time_column, value_columns=value_columns,
+                 label_column=label_column)
+
+
+def table_layout(df: pd.DataFrame, id_column: str, label_column: str | None, name: str) -> str:
+    """The layout, "long" or "wide", of a table with an id column but no time or value columns. Long repeats ids
+    (one row per series and time step); wide has each id on one row and at least MIN_LENGTH other columns (the
+    steps). A table that is neither (each id once, too few columns) is refused with what each layout would need."""
+    _need(df, id_column, "--id-column", name)
+    ids = df[id_column]
+    if ids.duplicated().any() or ids.isna().any():
+        return "long"
+    steps = [c for c in df.columns if c not in (id_column, label_column)]
+    if len(steps) >= MIN_LENGTH:
+        return "wide"
+    raise InvalidInput(f"{name}: every id in {id_column!r} is on one row, so read as a long table each series would "
+                       f"have 1 time step, and read as a wide table it has {len(steps)} time-step column(s); at least "
+                       f"{MIN_LENGTH} time steps are needed.",
+                       hint="A long table has one row per series and time step (ids repeated; --time-column orders "
+                            "them); a wide table has one row per series and one column per time step.")
 
 
 def read_labels_file(path: str | Path, settings: Settings) -> dict[str, object]:
