@@ -102,6 +102,14 @@ def test_anomaly_threshold_moves_without_retraining(img_ws, surfaces):
     assert img_ws.model("surf-anom").manifest["max_false_alarm"] == 0.2
 
 
+def test_compare_says_a_classifier_and_a_detector_are_not_like_for_like(img_ws):
+    out = run_cli("models", "compare", "surf-cls", "surf-anom", env={"MODELFAB_HOME": str(img_ws.root)}).stdout
+    assert "like for like" not in out and "Different tasks (classification vs anomaly)" in out
+    res = json.loads(run_cli("models", "compare", "surf-anom:1", "surf-anom:2", "--json",
+                             env={"MODELFAB_HOME": str(img_ws.root)}).stdout)
+    assert res["same_holdout"] is True  # a moved threshold: the same held-out images
+
+
 def _spots(root, *, shifted: bool, n_good=40, n_bad=12, size=64):
     """Good surfaces and ones with a small dark spot (and its mask); ``shifted``: the spotted ones are also
     blurred and brightened all over, as if another camera took them."""

@@ -79,16 +79,12 @@ def compare_cmd(a: Annotated[str, typer.Argument(help="First model (NAME or NAME
                 b: Annotated[str, typer.Argument(help="Second model.")],
                 workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """Metrics of two models side by side (same holdout when they share a data version and seed)."""
+    from ..web.compare import compare
+
     ws = open_ws(workspace)
     ma, mb = ws.model(a), ws.model(b)
-    da, db = ma.manifest.get("data", {}), mb.manifest.get("data", {})
-    same_data = da.get("data_sha") == db.get("data_sha")
-    same_holdout = same_data and ma.manifest.get("training", {}).get("seed") == mb.manifest.get("training", {}).get("seed")
-    keys = [k for k in dict.fromkeys(list(ma.metrics) + list(mb.metrics))
-            if isinstance(ma.metrics.get(k, mb.metrics.get(k)), (int, float)) and not isinstance(ma.metrics.get(k), bool)]
-    rows = [{"metric": k, ma.ref: ma.metrics.get(k), mb.ref: mb.metrics.get(k)} for k in keys]
-    result = {"a": ma.ref, "b": mb.ref, "same_data_version": same_data, "same_holdout": same_holdout, "metrics": rows,
-              "learners": {ma.ref: ma.manifest.get("learner", {}).get("name"), mb.ref: mb.manifest.get("learner", {}).get("name")}}
+    result = compare(ma, mb)
+    rows = result["metrics"]
     if json_out:
         emit_json(result)
         return
@@ -98,8 +94,13 @@ def compare_cmd(a: Annotated[str, typer.Argument(help="First model (NAME or NAME
     for r in rows:
         add_row(t, r["metric"], fmt_num(r[ma.ref]), fmt_num(r[mb.ref]))
     console.print(t)
-    console.print("Same holdout rows: the comparison is like for like." if same_holdout else
-                  "Different data versions or seeds: the holdouts differ, compare with care.")
+    if result["same_holdout"]:
+        console.print("Same holdout rows: the comparison is like for like.")
+    elif not result["same_task"]:
+        console.print(f"Different tasks ({ma.task} vs {mb.task}) or targets: the metrics measure different things "
+                      "and the holdouts differ.", markup=False)
+    else:
+        console.print("Different data versions, seeds or holdouts: the holdouts differ, compare with care.")
 
 
 @models_app.command("export")

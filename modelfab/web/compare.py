@@ -7,13 +7,26 @@ def compare(ma, mb) -> dict:
     """The same facts as ``modelfab models compare A B --json`` (metrics, same data/holdout, learners)."""
     da, db = ma.manifest.get("data", {}), mb.manifest.get("data", {})
     same_data = da.get("data_sha") == db.get("data_sha")
-    same_holdout = same_data and ma.manifest.get("training", {}).get("seed") == mb.manifest.get("training", {}).get("seed")
+    same_task = ma.task == mb.task and ma.manifest.get("target") == mb.manifest.get("target")
+    same_holdout = (same_data and same_task
+                    and ma.manifest.get("training", {}).get("seed") == mb.manifest.get("training", {}).get("seed")
+                    and _holdout_key(ma) == _holdout_key(mb))
     keys = [k for k in dict.fromkeys(list(ma.metrics) + list(mb.metrics))
             if isinstance(ma.metrics.get(k, mb.metrics.get(k)), (int, float)) and not isinstance(ma.metrics.get(k), bool)]
     rows = [{"metric": k, ma.ref: ma.metrics.get(k), mb.ref: mb.metrics.get(k)} for k in keys]
-    return {"a": ma.ref, "b": mb.ref, "same_data_version": same_data, "same_holdout": same_holdout, "metrics": rows,
+    return {"a": ma.ref, "b": mb.ref, "same_data_version": same_data, "same_task": same_task,
+            "same_holdout": same_holdout, "metrics": rows,
             "learners": {ma.ref: ma.manifest.get("learner", {}).get("name"),
                          mb.ref: mb.manifest.get("learner", {}).get("name")}}
+
+
+def _holdout_key(model) -> tuple:
+    """What identifies a model's holdout: its held-out files when recorded, else the size of its stored holdout."""
+    files = model.manifest.get("data", {}).get("holdout_files")
+    if files:
+        return tuple(files)
+    hold = model.holdout()
+    return ("rows", len(hold["y_true"])) if "y_true" in hold else ()
 
 
 NEUTRAL = ("threshold", "n", "max_fpr", "support", "files", "n_train", "n_holdout")
