@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInput
+from .settings import human_bytes
 from .registry import check_name
 
 FEATURES_VERSION = 2  # 2: new ``bearing`` set and presets; exactly constant windows of huge samples give 0 spread
@@ -178,7 +179,7 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
             progress(i, len(files), rel)
         try:
             if f.stat().st_size > ws.settings.max_import_bytes:
-                raise InvalidInput(f"{rel}: {f.stat().st_size / 2**20:,.0f} MiB is over the import limit.")
+                raise InvalidInput(f"{rel}: {human_bytes(f.stat().st_size)} is over the import limit.")
             rec = opts.read(f, ws.settings, source=rel, sample_rate=rate)
             ff = featurise(rec, opts)
         except InvalidInput as exc:

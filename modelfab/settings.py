@@ -11,6 +11,15 @@ from dataclasses import dataclass, field, fields, replace
 MiB = 1024 * 1024
 
 
+def human_bytes(n: float) -> str:
+    """A size for people: 512 B, 1.5 KiB, 3.2 MiB, 1.0 GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
 def _int_env(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":

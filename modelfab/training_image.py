@@ -197,7 +197,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
         size_norm = size_norm_for(files["width"][normal], files["height"][normal])
         model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas,
                                            size_norm, say, n_hold_normal=len(hold_normal))
-        learner = {"name": "padim-efficientnet-lite0", "format": "image-anomaly-npz",
+        learner = {"name": model.kind, "format": "image-anomaly-npz",
                    "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels),
                               "covariates": model.covariates, "defect_head": model.head is not None}}
     else:

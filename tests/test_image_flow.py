@@ -102,6 +102,23 @@ def test_anomaly_threshold_moves_without_retraining(img_ws, surfaces):
     assert img_ws.model("surf-anom").manifest["max_false_alarm"] == 0.2
 
 
+def test_predict_files_same_columns_whichever_fail_and_zips_are_read(img_ws, surfaces, tmp_path):
+    import zipfile
+
+    (tmp_path / "text.png").write_text("not a png")
+    good = surfaces / "good" / "good_0.png"
+    for name in ("surf-cls", "surf-anom"):
+        pred = img_ws.model(name).predictor
+        alone, mixed = pred.predict_files([good]), pred.predict_files([tmp_path / "text.png", good])
+        assert list(mixed.columns) == list(alone.columns) and mixed["error"].iloc[0].startswith("text.png")
+        assert mixed.iloc[1].drop("error").equals(alone.iloc[0].drop("error"))  # whole numbers stay whole
+    with zipfile.ZipFile(tmp_path / "few.zip", "w") as zf:
+        for f in [p for p in sorted((surfaces / "spot").glob("*.png")) if "mask" not in p.name][:3]:
+            zf.write(f, f"spot/{f.name}")
+    rows = img_ws.model("surf-cls").predictor.predict_files([tmp_path / "few.zip"])
+    assert len(rows) == 3 and rows["file"].str.startswith("few.zip/spot/").all() and (rows["error"] == "").all()
+
+
 def test_compare_says_a_classifier_and_a_detector_are_not_like_for_like(img_ws):
     out = run_cli("models", "compare", "surf-cls", "surf-anom", env={"MODELFAB_HOME": str(img_ws.root)}).stdout
     assert "like for like" not in out and "Different tasks (classification vs anomaly)" in out
@@ -186,6 +203,7 @@ def test_anomaly_learns_a_defect_head_from_good_images_and_packages_it(tmp_path)
                      progress=lambda p: seen.append(p.message))
         spec = m.manifest["image"]["anomaly"]
         assert spec["head"] and spec["head"]["weight"] > 0 and m.manifest["learner"]["config"]["defect_head"]
+        assert m.manifest["learner"]["name"] == "padim-efficientnet-lite0+defect-head"  # what models list shows
         assert any(n.startswith("A defect head learned from") for n in m.manifest["training"]["notes"])
         assert any(msg.startswith("learning synthetic defects") for msg in seen)
         assert m.metrics["auc"] > 0.9 and m.metrics["pixel_auroc"] > 0.8

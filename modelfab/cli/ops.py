@@ -8,15 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import app
+from ..settings import human_bytes
 from .common import JsonOpt, WorkspaceOpt, console, emit_json, open_ws
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 @app.command("backup")
@@ -33,7 +26,7 @@ def backup_cmd(
         emit_json(res)
         return
     console.print(f"Backup written to [bold]{res['backup']}[/]: {sum(res['rows'].values()):,} rows, "
-                  f"{res['blobs']:,} blobs ({_human(res['blob_bytes'])}), schema {res['schema']}")
+                  f"{res['blobs']:,} blobs ({human_bytes(res['blob_bytes'])}), schema {res['schema']}")
 
 
 @app.command("restore")
@@ -53,7 +46,7 @@ def restore_cmd(
         emit_json(res)
         return
     console.print(f"Restored into [bold]{res['workspace']}[/]: {sum(res['rows'].values()):,} rows, "
-                  f"{res['blobs']:,} blobs ({_human(res['blob_bytes'])}), all verified")
+                  f"{res['blobs']:,} blobs ({human_bytes(res['blob_bytes'])}), all verified")
 
 
 @app.command("gc")
@@ -71,7 +64,7 @@ def gc_cmd(
         emit_json(res)
         return
     verb = "Would remove" if dry_run else "Removed"
-    console.print(f"{verb} {res['unreferenced']:,} unreferenced blobs ({_human(res['bytes'])}); "
+    console.print(f"{verb} {res['unreferenced']:,} unreferenced blobs ({human_bytes(res['bytes'])}); "
                   f"{res['referenced']:,} of {res['blobs']:,} blobs are referenced and kept.")
     if dry_run:
         for sha in res["ids"][:50]:

@@ -68,7 +68,7 @@ class ImagePredictor:
         labels = [str(v) for v in self.labels or []]
         best = int(np.argmax(proba))
         out = {"file": im.source, "label": labels[best], "confidence": float(proba[best]),
-               "probabilities": json.dumps({lab: round(float(p), 6) for lab, p in zip(labels, proba)})}
+               "probabilities": json.dumps({lab: round(float(p), 6) for lab, p in zip(labels, proba)}, ensure_ascii=False)}
         for lab, p in zip(labels, proba):
             out[f"proba_{lab}"] = float(p)
         return out
@@ -79,33 +79,52 @@ class ImagePredictor:
         return read_image(Path(path), self.settings, source or Path(path).name)
 
     def predict_files(self, paths: list[Path], progress=None) -> pd.DataFrame:
-        from .image.io import IMAGE_EXTENSIONS, list_images
+        """One row per image of ``paths`` (files, folders, or .zip files of images, unpacked safely into a
+        temporary folder); an image that cannot be read gets its reason in ``error`` and the others are scored.
+        The columns are the same whichever images fail."""
+        import tempfile
 
-        items: list[tuple[Path, str]] = []
-        for p in paths:
-            p = Path(p)
-            if p.is_dir():
-                items += [(p / rel, rel) for rel in list_images(p)]
-            elif p.is_file():
-                items.append((p, p.name))
-            else:
-                raise InvalidInput(f"{p}: no such file or folder.")
-        if not items:
-            raise InvalidInput(f"No images found (expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}).")
-        rows = []
-        for i, (path, source) in enumerate(items):
-            if progress:
-                progress(i, len(items), source)
-            try:
-                row = self.predict_image(self.read(path, source))
-                row.pop("score_map", None)
-                row["error"] = ""
-            except InvalidInput as exc:
-                row = {"file": source, "error": exc.message}
-            rows.append(row)
-        first = ["file", "score", "is_anomaly", "threshold"] if self.task == "anomaly" else ["file", "label", "probabilities"]
-        df = pd.DataFrame(rows)
-        return df[[c for c in first if c in df.columns] + [c for c in df.columns if c not in first]]
+        from .image.io import IMAGE_EXTENSIONS, list_images, safe_extract_zip
+
+        with tempfile.TemporaryDirectory(prefix="modelfab-predict-") as tmp:
+            items: list[tuple[Path, str]] = []
+            for p in paths:
+                p = Path(p)
+                if p.is_dir():
+                    items += [(p / rel, rel) for rel in list_images(p)]
+                elif p.is_file() and p.suffix.lower() == ".zip":
+                    folder = safe_extract_zip(p, Path(tmp), self.settings)
+                    items += [(folder / rel, f"{p.name}/{rel}") for rel in list_images(folder)]
+                elif p.is_file():
+                    items.append((p, p.name))
+                else:
+                    raise InvalidInput(f"{p}: no such file or folder.")
+            if not items:
+                raise InvalidInput(f"No images found (expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}, "
+                                   "folders of them or .zip files of them).")
+            rows = []
+            for i, (path, source) in enumerate(items):
+                if progress:
+                    progress(i, len(items), source)
+                try:
+                    row = self.predict_image(self.read(path, source))
+                    row.pop("score_map", None)
+                    row["error"] = ""
+                except InvalidInput as exc:
+                    row = {"file": source, "error": exc.message}
+                rows.append(row)
+        if self.task == "anomaly":
+            columns = ["file", "score", "is_anomaly", "threshold", "hotspot_x", "hotspot_y", "width", "height"]
+        else:
+            labels = [str(v) for v in self.labels or []]
+            columns = ["file", "label", "probabilities", "confidence"] + [f"proba_{lab}" for lab in labels]
+        df = pd.DataFrame(rows, columns=columns + ["error"])
+        for c in ("hotspot_x", "hotspot_y", "width", "height"):
+            if c in df.columns:
+                df[c] = df[c].astype("Int64")  # whole numbers stay whole when a row has none
+        if "is_anomaly" in df.columns:
+            df["is_anomaly"] = df["is_anomaly"].astype("boolean")
+        return df
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
         """Score an uploaded image (REST). The bytes are sniffed; the name's extension must agree."""

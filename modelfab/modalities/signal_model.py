@@ -140,7 +140,7 @@ class SignalPredictor:
         best = int(mean.argmax())
         labels = [str(v) for v in self.labels or []]
         out = {"file": rec.source, "label": labels[best], "confidence": float(mean[best]),
-               "probabilities": json.dumps({lab: round(float(p), 6) for lab, p in zip(labels, mean)}),
+               "probabilities": json.dumps({lab: round(float(p), 6) for lab, p in zip(labels, mean)}, ensure_ascii=False),
                "windows": len(ff.features)}
         for lab, p in zip(labels, mean):
             out[f"proba_{lab}"] = float(p)

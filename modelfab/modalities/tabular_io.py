@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InvalidInput, TooLarge, UnsupportedFormat
-from ..settings import Settings
+from ..settings import Settings, human_bytes
 
 SAMPLE_BYTES = 2 * 1024 * 1024
 DELIMITERS = ",;\t|"
@@ -190,7 +190,7 @@ def open_table(path: str | os.PathLike, settings: Settings) -> TableSource:
         raise InvalidInput(f"{p.name}: the file is empty (0 bytes); expected a header row and data rows.")
     if size > settings.max_import_bytes:
         raise TooLarge(
-            f"{p.name}: is {size / 2**20:,.0f} MiB; the import limit is {settings.max_import_bytes / 2**20:,.0f} MiB.",
+            f"{p.name}: is {human_bytes(size)}; the import limit is {human_bytes(settings.max_import_bytes)}.",
             hint="Split the file, convert it to Parquet, or raise MODELFAB_MAX_IMPORT_BYTES.",
         )
     fmt = detect_format(p)

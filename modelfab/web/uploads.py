@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl
 
 from ..errors import InvalidInput, TooLarge, UnsupportedFormat
+from ..settings import human_bytes
 
 UPLOAD_DIR = "web-uploads"
 _SAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
@@ -166,7 +167,7 @@ async def _read_multipart(request, ws, ctype, max_file_bytes, max_form_bytes, ma
             up = state["part"]
             up.size += n
             if up.size > max_file_bytes:
-                raise TooLarge(f"{up.filename} is over the upload limit of {max_file_bytes / 2**20:,.0f} MiB.")
+                raise TooLarge(f"{up.filename} is over the upload limit of {human_bytes(max_file_bytes)}.")
             state["fh"].write(data[start:end])
         else:
             state["form_bytes"] += n
@@ -254,7 +255,7 @@ def check_zip(path: Path, limits: ZipLimits) -> list[tuple[zipfile.ZipInfo, Pure
             seen.add(key)
             total += info.file_size
             if total > limits.max_total_bytes:
-                raise TooLarge(f"The zip unpacks to more than {limits.max_total_bytes / 2**20:,.0f} MiB.")
+                raise TooLarge(f"The zip unpacks to more than {human_bytes(limits.max_total_bytes)}.")
             if info.file_size > 1_000_000 and info.file_size > limits.max_ratio * max(1, info.compress_size):
                 raise TooLarge(f"{rel.as_posix()!r} is compressed more than {limits.max_ratio}:1 "
                                "(a zip bomb?): refused.")

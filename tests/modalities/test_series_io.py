@@ -153,7 +153,7 @@ def test_binary_and_oversized_files(tmp_path):
     write_ts(tmp_path / "ok.ts", series, labels)
     with pytest.raises(TooLarge, match="limit"):
         read_ts(tmp_path / "ok.ts", Settings(max_signal_samples=100))
-    with pytest.raises(TooLarge):
+    with pytest.raises(TooLarge, match=r"ok.ts: \d[\d.,]* KiB is over the import limit of 100 B"):  # not "0 MiB"
         read_ts(tmp_path / "ok.ts", Settings(max_import_bytes=100))
 
 

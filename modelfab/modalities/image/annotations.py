@@ -18,6 +18,7 @@ import json
 from pathlib import Path, PurePosixPath
 
 from ...errors import InvalidInput
+from ...settings import human_bytes
 
 MAX_ANNOTATION_BYTES = 2 * 2**20
 MAX_COCO_BYTES = 256 * 2**20
@@ -26,7 +27,7 @@ ANNOTATION_DIRS = ("annotations", "Annotations")
 
 def _read_text(path: Path, limit: int, rel: str) -> str:
     if path.stat().st_size > limit:
-        raise InvalidInput(f"{rel}: annotation file is over {limit / 2**20:.0f} MiB.")
+        raise InvalidInput(f"{rel}: annotation file is over {human_bytes(limit)}.")
     try:
         return path.read_text("utf-8-sig")
     except UnicodeDecodeError:

@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ...errors import InvalidInput, TooLarge
+from ...settings import human_bytes
 
 IMAGE_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 MASK_SUFFIX = "_mask"
@@ -191,7 +192,7 @@ def read_image(path: Path, settings, source: str | None = None) -> ImageData:
     source = source or path.name
     size = path.stat().st_size
     if size > settings.max_import_bytes:
-        raise TooLarge(f"{source}: {size / 2**20:,.0f} MiB is over the import limit.")
+        raise TooLarge(f"{source}: {human_bytes(size)} is over the import limit of {human_bytes(settings.max_import_bytes)}.")
     return decode_image(path.read_bytes(), source, settings, PurePosixPath(source).suffix or path.suffix)
 
 
@@ -343,7 +344,7 @@ def safe_extract_zip(src: Path, dest_parent: Path, settings) -> Path:
                     continue
                 total += info.file_size
                 if total > limit:
-                    raise TooLarge(f"{src.name} unpacks to more than {limit / 2**20:,.0f} MiB (the import limit): "
+                    raise TooLarge(f"{src.name} unpacks to more than {human_bytes(limit)} (the import limit): "
                                    "refused (zip bomb or too large).")
                 target = out.joinpath(*pp.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InvalidInput, TooLarge, UnsupportedFormat
-from ...settings import Settings
+from ...settings import Settings, human_bytes
 
 TS_EXT = ".ts"
 TABLE_EXT = {".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq"}
@@ -138,8 +138,8 @@ def _check_file(path: Path, settings: Settings) -> None:
         raise InvalidInput(f"{path}: no such file.")
     size = path.stat().st_size
     if size > settings.max_import_bytes:
-        raise TooLarge(f"{path.name}: {size / 2**20:,.0f} MiB is over the import limit of "
-                       f"{settings.max_import_bytes / 2**20:,.0f} MiB.", hint="Set MODELFAB_MAX_IMPORT_BYTES to raise it.")
+        raise TooLarge(f"{path.name}: {human_bytes(size)} is over the import limit of "
+                       f"{human_bytes(settings.max_import_bytes)}.", hint="Set MODELFAB_MAX_IMPORT_BYTES to raise it.")
 
 
 # ------------------------------------------------------------------ .ts (UCR/UEA)
