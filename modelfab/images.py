@@ -136,7 +136,8 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
 
     name = check_name(name, "dataset")
     require_image_extra()
-    files = list_files(root)
+    refused: list[dict] = []  # links out of the folder, with --skip-bad (an error without it)
+    files = list_files(root, refused if skip_bad else None)
     images, masks = split_images_and_masks(files)
     if not images:
         raise InvalidInput(f"No images in {source_name}: expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}.")
@@ -152,7 +153,7 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
         images = images + pictures
         results += _run(_examine, [(root / f, f, None, None) for f in pictures], ws.settings, None, 0)
     empty = _empty_folders(root, images) if opts.labels == "folder" else []
-    skipped = [{"file": r["file"], "reason": r["error"]} for r in results if "error" in r]
+    skipped = refused + [{"file": r["file"], "reason": r["error"]} for r in results if "error" in r]
     good = [r for r in results if "error" not in r]
     if skipped and not skip_bad:
         shown = "; ".join(f"{s['file']}: {s['reason'].rstrip('.')}" for s in skipped[:5])
@@ -162,10 +163,17 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     if not good:
         raise InvalidInput(f"None of the {len(images)} images in {source_name} could be read.")
     notes = Annotations(root, files)
-    rescaled = 0
+    rescaled, bad_notes = 0, []
     for r in good:
         r["label"] = labels.get(r["file"])
-        boxes, was_rescaled = notes.boxes_for(r["file"], r["width"], r["height"])
+        try:
+            boxes, was_rescaled = notes.boxes_for(r["file"], r["width"], r["height"])
+        except InvalidInput as exc:  # a refused annotation file: with --skip-bad the image comes without boxes
+            if not skip_bad:
+                raise InvalidInput(exc.message, hint="Fix or remove the annotation file, or pass --skip-bad to "
+                                   "import its image without boxes.") from None
+            bad_notes.append({"file": r["file"], "reason": exc.message})
+            boxes, was_rescaled = [], False
         rescaled += bool(was_rescaled)
         r["boxes"] = json.dumps(boxes) if boxes else ""
         r["n_boxes"] = len(boxes)
@@ -216,6 +224,7 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
                        "max_height": int(table["height"].max()),
                        "most_common": [f"{w}x{h}" for (w, h), _ in sizes.most_common(3)]},
              "colour_images": int((table["channels"] == 3).sum()), "skipped": skipped,
+             "annotations_refused": bad_notes,
              "labels_unmatched": unmatched[:50], "labels_unmatched_count": len(unmatched),
              "pngs_as_images": pictures[:50], "empty_folders": empty[:50], "upright_images": len(turned),
              "low_bit_16bit_images": len(low_bits), "low_bit_examples": low_bits[:5]}

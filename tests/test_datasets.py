@@ -107,7 +107,7 @@ BAD_CSV = {
     "empty": (b"", InvalidInput, "empty"),
     "whitespace": (b"   \n\n", InvalidInput, "empty"),
     "header_only": (b"a,b,c\n", InvalidInput, "no data rows"),
-    "ragged": (b"a,b\n1,2\n3,4,5,6\n", InvalidInput, "ragged rows"),
+    "ragged": (b"a,b\n1,2\n3,4,5,6\n", InvalidInput, r"ragged rows: Expected 2 fields in line 3, saw 4"),  # no "C error"
     "duplicate_columns": (b"a,b,a\n1,2,3\n", InvalidInput, "duplicate column"),
     "binary_garbage": (bytes(range(256)) * 40, InvalidInput, "encoding|parse|decode"),
 }
@@ -123,6 +123,13 @@ def test_bad_csv_gets_clear_error_and_nothing_written(ws, tmp_path, case):
         ws.import_table(p, name="bad")
     assert p.name in str(info.value) or "bad" in str(info.value)
     assert _state(ws) == before
+
+
+def test_a_series_file_given_as_a_table_is_named(ws, tmp_path):
+    p = tmp_path / "Shapes_TEST.ts"
+    p.write_text("@problemName x\n@data\n1,2,3:a\n")
+    with pytest.raises(UnsupportedFormat, match=r"got a \.ts file of time series"):
+        ws.import_table(p, name="ts")
 
 
 def test_too_many_columns_refused_before_loading(ws, tmp_path):

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
 from . import app
 from .common import JsonOpt, WorkspaceOpt, console, dataset_dict, emit_json, fmt_num, open_ws, add_row
@@ -171,7 +172,9 @@ def _recordings_summary(ds, verb: str = "") -> None:
         console.print("labels: " + ", ".join(f"{k} {v}" for k, v in st["labels"].items())
                       + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
     for s in st.get("skipped", []):
-        console.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}", markup=True, highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(s['file'])}: {escape(s['reason'])}", markup=True, highlight=False)
+    for s in st.get("annotations_refused", []):
+        console.print(f"[yellow]no boxes[/] {escape(s['file'])}: {escape(s['reason'])}", markup=True, highlight=False)
     if st.get("labels_unmatched_count"):
         names = st["labels_unmatched"][:5]
         more = st["labels_unmatched_count"] - len(names)
@@ -217,7 +220,9 @@ def _images_summary(ds, verb: str = "") -> None:
         console.print(f"[yellow]note[/] folder(s) without images, so no class was made for them: "
                       f"{', '.join(st['empty_folders'][:10])}", highlight=False)
     for s in st.get("skipped", []):
-        console.print(f"[yellow]skipped[/] {s['file']}: {s['reason']}", markup=True, highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(s['file'])}: {escape(s['reason'])}", markup=True, highlight=False)
+    for s in st.get("annotations_refused", []):
+        console.print(f"[yellow]no boxes[/] {escape(s['file'])}: {escape(s['reason'])}", markup=True, highlight=False)
     if st.get("labels_unmatched_count"):
         names = st["labels_unmatched"][:5]
         more = st["labels_unmatched_count"] - len(names)

@@ -250,7 +250,7 @@ def predict_cmd(
     if m.manifest.get("modality", "tabular") != "tabular":
         from ..modalities import registry
 
-        require_local(runner, f"Batch prediction of a {m.manifest['modality']} model")
+        require_local(runner, f"Batch prediction of {m.manifest['modality']} models")
         runner = registry.batch_predictor(m.manifest["modality"])
         result = runner(ws, m, paths, out)
     else:

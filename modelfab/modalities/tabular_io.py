@@ -11,6 +11,7 @@ import codecs
 import csv
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,9 +68,12 @@ def detect_format(path: Path) -> str:
         return "parquet"
     if head.startswith(b"PK"):
         return "excel"
-    if ext in {".wav", ".flac", ".ogg", ".mat", ".npy", ".jpg", ".jpeg", ".png", ".zip", ".gz"}:
-        raise UnsupportedFormat(f"{path.name}: expected a table (CSV, TSV, Parquet or Excel) but got a {ext} file.",
-                                hint="Recordings and images are imported from a folder: `modelfab data import DIR`.")
+    if ext in {".wav", ".flac", ".ogg", ".mat", ".npy", ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".zip", ".gz",
+               ".ts"}:
+        what = "a .ts file of time series (UCR/UEA format)" if ext == ".ts" else f"a {ext} file"
+        raise UnsupportedFormat(f"{path.name}: expected a table (CSV, TSV, Parquet or Excel) but got {what}.",
+                                hint="Recordings and images are imported from a folder (`modelfab data import DIR`), "
+                                     "series with `--kind series`; a model predicts the kind of data it was trained on.")
     return "csv"
 
 
@@ -168,6 +172,7 @@ def _read_csv(src: TableSource, nrows: int | None = None, chunksize: int | None 
 
 def _csv_error(path: Path, exc: Exception) -> InvalidInput:
     msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    msg = re.sub(r"^.*C error:\s*", "", msg)  # pandas' "Error tokenizing data. C error: ..." prefix
     if "Expected" in msg and "fields" in msg:
         return InvalidInput(f"{path.name}: ragged rows: {msg}.",
                             hint="Every row needs as many fields as the header; fix or remove the row.")

@@ -112,6 +112,10 @@ def test_boxes_voc_coco_yolo_with_rescale(ws, tmp_path):
     (root / "annotations" / "voc1.xml").write_text('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><annotation/>')
     with pytest.raises(InvalidInput, match="DOCTYPE"):
         ws.import_images(root, "boxes")
+    # --skip-bad: the image comes without the refused file's boxes, and the import says so
+    ds = ws.import_images(root, "boxes", skip_bad=True).dataset
+    assert ds.stats["boxes"] == 2 and [a["file"] for a in ds.stats["annotations_refused"]] == ["voc/voc1.jpg"]
+    assert "DOCTYPE" in ds.stats["annotations_refused"][0]["reason"] and ds.stats["files"] == 3
 
 
 def test_mask_conventions():
@@ -220,6 +224,11 @@ def test_zip_slip_bomb_and_links_refused(ws, tmp_path):
     (tmp_path / "linked" / "out.png").symlink_to(tmp_path / "slip.zip")
     with pytest.raises(InvalidInput, match="symbolic link"):
         list_files(tmp_path / "linked")
+    # --skip-bad: the link is refused alone (never read) and the rest is imported
+    Image.fromarray(make_surface(16)[0]).save(tmp_path / "linked" / "ok.png")
+    ds = ws.import_images(tmp_path / "linked", "linked", skip_bad=True).dataset
+    assert ds.stats["files"] == 1 and ds.stats["skipped"][0]["file"] == "out.png"
+    assert "symbolic link" in ds.stats["skipped"][0]["reason"]
     (tmp_path / "notzip.zip").write_bytes(b"hello")
     with pytest.raises(InvalidInput, match="not a zip"):
         ws.import_images(tmp_path / "notzip.zip", "nz")

@@ -262,10 +262,11 @@ def mask_for(rel: str, present: set[str]) -> str | None:
     return next((c for c in candidates if c in present), None)
 
 
-def list_files(root: Path) -> list[str]:
+def list_files(root: Path, refused: list | None = None) -> list[str]:
     """Every regular file under ``root`` (posix relative paths), skipping hidden entries and ``__MACOSX``.
 
-    A symbolic link is refused when it leads outside ``root``; linked folders are not followed.
+    A symbolic link is refused when it leads outside ``root``: an error, or, given a ``refused`` list, an entry
+    ``{"file", "reason"}`` there and the listing goes on without it. Linked folders are not followed.
     """
     root = Path(root)
     if not root.is_dir():
@@ -278,24 +279,30 @@ def list_files(root: Path) -> list[str]:
             if name.startswith(".") or name == "__MACOSX":
                 dirnames.remove(name)
             elif (d / name).is_symlink():
-                _check_link(d / name, root, real)
+                _check_link(d / name, root, real, refused)
                 dirnames.remove(name)
         for name in filenames:
             f = d / name
             if name.startswith("."):
                 continue
-            if f.is_symlink():
-                _check_link(f, root, real)
+            if f.is_symlink() and not _check_link(f, root, real, refused):
+                continue
             if f.is_file():
                 out.append(f.relative_to(root).as_posix())
     return sorted(out)
 
 
-def _check_link(link: Path, root: Path, real: Path) -> None:
+def _check_link(link: Path, root: Path, real: Path, refused: list | None = None) -> bool:
+    """True when ``link`` stays inside ``root``; else an error, or (given ``refused``) an entry there and False."""
     target = link.resolve()
     if target != real and real not in target.parents:
-        raise InvalidInput(f"{link.relative_to(root)}: expected files inside {root}, got a symbolic link to a "
+        exc = InvalidInput(f"{link.relative_to(root)}: expected files inside {root}, got a symbolic link to a "
                            "place outside it.", hint="Copy the file into the folder instead of linking it.")
+        if refused is None:
+            raise exc
+        refused.append({"file": link.relative_to(root).as_posix(), "reason": exc.message})
+        return False
+    return True
 
 
 def split_images_and_masks(files: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -418,7 +418,8 @@ def read_series(path: str | Path, settings: Settings, *, id_column: str | None =
     if ext == TS_EXT:
         return read_ts(path, settings)
     if ext not in TABLE_EXT and ext not in (".xlsx", ".xlsm"):
-        raise UnsupportedFormat(f"{path.name}: expected a .ts file or a CSV/Parquet table of series; got {ext or 'no extension'!r}.")
+        got = "a folder" if path.is_dir() else f"a {ext} file" if ext else "a file without an extension"
+        raise UnsupportedFormat(f"{path.name}: expected a .ts file or a CSV/Parquet/Excel table of series; got {got}.")
     if not id_column and (time_column or value_columns):
         raise InvalidInput("--time-column and --value-column describe the long format, which needs --id-column too.")
     if layout is None and id_column and (time_column or value_columns):
