@@ -52,10 +52,11 @@ def file_rows_result(model, df, out: Path) -> dict:
 
 def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *, settings: Settings | None = None,
                        chunk_rows: int | None = None, keep_columns: bool = True,
-                       progress: Callable[[int, int], None] | None = None, executor=None) -> dict:
+                       progress: Callable[[int, int], None] | None = None, executor=None,
+                       sheet: str | None = None) -> dict:
     """Predict every row of ``path`` into ``out``. ``executor`` (modelfab.execution, e.g. Ray) spreads the
     row chunks over workers; the output is the same file, rows in the same order, at most two chunks per
-    worker in flight."""
+    worker in flight. ``sheet``: the sheet of an Excel workbook (default: the one with the most cells)."""
     settings = settings or Settings.from_env()
     out = output_path(out)
     fmt = OUT_FORMATS[out.suffix.lower()]
@@ -63,6 +64,11 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
         raise InvalidInput(f"Output {out} is a folder; expected a file name.")
     big = Settings(max_import_bytes=1 << 62, max_rows=settings.max_rows, max_columns=settings.max_columns)
     src = open_table(path, big)
+    if sheet is not None:
+        if src.format != "excel":
+            raise InvalidInput(f"--sheet picks the sheet of an Excel workbook; {Path(path).name} is {src.format}.",
+                               hint="Leave out --sheet.")
+        src.sheet = sheet
     total_bytes = max(1, Path(path).stat().st_size)
     chunk_rows = chunk_rows or settings.predict_chunk_rows
     tmp = out.with_name(f".{out.name}.part")
@@ -106,7 +112,12 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
             frames.close()  # cancels the chunks still in flight on the workers
         tmp.unlink(missing_ok=True)
         raise
-    return {"model": model.ref, "input": str(path), "output": str(out), "rows": rows}
+    result = {"model": model.ref, "input": str(path), "output": str(out), "rows": rows}
+    if src.sheet is not None:
+        result["sheet"] = src.sheet
+    if src.notes:
+        result["notes"] = list(src.notes)
+    return result
 
 
 def _predict_here(predictor, chunk, keep_columns: bool):

@@ -59,6 +59,20 @@ def test_full_flow(cli_ws, factory_csv, tmp_path):
     out_pq = tmp_path / "pred.parquet"
     cli_json("predict", "second", str(factory_csv), "-o", str(out_pq), *w)
     assert len(pd.read_parquet(out_pq)) == 1500
+    # an Excel workbook: the sheet with the most cells by default (and a note says so), another with --sheet
+    book = tmp_path / "rows.xlsx"
+    rows = pd.read_csv(factory_csv).head(30)
+    with pd.ExcelWriter(book) as xw:
+        pd.DataFrame({"note": ["made by hand"]}).to_excel(xw, sheet_name="cover", index=False)
+        rows.to_excel(xw, sheet_name="data", index=False)
+        rows.head(5).to_excel(xw, sheet_name="few", index=False)
+    res = cli_json("predict", "factory:1", str(book), "-o", str(tmp_path / "x.csv"), *w)
+    assert res["rows"] == 30 and res["sheet"] == "data" and "'data'" in res["notes"][0]
+    res = cli_json("predict", "factory:1", str(book), "--sheet", "few", "-o", str(tmp_path / "y.csv"), *w)
+    assert res["rows"] == 5 and len(pd.read_csv(tmp_path / "y.csv")) == 5
+    bad = run_cli("predict", "factory:1", str(factory_csv), "--sheet", "few", "-o", str(tmp_path / "z.csv"), *w,
+                  check=False)
+    assert bad.returncode == 2 and "--sheet picks the sheet of an Excel workbook" in bad.stderr
 
 
 @pytest.mark.parametrize("args,code,pattern", [

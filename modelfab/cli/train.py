@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -234,6 +235,7 @@ def predict_cmd(
     model: Annotated[str, typer.Argument(help="NAME (latest), NAME:VERSION or NAME@ALIAS.")],
     paths: Annotated[list[Path], typer.Argument(help="Input file(s): CSV/Parquet/Excel for table and text models; files or folders of recordings or images; .ts or CSV/Parquet series files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
+    sheet: Annotated[Optional[str], typer.Option("--sheet", help="Excel input: the sheet to read (default: the one with the most cells).")] = None,
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     workspace: WorkspaceOpt = None,
@@ -251,6 +253,9 @@ def predict_cmd(
         from ..modalities import registry
 
         require_local(runner, f"Batch prediction of {m.manifest['modality']} models")
+        if sheet is not None:
+            raise InvalidInput(f"--sheet picks the sheet of an Excel table; {m.ref} is a {m.manifest['modality']} "
+                               "model.", hint="Leave out --sheet.")
         runner = registry.batch_predictor(m.manifest["modality"])
         result = runner(ws, m, paths, out)
     else:
@@ -266,7 +271,7 @@ def predict_cmd(
 
             with runner:
                 result = predict_table_file(m, paths[0], out, settings=ws.settings, progress=on_chunk,
-                                            executor=runner)
+                                            executor=runner, sheet=sheet)
             prog.update(bar, total=1.0, completed=1.0)
         result["elapsed_s"] = round(time.monotonic() - t0, 3)
     if json_out:
@@ -275,14 +280,16 @@ def predict_cmd(
     bad = int(result.get("files_with_errors") or 0)
     if bad:
         err_console.print(f"[yellow]{bad:,} of {result['rows']:,} files could not be predicted[/] (see the error "
-                          "column), e.g.: " + "; ".join(result.get("first_errors", [])), highlight=False)
+                          "column), e.g.: " + escape("; ".join(result.get("first_errors", []))), highlight=False)
     for key, examples, what in (
             ("series_with_errors", "first_errors", "could not be predicted (see the error column)"),
             ("series_with_warnings", "first_warnings",
              "are far shorter or longer than the training series (see the warning column)")):
         if result.get(key):
             err_console.print(f"[yellow]{result[key]:,} of {result['rows']:,} series {what}[/], e.g.: "
-                              + "; ".join(result.get(examples, [])), highlight=False)
+                              + escape("; ".join(result.get(examples, []))), highlight=False)
+    for note in result.get("notes", []):
+        err_console.print(f"note: {note}", markup=False, highlight=False)
     if bad and bad == result["rows"]:
         raise InvalidInput(f"No file could be predicted by {m.ref}; the errors are in {result['output']}.",
                            hint="Check that the files are the kind of data the model was trained on.")
