@@ -120,15 +120,23 @@ def _safe_rel(rel: str) -> PurePosixPath:
     return pp
 
 
-def export_mfpkg(folder: Path, dest: Path) -> Path:
-    verify_package(folder)
+def export_mfpkg(folder: Path, dest: Path, name: str | None = None, version: int | None = None) -> Path:
+    """Zip a verified package; ``name``/``version`` (the model's in its workspace) go into the copy's manifest as
+    ``exported_name``/``exported_version``, the name a ``models import`` registers it under by default."""
+    manifest = verify_package(folder)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
+    if name is not None:
+        manifest = dict(manifest, exported_name=name, exported_version=version)
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for p in sorted(Path(folder).rglob("*")):
             if p.is_file():
-                zf.write(p, p.relative_to(folder).as_posix())
+                rel = p.relative_to(folder).as_posix()
+                if rel == MANIFEST and name is not None:
+                    zf.writestr(rel, json.dumps(manifest, indent=1, ensure_ascii=False))
+                else:
+                    zf.write(p, rel)
     os.replace(tmp, dest)
     return dest
 

@@ -124,4 +124,17 @@ class Model:
         """Write the verified package as a ``.mfpkg`` file."""
         from .artifacts import export_mfpkg
 
-        return export_mfpkg(self.folder, Path(dest))
+        return export_mfpkg(self.folder, Path(dest), name=self.name, version=self.version)
+
+
+def _describe(data) -> str:
+    """How a wrong input is named in a message: its type, and a short look at a string or the shape of an array."""
+    if data is None:
+        return "None"
+    if isinstance(data, str):
+        return f"a str ({data[:40]!r})"
+    if isinstance(data, np.ndarray):
+        return f"a {data.ndim}-D numpy array of shape {data.shape}"
+    if isinstance(data, Path):
+        return f"a path ({str(data)[:60]!r})"
+    return f"a {type(data).__name__}"

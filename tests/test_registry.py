@@ -103,3 +103,14 @@ def test_serve_by_alias(line3):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_import_registers_the_exported_models_own_name(line3, tmp_path):
+    """`models import` without --name: the name the model had where it was exported, not its dataset's."""
+    pkg = line3.model("line3:2").export(tmp_path / "some-file.mfpkg")
+    ws = Workspace.init(tmp_path / "ws")
+    m = ws.import_package(pkg)
+    assert m.ref == "line3:1" and m.manifest["exported_version"] == 2  # its data set is called 'factory'
+    out = cli_json("models", "import", str(pkg), "--name", "other", "-w", str(tmp_path / "ws"))
+    assert (out["model"], out["version"]) == ("other", 1)
+    ws.close()
