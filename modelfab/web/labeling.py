@@ -7,7 +7,7 @@ labels layer, else the label it was imported with.
 
 The assistant is a small extra-trees model fitted in the UI process on the labelled items'
 features (recordings: the mean of their window features; tables: the other columns, categories
-as codes). It gives every item a suggested label with a confidence; the active-learning queue
+as codes, text columns as character n-gram TF-IDF reduced to 48 dimensions). It gives every item a suggested label with a confidence; the active-learning queue
 is the unlabelled items, least confident first (uncertainty sampling). Each fit also measures
 3-fold cross-validated accuracy on the labels so far, kept as a learning curve in
 ``<workspace>/ui/learning/<dataset id>.json``. Results are cached per labels-layer version.
@@ -200,10 +200,13 @@ class Labeling:
             means = feats.groupby("file", sort=False)[names].mean()
             return means.reindex(items.ids).to_numpy(dtype=np.float64)
         df = self.frame(ds).drop(columns=[items.column])
+        kinds = {c.get("name"): c.get("kind") for c in (ds.schema or {}).get("columns", []) if isinstance(c, dict)}
         parts = []
         for c in df.columns[:200]:
             s = df[c]
-            if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            if kinds.get(c) == "text":
+                parts.append(_text_features(s))
+            elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
                 parts.append(pd.to_numeric(s, errors="coerce").astype(float).to_numpy())
             else:
                 codes, uniq = pd.factorize(s.astype("string"))
@@ -331,6 +334,27 @@ class Labeling:
         labels = [str(v) for v in pred.labels or []]
         best = {f: labels[int(np.argmax(row))] for f, row in zip(proba.index, proba.to_numpy())}
         return [best.get(f) for f in items.ids]
+
+
+TEXT_DIMS = 48  # latent dimensions of a text column for the assistant
+
+
+def _text_features(s: pd.Series) -> np.ndarray:
+    """(n, <= TEXT_DIMS) dense features of a text column: TF-IDF of character 1-3-grams (any language, Chinese
+    without segmentation) reduced by truncated SVD over every item, labelled or not. Codes of whole texts (as
+    for categories) meant nothing: the assistant scored below chance on texts whose class is in their words."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = s.fillna("").astype(str).str.slice(0, 2000).tolist()
+    if not any(t.strip() for t in texts):
+        return np.zeros((len(texts), 1))
+    tf = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, max_features=20000,
+                         lowercase=True).fit_transform(texts)
+    k = min(TEXT_DIMS, tf.shape[1] - 1, len(texts) - 1)
+    if k < 1:
+        return tf.toarray()
+    return TruncatedSVD(k, random_state=0).fit_transform(tf)
 
 
 def disagrees(given, predicted, normal_label: str = "normal") -> bool:
