@@ -91,3 +91,39 @@ def demo_recordings(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("webrec") / "fan"
     make_machine_dataset(root, n_normal=12, n_abnormal=6, seconds=2.0, seed=3)
     return root
+
+
+def snippet_of(page: str, sid: str) -> str:
+    """The text of the code snippet ``<pre id=sid>`` of a page, as the user copies it."""
+    import html
+
+    m = re.search(rf'<pre class="code" id="{sid}">(.*?)</pre>', page, re.S)
+    assert m, f"page has no snippet {sid}"
+    return html.unescape(m.group(1))
+
+
+def run_python_snippet(code: str, token: str, workdir: Path, app=None, monkeypatch=None):
+    """Run a page's Python snippet as a user would (TOKEN in the environment, files in the working folder);
+    with ``app`` (an ASGI app), its ``httpx.post`` goes to that app instead of the network. The response."""
+    import contextlib
+    import io
+
+    import httpx
+
+    sent = []
+    real_post = httpx.post
+    with contextlib.ExitStack() as stack:
+        if app is not None:
+            from fastapi.testclient import TestClient
+
+            client = stack.enter_context(TestClient(app))
+            post = client.post
+        else:
+            post = real_post
+        monkeypatch.setenv("TOKEN", token)
+        monkeypatch.chdir(workdir)
+        monkeypatch.setattr(httpx, "post", lambda url, **kw: sent.append(post(url, **kw)) or sent[-1])
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, "<snippet>", "exec"), {"__name__": "snippet"})
+    assert len(sent) == 1, code
+    return sent[0]

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from .conftest import Web, zip_folder
+from .conftest import Web, run_python_snippet, snippet_of, zip_folder
 from .test_pages import _json
 
 
@@ -117,7 +117,28 @@ def test_an_image_thumbnail_shows_the_boxes_of_its_own_dataset_version(site, sur
     assert pictures[0].shape == pictures[1].shape and np.abs(pictures[0] - pictures[1]).max() > 100
 
 
-def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces):
+def _check_snippets(site, page: str, name: str, monkeypatch, files: dict | None = None) -> dict:
+    """The model page's curl and Python snippets call the model as ``modelfab serve NAME`` wants: the Python
+    one is run against the serving app; the curl one names the same route and body."""
+    from modelfab.serving.app import create_app
+
+    work = site.tmp / f"snip-{name}"
+    work.mkdir(exist_ok=True)
+    for fname, data in (files or {}).items():
+        (work / fname).write_bytes(data)
+    _, token = site.ws.create_token(f"snip-{name}", "predict")
+    code = snippet_of(page, "snippet-python")
+    r = run_python_snippet(code, token, work, app=create_app(site.ws, [name]), monkeypatch=monkeypatch)
+    assert r.status_code == 200, (code, r.text)
+    curl = snippet_of(page, "snippet-curl")
+    route = "predict-file" if files else "predict"
+    assert f"/v1/models/{name}/{route} " in curl and f"/v1/models/{name}/{route}\"" in code
+    for fname in files or {}:
+        assert f"-F file=@{fname}" in curl and "files=" in code
+    return r.json()
+
+
+def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces, monkeypatch):
     c = site.client("admin")
     r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "surf:1", "task": "anomaly", "budget": "10",
                                "normal_label": "good", "max_false_alarm": "0.05", "name": "surf-anom"},
@@ -140,6 +161,9 @@ def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces
                 opened += 1
     assert opened == len(hold["scores"])
     spot = sorted((surfaces / "spot").glob("spot_*[0-9].png"))[0]
+    # "Use it from other programs": an image is uploaded to /predict-file (JSON records are refused)
+    answer = _check_snippets(site, page, "surf-anom", monkeypatch, files={"part.png": spot.read_bytes()})
+    assert answer["result"]["file"] == "part.png" and answer["result"]["is_anomaly"] is True
     res = c.post("/predict", data={"csrf_token": c.csrf, "model": "surf-anom:1"},
                  files={"file": ("../x <b>.png", spot.read_bytes(), "image/png")}).text
     assert 'id="verdict"' in res and 'id="predict-picture"' in res and 'src="data:image/png;base64,' in res
@@ -152,10 +176,10 @@ def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces
     assert '"surf:1": {"kind": "signal"' in train_page.replace("&#34;", '"') or '"kind": "signal"' in train_page
 
 
-def test_ts_file_imports_as_series_trains_and_scores_an_upload(site):
+def test_ts_file_imports_as_series_trains_and_scores_an_upload(site, monkeypatch):
     from tests.modalities.test_series_io import make_series, write_ts
 
-    series, labels, _ = make_series(30, 50, seed=1)
+    series, labels, _ = make_series(30, 50, channels=2, seed=1)  # two channels: snippets send "channels"
     ts = site.tmp / "shapes.ts"
     write_ts(ts, series, labels)
     c = site.client("admin")
@@ -178,7 +202,10 @@ def test_ts_file_imports_as_series_trains_and_scores_an_upload(site):
     assert job["state"] == "done", job
     m = site.ws.model(job["result"]["model"])
     assert m.task == "classification"
-    test, test_labels, _ = make_series(6, 50, seed=2)
+    page = c.get(f"/models/{m.name}/{m.version}").text
+    answer = _check_snippets(site, page, m.name, monkeypatch)
+    assert '"channels": [[' in snippet_of(page, "snippet-curl") and len(answer["predictions"]) == 1
+    test, test_labels, _ = make_series(6, 50, channels=2, seed=2)
     probe = site.tmp / "probe.ts"
     write_ts(probe, test, test_labels)
     res = c.post("/predict", data={"csrf_token": c.csrf, "model": m.ref},

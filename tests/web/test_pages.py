@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import Web, zip_folder
+from .conftest import Web, run_python_snippet, snippet_of, zip_folder
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_labels_are_a_versioned_layer_applied_as_a_new_dataset_version(site):
     assert site.store.current_labels(new.id) == {item: "rattle"}  # labelling goes on in the new version
 
 
-def test_train_with_live_progress_then_evaluate_threshold_promote_and_try(site, demo_recordings):
+def test_train_with_live_progress_then_evaluate_threshold_promote_and_try(site, demo_recordings, monkeypatch):
     c = site.client("admin")
     r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "fan:1", "task": "auto", "budget": "6"},
                headers={"Accept": "application/json"})
@@ -123,7 +123,21 @@ def test_train_with_live_progress_then_evaluate_threshold_promote_and_try(site, 
     tok = c.post("/tokens", data={"csrf_token": c.csrf, "name": "mes", "scope": "predict", "model": name}).text
     plain = tok.split('id="token-value">')[1].split("<")[0]
     assert plain.startswith("mf_") and site.ws.check_token(plain)["name"] == "mes"
-    assert f"/v1/models/{name}/predict" in tok
+    # the snippets upload a recording to /predict-file (JSON records are refused for recordings) and work
+    from modelfab.serving.app import create_app
+
+    curl = snippet_of(tok, "snippet-curl")
+    assert f"/v1/models/{name}/predict-file " in curl and "-F file=@recording.wav" in curl and plain in curl
+    work = site.tmp / "snippet-rec"
+    work.mkdir(exist_ok=True)
+    (work / "recording.wav").write_bytes(wav.read_bytes())
+    r = run_python_snippet(snippet_of(tok, "snippet-python"), plain, work, app=create_app(site.ws, [name]),
+                           monkeypatch=monkeypatch)
+    assert r.status_code == 200 and r.json()["result"]["file"] == "recording.wav", r.text
+    page = c.get(f"/models/{name}/{moved.version}").text
+    r = run_python_snippet(snippet_of(page, "snippet-python"), plain, work, app=create_app(site.ws, [name]),
+                           monkeypatch=monkeypatch)
+    assert r.status_code == 200, r.text
 
 
 def test_anomaly_confusion_cells_follow_the_threshold_and_open_recordings(site):
@@ -402,7 +416,7 @@ def test_compare_matches_the_cli_and_recordings_cells_show_thumbnails(site):
     assert thumb.status_code == 200 and thumb.content[:4] == b"\x89PNG"
 
 
-def test_deploy_starts_and_stops_a_model_server_and_refuses_a_busy_port(site):
+def test_deploy_starts_and_stops_a_model_server_and_refuses_a_busy_port(site, monkeypatch):
     import socket
 
     import httpx
@@ -443,12 +457,27 @@ def test_deploy_starts_and_stops_a_model_server_and_refuses_a_busy_port(site):
         page = viewer.get("/models").text
         assert f"http://127.0.0.1:{port}/v1/models/parts/predict" in page and 'id="deploy-python"' in page
         assert 'id="deploy-form"' not in page  # viewers see, admins start and stop
+        # the snippet works against the running server: a whole record of the table, not "{...}"
+        _, token = site.ws.create_token("deploy-snippet", "predict")
+        r = run_python_snippet(snippet_of(page, "deploy-python"), token, site.tmp, monkeypatch=monkeypatch)
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 1, r.text
         r = c.post(f"/deployments/{port}", data={"csrf_token": c.csrf}, headers={"Accept": "application/json"})
         assert r.status_code in (404, 405)
     finally:
         r = c.post(f"/deployments/{port}/stop", data={"csrf_token": c.csrf}, headers={"Accept": "application/json"})
     assert _json(r)["deployment"]["state"] == "stopped"
     assert port_is_free(port) and _json(c.get("/deployments"))["deployments"] == []
+    # a server of all production models: the snippet calls a model it serves (a production one)
+    served = site.ws.meta.models_in_stage("production")
+    assert served
+    fake = {"port": 1, "url": "http://127.0.0.1:1", "model": "", "state": "running", "started_at": "2026-01-01T00:00",
+            "started_by": "admin1", "log": ""}
+    monkeypatch.setattr(type(site.app.state.deployments), "list", lambda self: [fake])
+    page = viewer.get("/models").text
+    names = {m.name for m in site.ws.models()} - {r["name"] for r in served}
+    curl = snippet_of(page, "deploy-curl")
+    assert f"/v1/models/{served[0]['name']}/" in curl
+    assert not any(f"/v1/models/{n}/" in curl for n in names)
 
 
 def test_binary_classifier_evaluate_page_has_the_threshold_slider_and_saves_a_new_version(site):

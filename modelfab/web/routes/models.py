@@ -37,8 +37,17 @@ def router(site: Site) -> APIRouter:
         for v in groups.values():
             v.reverse()
         deployments = site.deployments.list()
+        from ..snippets import served_model, snippets
+
+        deploy_snippets = {}
+        for d in deployments:
+            served = served_model(ws, d) if d.get("state") in ("running", "starting") else None
+            if served is not None:
+                deploy_snippets[d["port"]] = snippets(ws, served, base=d["url"])
+        if token and token.get("model"):
+            token = dict(token, snippets=snippets(ws, ws.model(token["model"]), token=token["value"]))
         port = request.url.port
-        return dict(nav="models", groups=groups, token=token, deployments=deployments,
+        return dict(nav="models", groups=groups, token=token, deployments=deployments, deploy_snippets=deploy_snippets,
                     free_port=_suggest_port(port), ui_port=port,
                     js={"messages": t_of(request).subset("models.js."), "deployments": deployments})
 
@@ -112,7 +121,10 @@ def router(site: Site) -> APIRouter:
                 t = t_of(request)
                 js["confusion"].update(anomaly=True, examples=cm["examples"],
                                        names=[t("model.cm_normal"), t("model.cm_anomaly")])
-        return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm, binary=binary)
+        from ..snippets import snippets
+
+        return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm, binary=binary,
+                           snippet=snippets(ws, m))
 
     @r.get("/models/{name}/{version}/confusion/{i}/{j}")
     def model_confusion_cell(request: Request, name: str, version: int, i: int, j: int, threshold: str = ""):
