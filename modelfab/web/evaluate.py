@@ -5,7 +5,9 @@ codes) and ``proba`` for classifiers. Since this version training also stores
 where each held-out example came from: ``row`` (positions in the dataset's
 table) for tables, ``file`` (the recording of each window) for recordings,
 whose matrix is shown per recording (window probabilities averaged, as the
-training report does). Older models have the matrix but no examples.
+training report does). Image classifiers name their held-out images in the
+manifest (``data.holdout_files``, in the holdout's order). Older models, and
+series models, have the matrix but no examples.
 
 Anomaly models store ``y_true`` (0 normal, 1 anomaly) and ``scores`` (out-of-fold
 scores, one per recording or image); recordings models also ``file``. Their 2x2
@@ -73,21 +75,36 @@ def confusion(model) -> dict | None:
     if proba.ndim != 2 or proba.shape[1] != len(labels):
         return None
     modality = model.manifest.get("modality", "tabular")
+    why = None  # why the cells cannot be opened (a message key's end), None when they can
     if modality == "signal" and "file" in hold:
         _, truth, pred = _per_file(hold)
-        unit, examples = "files", True
+        unit = "files"
     else:
         truth, pred = np.asarray(hold["y_true"], int), proba.argmax(axis=1)
         thr = model.manifest.get("decision_threshold")
         if len(labels) == 2 and thr is not None and modality == "tabular":  # as the predictor decides
             pred = (proba[:, 1] >= float(thr)).astype(int)
-        unit = "windows" if modality == "signal" else "rows"
-        examples = modality != "signal" and "row" in hold
+        if modality == "image":  # one held-out row per image, named in the manifest in the holdout's order
+            unit = "images"
+            why = None if _image_holdout_files(model, len(truth)) is not None else "image_old"
+        elif modality == "series":
+            unit, why = "series", "series"
+        else:
+            unit = "windows" if modality == "signal" else "rows"
+            why = None if modality != "signal" and "row" in hold else "old"
     k = len(labels)
     matrix = np.zeros((k, k), int)
     np.add.at(matrix, (truth, pred), 1)
-    return {"labels": labels, "matrix": matrix.tolist(), "unit": unit, "examples": examples,
+    return {"labels": labels, "matrix": matrix.tolist(), "unit": unit, "examples": why is None, "no_examples": why,
             "n": int(matrix.sum()), "correct": int(np.trace(matrix))}
+
+
+def _image_holdout_files(model, n: int) -> np.ndarray | None:
+    """The image of each held-out row of an image classifier (``data.holdout_files``), when it has them all."""
+    files = (model.manifest.get("data") or {}).get("holdout_files")
+    if not isinstance(files, list) or len(files) != n:
+        return None
+    return np.asarray([str(f) for f in files])
 
 
 def cell_examples(site, model, i: int, j: int) -> dict:
@@ -99,10 +116,16 @@ def cell_examples(site, model, i: int, j: int) -> dict:
     if not (0 <= i < k and 0 <= j < k):
         raise InvalidInput(f"Cell ({i}, {j}) is outside the {k}x{k} matrix.")
     if not cm["examples"]:
-        return {"kind": "none", "count": cm["matrix"][i][j], "true": cm["labels"][i], "pred": cm["labels"][j]}
+        return {"kind": "none", "count": cm["matrix"][i][j], "true": cm["labels"][i], "pred": cm["labels"][j],
+                "reason": cm["no_examples"]}
     hold = model.holdout()
     ds = _dataset_of(site.ws, model)
     base = {"true": cm["labels"][i], "pred": cm["labels"][j], "count": cm["matrix"][i][j]}
+    if cm["unit"] == "images":
+        truth, pred = np.asarray(hold["y_true"], int), np.asarray(hold["proba"], float).argmax(axis=1)
+        files = _image_holdout_files(model, len(truth))
+        chosen = files[(truth == i) & (pred == j)][:MAX_EXAMPLES]
+        return dict(base, kind="files", items=_file_items(site, ds, chosen))
     if "file" in hold:
         uniq, truth, pred = _per_file(hold)
         chosen = uniq[(truth == i) & (pred == j)][:MAX_EXAMPLES]
