@@ -45,13 +45,60 @@ class Model:
 
         return load_predictor(self.folder)
 
-    def predict(self, data: "pd.DataFrame | list[dict]") -> "pd.DataFrame":
-        """Predictions for a DataFrame (or a list of records)."""
+    def predict(self, data) -> "pd.DataFrame":
+        """Predictions for the kind of data the model was trained on.
+
+        Tables and text: a DataFrame, a list of records (dicts of column -> value) or one record (a dict).
+        Images and recordings: a file, folder or .zip path (str or Path) or a list of them (as
+        ``predictor.predict_files``); images also a DataFrame with an ``image`` column of file paths.
+        Series: see ``SeriesPredictor.predict`` (a DataFrame with one row per series, a list of series, an
+        array, or the path of a file of series). Anything else is refused with what the model accepts.
+        """
+        import os
+
         import pandas as pd
 
-        if isinstance(data, list):
-            data = pd.DataFrame.from_records(data)
-        return self.predictor.predict(data)
+        from .errors import InvalidInput
+
+        modality = self.manifest.get("modality", "tabular")
+        predictor = self.predictor
+        if modality == "series":
+            return predictor.predict(data)
+        got = _describe(data)
+        if modality in ("image", "signal"):
+            kind = "images" if modality == "image" else "recordings"
+            if isinstance(data, (str, os.PathLike)):
+                return predictor.predict_files([data])
+            if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
+                return predictor.predict_files(list(data))
+            if modality == "image" and isinstance(data, pd.DataFrame):
+                return predictor.predict(data)
+            raise InvalidInput(f"{self.ref} scores {kind}: expected a file, folder or .zip path (str or Path) or a "
+                               f"list of them; got {got}.",
+                               hint="Use model.predict(['a.png', 'folder/']) or model.predictor.predict_files(...); "
+                                    "for bytes in memory, model.predictor.predict_bytes(data, 'name.png')."
+                               if modality == "image" else
+                               "Use model.predict(['a.wav', 'folder/']) or model.predictor.predict_files(...).")
+        if isinstance(data, pd.DataFrame):
+            return predictor.predict(data)
+        columns = ", ".join(repr(c["name"]) for c in predictor.input_columns[:10])
+        expected = (f"{self.ref} predicts rows of a table: expected a DataFrame, a list of records (dicts of column "
+                    f"-> value) or one record (a dict), with the columns {columns}")
+        if isinstance(data, dict):
+            if any(isinstance(v, (list, tuple, dict, set, pd.Series, np.ndarray)) for v in data.values()):
+                raise InvalidInput(f"{expected}; got a dict holding lists: a dict is read as one record (one value "
+                                   "per column).", hint="For columns of values use model.predict(pd.DataFrame(d)).")
+            data = [data]
+        if isinstance(data, (list, tuple)):
+            bad = next((i for i, r in enumerate(data) if not isinstance(r, dict)), None)
+            if bad is not None:
+                raise InvalidInput(f"{expected}; got a list whose item {bad} is {_describe(data[bad])}.")
+            if not data:
+                raise InvalidInput(f"{expected}; got an empty list.", hint="Send at least one record.")
+            return predictor.predict(pd.DataFrame.from_records(list(data)))
+        hint = ("To score a file, read it first (e.g. pd.read_csv(path)) or run `modelfab predict MODEL FILE`."
+                if isinstance(data, (str, os.PathLike)) else None)
+        raise InvalidInput(f"{expected}; got {got}.", hint=hint)
 
     def holdout(self) -> dict[str, np.ndarray]:
         path = self.folder / "holdout.npz"
@@ -61,8 +108,13 @@ class Model:
             return {k: npz[k] for k in npz.files}
 
     def write_report(self, out_dir: str | Path | None = None) -> tuple[Path, Path]:
+        import os
+
+        from .errors import InvalidInput
         from .reporting import write_model_report
 
+        if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+            raise InvalidInput(f"out_dir must be a folder path (a str or Path) or None; got {_describe(out_dir)}.")
         out = Path(out_dir) if out_dir else self.ws.root / "reports" / f"{self.name}-v{self.version}"
         return write_model_report(self, out)
 
@@ -137,4 +189,5 @@ def _describe(data) -> str:
         return f"a {data.ndim}-D numpy array of shape {data.shape}"
     if isinstance(data, Path):
         return f"a path ({str(data)[:60]!r})"
-    return f"a {type(data).__name__}"
+    name = type(data).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

@@ -30,6 +30,16 @@ WORKSPACE_FORMAT = 1
 TOKEN_SCOPES = ("predict", "admin")
 
 
+def _check_path(path, what: str, argument: str = "path") -> None:
+    """An import's path argument must be a str or a Path: anything else is the caller's mistake, said plainly
+    (not pathlib's TypeError)."""
+    if isinstance(path, os.PathLike) or (isinstance(path, str) and path.strip()):
+        return
+    got = ("an empty string" if isinstance(path, str) else "None" if path is None
+           else f"{type(path).__name__} {path!r:.40}")
+    raise InvalidInput(f"{argument}: expected the path of {what} (a str or Path); got {got}.")
+
+
 def resolve_path(path: str | os.PathLike | None) -> Path:
     if path:
         return Path(path).expanduser()
@@ -150,6 +160,7 @@ class Workspace:
         cells; ``ImportResult.notes`` says which was read)."""
         from .datasets import import_table
 
+        _check_path(path, "a table file (CSV, TSV, Parquet or Excel)")
         return import_table(self, path, name, sheet=sheet)
 
     def dataset(self, ref: "str | DatasetVersion") -> "DatasetVersion":
@@ -212,6 +223,7 @@ class Workspace:
         """
         from .recordings import SignalOptions, import_recordings
 
+        _check_path(folder, "a folder of recordings", "folder")
         sets = (features,) if isinstance(features, str) else tuple(features or SignalOptions.feature_sets)
         opts = SignalOptions(labels=labels, channel=None if channel is None else str(channel),
                              sample_rate=sample_rate, variable=variable, window_s=window_s, hop_s=hop_s,
@@ -224,6 +236,7 @@ class Workspace:
         VOC/COCO/YOLO boxes are picked up, see docs/images.md) as a dataset version."""
         from .images import ImageOptions, import_images
 
+        _check_path(path, "a folder or .zip of images")
         return import_images(self, path, name, ImageOptions(labels=str(labels)), skip_bad=skip_bad, progress=progress)
 
     def import_series(self, path: str | os.PathLike, name: str | None = None, *, id_column: str | None = None,
@@ -233,6 +246,9 @@ class Workspace:
         step) or a wide table (one row per series); labels from ``label_column`` or ``labels_file`` (id,label)."""
         from .series import SeriesOptions, import_series
 
+        _check_path(path, "a file of series (.ts, CSV or Parquet)")
+        if labels_file is not None:
+            _check_path(labels_file, "a CSV of id,label", "labels_file")
         opts = SeriesOptions(id_column=id_column, time_column=time_column,
                              value_columns=tuple(value_columns) if value_columns else None, label_column=label_column,
                              labels_file=str(labels_file) if labels_file else None)
@@ -254,6 +270,7 @@ class Workspace:
         from .model import Model
         from .registry import register_package
 
+        _check_path(path, "a .mfpkg model package")
         folder = extract_mfpkg(Path(path), self.tmp_dir)
         try:
             manifest = json.loads((folder / "manifest.json").read_text("utf-8"))

@@ -78,14 +78,16 @@ class ImagePredictor:
 
         return read_image(Path(path), self.settings, source or Path(path).name)
 
-    def predict_files(self, paths: list[Path], progress=None) -> pd.DataFrame:
-        """One row per image of ``paths`` (files, folders, or .zip files of images, unpacked safely into a
-        temporary folder); an image that cannot be read gets its reason in ``error`` and the others are scored.
-        The columns are the same whichever images fail."""
+    def predict_files(self, paths: "list[Path] | Path | str", progress=None) -> pd.DataFrame:
+        """One row per image of ``paths`` (one path, or a list of them: files, folders, or .zip files of images,
+        unpacked safely into a temporary folder); an image that cannot be read gets its reason in ``error`` and the
+        others are scored. The columns are the same whichever images fail."""
         import tempfile
 
         from .image.io import IMAGE_EXTENSIONS, list_images, safe_extract_zip
 
+        if isinstance(paths, (str, os.PathLike)):  # one path: a list of one (not its characters)
+            paths = [paths]
         with tempfile.TemporaryDirectory(prefix="modelfab-predict-") as tmp:
             items: list[tuple[Path, str]] = []
             for p in paths:
@@ -148,7 +150,17 @@ class ImagePredictor:
         return row
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Predictions for a frame with an ``image`` column of file paths."""
+        """Predictions for a frame with an ``image`` column of file paths (or a path, or a list of paths:
+        as ``predict_files``)."""
+        if isinstance(df, (str, os.PathLike)) or (
+                isinstance(df, (list, tuple)) and df and all(isinstance(p, (str, os.PathLike)) for p in df)):
+            return self.predict_files(df)
+        if not isinstance(df, pd.DataFrame):
+            got = "None" if df is None else (f"a {df.ndim}-D numpy array" if isinstance(df, np.ndarray)
+                                             else f"a {type(df).__name__}")
+            raise InvalidInput(f"An image model scores image files: expected a path (str or Path), a list of paths "
+                               f"or a DataFrame with an 'image' column of paths; got {got}.",
+                               hint="For bytes in memory use predictor.predict_bytes(data, 'name.png').")
         col = "image" if "image" in df.columns else "file" if "file" in df.columns else None
         if col is None:
             raise InvalidInput("An image model needs a column 'image' with image file paths.")

@@ -53,7 +53,13 @@ class SeriesPredictor:
     def _clean_one(self, s, where: str) -> np.ndarray:
         from .series.io import clean_series
 
-        s = np.asarray(s, dtype=np.float64)
+        try:
+            s = np.asarray(s, dtype=np.float64)
+        except (TypeError, ValueError):
+            bad = _first_non_number(s)
+            got = _what(s) if bad is None else f"{_what(bad)} among the values"
+            raise InvalidInput(f"{where}: expected numbers (a list of them, or one list per channel); got {got}.",
+                               hint="Send numbers, or null/NaN for a gap.") from None
         limit = self.settings.max_signal_samples
         if s.size > limit:  # the import's limit, per series: refused before its transform takes minutes
             raise TooLarge(f"{where}: {s.size:,} values ({s.shape[-1]:,} time steps); expected at most {limit:,} per "
@@ -107,7 +113,10 @@ class SeriesPredictor:
         became a series) gets its reason in an ``error`` column and no prediction, and the others are scored; none
         scorable: the (first) reason is raised. False: the first bad series fails the batch. ``where``: how each
         series is named in its reason (default ``series 'ID'``)."""
-        ids = ids if ids is not None else [str(i + 1) for i in range(len(series))]
+        if not len(series):
+            raise InvalidInput("No series to score: the input is empty.",
+                               hint="Send at least one series (one row of a DataFrame, or one list of numbers).")
+        ids = ids if ids is not None else [str(i) for i in range(len(series))]
         errors = [""] * len(series)
         if keep_going:  # each series cleaned once, the unusable ones set aside with their reason
             good, cleaned, first = [], [], None
@@ -151,13 +160,33 @@ class SeriesPredictor:
         return out
 
     def predict(self, data) -> pd.DataFrame:
-        """A list of series (1-D arrays, or (channels, length) arrays), or a wide DataFrame (one row per series)."""
+        """One row per series, ``id`` from 0 (a DataFrame: its index). ``data``: a wide DataFrame (one row per
+        one-channel series); a list of series (each a list or 1-D array of numbers, or a (channels, length) array);
+        one list of numbers or a 1-D array (one one-channel series); a 2-D array (one row per series for a
+        one-channel model, else one (channels, length) series); a 3-D array (series, channels, length); or the path
+        of a file of series (str or Path: ``predict_file``)."""
+        if isinstance(data, (str, os.PathLike)):
+            return self.predict_file(Path(data))
+        if isinstance(data, (list, tuple)) and data and all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) or v is None for v in data):
+            data = np.asarray([np.nan if v is None else v for v in data], dtype=np.float64)
+        if isinstance(data, np.ndarray):
+            if data.ndim == 1 or (data.ndim == 2 and self.n_channels != 1):
+                data = [data]
+            elif data.ndim not in (2, 3):
+                raise InvalidInput(f"Expected a 1-D array (one series), a 2-D array (one row per series) or a 3-D "
+                                   f"array (series, channels, length); got a {data.ndim}-D array of shape "
+                                   f"{data.shape}.")
         if isinstance(data, pd.DataFrame):
             if self.n_channels != 1:
                 raise InvalidInput("A DataFrame holds one-channel series (one row each); this model needs "
                                    f"{self.n_channels} channels: pass a list of (channels, length) arrays.")
             values = data.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
             return self.predict_series(list(values), [str(i) for i in data.index]).set_index(data.index)
+        if not isinstance(data, (list, tuple, np.ndarray)):
+            raise InvalidInput(f"A series model scores series: expected a DataFrame (one row per series), a list of "
+                               f"series, an array or the path of a file of series; got {_what(data)}.",
+                               hint="For JSON-like records use predictor.predict_records([{'values': [...]}]).")
         return self.predict_series(list(data))
 
     # -- REST -------------------------------------------------------------
@@ -195,6 +224,9 @@ class SeriesPredictor:
         be scored (not a series, too short, other channels, over the length limit) is refused alone: its answer
         has ``prediction`` null and the reason in ``error``, as ``predict-file`` and ``modelfab predict`` do; when
         no record can be scored, the request is refused (422)."""
+        if not isinstance(records, (list, tuple)):
+            raise InvalidInput(f"Expected a list of records like {{\"values\": [..]}} or {{\"channels\": [[..], ..]}}; "
+                               f"got {_what(records)}.")
         series = []
         for i, r in enumerate(records):
             try:
@@ -245,6 +277,33 @@ class SeriesPredictor:
             path.write_bytes(data)
             df = self.predict_file(path)
         return {"predictions": [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]}
+
+
+def _what(v) -> str:
+    """A wrong input, named in a message."""
+    if v is None:
+        return "None"
+    if isinstance(v, str):
+        return f"a str ({v[:40]!r})"
+    if isinstance(v, np.ndarray):
+        return f"a {v.ndim}-D array of shape {v.shape}"
+    name = type(v).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _first_non_number(v, depth: int = 0):
+    """The first value of a (nested) list that is not a number, or None."""
+    if isinstance(v, (list, tuple, np.ndarray)) and depth < 3:
+        for item in v:
+            bad = _first_non_number(item, depth + 1)
+            if bad is not None:
+                return bad
+        return None
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return v
+    return None
 
 
 def _plain(v):

@@ -174,6 +174,10 @@ class TabularPreprocessor:
     def transform(self, df: pd.DataFrame, text_scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Float matrix of ``df``. ``text_scores`` (column -> scores) replaces a text model's own scores:
         training passes out-of-fold scores for its rows."""
+        if not isinstance(df, pd.DataFrame):
+            got = "None" if df is None else f"a {type(df).__name__}"
+            raise InvalidInput(f"Expected a pandas DataFrame of input rows; got {got}.",
+                               hint="model.predict also takes a list of records (dicts) or one record (a dict).")
         missing = [c["name"] for c in self.input_columns if c["name"] not in df.columns]
         if missing:
             shown = ", ".join(repr(m) for m in missing[:10])

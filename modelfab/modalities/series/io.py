@@ -87,6 +87,9 @@ def clean_series(x: np.ndarray, where: str) -> tuple[np.ndarray, int]:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
+    if x.ndim != 2:
+        what = "a single number" if x.ndim == 0 else f"a {x.ndim}-D array of shape {x.shape}"
+        raise InvalidInput(f"{where}: expected a series (a list of numbers, or one list per channel); got {what}.")
     if np.isinf(x).any():
         raise InvalidInput(f"{where}: contains an infinite value; expected finite numbers.")
     present = ~np.isnan(x).all(axis=0)
