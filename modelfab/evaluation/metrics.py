@@ -23,10 +23,11 @@ CALIBRATION_BINS = 10
 
 # ---------------------------------------------------------------- validation
 def _f(x) -> float | None:
-    """Python float, or None when not finite."""
+    """Python float, or None when not finite; never -0.0 (a perfect log loss, ``-mean(log 1)``, would show as
+    "-0.000")."""
     if x is None:
         return None
-    x = float(x)
+    x = float(x) + 0.0  # -0.0 + 0.0 == +0.0
     return x if math.isfinite(x) else None
 
 

@@ -304,3 +304,10 @@ def test_anomaly_operating_points_monotone_and_complete():
     only_normal = anomaly_operating_points([0, 0, 0], [1.0, 2.0, 3.0])
     assert all(p["miss_rate"] is None for p in only_normal)
     json.dumps(pts, allow_nan=False)
+
+
+def test_a_perfect_log_loss_is_positive_zero_not_minus_zero():
+    """-mean(log 1) is -0.0, which reports, JSON and `models list` showed as "-0.000"."""
+    m = classification_metrics(np.array([0, 1, 1]), np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), ["a", "b"])
+    assert m["log_loss"] == 0.0 and math.copysign(1.0, m["log_loss"]) == 1.0
+    assert '"log_loss": 0.0' in json.dumps(m)
