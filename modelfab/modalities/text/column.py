@@ -67,6 +67,10 @@ class TextColumnModel:
     n_classes: int  # 0 for regression
     labels: list[str] = field(default_factory=list)
     candidate: str = ""
+    # What a text with no term the model knows (empty, missing, only unseen words) scores: the training rows'
+    # class shares (regression: their mean). Its TF-IDF row is all zeros, so the linear model would answer with
+    # its intercepts alone, which after calibration can be near-certain of one class. None: packages from before.
+    prior: np.ndarray | None = None
 
     @property
     def output_names(self) -> list[str]:
@@ -84,7 +88,17 @@ class TextColumnModel:
 
     def scores(self, texts) -> np.ndarray:
         X = self.vectorizer.transform([normalise(t) for t in texts])
-        return self.outputs(self.state.predict(X))
+        return self.no_evidence_as_prior(X, self.outputs(self.state.predict(X)))
+
+    def no_evidence_as_prior(self, X, out: np.ndarray) -> np.ndarray:
+        """``out`` (feature columns) with the rows of texts without a known term set to the prior's."""
+        if self.prior is None:
+            return out
+        empty = np.asarray(X.getnnz(axis=1)).ravel() == 0
+        if empty.any():
+            out = np.array(out, dtype=np.float64, copy=True)
+            out[empty] = self.outputs(np.asarray(self.prior, dtype=np.float64)[None, :])
+        return out
 
     def top_terms(self, k: int = 12) -> list[dict]:
         names = self.vectorizer.feature_names()
@@ -122,7 +136,8 @@ class TextColumnModel:
     def save(self, folder: Path, stem: str) -> None:
         meta, arrays = self.vectorizer.state()
         info = {"column": self.column, "n_classes": self.n_classes, "labels": self.labels, "candidate": self.candidate,
-                "link": self.state.link, "vectorizer": meta}
+                "link": self.state.link, "vectorizer": meta,
+                **({"prior": [float(v) for v in self.prior]} if self.prior is not None else {})}
         (folder / f"{stem}.json").write_text(json.dumps(info, ensure_ascii=False), "utf-8")
         np.savez_compressed(folder / f"{stem}.npz", **arrays, **self.state.arrays())
 
@@ -139,8 +154,17 @@ class TextColumnModel:
             raise IntegrityError(f"Text model {stem} cannot be read ({exc}).") from None
         vec = TfidfBlocks.from_state(info.get("vectorizer") or {}, arrays)
         state = LinearState.from_arrays(arrays, info.get("link"), vec.n_features)
-        return cls(str(info["column"]), vec, state, int(info["n_classes"]), [str(v) for v in info.get("labels") or []],
-                   str(info.get("candidate", "")))
+        n_classes = int(info["n_classes"])
+        prior = info.get("prior")
+        if prior is not None:
+            try:
+                prior = np.asarray(prior, dtype=np.float64).ravel()
+            except (TypeError, ValueError):
+                prior = None
+            if prior is None or len(prior) != max(1, n_classes) or not np.isfinite(prior).all():
+                raise IntegrityError(f"Text model {stem}: 'prior' must be {max(1, n_classes)} finite number(s).")
+        return cls(str(info["column"]), vec, state, n_classes, [str(v) for v in info.get("labels") or []],
+                   str(info.get("candidate", "")), prior)
 
 
 def _show(term: str) -> str:
@@ -212,7 +236,12 @@ def fit_text_column(texts, y: np.ndarray, *, column: str, n_classes: int, labels
     state = fit_candidate(kind, C, X, y, n_classes, seed)
     if kind == "svm":
         calibrate_svm(state, best_dec, y, n_classes)
-    model = TextColumnModel(column, vec, state, n_classes, [str(v) for v in labels], f"{kind} C={C:g}")
+    prior = (np.bincount(y, minlength=n_classes) / max(1, len(y)) if n_classes
+             else np.array([float(np.mean(y)) if len(y) else 0.0]))
+    model = TextColumnModel(column, vec, state, n_classes, [str(v) for v in labels], f"{kind} C={C:g}",
+                            prior.astype(np.float64))
     if not folds:  # too few rows to cross-validate: in-sample scores (noted by the caller)
         best_oof = state.predict(X)
-    return model, model.outputs(best_oof), board, float(best if best is not None else np.nan)
+    # the training rows' scores follow the same rule as prediction's: a text without a known term scores the prior
+    oof = model.no_evidence_as_prior(X, model.outputs(best_oof))
+    return model, oof, board, float(best if best is not None else np.nan)
