@@ -42,11 +42,15 @@ def page_view(ma, mb) -> dict:
     rows = []
     for r in res["metrics"]:
         a, b = r[ma.ref], r[mb.ref]
-        better = None
-        neutral = r["metric"] in NEUTRAL or r["metric"].startswith("n_")  # counts and settings: no winner
-        if not neutral and isinstance(a, (int, float)) and isinstance(b, (int, float)) and a != b:
-            lower = r["metric"] in LOWER_IS_BETTER or r["metric"].endswith(("_error", "_loss"))
-            better = "a" if (a < b) == lower else "b"
-        rows.append({"metric": r["metric"], "a": a, "b": b, "better": better,
-                     "delta": (b - a) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None})
+        better = delta = None
+        both = isinstance(a, (int, float)) and isinstance(b, (int, float))
+        # different tasks: a metric of the same name means different things (a 0.5 probability threshold
+        # against an anomaly score threshold), so no difference and no winner
+        if both and res["same_task"]:
+            delta = b - a
+            neutral = r["metric"] in NEUTRAL or r["metric"].startswith("n_")  # counts and settings: no winner
+            if not neutral and a != b:
+                lower = r["metric"] in LOWER_IS_BETTER or r["metric"].endswith(("_error", "_loss"))
+                better = "a" if (a < b) == lower else "b"
+        rows.append({"metric": r["metric"], "a": a, "b": b, "better": better, "delta": delta})
     return dict(res, rows=rows, va=_model_view(ma, full=True), vb=_model_view(mb, full=True))

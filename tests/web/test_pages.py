@@ -414,6 +414,20 @@ def test_compare_matches_the_cli_and_recordings_cells_show_thumbnails(site):
     assert sorted(seen) == sorted(files)
     thumb = c.get(cell["items"][0]["thumb"] if cell["items"] else f"/datasets/fan/1/thumb/0.png")
     assert thumb.status_code == 200 and thumb.content[:4] == b"\x89PNG"
+    # an anomaly model against a classifier: metric names are words in each language, and metrics of the
+    # same name mean different things across tasks, so no difference and no winner (nor for the threshold)
+    for lang in ("en", "zh"):
+        c.cookies.set("mf_lang", lang)
+        page = c.get(f"/compare?a=fan:1&b=fanclass:{m.version}").text
+        names = re.findall(r'<tr class="metric-row">\s*<th>([^<]*)</th>', page)
+        assert names and not [n for n in names if "_" in n or n in ("n", "f1", "threshold", "max_fpr")], names
+        assert 'class="better"' not in page
+        deltas = re.findall(r'<td class="num muted">([^<]*)</td>', page)
+        assert deltas and all(not d.strip() for d in deltas), deltas
+        assert ("s of" if lang == "en" else "秒") in page.split('id="compare-table"')[1]
+    c.cookies.set("mf_lang", "en")
+    same = c.get("/compare?a=fan:1&b=fan:2").text  # same task: differences are shown
+    assert any(d.strip() for d in re.findall(r'<td class="num muted">([^<]*)</td>', same))
 
 
 def test_deploy_starts_and_stops_a_model_server_and_refuses_a_busy_port(site, monkeypatch):
