@@ -132,7 +132,9 @@ def create_web_app(ws, settings: WebSettings | None = None) -> FastAPI:
         if exc.http_status >= 500 and not isinstance(exc, InvalidInput):
             key = N_("error.server")
         status = exc.http_status if 400 <= exc.http_status < 600 else 500
-        return _page_error(request, PageError(status, key, str(exc)))
+        from .hints import for_browser
+
+        return _page_error(request, PageError(status, key, for_browser(str(exc), site.t_of(request))))
 
     # -- public pages ----------------------------------------------------------
     @app.get("/healthz")

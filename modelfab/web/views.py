@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -148,14 +149,22 @@ def _model_view(m, full: bool = False) -> dict:
     return view
 
 
-def _job_view(job: dict) -> dict:
+def _job_view(job: dict, t=None) -> dict:
+    """A job as the pages show it; with ``t`` (the request's translator) its error's CLI hints read as the
+    browser's words."""
+    from .hints import for_browser
+
     params = job.get("params") or {}
     result = job.get("result") or {}
+    error = for_browser(job.get("error"), t) if t is not None else job.get("error")
     return {"id": job["id"], "kind": job["kind"], "state": job["state"], "progress": float(job.get("progress") or 0),
-            "message": job.get("message") or "", "error": job.get("error"), "params": params,
+            "message": job.get("message") or "", "error": error, "params": params,
             "live": result.get("live") or {}, "result": {k: v for k, v in result.items() if k != "live"},
             "created_at": job.get("created_at"), "updated_at": job.get("updated_at"),
             "subject": params.get("dataset") or params.get("model") or params.get("name") or params.get("filename") or ""}
+
+
+GOOD_LABEL = re.compile(r"^(good|normal|ok|okay|pass(ed)?|free|defect[-_ ]?free|no[-_ ]?defects?)$", re.I)
 
 
 def _train_info(ds) -> dict:
@@ -174,7 +183,10 @@ def _train_info(ds) -> dict:
     # recordings and images share the form: classification, or anomaly detection from normal items
     suggested = "anomaly" if (not labels or set(labels) <= {"normal"} or set(labels) == {"normal", "abnormal"}) \
         else "classification"
-    return {"kind": "signal", "name": ds.name, "labels": labels, "suggested": suggested}
+    # the label of the good items: one obviously so, else empty (the form asks); unlabelled data: all are good
+    normal = next((lab for lab in labels if GOOD_LABEL.match(lab)), "" if labels else "normal")
+    return {"kind": "signal", "media": "image" if ds.kind == "image" else "signal", "name": ds.name,
+            "labels": labels, "suggested": suggested, "normal": normal}
 
 
 def _table_view(ws, ds, page: int) -> dict:

@@ -379,14 +379,20 @@ def test_images_and_series_in_the_browser(browser, server, tmp_path):
 
     # train an anomaly detector on the good tiles, then try it on a tile with a spot
     page.goto(url + "/train?dataset=tiles:1")
+    # the good label is a field of anomaly detection only, named for images, defaulting to the dataset's "good"
+    page.select_option("#train-task", "classification")
+    assert not page.locator("#train-anomaly-fields").is_visible()
     page.select_option("#train-task", "anomaly")
-    page.fill("input[name=normal_label]", "good")
+    assert page.locator("#train-anomaly-fields").is_visible()
+    assert page.input_value("#train-normal-label") == "good"
+    assert "good (defect-free) images" in page.inner_text("#train-anomaly-fields")
     page.eval_on_selector("#train-budget", "s => { const o = new Option('10 s', '10'); s.add(o); s.value = '10'; }")
     page.click("#train-form button[type=submit]")
     page.wait_for_selector("#job-result a", timeout=120_000)
     page.click("#job-result a")
     page.wait_for_url(re.compile(r".*/models/tiles/\d+$"))
     assert page.locator("#threshold-slider").is_visible()
+    assert "images" in page.inner_text("#fa-text") and "recordings" not in page.inner_text("#threshold-panel")
     page.click("nav.main-nav >> text=Try it")
     page.select_option("#predict-model", "tiles:1")
     page.set_input_files("#predict-form input[type=file]", str(sorted((surfaces / "spot").glob("spot_?.png"))[0]))

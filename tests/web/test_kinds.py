@@ -306,3 +306,37 @@ def test_try_it_with_series_holds_at_most_as_many_series_as_a_table_holds_rows(t
     with pytest.raises(TooLarge, match="3 series in one file; the limit here is 2"):
         predict_series_upload(ws, model, up)
     assert read and read[0].parent == tmp_path
+
+
+def test_image_screens_talk_about_images_and_the_form_not_recordings_or_flags(site, surfaces):
+    c = site.client("admin")
+    if "surf" not in {d.name for d in site.ws.datasets()}:
+        _import(c, site, "zip", zip_folder(surfaces, site.tmp / "surf.zip", prefix="surf/"), "surf")
+    none = c.get("/datasets/surf/1?label=nosuchlabel").text
+    assert "No images match this filter." in none and "recordings" not in none.split("<main")[-1]
+    # the train form: the good label defaults to the dataset's "good", named for images
+    page = c.get("/train?dataset=surf:1").text
+    info = json.loads(re.search(r'<script[^>]*id="page-data"[^>]*>(.*?)</script>', page, re.S).group(1))
+    assert info["datasets"]["surf:1"]["normal"] == "good" and info["datasets"]["surf:1"]["media"] == "image"
+    assert "Label of good (defect-free) images" in page
+    # an empty good label for anomaly detection is asked for in words; a wrong one fails without CLI flags
+    r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "surf:1", "task": "anomaly", "budget": "10",
+                               "normal_label": ""}, headers={"Accept": "application/json"})
+    assert r.status_code == 422 and "choose their label" in r.json()["error"]["detail"] and "good" in r.text
+    r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "surf:1", "task": "anomaly", "budget": "10",
+                               "normal_label": "normal", "name": "surf-wrong"}, headers={"Accept": "application/json"})
+    job_id = _json(r)["job"]
+    assert site.wait_job(job_id)["state"] == "failed"
+    job_page = c.get(f"/jobs/{job_id}").text
+    assert "--normal-label" not in job_page and "Choose the label of the good items in the train form." in job_page
+    with c.stream("GET", f"/jobs/{job_id}/events") as stream:
+        events = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith('data: {"id"')]
+    assert "--normal-label" not in events[-1]["error"] and "train form" in events[-1]["error"]
+    # an image anomaly model's threshold panel counts images
+    if "surf-anom" in {m.name for m in site.ws.models()}:
+        model = c.get("/models/surf-anom/1").text
+        assert "good images" in model and "good recordings" not in model and "counted on images" in model
+        assert "Held-out images, scored" in model and "recordings" not in model.split('id="threshold-panel"')[1].split("</section>")[0]
+    # error pages in the browser point to the Models page, not to a command
+    missing = c.get("/models/nosuchmodel")
+    assert missing.status_code == 404 and "Models page" in missing.text and "modelfab models list" not in missing.text

@@ -104,6 +104,10 @@ def router(site: Site) -> APIRouter:
         m = site.model_or_404(name, version)
         view = dict(_model_view(m, full=True), aliases=aliases_by_model(m.name).get(m.row["id"], []))
         js: dict[str, Any] = {"messages": t_of(request).subset("model.js.")}
+        if view["modality"] == "image":  # the slider counts images, not recordings
+            t = t_of(request)
+            js["messages"].update({"model.js.fa": t("model.js.fa_images"), "model.js.miss": t("model.js.miss_images"),
+                                   "model.js.no_abnormal": t("model.js.no_abnormal_images")})
         from ..evaluate import anomaly_confusion, anomaly_holdout, confusion
 
         anomaly = anomaly_holdout(m)  # the slider's data and the 2x2 matrix read the holdout once

@@ -62,7 +62,12 @@ def router(site: Site) -> APIRouter:
                 raise InvalidInput(t("train.need_target"))
             params["target"] = target
         else:
-            params["normal_label"] = str(form.get("normal_label") or "normal")[:100]
+            normal = str(form.get("normal_label") or "").strip()[:100]
+            labels = sorted(str(k) for k in (ds.stats.get("labels") or {}))
+            if not normal and task == "anomaly" and labels:  # the form asks rather than guessing
+                t = t_of(request)
+                raise InvalidInput(t("train.need_normal_label", labels=", ".join(labels[:20])))
+            params["normal_label"] = normal or "normal"
             try:
                 mfa = float(form.get("max_false_alarm") or 0.01)
             except ValueError:
@@ -76,7 +81,7 @@ def router(site: Site) -> APIRouter:
     # -- jobs --------------------------------------------------------------------
     @r.get("/jobs/{job_id}", response_class=HTMLResponse)
     def job_page(request: Request, job_id: int):
-        job = _job_view(runner.get(job_id))
+        job = _job_view(runner.get(job_id), t_of(request))
         return site.render(request, "job.html", nav="home", job=job,
                            js={"job": job, "events": f"/jobs/{job_id}/events",
                            "messages": t_of(request).subset("job.js.")})
@@ -84,13 +89,14 @@ def router(site: Site) -> APIRouter:
     @r.get("/jobs/{job_id}/events")
     async def job_events(request: Request, job_id: int):
         await run_in_threadpool(runner.get, job_id)  # 404 before the stream starts
+        t = t_of(request)
 
         async def stream():
             last = None
             started = time.monotonic()
             yield "retry: 2000\n\n"
             while time.monotonic() - started < 3600:
-                job = _job_view(await run_in_threadpool(runner.get, job_id))
+                job = _job_view(await run_in_threadpool(runner.get, job_id), t)
                 data = json.dumps(job, default=str)
                 if data != last:
                     last = data

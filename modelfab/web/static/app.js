@@ -111,6 +111,13 @@
   if (trainForm && DATA.datasets) {
     var dsSel = $("#train-dataset"), target = $("#train-target"), task = $("#train-task");
     var nameInput = $("#train-name"), suggestion = $("#train-suggestion");
+    var normalInput = $("#train-normal-label"), anomalyFields = $("#train-anomaly-fields");
+    var showAnomalyFields = function () {  // the label of good items matters for anomaly detection only
+      var info = DATA.datasets[dsSel.value] || {};
+      if (!anomalyFields) { return; }
+      anomalyFields.hidden = (info.kind || "table") !== "signal" ||
+        !(task.value === "anomaly" || (task.value === "auto" && info.suggested === "anomaly"));
+    };
     var updateTrain = function () {
       var info = DATA.datasets[dsSel.value] || {};
       var kind = info.kind || "table";
@@ -121,6 +128,9 @@
       });
       if (task.selectedOptions[0] && task.selectedOptions[0].disabled) { task.value = "auto"; }
       nameInput.placeholder = info.name || "";
+      $all("[data-media]", trainForm).forEach(function (el) { el.hidden = el.getAttribute("data-media") !== (info.media || "signal"); });
+      if (normalInput && info.normal !== undefined) { normalInput.value = info.normal; }
+      showAnomalyFields();
       if (kind === "table") {
         var previous = target.value;
         target.innerHTML = "";
@@ -148,6 +158,7 @@
       setText(suggestion, T("train.js.suggest", { task: T("train.js.task_" + (reg ? "regression" : "classification")) }));
     };
     dsSel.addEventListener("change", updateTrain);
+    task.addEventListener("change", showAnomalyFields);
     target.addEventListener("change", suggestTable);
     updateTrain();
     if (DATA.target && Array.prototype.some.call(target.options, function (o) { return o.value === DATA.target; })) {
