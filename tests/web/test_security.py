@@ -171,3 +171,23 @@ def test_server_folders_must_stay_inside_the_import_root(tmp_path):
                headers={"Accept": "application/json"})
     assert r.status_code == 422 and web.ws.meta.list_jobs() == []
     web.close()
+
+
+def test_favicon_is_a_whole_svg(web):
+    """The icon's data: URL sits in a double-quoted attribute: its own quotes must not end it early."""
+    import xml.etree.ElementTree as ET
+    from html.parser import HTMLParser
+    from urllib.parse import unquote
+
+    icons = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "link" and a.get("rel") == "icon":
+                icons.append(a["href"])
+
+    Links().feed(web.anon().get("/login", follow_redirects=True).text)
+    assert len(icons) == 1 and icons[0].startswith("data:image/svg+xml,")
+    svg = ET.fromstring(unquote(icons[0].split(",", 1)[1]))
+    assert svg.tag.endswith("svg") and svg.get("viewBox") == "0 0 32 32" and len(list(svg.iter())) > 3
