@@ -104,7 +104,9 @@ class LiveBoard:
 
     # -- output ------------------------------------------------------------------
     def rows(self) -> list[dict]:
-        rows = sorted(self.by_key.values(), key=lambda r: r["best"], reverse=self.greater)[:MAX_ROWS]
+        # best first; among equal scores the one that reached it first (as the search keeps its first best)
+        sign = 1 if self.greater else -1
+        rows = sorted(self.by_key.values(), key=lambda r: (-sign * r["best"], r["at_s"]))[:MAX_ROWS]
         return [dict(r, rank=i + 1, best=_round(r["best"]), last=_round(r["last"])) for i, r in enumerate(rows)]
 
 

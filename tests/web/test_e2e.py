@@ -265,6 +265,10 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     page.wait_for_url(re.compile(r".*/jobs/\d+$"))
     _wait(page, "document.querySelectorAll('#leaderboard tbody tr').length > 0", timeout=60)
     page.wait_for_selector("#job-result a", timeout=120_000)
+    page.wait_for_load_state()
+    # the ended job: "Best so far" is the leaderboard's first row, nothing is "left"
+    first = page.inner_text("#leaderboard tbody tr:first-child td:nth-child(2)")
+    assert page.inner_text("#live-best").endswith(" · " + first) and page.inner_text("#live-left") == "–"
     _shot(page, "18-leaderboard")
     page.click("#job-result a")
     page.wait_for_url(url + "/models/parts/1")

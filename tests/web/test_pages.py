@@ -298,6 +298,14 @@ def test_table_preview_confirms_kinds_and_target_then_leaderboard_and_confusion_
     assert board and {row["learner"] for row in board} <= set(LEARNERS)
     assert sum(row["trials"] for row in board) >= 2 and board[0]["best"] >= board[-1]["best"]
     assert job["result"]["final_board"]
+    # the ended job's page: nothing "left", no "keeps running" note; an import job has no tried/best
+    page = c.get(f"/jobs/{job['id']}").text
+    assert 'id="live-left">–<' in page and "keeps running on the server" not in page and 'id="live-best"' in page
+    imports = [j for j in site.ws.meta.list_jobs(limit=50) if j["kind"] == "import" and j["state"] == "done"]
+    page = c.get(f"/jobs/{imports[0]['id']}").text
+    assert 'id="live-best"' not in page and "Best so far" not in page and "Tried" not in page
+    assert "keeps running on the server" not in page
+
     for _ in range(60):  # the job's scratch folder is gone (at the latest when its worker process has exited)
         left = [str(p.relative_to(site.ws.tmp_dir)) for p in (site.ws.tmp_dir / "web-jobs").rglob("*")]
         if not [p for p in left if ".scratch" in p]:
@@ -322,6 +330,20 @@ def test_table_preview_confirms_kinds_and_target_then_leaderboard_and_confusion_
             for pos, row in zip(cell["positions"], cell["rows"]):
                 assert row[col] == str(labels[i]) == frame["grade"].iloc[pos - 1]  # the true class of that row
     assert c.get(f"/models/parts/{m.version}/confusion/9/0").status_code == 422
+
+
+def test_leaderboard_ties_rank_the_first_to_reach_the_score_first():
+    """The search keeps the first learner that reached its best score; the board ranks ties the same way
+    (the job page's "Best so far" is the board's first row)."""
+    from modelfab.web.leaderboard import LiveBoard
+
+    for greater, best in ((True, 1.0), (False, 0.0)):
+        board = LiveBoard()
+        board.greater = greater
+        board._add("lgbm", best, 5.0, detail="", count=True)
+        board._add("extra_tree", best, 2.0, detail="", count=True)
+        board._add("rf", 0.5, 1.0, detail="", count=True)
+        assert [r["learner"] for r in board.rows()] == ["extra_tree", "lgbm", "rf"]
 
 
 def test_labelling_table_rows_bulk_colours_queue_disagreement_and_apply(site):

@@ -176,18 +176,28 @@
       var prog = $("#job-progress");
       if (prog) { prog.value = job.state === "done" ? 1 : job.progress; }
       if (live.elapsed_s !== undefined) { setText("#live-elapsed", T("job.js.seconds", { n: fmt(live.elapsed_s, 0) })); }
-      if (live.left_s !== undefined) { setText("#live-left", T("job.js.seconds", { n: fmt(live.left_s, 0) })); }
+      var over = terminal.indexOf(job.state) >= 0;
+      if (over) { setText("#live-left", "–"); }  // nothing is left once the job has ended
+      else if (live.left_s !== undefined) { setText("#live-left", T("job.js.seconds", { n: fmt(live.left_s, 0) })); }
       if (live.trials !== undefined) { setText("#live-trials", String(live.trials)); }
-      if (live.files_total !== undefined) { setText("#live-trials", live.files_done + " / " + live.files_total); }
-      if (live.best_score !== undefined && live.best_score !== null) {
+      if (live.files_total !== undefined) {
+        setText("#live-files", live.files_done + " / " + live.files_total);
+        var filesRow = $("#live-files-row"); if (filesRow) { filesRow.hidden = false; }
+      }
+      var board = live.leaderboard && live.leaderboard.length ? live.leaderboard : (job.result || {}).final_board;
+      if (board && board.length) {  // the leaderboard's first row, so the two never disagree
+        var top = board[0], topScore = top.best !== undefined ? top.best : top.score;
+        setText("#live-best", fmt(topScore, 4) + (live.metric ? " (" + live.metric + ")" : "") + (top.learner ? " · " + top.learner : ""));
+      } else if (live.best_score !== undefined && live.best_score !== null) {
         setText("#live-best", fmt(live.best_score, 4) + (live.metric ? " (" + live.metric + ")" : "") + (live.best_learner ? " · " + live.best_learner : ""));
       }
+      var note = $("#job-reload-note"); if (note && over) { note.hidden = true; }
       var msgKey = "job.js.msg_" + String(job.message || "").replace(/[^a-z]+/gi, "_").toLowerCase();
       setText("#live-message", Object.prototype.hasOwnProperty.call(MSG, msgKey) ? T(msgKey) : (job.message || ""));
       var badge = $("#job-state .badge");
       if (badge) { badge.className = "badge state-" + job.state; badge.textContent = T("job.js.state_" + job.state); }
       if (job.error) { var e = $("#job-error"); e.hidden = false; e.textContent = job.error; }
-      renderBoard(live.leaderboard && live.leaderboard.length ? live.leaderboard : (job.result || {}).final_board, live.metric);
+      renderBoard(board, live.metric);
       var cancel = $("#cancel-form");
       if (cancel && job.state !== "running" && job.state !== "queued") { cancel.hidden = true; }
     };
