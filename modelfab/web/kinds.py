@@ -230,12 +230,11 @@ def predict_series_upload(ws, m, up) -> dict:
     The upload is read where it lies, with the model's reading options and the import's limits, and holds at
     most as many series as a table upload holds rows."""
     from ..modalities.series.io import SERIES_EXTENSIONS
-    from .uploads import safe_suffix
+    from .uploads import keep_name, safe_suffix
     from .views import _check_records, _prediction_table
 
     suffix = safe_suffix(up.raw_name, tuple(sorted(SERIES_EXTENSIONS)))
-    path = up.path.with_name(f"input{suffix}")
-    up.path.rename(path)
+    path = keep_name(up, suffix)  # ids and messages name the user's file (sines_test_0), as the CLI and REST do
     sset = m.predictor.read_file(path)
     _check_records(len(sset.series), ws.settings, "series")
     return _prediction_table(m, up, m.predictor.predict_series(sset.series, sset.ids))

@@ -62,6 +62,19 @@ def upload_dir(ws, token: str) -> Path:
     return upload_root(ws) / token
 
 
+def keep_name(up: "UploadedFile", suffix: str) -> Path:
+    """Move an uploaded file to a path named as the user's file (sanitised as the REST API does, in a folder
+    of its own beside it), so that readers name its items and errors after it (``sines_test_0``,
+    ``parts.csv``), never after an internal name. The new path, also set on ``up``."""
+    stem = re.sub(r"[^\w.\-]", "_", Path(display_name(up.raw_name)).stem)[:100].lstrip(".") or "upload"
+    folder = up.path.with_name(up.path.name + ".named")
+    folder.mkdir(exist_ok=True)
+    target = folder / (stem + suffix)
+    up.path.rename(target)
+    up.path = target
+    return target
+
+
 @dataclass
 class UploadedFile:
     field: str

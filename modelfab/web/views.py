@@ -278,9 +278,10 @@ def _predict_file(ws, m, up) -> dict:
         data = up.path.read_bytes()
         row = m.predictor.predict_bytes(data, up.filename)
         return {"kind": "signal", "task": m.task, "file": up.filename, "row": row}
+    from .uploads import keep_name
+
     suffix = safe_suffix(up.raw_name, TABLE_SUFFIXES)
-    path = up.path.with_name(f"input{suffix}")
-    up.path.rename(path)
+    path = keep_name(up, suffix)  # errors name the user's file, not an internal one
     df = read_table(open_table(path, ws.settings), ws.settings)
     _check_records(len(df), ws.settings, "rows")
     inputs = [c for c in df.columns if c != (m.manifest.get("target"))][:6]

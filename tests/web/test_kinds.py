@@ -215,6 +215,7 @@ def test_ts_file_imports_as_series_trains_and_scores_an_upload(site, monkeypatch
     res = c.post("/predict", data={"csrf_token": c.csrf, "model": m.ref},
                  files={"file": ("probe.ts", probe.read_bytes(), "application/octet-stream")}).text
     assert 'id="prediction-table"' in res and res.count("<tr>") == 7  # header + 6 series
+    assert "probe_0" in res and "input_0" not in res  # ids name the uploaded file, as the CLI and REST do
 
 
 def test_image_classifier_confusion_cells_open_their_images(site, surfaces):
@@ -305,7 +306,9 @@ def test_try_it_with_series_holds_at_most_as_many_series_as_a_table_holds_rows(t
     up = UploadedFile(field="file", filename="probe.ts", raw_name="probe.ts", path=tmp_path / "f000")
     with pytest.raises(TooLarge, match="3 series in one file; the limit here is 2"):
         predict_series_upload(ws, model, up)
-    assert read and read[0].parent == tmp_path
+    # moved, not copied, beside the upload under the user's file name (its series ids are named after it)
+    assert read and read[0].parent.parent == tmp_path and read[0].name == "probe.ts"
+    assert not (tmp_path / "f000").exists()
 
 
 def test_image_screens_talk_about_images_and_the_form_not_recordings_or_flags(site, surfaces):

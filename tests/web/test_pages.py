@@ -251,6 +251,11 @@ def test_table_import_preview_cancel_train_and_predict_csv(site, factory_csv):
     bad = c.post("/predict", data={"csrf_token": c.csrf, "model": job["result"]["model"]},
                  files={"file": ("parts.exe", b"MZ", "application/octet-stream")})
     assert bad.status_code == 415
+    # a file that cannot be read is named as the user named it, not after an internal file
+    empty = c.post("/predict", data={"csrf_token": c.csrf, "model": job["result"]["model"]},
+                   files={"file": ("line 3 parts.csv", b"\"a,b\n1,2\n", "text/csv")})
+    detail = re.search(r"alert error\">(.*?)</p>", empty.text, re.S).group(1)
+    assert empty.status_code in (415, 422) and "line_3_parts.csv" in detail and "input.csv" not in detail, detail
 
 
 # -- import preview, leaderboard, confusion matrix, labelling tables, compare, deployments ----------------
