@@ -216,6 +216,18 @@ def test_ts_file_imports_as_series_trains_and_scores_an_upload(site, monkeypatch
                  files={"file": ("probe.ts", probe.read_bytes(), "application/octet-stream")}).text
     assert 'id="prediction-table"' in res and res.count("<tr>") == 7  # header + 6 series
     assert "probe_0" in res and "input_0" not in res  # ids name the uploaded file, as the CLI and REST do
+    head = res.split('id="prediction-table"')[1].split("</thead>")[0]
+    assert ">Prediction<" in head and ">Probability of " in head and ">Confidence<" in head and "proba_" not in head
+    c.cookies.set("mf_lang", "zh")
+    res = c.post("/predict", data={"csrf_token": c.csrf, "model": m.ref},
+                 files={"file": ("probe.ts", probe.read_bytes(), "application/octet-stream")}).text
+    assert ">预测<" in res.split('id="prediction-table"')[1].split("</thead>")[0]
+    # the series job page in Chinese names the search's metric ("out-of-fold accuracy") in Chinese
+    page = c.get(f"/jobs/{job['id']}").text
+    data = json.loads(re.search(r'<script[^>]*id="page-data"[^>]*>(.*?)</script>', page, re.S).group(1))
+    assert data["job"]["live"]["metric"] == "out-of-fold accuracy"
+    assert data["messages"]["metric.accuracy"] == "准确率" and "折外" in data["messages"]["job.js.out_of_fold"]
+    c.cookies.set("mf_lang", "en")
 
 
 def test_image_classifier_confusion_cells_open_their_images(site, surfaces):

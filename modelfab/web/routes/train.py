@@ -84,7 +84,7 @@ def router(site: Site) -> APIRouter:
         job = _job_view(runner.get(job_id), t_of(request))
         return site.render(request, "job.html", nav="home", job=job,
                            js={"job": job, "events": f"/jobs/{job_id}/events",
-                           "messages": t_of(request).subset("job.js.")})
+                           "messages": t_of(request).subset("job.js.") | t_of(request).subset("metric.")})
 
     @r.get("/jobs/{job_id}/events")
     async def job_events(request: Request, job_id: int):

@@ -171,6 +171,12 @@
   if (DATA.job && DATA.events) {
     var terminal = ["done", "failed", "cancelled"];
     var startedTerminal = terminal.indexOf(DATA.job.state) >= 0;
+    var metricName = function (m) {  // the search's metric in words ("out-of-fold accuracy" of series models)
+      if (!m) { return ""; }
+      var oof = /^out-of-fold /.test(m), key = "metric." + m.replace(/^out-of-fold /, "");
+      var name = Object.prototype.hasOwnProperty.call(MSG, key) ? MSG[key] : m.replace(/^out-of-fold /, "");
+      return oof ? T("job.js.out_of_fold", { metric: name }) : name;
+    };
     var renderJob = function (job) {
       var live = job.live || {};
       var prog = $("#job-progress");
@@ -187,9 +193,9 @@
       var board = live.leaderboard && live.leaderboard.length ? live.leaderboard : (job.result || {}).final_board;
       if (board && board.length) {  // the leaderboard's first row, so the two never disagree
         var top = board[0], topScore = top.best !== undefined ? top.best : top.score;
-        setText("#live-best", fmt(topScore, 4) + (live.metric ? " (" + live.metric + ")" : "") + (top.learner ? " · " + top.learner : ""));
+        setText("#live-best", fmt(topScore, 4) + (live.metric ? " (" + metricName(live.metric) + ")" : "") + (top.learner ? " · " + top.learner : ""));
       } else if (live.best_score !== undefined && live.best_score !== null) {
-        setText("#live-best", fmt(live.best_score, 4) + (live.metric ? " (" + live.metric + ")" : "") + (live.best_learner ? " · " + live.best_learner : ""));
+        setText("#live-best", fmt(live.best_score, 4) + (live.metric ? " (" + metricName(live.metric) + ")" : "") + (live.best_learner ? " · " + live.best_learner : ""));
       }
       var note = $("#job-reload-note"); if (note && over) { note.hidden = true; }
       var msgKey = "job.js.msg_" + String(job.message || "").replace(/[^a-z]+/gi, "_").toLowerCase();
@@ -212,7 +218,7 @@
         if (i === 0) { tr.className = "lead-row"; }
         var best = r.best !== undefined ? r.best : r.score;
         [String(r.rank || i + 1), r.learner || "", r.detail || "", r.trials ? String(r.trials) : "–",
-         fmt(best, 4) + (metric && i === 0 ? " (" + metric + ")" : ""),
+         fmt(best, 4) + (metric && i === 0 ? " (" + metricName(metric) + ")" : ""),
          r.at_s !== undefined ? T("job.js.seconds", { n: fmt(r.at_s, 0) }) : "–"].forEach(function (v, j) {
           var td = document.createElement("td");
           if (j === 0 || j >= 3) { td.className = "num"; }
