@@ -355,3 +355,28 @@ def test_image_screens_talk_about_images_and_the_form_not_recordings_or_flags(si
     # error pages in the browser point to the Models page, not to a command
     missing = c.get("/models/nosuchmodel")
     assert missing.status_code == 404 and "Models page" in missing.text and "modelfab models list" not in missing.text
+
+
+@pytest.mark.parametrize("modality,extra,shape", [
+    ("image", {}, ("predict-file", "part.png")),
+    ("signal", {}, ("predict-file", "recording.wav")),
+    ("series", {"series": {"n_channels": 1}}, ("predict", {"values"})),
+    ("series", {"series": {"n_channels": 3}}, ("predict", {"channels"})),
+])
+def test_snippet_request_shape_per_modality(modality, extra, shape):
+    """What the snippets send, per kind of model: a file upload, or JSON with the series' channels."""
+    from types import SimpleNamespace
+
+    from modelfab.web.snippets import request_of, snippets
+
+    model = SimpleNamespace(name="m", manifest={"modality": modality, **extra})
+    req = request_of(None, model)
+    assert req["route"] == shape[0]
+    if shape[0] == "predict-file":
+        assert req["file"] == shape[1]
+        assert f"-F file=@{shape[1]}" in snippets(None, model)["curl"]
+    else:
+        rec = req["body"]["records"][0]
+        assert set(rec) == shape[1]
+        n = extra["series"]["n_channels"]
+        assert (len(rec["channels"]) == n) if n > 1 else isinstance(rec["values"][0], float)
