@@ -31,7 +31,7 @@ def text_model(ws):
     root, w = ws
     make_reports(120, lang="en", seed=3).to_csv(root / "reports.csv", index=False)
     w.import_table(root / "reports.csv", name="reports")
-    return w.train("reports", target="label", budget=4)
+    return w.train("reports", target="label", budget=10)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,10 @@ def series_model(ws):
     df.insert(0, "label", labels)
     df.to_csv(root / "traces.csv", index=False)
     w.import_series(root / "traces.csv", "traces", label_column="label")
-    model = w.train("traces", task="classification", budget=5)
+    from tests.test_series_flow import _warm_numba_cache
+
+    _warm_numba_cache(series)  # a fresh checkout compiles the transforms once: not in this small budget
+    model = w.train("traces", task="classification", budget=15)
     test, _, _ = make_series(3, 40, seed=2)
     return model, np.stack([s[0] for s in test]), root
 
@@ -52,7 +55,7 @@ def image_model(ws):
     root, w = ws
     folder = make_image_dataset(root / "surfaces", n_per_class=6, size=48, seed=1)
     w.import_images(folder, "surfaces")
-    return w.train("surfaces", task="anomaly", normal_label="good", budget=6, name="surface-check"), folder
+    return w.train("surfaces", task="anomaly", normal_label="good", budget=15, name="surface-check"), folder
 
 
 # ------------------------------------------------------------------ tables and text
