@@ -75,7 +75,7 @@ def test_labels_are_a_versioned_layer_applied_as_a_new_dataset_version(site):
     ds = site.ws.dataset("fan:1")
     assert [h["label"] for h in site.store.label_history(ds.id, item)] == ["rattle", "normal", "rattle"]
     page = c.get("/label/fan/1").text
-    assert "rattle" in page and 'id="items"' in page
+    assert "rattle" in page and 'id="items"' in page and "space plays" in page
     assert c.get("/datasets/fan/1?label=rattle").text.count("<audio") == 1
     r = c.post("/label/fan/1/apply", data={"csrf_token": c.csrf}, headers={"Accept": "application/json"})
     job = site.wait_job(_json(r)["job"])
@@ -356,6 +356,7 @@ def test_labelling_table_rows_bulk_colours_queue_disagreement_and_apply(site):
 
     c = site.client("labeler")
     page = c.get("/label/parts/1?column=grade").text
+    assert "space plays" not in page and "label changes saved" in page  # a table has nothing to play
     assert 'id="items"' in page and 'id="learning-curve"' in page
     ds = site.ws.dataset("parts:1")
     frame = site.ws.load_frame(ds)
