@@ -99,3 +99,19 @@ class Cancelled(ModelfabError):
     code = "cancelled"
     http_status = 409
     exit_code = 130
+
+
+def describe_value(v) -> str:
+    """How a wrong input is named in a message: its type, a short look at a string or path, an array's shape."""
+    from pathlib import PurePath
+
+    if v is None:
+        return "None"
+    if isinstance(v, str):
+        return f"a str ({v[:40]!r})"
+    if isinstance(v, PurePath):
+        return f"a path ({str(v)[:60]!r})"
+    if type(v).__name__ == "ndarray" and hasattr(v, "shape"):
+        return f"a {v.ndim}-D numpy array of shape {v.shape}"
+    name = type(v).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

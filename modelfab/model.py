@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import describe_value as _describe
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -178,16 +180,3 @@ class Model:
 
         return export_mfpkg(self.folder, Path(dest), name=self.name, version=self.version)
 
-
-def _describe(data) -> str:
-    """How a wrong input is named in a message: its type, and a short look at a string or the shape of an array."""
-    if data is None:
-        return "None"
-    if isinstance(data, str):
-        return f"a str ({data[:40]!r})"
-    if isinstance(data, np.ndarray):
-        return f"a {data.ndim}-D numpy array of shape {data.shape}"
-    if isinstance(data, Path):
-        return f"a path ({str(data)[:60]!r})"
-    name = type(data).__name__
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInput, TooLarge
+from ..errors import describe_value as _describe
 from ..settings import Settings
 
 
@@ -57,7 +58,7 @@ class SeriesPredictor:
             s = np.asarray(s, dtype=np.float64)
         except (TypeError, ValueError):
             bad = _first_non_number(s)
-            got = _what(s) if bad is None else f"{_what(bad)} among the values"
+            got = _describe(s) if bad is None else f"{_describe(bad)} among the values"
             raise InvalidInput(f"{where}: expected numbers (a list of them, or one list per channel); got {got}.",
                                hint="Send numbers, or null/NaN for a gap.") from None
         limit = self.settings.max_signal_samples
@@ -185,7 +186,7 @@ class SeriesPredictor:
             return self.predict_series(list(values), [str(i) for i in data.index]).set_index(data.index)
         if not isinstance(data, (list, tuple, np.ndarray)):
             raise InvalidInput(f"A series model scores series: expected a DataFrame (one row per series), a list of "
-                               f"series, an array or the path of a file of series; got {_what(data)}.",
+                               f"series, an array or the path of a file of series; got {_describe(data)}.",
                                hint="For JSON-like records use predictor.predict_records([{'values': [...]}]).")
         return self.predict_series(list(data))
 
@@ -226,7 +227,7 @@ class SeriesPredictor:
         no record can be scored, the request is refused (422)."""
         if not isinstance(records, (list, tuple)):
             raise InvalidInput(f"Expected a list of records like {{\"values\": [..]}} or {{\"channels\": [[..], ..]}}; "
-                               f"got {_what(records)}.")
+                               f"got {_describe(records)}.")
         series = []
         for i, r in enumerate(records):
             try:
@@ -279,16 +280,6 @@ class SeriesPredictor:
         return {"predictions": [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]}
 
 
-def _what(v) -> str:
-    """A wrong input, named in a message."""
-    if v is None:
-        return "None"
-    if isinstance(v, str):
-        return f"a str ({v[:40]!r})"
-    if isinstance(v, np.ndarray):
-        return f"a {v.ndim}-D array of shape {v.shape}"
-    name = type(v).__name__
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _first_non_number(v, depth: int = 0):
