@@ -37,6 +37,22 @@ def write_frame(df, out: Path) -> None:
         raise
 
 
+def score_files(items: list[tuple[Path, str]], score: Callable[[Path, str], dict], progress=None) -> list[dict]:
+    """One result row per ``(path, source name)`` (recordings, images): ``score(path, source)``'s row with an empty
+    ``error``, or, for a file that cannot be used, just its name and the reason in ``error``."""
+    rows = []
+    for i, (path, source) in enumerate(items):
+        if progress:
+            progress(i, len(items), source)
+        try:
+            row = score(path, source)
+            row["error"] = ""
+        except InvalidInput as exc:
+            row = {"file": source, "error": exc.message}
+        rows.append(row)
+    return rows
+
+
 def file_rows_result(model, df, out: Path) -> dict:
     """What `modelfab predict` reports for one-row-per-file predictions (recordings, images)."""
     import pandas as pd

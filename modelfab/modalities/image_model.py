@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import IntegrityError, InvalidInput
+from ..errors import IntegrityError, InvalidInput, describe_value
 from ..settings import Settings
 
 
@@ -84,6 +84,7 @@ class ImagePredictor:
         others are scored. The columns are the same whichever images fail."""
         import tempfile
 
+        from ..batch import score_files
         from .image.io import IMAGE_EXTENSIONS, list_images, safe_extract_zip
 
         if isinstance(paths, (str, os.PathLike)):  # one path: a list of one (not its characters)
@@ -104,17 +105,7 @@ class ImagePredictor:
             if not items:
                 raise InvalidInput(f"No images found (expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                                    "folders of them or .zip files of them).")
-            rows = []
-            for i, (path, source) in enumerate(items):
-                if progress:
-                    progress(i, len(items), source)
-                try:
-                    row = self.predict_image(self.read(path, source))
-                    row.pop("score_map", None)
-                    row["error"] = ""
-                except InvalidInput as exc:
-                    row = {"file": source, "error": exc.message}
-                rows.append(row)
+            rows = score_files(items, self._file_row, progress)
         if self.task == "anomaly":
             columns = ["file", "score", "is_anomaly", "threshold", "hotspot_x", "hotspot_y", "width", "height"]
         else:
@@ -127,6 +118,11 @@ class ImagePredictor:
         if "is_anomaly" in df.columns:
             df["is_anomaly"] = df["is_anomaly"].astype("boolean")
         return df
+
+    def _file_row(self, path: Path, source: str) -> dict:
+        row = self.predict_image(self.read(path, source))
+        row.pop("score_map", None)
+        return row
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
         """Score an uploaded image (REST). The bytes are sniffed; the name's extension must agree."""
@@ -156,10 +152,8 @@ class ImagePredictor:
                 isinstance(df, (list, tuple)) and df and all(isinstance(p, (str, os.PathLike)) for p in df)):
             return self.predict_files(df)
         if not isinstance(df, pd.DataFrame):
-            got = "None" if df is None else (f"a {df.ndim}-D numpy array" if isinstance(df, np.ndarray)
-                                             else f"a {type(df).__name__}")
             raise InvalidInput(f"An image model scores image files: expected a path (str or Path), a list of paths "
-                               f"or a DataFrame with an 'image' column of paths; got {got}.",
+                               f"or a DataFrame with an 'image' column of paths; got {describe_value(df)}.",
                                hint="For bytes in memory use predictor.predict_bytes(data, 'name.png').")
         col = "image" if "image" in df.columns else "file" if "file" in df.columns else None
         if col is None:

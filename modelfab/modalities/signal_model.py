@@ -146,7 +146,13 @@ class SignalPredictor:
             out[f"proba_{lab}"] = float(p)
         return out
 
+    def _file_row(self, path: Path, source: str) -> dict:
+        row = self.predict_recording(self.read(path, source))
+        row.pop("explanation", None)
+        return row
+
     def predict_files(self, paths: list[Path], progress=None) -> pd.DataFrame:
+        from ..batch import score_files
         from .signal import SIGNAL_EXTENSIONS, list_recordings
 
         items: list[tuple[Path, str]] = []
@@ -160,17 +166,7 @@ class SignalPredictor:
                 raise InvalidInput(f"{p}: no such file or folder.")
         if not items:
             raise InvalidInput(f"No recordings found (expected files ending in {', '.join(sorted(SIGNAL_EXTENSIONS))}).")
-        rows = []
-        for i, (path, source) in enumerate(items):
-            if progress:
-                progress(i, len(items), source)
-            try:
-                row = self.predict_recording(self.read(path, source))
-                row.pop("explanation", None)
-                row["error"] = ""
-            except InvalidInput as exc:
-                row = {"file": source, "error": exc.message}
-            rows.append(row)
+        rows = score_files(items, self._file_row, progress)
         if progress:
             progress(len(items), len(items), "")
         first = ["file", "score", "is_anomaly", "threshold"] if self.task == "anomaly" else ["file", "label", "probabilities"]
