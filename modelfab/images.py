@@ -178,12 +178,8 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
         r["boxes"] = json.dumps(boxes) if boxes else ""
         r["n_boxes"] = len(boxes)
     names = feature_names()
-    version = {"files": [(r["file"], r["sha256"], r["label"], r.get("mask_sha256"), r["boxes"]) for r in good],
-               "options": opts.to_dict(), "features": FEATURES_VERSION}
+    content = _content_sha(good, opts.to_dict(), FEATURES_VERSION)
     turned = sorted(r["file"] for r in good if r.get("turned"))
-    if turned:  # read upright since 2026-12: a folder imported before (sideways) is another version now
-        version["upright"] = turned
-    content = hashlib.sha256(json.dumps(version, sort_keys=True).encode()).hexdigest()
     low_bits = sorted(r["file"] for r in good if r.get("bits") is not None and 8 < r["bits"] <= 12
                       and str(r.get("mode", "")).startswith("I;16"))
     existing = ws.meta.find_dataset(name, content)
@@ -231,6 +227,73 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     row = ws.meta.add_dataset(
         name=name, kind="image", content_sha=content, data_sha=data_sha, source_name=source_name,
         n_rows=len(table), n_cols=len(names), schema=schema, stats=stats, options=opts.to_dict(),
+        created_by=current_user(), refs=refs,
+    )
+    return ImportResult(DatasetVersion.from_row(row), created=True)
+
+
+def _content_sha(rows: list[dict], options: dict, features_version) -> str:
+    """What makes two imports the same version: each image's content, label, mask and boxes, the options and the
+    features version (and, since 2026-12, which images were turned upright)."""
+    def none(v):
+        return None if v is None or (isinstance(v, float) and v != v) else v
+
+    version = {"files": [(r["file"], r["sha256"], none(r["label"]), none(r.get("mask_sha256")), none(r["boxes"]) or "")
+                         for r in rows], "options": options, "features": features_version}
+    turned = sorted(r["file"] for r in rows if none(r.get("turned")))
+    if turned:  # read upright since 2026-12: a folder imported before (sideways) is another version now
+        version["upright"] = turned
+    return hashlib.sha256(json.dumps(version, sort_keys=True).encode()).hexdigest()
+
+
+def relabel_images(ws, ds, labels: dict[str, str | None]):
+    """A new version of image dataset ``ds`` with other labels (``labels``: file -> label, None for unlabelled;
+    files not named keep theirs). Images, masks and boxes stay the same blobs: nothing is read or featurised
+    again. The same labels as ``ds`` (or as an existing version): that version, ``created=False``."""
+    from collections import Counter
+
+    from .datasets import DatasetVersion, ImportResult, current_user
+
+    feats, table = load_image_tables(ws, ds)
+    for f, lab in labels.items():
+        if lab is not None and not isinstance(lab, str):
+            raise InvalidInput(f"A label is text; got {lab!r} for {f}.")
+    unknown = sorted(set(labels) - set(table["file"]))
+    if unknown:
+        raise InvalidInput(f"{len(unknown)} of the labelled files are not in {ds.ref}: {', '.join(unknown[:3])}.")
+
+    def clean(v):
+        return None if v is None or (isinstance(v, float) and v != v) or str(v) == "" else str(v)
+
+    table = table.copy()
+    before = [clean(v) for v in table["label"]]
+    after = [clean(labels[f]) if f in labels else b for f, b in zip(table["file"], before)]
+    if after == before:
+        return ImportResult(ds, created=False)
+    table["label"] = pd.Series(after, index=table.index, dtype="object")  # None stays None (not NaN)
+    options = {"labels": "csv"}  # labels from a list (the labelling page's layer), as from a labels file
+    content = _content_sha([dict(r, label=lab) for r, lab in zip(table.to_dict("records"), after)], options,
+                           ds.schema.get("features_version"))
+    existing = ws.meta.find_dataset(ds.name, content)
+    if existing is not None:
+        return ImportResult(DatasetVersion.from_row(existing), created=False)
+    feats = feats.copy()
+    by_file = dict(zip(table["file"], after))
+    feats["label"] = pd.Series([by_file[f] for f in feats["file"]], index=feats.index, dtype="object")
+    old = ws.meta.blob_refs(f"datasets:{ds.id}")
+    refs = [(k, v) for k, v in old.items() if k.startswith(("file:", "mask:"))]
+    with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
+        fpath, tpath = Path(tmp) / "features.parquet", Path(tmp) / "files.parquet"
+        feats.to_parquet(fpath, index=False)
+        table.to_parquet(tpath, index=False)
+        refs.append(("files", ws.blobs.put_file(tpath)))
+        data_sha = ws.blobs.put_file(fpath)
+    stats = dict(ds.stats or {})
+    stats.update(labels=dict(Counter(v for v in after if v is not None)),
+                 unlabelled=int(sum(v is None for v in after)), relabelled_from=ds.ref)
+    row = ws.meta.add_dataset(
+        name=ds.name, kind="image", content_sha=content, data_sha=data_sha, source_name=ds.source_name,
+        n_rows=len(table), n_cols=ds.n_cols, schema=ds.schema, stats=stats, options=options,
         created_by=current_user(), refs=refs,
     )
     return ImportResult(DatasetVersion.from_row(row), created=True)

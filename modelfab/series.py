@@ -121,13 +121,8 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
         index["label"] = pd.Series(labels, dtype="float64" if lkind == "numeric" else "object")
         if lkind == "categorical":
             index["label"] = index["label"].map(lambda v: None if v is None or v != v else str(v))
-    h = hashlib.sha256()
-    for arr in (data, offsets):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    h.update(json.dumps({"ids": sset.ids, "labels": index["label"].tolist() if "label" in index else None,
-                         "channels": sset.channel_names, "options": opts.to_dict(), "format": SERIES_FORMAT},
-                        sort_keys=True, default=str).encode())
-    content = h.hexdigest()
+    content = _content_sha(data, offsets, sset.ids, index["label"].tolist() if "label" in index else None,
+                           sset.channel_names, opts.to_dict())
     existing = ws.meta.find_dataset(name, content)
     if existing is not None:
         return ImportResult(DatasetVersion.from_row(existing), created=False)
@@ -154,6 +149,63 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
     row = ws.meta.add_dataset(
         name=name, kind="series", content_sha=content, data_sha=data_sha, source_name=p.name,
         n_rows=len(sset.series), n_cols=sset.n_channels, schema=schema, stats=stats, options=opts.to_dict(),
+        created_by=current_user(), refs=refs,
+    )
+    return ImportResult(DatasetVersion.from_row(row), created=True)
+
+
+def _content_sha(data, offsets, ids: list, labels: list | None, channel_names, options: dict) -> str:
+    h = hashlib.sha256()
+    for arr in (data, offsets):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(json.dumps({"ids": ids, "labels": labels, "channels": channel_names, "options": options,
+                         "format": SERIES_FORMAT}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def relabel_series(ws, ds, labels: dict[str, str | None]):
+    """A new version of series dataset ``ds`` with other class labels (``labels``: series id -> label, None for
+    unlabelled; series not named keep theirs). The values stay the same blob. Refused for numeric targets."""
+    from .datasets import DatasetVersion, ImportResult, current_user
+
+    if ds.schema.get("label_kind") == "numeric":
+        raise InvalidInput(f"The series of {ds.ref} have numbers as targets (regression); class labels cannot be "
+                           "mixed in.", hint="Import the series again with a label column of names.")
+    data, offsets, index = load_series(ws, ds)
+    ids = [str(v) for v in index["id"]]
+    unknown = sorted(set(labels) - set(ids))
+    if unknown:
+        raise InvalidInput(f"{len(unknown)} of the labelled series are not in {ds.ref}: {', '.join(unknown[:3])}.")
+
+    def clean(v):
+        return None if v is None or (isinstance(v, float) and v != v) or str(v) == "" else str(v)
+
+    before = [clean(v) for v in index["label"]] if "label" in index else [None] * len(ids)
+    after = [clean(labels[i]) if i in labels else b for i, b in zip(ids, before)]
+    if after == before:
+        return ImportResult(ds, created=False)
+    index = index.copy()
+    index["label"] = pd.Series(after, dtype="object")
+    options = dict(ds.options or {})
+    with np.load(ws.blob_path(ds.data_sha), allow_pickle=False) as z:
+        stored_ids = [str(v) for v in z["ids"]]
+    content = _content_sha(data, offsets, stored_ids, after, ds.schema.get("channel_names"), options)
+    existing = ws.meta.find_dataset(ds.name, content)
+    if existing is not None:
+        return ImportResult(DatasetVersion.from_row(existing), created=False)
+    with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
+        idx = Path(tmp) / "index.parquet"
+        index.to_parquet(idx, index=False)
+        refs = [("index", ws.blobs.put_file(idx))]
+    lkind = "categorical" if any(v is not None for v in after) else None
+    schema = dict(ds.schema, label_kind=lkind,
+                  columns=[{"name": "id", "kind": "id"}, {"name": "label", "kind": lkind or "empty"}])
+    stats = dict(ds.stats or {}, unlabelled=int(sum(v is None for v in after)), relabelled_from=ds.ref)
+    stats.pop("target", None)
+    stats["labels"] = dict(Counter(v for v in after if v is not None).most_common())
+    row = ws.meta.add_dataset(
+        name=ds.name, kind="series", content_sha=content, data_sha=ds.data_sha, source_name=ds.source_name,
+        n_rows=ds.n_rows, n_cols=ds.n_cols, schema=schema, stats=stats, options=options,
         created_by=current_user(), refs=refs,
     )
     return ImportResult(DatasetVersion.from_row(row), created=True)

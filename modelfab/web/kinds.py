@@ -21,6 +21,9 @@ from .media import cached_png
 from .views import _label_page
 
 THUMB_PX = 176  # longest side of an image thumbnail
+LARGE_IMAGE_PX = 512  # longest side of the image the labelling page shows
+SERIES_THUMB_PX = (260, 70)  # width, height of a series thumbnail
+LARGE_SERIES_PX = (720, 220)  # and of the plot the labelling page shows
 FILTER_KEYS = ("pages", "page", "n_match", "n_all", "label_counts", "unlabelled")  # what _label_filters.html reads
 
 
@@ -67,8 +70,8 @@ def _marks_defect(row) -> bool:
     return frac is None or frac != frac or float(frac) > 0
 
 
-def image_thumb(site, ds, idx: int) -> Path:
-    """A small PNG of image ``idx`` with its defect mask tinted red and its boxes drawn."""
+def image_thumb(site, ds, idx: int, px: int = THUMB_PX) -> Path:
+    """A PNG of image ``idx`` (longest side at most ``px``) with its defect mask tinted red and its boxes drawn."""
     files = image_files(site, ds)
     if not 0 <= idx < len(files):
         raise NotFound("No such image.")
@@ -78,8 +81,8 @@ def image_thumb(site, ds, idx: int) -> Path:
         raise NotFound("No such image.")
     boxes = json.loads(row["boxes"]) if row.get("boxes") else []
     drawn = hashlib.sha256(row["boxes"].encode()).hexdigest()[:16] if boxes else "noboxes"  # where, not how many
-    key = f"img-{sha}-{mask_sha or 'nomask'}-{drawn}-{THUMB_PX}"
-    return cached_png(site.ws, key, lambda: _render_image(site.ws, rel, sha, mask_sha, boxes))
+    key = f"img-{sha}-{mask_sha or 'nomask'}-{drawn}-{px}"
+    return cached_png(site.ws, key, lambda: _render_image(site.ws, rel, sha, mask_sha, boxes, px))
 
 
 def _rgb8(im) -> np.ndarray:
@@ -88,7 +91,7 @@ def _rgb8(im) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
 
-def _render_image(ws, rel: str, sha: str, mask_sha: str | None, boxes: list[dict]) -> bytes:
+def _render_image(ws, rel: str, sha: str, mask_sha: str | None, boxes: list[dict], px: int = THUMB_PX) -> bytes:
     from PIL import Image, ImageDraw
 
     from ..modalities.image.io import read_image, read_mask
@@ -102,7 +105,7 @@ def _render_image(ws, rel: str, sha: str, mask_sha: str | None, boxes: list[dict
         rgb = tint.astype(np.uint8)
     pic = Image.fromarray(rgb, "RGB")
     h, w = im.gray.shape
-    scale = min(1.0, THUMB_PX / max(h, w))
+    scale = min(1.0, px / max(h, w))
     pic = pic.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
     if boxes:
         draw = ImageDraw.Draw(pic)
@@ -149,15 +152,16 @@ def series_view(site, ds, page: int, label: str, page_size: int) -> dict:
             **{k: sel[k] for k in FILTER_KEYS}}
 
 
-def series_thumb(site, ds, idx: int) -> Path:
+def series_thumb(site, ds, idx: int, px: tuple[int, int] = SERIES_THUMB_PX) -> Path:
     if not 0 <= idx < len(series_index(site, ds)):
         raise NotFound("No such series.")
 
     def render() -> bytes:  # the values are loaded only when a thumbnail is not cached yet
         data, offsets, _ = series_data(site, ds)
-        return render_series_png(np.asarray(data[:, offsets[idx]:offsets[idx + 1]]).T)
+        return render_series_png(np.asarray(data[:, offsets[idx]:offsets[idx + 1]]).T, *px)
 
-    return cached_png(site.ws, f"ser-{ds.data_sha}-{idx}", render)
+    size = "" if tuple(px) == SERIES_THUMB_PX else f"-{px[0]}x{px[1]}"
+    return cached_png(site.ws, f"ser-{ds.data_sha}-{idx}{size}", render)
 
 
 def render_series_png(x: np.ndarray, width_px: int = 260, height_px: int = 70) -> bytes:

@@ -1,13 +1,15 @@
 """What the labelling page works on: the items of a dataset, label definitions, the labelling
 assistant (suggestions, active-learning order, learning curve) and the latest model's opinion.
 
-Items are recordings (id: the file path) or rows of a table (id: ``"<row>:<column>"``, the
-row's position and the column being labelled). An item's label is its newest row in the
-labels layer, else the label it was imported with.
+Items are recordings or images (id: the file path), series (id: the series id) or rows of a
+table (id: ``"<row>:<column>"``, the row's position and the column being labelled). An item's
+label is its newest row in the labels layer, else the label it was imported with.
 
 The assistant is a small extra-trees model fitted in the UI process on the labelled items'
-features (recordings: the mean of their window features; tables: the other columns, categories
-as codes, text columns as character n-gram TF-IDF reduced to 48 dimensions). It gives every item a suggested label with a confidence; the active-learning queue
+features (recordings: the mean of their window features; images: the texture features computed
+at import; series: per-channel statistics and the z-normalised shape at 16 points; tables: the
+other columns, categories as codes, text columns as character n-gram TF-IDF reduced to 48
+dimensions). It gives every item a suggested label with a confidence; the active-learning queue
 is the unlabelled items, least confident first (uncertainty sampling). Each fit also measures
 3-fold cross-validated accuracy on the labels so far, kept as a learning curve in
 ``<workspace>/ui/learning/<dataset id>.json``. Results are cached per labels-layer version.
@@ -56,7 +58,7 @@ def check_label(raw) -> str | None:
 
 @dataclass
 class Items:
-    kind: str                       # "signal" | "table"
+    kind: str                       # "signal" | "image" | "series" | "table"
     ids: list[str]
     titles: list[str]
     imported: list                  # label at import (None: unlabelled)
@@ -133,8 +135,24 @@ class Labeling:
         if ds.kind == "signal":
             files = self.site.signal_tables(ds)
             return Items("signal", list(files["file"]), list(files["file"]), [_clean(v) for v in files["label"]])
+        if ds.kind == "image":
+            from .kinds import image_files
+
+            files = image_files(self.site, ds)
+            return Items("image", list(files["file"]), list(files["file"]), [_clean(v) for v in files["label"]])
+        if ds.kind == "series":
+            from .kinds import series_index
+
+            if ds.schema.get("label_kind") == "numeric":
+                raise InvalidInput(f"The series of {ds.ref} have numbers as targets (regression), not class labels.",
+                                   hint="Import them with a label column of names to label them here.")
+            index = series_index(self.site, ds)
+            ids = [str(v) for v in index["id"]]
+            imported = [_clean(v) for v in index["label"]] if "label" in index else [None] * len(ids)
+            return Items("series", ids, ids, imported)
         if ds.kind != "table":
-            raise InvalidInput(f"Dataset {ds.ref} holds {ds.kind} data; labelling here is for recordings and tables.")
+            raise InvalidInput(f"Dataset {ds.ref} holds {ds.kind} data; labelling here is for recordings, images, "
+                               "series and tables.")
         column = column or default_column(ds)
         cols = [c["name"] for c in ds.schema.get("columns", [])]
         if column not in cols:
@@ -199,6 +217,17 @@ class Labeling:
             names = [n for n in ds.schema.get("feature_names", []) if n in feats.columns]
             means = feats.groupby("file", sort=False)[names].mean()
             return means.reindex(items.ids).to_numpy(dtype=np.float64)
+        if items.kind == "image":
+            from ..images import load_image_tables
+
+            feats, _ = load_image_tables(self.ws, ds)
+            names = [n for n in ds.schema.get("feature_names", []) if n in feats.columns]
+            return feats.set_index("file")[names].reindex(items.ids).to_numpy(dtype=np.float64)
+        if items.kind == "series":
+            from .kinds import series_data
+
+            data, offsets, _ = series_data(self.site, ds)
+            return series_summary(data, offsets)
         df = self.frame(ds).drop(columns=[items.column])
         kinds = {c.get("name"): c.get("kind") for c in (ds.schema or {}).get("columns", []) if isinstance(c, dict)}
         parts = []
@@ -283,14 +312,19 @@ class Labeling:
 
     # -- the latest model's opinion ---------------------------------------------------------
     def latest_model(self, ds, items: Items):
-        """The newest classification (or anomaly, for recordings) model trained on this dataset's name."""
-        target = "label" if items.kind == "signal" else items.column
-        for m in reversed(self.ws.models()):
+        """The newest classification (or anomaly, for recordings and images) model trained on this dataset's name."""
+        newest_first = sorted(self.ws.models(), key=lambda m: int(m.row.get("id") or 0), reverse=True)
+        for m in newest_first:  # registered last, whatever its name (the list is by name)
             man = m.manifest or {}
             data = man.get("data") or {}
             if data.get("dataset") != ds.name or m.task not in ("classification", "anomaly"):
                 continue
-            if items.kind == "table" and (m.task != "classification" or man.get("target") != target):
+            modality = man.get("modality", "tabular")
+            if {"tabular": "table"}.get(modality, modality) != ds.kind:
+                continue
+            if items.kind in ("table", "series") and m.task != "classification":
+                continue
+            if items.kind == "table" and man.get("target") != items.column:
                 continue
             return m
         return None
@@ -315,6 +349,15 @@ class Labeling:
         return m.ref, preds
 
     def _predict(self, m, ds, items: Items) -> list:
+        if items.kind == "image":
+            return self._predict_images(m, ds, items)
+        if items.kind == "series":
+            from .kinds import series_data
+
+            data, offsets, _ = series_data(self.site, ds)
+            series = [np.asarray(data[:, offsets[i]:offsets[i + 1]]) for i in range(len(items.ids))]
+            out = m.predictor.predict_series(series, items.ids)
+            return [None if v is None or v != v else str(v) for v in out["prediction"]]
         if items.kind == "table":
             df = self.frame(ds)
             out = m.predict(df.drop(columns=[items.column]))
@@ -334,6 +377,61 @@ class Labeling:
         labels = [str(v) for v in pred.labels or []]
         best = {f: labels[int(np.argmax(row))] for f, row in zip(proba.index, proba.to_numpy())}
         return [best.get(f) for f in items.ids]
+
+
+    def _predict_images(self, m, ds, items: Items) -> list:
+        """Classifiers: from the texture features stored with the dataset (no image is read). Anomaly models
+        score every image with their backbone, so only up to ``MAX_IMAGE_OPINIONS`` images."""
+        from ..images import image_blob, load_image_tables
+
+        pred = m.predictor
+        if m.task == "anomaly":
+            if len(items.ids) > MAX_IMAGE_OPINIONS:
+                raise NotFound(f"{m.ref} is an image anomaly model: it reads every image, and {ds.ref} has "
+                               f"{len(items.ids)} (this page scores up to {MAX_IMAGE_OPINIONS}). Score them with "
+                               f"'modelfab predict {m.ref} FOLDER' and compare there.")
+            normal = (m.manifest or {}).get("normal_label", "normal")
+            out = []
+            for rel in items.ids:
+                row = pred.predict_image(pred.read(image_blob(self.ws, ds, rel), rel))
+                out.append(normal if row["score"] <= pred.threshold else "__abnormal__")
+            return out
+        wanted = (m.manifest.get("image") or {}).get("features_version")
+        if wanted != ds.schema.get("features_version"):
+            raise NotFound(f"{m.ref} reads image features version {wanted}; {ds.ref} stores version "
+                           f"{ds.schema.get('features_version')}.")
+        feats, _ = load_image_tables(self.ws, ds)
+        frame = feats.set_index("file").reindex(items.ids)[pred.feature_names].reset_index(drop=True)
+        proba = pred.learner.predict_raw(pred.tabular.preprocessor.transform(frame))
+        labels = [str(v) for v in pred.labels or []]
+        return [labels[int(np.argmax(p))] for p in proba]
+
+
+MAX_IMAGE_OPINIONS = 300  # images an image anomaly model scores for the "model disagrees" filter
+SHAPE_POINTS = 16  # points of a series' z-normalised shape in the assistant's features
+
+
+def series_summary(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(n series, features) for the labelling assistant: per channel the mean, spread, range, quartiles, mean
+    step, and the shape (z-normalised, resampled to ``SHAPE_POINTS``), plus the log length. Gaps (NaN) are skipped."""
+    rows = []
+    grid = np.linspace(0.0, 1.0, SHAPE_POINTS)
+    for i in range(len(offsets) - 1):
+        x = np.asarray(data[:, offsets[i]:offsets[i + 1]], dtype=np.float64)
+        feats = [np.log1p(x.shape[1])]
+        for ch in x:
+            ch = ch[np.isfinite(ch)]
+            if ch.size == 0:
+                feats += [0.0] * (8 + SHAPE_POINTS)
+                continue
+            sd = float(ch.std())
+            q = np.percentile(ch, [10, 50, 90])
+            step = float(np.abs(np.diff(ch)).mean()) if ch.size > 1 else 0.0
+            z = (ch - ch.mean()) / (sd if sd > 0 else 1.0)
+            shape = np.interp(grid, np.linspace(0.0, 1.0, ch.size), z) if ch.size > 1 else np.zeros(SHAPE_POINTS)
+            feats += [float(ch.mean()), sd, float(ch.min()), float(ch.max()), *q.tolist(), step, *shape.tolist()]
+        rows.append(feats)
+    return np.asarray(rows, dtype=np.float64)
 
 
 TEXT_DIMS = 48  # latent dimensions of a text column for the assistant

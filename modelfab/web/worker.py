@@ -231,7 +231,8 @@ def _import_folder(ws, root: Path, name: str | None, params: dict, reporter: Rep
 
 
 def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
-    """A new version of a recordings dataset with the labels of the labels layer applied."""
+    """A new version of a dataset (recordings, images, series or a table) with the labels of the labels layer
+    applied."""
     import csv
     import shutil
     import tempfile
@@ -242,6 +243,8 @@ def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     ds = ws.dataset(params["dataset"])
     if ds.kind == "table":
         return _relabel_table(ws, ds, params)
+    if ds.kind in ("image", "series"):
+        return _relabel_in_place(ws, ds, params)
     _, files = load_signal_tables(ws, ds)
     layer = WebStore(ws.meta).current_labels(ds.id)
     opts = ds.options or {}
@@ -267,6 +270,23 @@ def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     new = res.dataset
     if res.created:  # carry the layer over to the new version, so labelling goes on there
         store = WebStore(ws.meta)
+        for item, label in layer.items():
+            store.add_label(new.id, item, label, params.get("user", "ui"))
+    return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}
+
+
+def _relabel_in_place(ws, ds, params: dict) -> dict:
+    """A new version of an image or series dataset with the labels layer applied; the images (masks, boxes) or
+    the values stay the same blobs, nothing is read again."""
+    from ..images import relabel_images
+    from ..series import relabel_series
+    from .store import WebStore
+
+    store = WebStore(ws.meta)
+    layer = store.current_labels(ds.id)
+    res = (relabel_images if ds.kind == "image" else relabel_series)(ws, ds, dict(layer))
+    new = res.dataset
+    if res.created:  # items keep their names: the layer carries over, so labelling goes on there
         for item, label in layer.items():
             store.add_label(new.id, item, label, params.get("user", "ui"))
     return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}

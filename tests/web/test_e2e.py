@@ -376,10 +376,29 @@ def test_images_and_series_in_the_browser(browser, server, tmp_path):
     assert page.locator("#images li").count() == 24
     _shot(page, "25-images")
 
+    # label the images: the big picture follows the current image; key 2 gives it the second label
+    page.goto(url + "/datasets/tiles/1")
+    page.click("text=Label images")
+    page.wait_for_url(url + "/label/tiles/1")
+    _wait(page, "document.getElementById('current-thumb').complete && "
+                "document.getElementById('current-thumb').naturalWidth > 0")
+    assert "thumb/0.png?size=large" in page.get_attribute("#current-thumb", "src")
+    page.keyboard.press("ArrowDown")
+    assert "thumb/1.png?size=large" in page.get_attribute("#current-thumb", "src")
+    second = page.locator("#label-buttons .label-btn").nth(1).get_attribute("data-label")
+    page.keyboard.press("2")
+    _wait(page, "document.getElementById('saved-count').textContent === '1'")
+    assert page.locator("#items li").nth(1).locator("[data-label]").inner_text() == second
+    _shot(page, "25b-label-images")
+
     # series: a UCR/UEA .ts file through the table form
     _import_and_open(page, url, 1, tmp_path / "shapes.ts", "shapes", "#series img", 6)  # the table form
     assert page.locator("#series tbody tr").count() == 30
     _shot(page, "26-series")
+    page.click("text=Label series")
+    page.wait_for_url(url + "/label/shapes/1")
+    _wait(page, "document.getElementById('current-thumb').naturalWidth === 720")
+    _shot(page, "26b-label-series")
 
     # train an anomaly detector on the good tiles, then try it on a tile with a spot
     page.goto(url + "/train?dataset=tiles:1")

@@ -45,7 +45,7 @@ def test_zip_of_images_imports_and_shows_a_grid_with_masks(site, surfaces):
     assert ds.kind == "image" and ds.stats["labels"] == {"good": 8, "scratch": 8, "spot": 8} and ds.stats["masks"] == 24
     page = c.get("/datasets/surf/1").text
     assert page.count('<li id="img-') == 24 and "Defect masks" in page and "kind.image" not in page
-    assert "/label/surf/1" not in page  # images are labelled by folder (no labelling page for them yet)
+    assert 'href="/label/surf/1"' in page  # images are labelled in the browser too (tests/web/test_label_kinds.py)
     only = c.get("/datasets/surf/1?label=spot").text
     assert only.count('<li id="img-') == 8 and "spot_" in only and "scratch_" not in only
     assert "kind.image" not in c.get("/").text  # the home page names the kind

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InvalidInput, NotFound
 from ..jobs import ACTIVE
 from ..site import Site
-from ..kinds import image_thumb, image_view, series_thumb, series_view
+from ..kinds import (LARGE_IMAGE_PX, LARGE_SERIES_PX, SERIES_THUMB_PX, THUMB_PX, image_thumb, image_view,
+                     series_thumb, series_view)
 from ..uploads import ZipLimits, check_zip, safe_suffix
 from ...modalities.tabular import KINDS
 from ..views import (PAGE, SERIES_SUFFIXES, TABLE_SUFFIXES, _check_ds_name, _default_name, _job_view, _latest_by_name, _model_view,
@@ -174,16 +175,18 @@ def router(site: Site) -> APIRouter:
         return files["file"].iloc[idx], files["sha"].iloc[idx]
 
     @r.get("/datasets/{name}/{version}/thumb/{idx}.png")
-    def thumb(request: Request, name: str, version: int, idx: int):
+    def thumb(request: Request, name: str, version: int, idx: int, size: str = ""):
         """The picture of item ``idx``: waveform + spectrogram of a recording, an image with its mask and
-        boxes, or a line plot of a series (rendered once, then cached)."""
+        boxes, or a line plot of a series (rendered once, then cached). ``size=large``: the bigger picture of
+        an image or series the labelling page shows."""
         from ..media import thumbnail
 
         ds = site.dataset_or_404(name, version)
+        large = size == "large"
         if ds.kind == "image":
-            path = image_thumb(site, ds, idx)
+            path = image_thumb(site, ds, idx, LARGE_IMAGE_PX if large else THUMB_PX)
         elif ds.kind == "series":
-            path = series_thumb(site, ds, idx)
+            path = series_thumb(site, ds, idx, LARGE_SERIES_PX if large else SERIES_THUMB_PX)
         else:
             path = thumbnail(ws, ds, *recording(ds, idx))
         return FileResponse(path, media_type="image/png", headers=CACHE_A_DAY)

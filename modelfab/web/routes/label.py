@@ -1,4 +1,4 @@
-"""Labelling recordings and table rows: keyboard, bulk, label colours, the "model disagrees" filter,
+"""Labelling recordings, images, series and table rows: keyboard, bulk, label colours, the "model disagrees" filter,
 suggestions and the active-learning queue (logic in ``web/labeling.py``)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def router(site: Site) -> APIRouter:
 
     def dataset_for_labels(name: str, version: int):
         ds = site.dataset_or_404(name, version)
-        if ds.kind not in ("signal", "table"):
+        if ds.kind not in ("signal", "image", "series", "table"):
             raise PageError(400, "label.only_recordings")
         return ds
 
@@ -65,7 +65,7 @@ def router(site: Site) -> APIRouter:
             it = {"id": items.ids[i], "title": items.titles[i], "idx": i, "label": current[i]}
             if items.kind == "signal":
                 it["audio"] = Path(items.ids[i]).suffix.lower() in AUDIO
-            else:
+            elif items.kind == "table":
                 it["cells"] = items.cells[i]
             if filter == "disagree":
                 p = shown_pred[i]

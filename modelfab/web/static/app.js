@@ -477,8 +477,9 @@
           tr.appendChild(th); tr.appendChild(td); body.appendChild(tr);
         });
       } else {
-        img.src = DATA.base + "/thumb/" + it.idx + ".png";
-        if (it.audio) { audio.hidden = false; audio.src = DATA.base + "/audio/" + it.idx; if (play) { audio.play().catch(function () {}); } }
+        img.src = DATA.base + "/thumb/" + it.idx + ".png" + (img.getAttribute("data-size") ? "?size=large" : "");
+        if (!audio) { /* images and series: a picture only */ }
+        else if (it.audio) { audio.hidden = false; audio.src = DATA.base + "/audio/" + it.idx; if (play) { audio.play().catch(function () {}); } }
         else { audio.hidden = true; audio.removeAttribute("src"); }
       }
       markButtons();
