@@ -46,6 +46,10 @@ class Settings:
     # Serving limits.
     max_request_bytes: int = 8 * MiB
     max_records_per_request: int = 10_000
+    # Time steps x channels of all series in one request (REST, "Try it"): a ROCKET transform costs CPU in
+    # proportion (about 15 s for 250,000 values with the default ensemble on one core). Batch prediction
+    # from the CLI is not limited by this.
+    max_series_values_per_request: int = 250_000
     max_upload_bytes: int = 64 * MiB
     # Batch prediction chunk size (rows).
     predict_chunk_rows: int = 100_000

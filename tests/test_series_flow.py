@@ -308,6 +308,37 @@ def test_a_series_over_the_value_limit_is_refused_alone_at_prediction(trained, t
     assert scored["prediction"].notna().tolist() == [True, False, True]
 
 
+def test_one_request_holds_at_most_so_many_series_values(trained, tmp_path, monkeypatch):
+    """MODELFAB_MAX_SERIES_VALUES_PER_REQUEST bounds the CPU one REST request can cost (the transform follows
+    the number of values): over it, 413 with the setting's name, before anything is transformed. Refused
+    records do not count; `predict` on a file (the CLI) is not limited."""
+    from fastapi.testclient import TestClient
+
+    from modelfab.errors import TooLarge
+    from modelfab.serving.app import create_app
+
+    test = trained["test"]
+    two = [{"values": test[0][0].tolist()}, {"values": test[1][0].tolist()}]  # 60 steps each
+    monkeypatch.setenv("MODELFAB_MAX_SERIES_VALUES_PER_REQUEST", "100")  # as an admin sets it for the server
+    with Workspace.open(trained["ws"]) as ws:
+        p = ws.model("shapes").predictor
+        assert p.predict_records(two[:1])[0]["prediction"] in {"bump", "step"}
+        assert p.predict_records(two[:1] + [{"values": "x" * 500}])[1]["error"]  # refused alone, not counted
+        with pytest.raises(TooLarge, match="120 values .* the limit is 100"):
+            p.predict_records(two)
+        write_ts(tmp_path / "two.ts", [test[0], test[1]], ["bump"] * 2)
+        with pytest.raises(TooLarge, match="MODELFAB_MAX_SERIES_VALUES_PER_REQUEST"):
+            p.predict_bytes((tmp_path / "two.ts").read_bytes(), "two.ts")
+        assert p.predict_file(tmp_path / "two.ts")["prediction"].notna().all()  # batch: no request limit
+        _, token = ws.create_token("limit", "predict")
+        client = TestClient(create_app(ws, ["shapes"]))
+        r = client.post("/v1/models/shapes/predict", json={"records": two},
+                        headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 413 and "MODELFAB_MAX_SERIES_VALUES_PER_REQUEST" in r.json()["error"]["message"]
+        assert client.post("/v1/models/shapes/predict", json={"records": two[:1]},
+                           headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
 def test_try_it_in_the_web_ui_refuses_a_bad_series_alone(trained, tmp_path):
     from modelfab.web.kinds import predict_series_upload
     from modelfab.web.uploads import UploadedFile

@@ -78,6 +78,16 @@ class SeriesPredictor:
             raise TooLarge(f"{total:,} values to score; the limit is {self.settings.max_signal_samples:,}.")
         return series
 
+    def check_request(self, series: list) -> None:
+        """A request (REST or "Try it") holds at most ``max_series_values_per_request`` values in all: its CPU
+        cost follows that number. Refused series (``InvalidInput`` in their place) do not count."""
+        limit = self.settings.max_series_values_per_request
+        total = sum(int(np.size(s)) for s in series if not isinstance(s, InvalidInput))
+        if total > limit:
+            raise TooLarge(f"{total:,} values (time steps x channels) in one request; the limit is {limit:,} "
+                           "(MODELFAB_MAX_SERIES_VALUES_PER_REQUEST).",
+                           hint="Send fewer or shorter series per request, or score a file with `modelfab predict`.")
+
     def _check(self, series: list[np.ndarray], where: str = "series") -> list[np.ndarray]:
         return self._limit([self._clean_one(s, f"{where} {i}") for i, s in enumerate(series)])
 
@@ -234,6 +244,7 @@ class SeriesPredictor:
                 series.append(self._record(i, r))
             except InvalidInput as exc:
                 series.append(exc)
+        self.check_request(series)
         ids = [str(r["id"]) if isinstance(r, dict) and r.get("id") is not None else str(i)
                for i, r in enumerate(records)]
         pred = self.predict_series(series, ids, where=[f"record {i}" for i in range(len(records))])
@@ -276,7 +287,9 @@ class SeriesPredictor:
         with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
             path = Path(tmp) / (re.sub(r"[^\w.\-]", "_", Path(os.path.basename(filename)).stem)[:100] + suffix)
             path.write_bytes(data)
-            df = self.predict_file(path)
+            sset = self.read_file(path)
+            self.check_request(sset.series)
+            df = self.predict_series(sset.series, sset.ids)
         return {"predictions": [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]}
 
 

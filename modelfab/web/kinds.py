@@ -241,4 +241,5 @@ def predict_series_upload(ws, m, up) -> dict:
     path = keep_name(up, suffix)  # ids and messages name the user's file (sines_test_0), as the CLI and REST do
     sset = m.predictor.read_file(path)
     _check_records(len(sset.series), ws.settings, "series")
+    m.predictor.check_request(sset.series)
     return _prediction_table(m, up, m.predictor.predict_series(sset.series, sset.ids))
