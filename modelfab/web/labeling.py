@@ -407,7 +407,7 @@ class Labeling:
         return [labels[int(np.argmax(p))] for p in proba]
 
 
-MAX_IMAGE_OPINIONS = 300  # images an image anomaly model scores for the "model disagrees" filter
+MAX_IMAGE_OPINIONS = 200  # images an image anomaly model scores for the "model disagrees" filter
 SHAPE_POINTS = 16  # points of a series' z-normalised shape in the assistant's features
 
 
