@@ -54,6 +54,8 @@ PREDICT_BODY = {
 # Health probes and the API description (no data, no model details) need no token;
 # the docs page has an "Authorize" button for the bearer token.
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json")
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's script and style, from the fastapi-offline package (no CDN)
+DOCS_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 
 
 class _Guard:
@@ -80,7 +82,7 @@ class _Guard:
         if length > limit:
             return await _error(TooLarge(f"Request body is {length:,} bytes; the limit is {limit:,}."),
                                 request_id)(scope, receive, send)
-        if self.auth and path not in PUBLIC_PATHS:
+        if self.auth and path not in PUBLIC_PATHS and not path.startswith(DOCS_ASSETS + "/"):
             header = headers.get("authorization", "")
             token = header[7:].strip() if header.lower().startswith("bearer ") else ""
             try:
@@ -188,7 +190,7 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
         if task:
             task.cancel()
 
-    app = FastAPI(title="modelfab", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="modelfab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Predictions from models trained and registered with modelfab. "
                               "Send `Authorization: Bearer <token>` (see `modelfab tokens create`).")
     app.state.models = models
@@ -219,6 +221,30 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
     @app.exception_handler(RequestValidationError)
     async def on_bad_request(request: Request, exc: RequestValidationError):  # FastAPI's own checks, same shape
         return _error(_request_error(exc, request.url.path), getattr(request.state, "request_id", ""))
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui():
+        """The API page, with Swagger UI served from this server: a plant without internet sees it too
+        (FastAPI's default loads it from a CDN)."""
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="modelfab API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    @app.get(DOCS_ASSETS + "/{name}", include_in_schema=False)
+    def docs_asset(name: str):
+        from pathlib import Path
+
+        import fastapi_offline
+        from fastapi.responses import FileResponse
+
+        if name not in DOCS_FILES:  # a fixed list: no path from the request reaches the file system
+            raise NotFound(f"No such file: {name}.")
+        path = Path(fastapi_offline.__file__).parent / "static" / name
+        media = {"js": "text/javascript", "css": "text/css", "png": "image/png"}[name.rsplit(".", 1)[1]]
+        return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict:

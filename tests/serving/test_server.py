@@ -62,6 +62,46 @@ def test_health_and_docs(server):
     assert httpx.get(base + "/v1/models").status_code == 401  # ... the models and predictions are not
 
 
+def test_the_api_page_works_without_internet(server):
+    """/docs loads Swagger UI from this server, not from a CDN (a plant's server has no internet): the page names
+    no outside address, its script and style are served without a token, and in a real browser that may reach
+    nothing but the server the operations are drawn."""
+    from pathlib import Path
+
+    base, _, _ = server
+    page = httpx.get(base + "/docs").text
+    assert "https://" not in page and "http://" not in page.replace(base, "")
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"):
+        r = httpx.get(f"{base}/docs-assets/{asset}")
+        assert r.status_code == 200 and len(r.content) > 1000, asset
+    assert httpx.get(base + "/docs-assets/..%2F..%2Fcore.py").status_code == 404
+    assert httpx.get(base + "/docs-assets/core.py").status_code == 404
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium not installed (apt-get install chromium)")
+    outside: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
+        try:
+            tab = browser.new_page()
+
+            def only_the_server(route):
+                if route.request.url.startswith(base):
+                    return route.continue_()
+                outside.append(route.request.url)
+                return route.abort()
+
+            tab.route("**/*", only_the_server)
+            tab.goto(base + "/docs")
+            tab.wait_for_selector(".opblock-summary-path", timeout=30_000)
+            paths = tab.locator(".opblock-summary-path").all_inner_texts()
+        finally:
+            browser.close()
+    assert any("/v1/models/{name}/predict" in t for t in paths), paths
+    assert not outside, outside
+
+
 def test_predict_requires_a_valid_token(server):
     base, token, ws = server
     url = base + "/v1/models/factory/predict"
