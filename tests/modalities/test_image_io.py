@@ -253,10 +253,15 @@ def test_same_name_png_is_a_mask_only_when_it_looks_like_one(ws, tmp_path):
     red[5:9, 5:9, 0] = 255
     Image.fromarray(g).save(root / "spot" / "e.jpg")
     Image.fromarray(red).save(root / "spot" / "e.png")  # a red defect on black: a mask
+    Image.fromarray(g).save(root / "good" / "f.jpg")
+    faint = (100 + np.random.default_rng(0).integers(0, 50, g.shape)).astype(np.uint8)
+    Image.fromarray(faint).save(root / "good" / "f.png")  # a low-contrast picture (levels 100..149): not a mask
+    Image.fromarray(g).save(root / "spot" / "h.jpg")
+    Image.fromarray((mask > 0).astype(np.uint8)).save(root / "spot" / "h.png")  # a 0/1 mask (looks black)
     res = ws.import_images(root, "parts", skip_bad=True)
     st = res.dataset.stats
-    assert st["pngs_as_images"] == ["good/a.png"] and st["labels"] == {"good": 2, "spot": 2}  # b, e
-    assert st["masks"] == 2 and st["empty_folders"] == ["empty"]
+    assert st["pngs_as_images"] == ["good/a.png", "good/f.png"] and st["labels"] == {"good": 4, "spot": 3}  # b, e, h
+    assert st["masks"] == 3 and st["empty_folders"] == ["empty"]
     assert [s["file"] for s in st["skipped"]] == ["spot/c.jpg", "spot/d.jpg"]
     assert all("the mask is 12x48" in s["reason"] for s in st["skipped"])
     with pytest.raises(InvalidInput, match="--target names a column of a table.*holds image"):

@@ -211,7 +211,10 @@ def examine_mask(path: Path, settings, shape: tuple[int, int], source: str, *,
     im = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=True, min_side=1)
     g = im.gray
     lo, hi = float(g.min()), float(g.max())
-    between = float(((g > lo + 0.1) & (g < hi - 0.1)).mean()) if hi - lo > 0.2 else 0.0
+    # levels between its darkest and brightest, relative to its range: a 0/1 mask has none, a low-contrast
+    # picture (say grey levels 100..149) has nearly all its pixels there
+    tol = 0.1 * (hi - lo)
+    between = float(((g > lo + tol) & (g < hi - tol)).mean()) if hi > lo else 0.0
     if pictures_allowed and between >= 0.02:
         return None
     h, w = g.shape
