@@ -32,9 +32,11 @@ LABEL_SOURCES = ("folder", "none")
 class ImageOptions:
     """How images are labelled. Stored with the dataset and every model trained on it."""
 
-    labels: str = "folder"  # folder | none | path to a CSV (file,label)
+    labels: str = "folder"  # folder | none | regex:PATTERN | path to a CSV (file,label)
 
     def to_dict(self) -> dict:
+        if self.labels.startswith("regex:"):
+            return {"labels": self.labels}
         return {"labels": self.labels if self.labels in LABEL_SOURCES else "csv"}
 
 
@@ -80,9 +82,22 @@ def _labels(root: Path, images: list[str], source: str) -> tuple[dict[str, str |
         return {f: label_from_folder(f) for f in images}, []
     if source == "none":
         return {f: None for f in images}, []
+    if source.startswith("regex:"):  # from the file name, as for recordings: the first group (or the match)
+        import re
+
+        try:
+            re.compile(source[6:])
+        except re.error as exc:
+            raise InvalidInput(f"--labels regex {source[6:]!r} is not a valid regular expression ({exc}).",
+                               hint="Example: --labels 'regex:^(good|scratch|spot)_'") from None
+        from .modalities.signal.io import label_from
+
+        return {f: label_from(root / f, root, source) for f in images}, []
     csv_path = Path(source)
     if not csv_path.is_file():
-        raise InvalidInput(f"--labels must be folder, none or a CSV file (file,label); got {source!r}.")
+        what = "is a folder" if csv_path.is_dir() else "does not exist"
+        raise InvalidInput(f"--labels must be folder, none, regex:PATTERN or a CSV file (file,label); got {source!r}, "
+                           f"which {what}.", hint="Check the path of the labels file.")
     from .modalities.signal.io import labels_for_files, read_labels_csv, unmatched_labels
 
     paths = [root / f for f in images]
@@ -114,13 +129,13 @@ def _run(fn, jobs: list[tuple], settings, progress, total: int, offset: int = 0)
 
 def import_images(ws, path: str | os.PathLike, name: str | None, opts: ImageOptions, *, skip_bad: bool = False,
                   progress: Callable[[int, int, str], None] | None = None):
-    from .modalities.image.io import safe_extract_zip
+    from .modalities.image.io import content_root, safe_extract_zip
 
     src = Path(path)
     if src.is_file():
         tmp = safe_extract_zip(src, ws.tmp_dir, ws.settings)
         try:
-            return _import_folder(ws, tmp, name or src.stem, src.name, opts, skip_bad, progress)
+            return _import_folder(ws, content_root(tmp), name or src.stem, src.name, opts, skip_bad, progress)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if not src.is_dir():

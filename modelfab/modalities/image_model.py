@@ -85,7 +85,7 @@ class ImagePredictor:
         import tempfile
 
         from ..batch import score_files
-        from .image.io import IMAGE_EXTENSIONS, list_images, safe_extract_zip
+        from .image.io import IMAGE_EXTENSIONS, content_root, list_images, safe_extract_zip
 
         if isinstance(paths, (str, os.PathLike)):  # one path: a list of one (not its characters)
             paths = [paths]
@@ -96,7 +96,7 @@ class ImagePredictor:
                 if p.is_dir():
                     items += [(p / rel, rel) for rel in list_images(p)]
                 elif p.is_file() and p.suffix.lower() == ".zip":
-                    folder = safe_extract_zip(p, Path(tmp), self.settings)
+                    folder = content_root(safe_extract_zip(p, Path(tmp), self.settings))
                     items += [(folder / rel, f"{p.name}/{rel}") for rel in list_images(folder)]
                 elif p.is_file():
                     items.append((p, p.name))

@@ -266,3 +266,40 @@ def test_same_name_png_is_a_mask_only_when_it_looks_like_one(ws, tmp_path):
     assert all("the mask is 12x48" in s["reason"] for s in st["skipped"])
     with pytest.raises(InvalidInput, match="--target names a column of a table.*holds image"):
         ws.train("parts", target="whatever", task="classification", budget=5)
+
+
+def test_labels_from_file_names_and_zips_of_a_folder(ws, tmp_path):
+    """--labels regex:PATTERN reads a label from each file name (as for recordings); a missing labels file is
+    named as missing. A zip made of a folder (zip -r photos.zip photos) is read as the folder: the top-level
+    COCO file, class folders and empty folders are found; a zip of one folder of images keeps its name as label."""
+    import json
+    import zipfile
+
+    root = tmp_path / "photos"
+    for d in ("a", "b", "empty"):
+        (root / d).mkdir(parents=True)
+    for i, cls in enumerate(["good", "good", "spot", "spot"]):
+        Image.fromarray(make_surface(48, seed=i)[0]).save(root / ("a" if i % 2 else "b") / f"{cls}_{i}.png")
+    coco = {"images": [{"id": 1, "file_name": "a/good_1.png", "width": 48, "height": 48}],
+            "annotations": [{"image_id": 1, "bbox": [2, 3, 10, 12], "category_id": 1}],
+            "categories": [{"id": 1, "name": "scratch"}]}
+    (root / "annotations.json").write_text(json.dumps(coco), "utf-8")
+    res = ws.import_images(root, "byname", labels="regex:^(good|spot)_")
+    assert res.dataset.stats["labels"] == {"good": 2, "spot": 2} and res.dataset.options == {"labels": "regex:^(good|spot)_"}
+    with pytest.raises(InvalidInput, match="does not exist"):
+        ws.import_images(root, "x", labels=str(tmp_path / "nope.csv"))
+    with pytest.raises(InvalidInput, match="not a valid regular expression"):
+        ws.import_images(root, "x", labels="regex:(")
+    direct = ws.import_images(root, "direct").dataset.stats
+    z = tmp_path / "photos.zip"
+    with zipfile.ZipFile(z, "w") as zf:  # as `zip -r photos.zip photos` makes it: every entry under photos/
+        for p in sorted(root.rglob("*")):
+            zf.write(p, p.relative_to(tmp_path).as_posix())
+    zipped = ws.import_images(z, "zipped").dataset.stats
+    assert zipped["boxes"] == direct["boxes"] == 1 and zipped["box_formats"] == ["coco"]
+    assert zipped["labels"] == direct["labels"] == {"a": 2, "b": 2} and zipped["empty_folders"] == ["empty"]
+    one = tmp_path / "good.zip"  # a zip of one folder of images: the folder is their label, as before
+    with zipfile.ZipFile(one, "w") as zf:
+        for p in sorted((root / "a").glob("*.png")):
+            zf.write(p, f"good/{p.name}")
+    assert ws.import_images(one, "one").dataset.stats["labels"] == {"good": 2}

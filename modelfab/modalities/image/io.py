@@ -328,6 +328,19 @@ def label_from_folder(rel: str) -> str | None:
 
 
 # ---------------------------------------------------------------- zips
+def content_root(folder: Path) -> Path:
+    """The folder a zip was made of: ``zip -r photos.zip photos`` puts everything under ``photos/``. When the
+    unpacked folder holds nothing but one folder, and that folder holds folders (class folders, masks/), that
+    one is the root: its class folders, top-level annotation files and empty folders are read as in a folder
+    import. A single folder of images alone stays as it is (its name is their label, e.g. ``good/``)."""
+    entries = [p for p in Path(folder).iterdir() if p.name != "__MACOSX" and not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+        inner = entries[0]
+        if any(p.is_dir() and not p.is_symlink() and not p.name.startswith(".") for p in inner.iterdir()):
+            return inner
+    return Path(folder)
+
+
 def safe_extract_zip(src: Path, dest_parent: Path, settings) -> Path:
     """Unpack a zip of images into a new folder under ``dest_parent``; refuses zip slip, links and bombs."""
     src = Path(src)
@@ -350,7 +363,8 @@ def safe_extract_zip(src: Path, dest_parent: Path, settings) -> Path:
                                        hint="Re-create the zip from inside the image folder.")
                 if (info.external_attr >> 16) & 0o170000 == 0o120000:
                     raise InvalidInput(f"{src.name}: entry {name!r} is a symbolic link: refused.")
-                if info.is_dir():
+                if info.is_dir():  # kept: an empty class folder is worth a note, as in a folder import
+                    out.joinpath(*pp.parts).mkdir(parents=True, exist_ok=True)
                     continue
                 total += info.file_size
                 if total > limit:
