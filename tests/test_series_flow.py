@@ -308,6 +308,23 @@ def test_a_series_over_the_value_limit_is_refused_alone_at_prediction(trained, t
     assert scored["prediction"].notna().tolist() == [True, False, True]
 
 
+def test_a_series_with_other_channels_in_a_file_is_refused_alone(trained, tmp_path):
+    """As the docs say for `predict`: a series with another number of channels than at training gets its reason
+    in its row; the other series of the file are scored."""
+    test = trained["test"]
+    lines = (tmp_path / "one.ts")
+    write_ts(lines, [test[0], test[1], test[2]], ["bump"] * 3)
+    text = lines.read_text().splitlines()
+    data_at = text.index("@data") + 1
+    values = text[data_at + 1].rsplit(":", 1)[0]
+    text[data_at + 1] = f"{values}:{values}:bump"  # the second series: two channels
+    lines.write_text("\n".join(text) + "\n")
+    with Workspace.open(trained["ws"]) as ws:
+        scored = ws.model("shapes").predictor.predict_file(lines)
+    assert scored["prediction"].notna().tolist() == [True, False, True]
+    assert "has 2 channel(s); the model was trained on 1" in scored["error"][1]
+
+
 def test_one_request_holds_at_most_so_many_series_values(trained, tmp_path, monkeypatch):
     """MODELFAB_MAX_SERIES_VALUES_PER_REQUEST bounds the CPU one REST request can cost (the transform follows
     the number of values): over it, 413 with the setting's name, before anything is transformed. Refused

@@ -115,7 +115,7 @@ def check_limits(sset: SeriesSet, name: str, settings: Settings) -> SeriesSet:
     if not sset.series:
         raise InvalidInput(f"{name}: no series found.", hint="Check the file and the column options.")
     channels = {s.shape[0] for s in sset.series}
-    if len(channels) > 1:
+    if len(channels) > 1 and not _LENIENT.get():  # prediction: a series with other channels is refused alone
         raise InvalidInput(f"{name}: series have different numbers of channels ({sorted(channels)}); "
                            "expected the same channels in every series.")
     if sset.n_channels > settings.max_channels:
