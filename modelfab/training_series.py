@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import InvalidInput, TrainingError
 from .series import load_series
+from .modalities.series_model import series_input
 from .training import data_lineage, finish, package_folder, training_info
 
 SERIES_TASKS = ("auto", "classification", "regression")
@@ -527,7 +528,7 @@ def _package(ws, ds, final, metrics, board, notes, budget, seed, name, task, lab
         schema = ds.schema
         manifest = {
             "modality": "series", "task": task, "labels": labels,
-            "input_schema": {"columns": [{"name": "values", "kind": "series"}]},
+            "input_schema": {"columns": [series_input(schema["n_channels"], schema.get("channel_names"))]},
             "series": {"n_channels": schema["n_channels"], "channel_names": schema.get("channel_names"),
                        "min_length": schema["min_length"], "max_length": schema["max_length"],
                        "options": ds.options, "members": specs},

@@ -48,7 +48,7 @@ class SeriesPredictor:
 
     @property
     def input_columns(self) -> list[dict]:
-        return [{"name": "values" if self.n_channels == 1 else "channels", "kind": "series"}]
+        return [series_input(self.n_channels, self.channel_names)]
 
     # -- core -------------------------------------------------------------
     def _clean_one(self, s, where: str) -> np.ndarray:
@@ -293,6 +293,15 @@ class SeriesPredictor:
         return {"predictions": [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]}
 
 
+
+
+def series_input(n_channels: int, channel_names=None) -> dict:
+    """What a REST record of this model holds: ``values`` (one channel) or ``channels`` (a list per channel)."""
+    n = int(n_channels or 1)
+    out = {"name": "values" if n == 1 else "channels", "kind": "series", "channels": n}
+    if n > 1 and channel_names:
+        out["channel_names"] = [str(c) for c in channel_names]
+    return out
 
 
 def _first_non_number(v, depth: int = 0):

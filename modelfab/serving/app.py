@@ -375,7 +375,13 @@ async def _read_records(request: Request, settings) -> list[dict]:
 
 def _describe(m) -> dict:
     man = m.manifest
+    inputs = man.get("input_schema", {}).get("columns", [])
+    if man.get("modality") == "series":  # packages from before 2026-12-07 said "values" whatever the channels
+        from ..modalities.series_model import series_input
+
+        spec = man.get("series") or {}
+        inputs = [series_input(spec.get("n_channels", 1), spec.get("channel_names"))]
     return {"name": m.name, "version": m.version, "task": m.task, "target": man.get("target"),
-            "labels": man.get("labels"), "inputs": man.get("input_schema", {}).get("columns", []),
+            "labels": man.get("labels"), "inputs": inputs,
             "metrics": {k: v for k, v in m.metrics.items() if isinstance(v, (int, float))}}
 

@@ -205,6 +205,13 @@ def test_ts_file_imports_as_series_trains_and_scores_an_upload(site, monkeypatch
     page = c.get(f"/models/{m.name}/{m.version}").text
     answer = _check_snippets(site, page, m.name, monkeypatch)
     assert '"channels": [[' in snippet_of(page, "snippet-curl") and len(answer["predictions"]) == 1
+    # the REST description of the model says what a record holds: two channels, as "channels"
+    from fastapi.testclient import TestClient
+
+    from modelfab.serving.app import create_app
+
+    desc = TestClient(create_app(site.ws, [m.name], auth=False)).get(f"/v1/models/{m.name}").json()
+    assert desc["inputs"] == [{"name": "channels", "kind": "series", "channels": 2, "channel_names": ["dim_0", "dim_1"]}]
     # the confusion matrix says the truth: series cells cannot be opened yet (retraining would not help)
     assert 'id="cm-no-examples"' in page and "Held-out series" in page and "retrain" not in page
     assert "Held-out rows" not in page
