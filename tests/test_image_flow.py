@@ -117,6 +117,12 @@ def test_predict_files_same_columns_whichever_fail_and_zips_are_read(img_ws, sur
             zf.write(f, f"spot/{f.name}")
     rows = img_ws.model("surf-cls").predictor.predict_files([tmp_path / "few.zip"])
     assert len(rows) == 3 and rows["file"].str.startswith("few.zip/spot/").all() and (rows["error"] == "").all()
+    for d in ("dupA", "dupB"):  # two folders each holding an x.png: each row names its folder
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.png").write_bytes(good.read_bytes())
+    rows = img_ws.model("surf-cls").predictor.predict_files([tmp_path / "dupA", tmp_path / "dupB"])
+    assert list(rows["file"]) == ["dupA/x.png", "dupB/x.png"]
+    assert list(img_ws.model("surf-cls").predictor.predict_files(tmp_path / "dupA")["file"]) == ["x.png"]
 
 
 def test_compare_says_a_classifier_and_a_detector_are_not_like_for_like(img_ws):

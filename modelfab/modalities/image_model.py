@@ -93,8 +93,9 @@ class ImagePredictor:
             items: list[tuple[Path, str]] = []
             for p in paths:
                 p = Path(p)
-                if p.is_dir():
-                    items += [(p / rel, rel) for rel in list_images(p)]
+                if p.is_dir():  # several folders: each row names its folder (two folders may hold an x.png)
+                    prefix = f"{p.resolve().name}/" if len(paths) > 1 else ""
+                    items += [(p / rel, prefix + rel) for rel in list_images(p)]
                 elif p.is_file() and p.suffix.lower() == ".zip":
                     folder = content_root(safe_extract_zip(p, Path(tmp), self.settings))
                     items += [(folder / rel, f"{p.name}/{rel}") for rel in list_images(folder)]
