@@ -118,8 +118,9 @@ def test_reload_gives_equal_predictions_and_report_has_series_section(trained, t
     from modelfab.errors import UnsupportedFormat
     from modelfab.export.onnx import export_onnx
 
-    with pytest.raises(UnsupportedFormat, match="series"):
+    with pytest.raises(UnsupportedFormat, match="series' data: the ROCKET transform .* has no ONNX converter") as err:
         export_onnx(model.folder, tmp_path / "m.onnx")
+    assert "modelfab serve" in err.value.hint
     assert not (tmp_path / "m.onnx").exists()
     html, js = model.write_report(tmp_path / "report")
     report = json.loads(Path(js).read_text("utf-8"))

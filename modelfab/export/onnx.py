@@ -45,6 +45,15 @@ class ExportMismatch(ModelfabError):
     exit_code = 1
 
 
+# Why a model of another kind has no ONNX graph (said when it is asked for one).
+NO_ONNX_BECAUSE = {
+    "series": "the ROCKET transform (random dilated convolutions with pooling) has no ONNX converter",
+    "image": "its texture features (scikit-image LBP, GLCM, Gabor) and the anomaly model's per-position "
+             "Gaussians have no ONNX converter",
+    "signal": "its audio and vibration features (librosa, scipy) have no ONNX converter",
+}
+
+
 def export_onnx(folder: Path, out: Path, *, check_data: pd.DataFrame | None = None, tolerance: float = 1e-5,
                 model_name: str | None = None, model_version: int | str | None = None, n_check: int = 2000,
                 seed: int = 0) -> dict:
@@ -72,7 +81,11 @@ def export_onnx(folder: Path, out: Path, *, check_data: pd.DataFrame | None = No
         exporter = modality_registry.onnx_exporter(manifest.get("modality"))
         if exporter is not None:
             return exporter(folder, out, manifest, model_name=model_name, model_version=model_version)
-        raise UnsupportedFormat(f"Only tabular models export to ONNX; this one is for {manifest.get('modality')!r} data.")
+        modality = manifest.get("modality")
+        why = NO_ONNX_BECAUSE.get(modality, "no ONNX converter covers its feature extraction")
+        raise UnsupportedFormat(f"Only table models export to ONNX; this one is for {modality!r} data: {why}.",
+                                hint="Serve it with `modelfab serve`, or export its package (`modelfab export MODEL "
+                                     "--format mfpkg`) to run it with modelfab on another machine.")
     if manifest.get("task") not in ("classification", "regression"):
         raise UnsupportedFormat(f"Only classification and regression models export to ONNX; this one is "
                                 f"{manifest.get('task')!r}.")
