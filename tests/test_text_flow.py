@@ -175,3 +175,20 @@ def test_docs_example_runs(tmp_path, monkeypatch):
     exec(compile(block, "docs/text.md", "exec"), namespace)  # noqa: S102 - our own documentation
     assert namespace["model"].ref == "tickets:1"
     assert namespace["scored"]["prediction"].tolist()[:2] == ["leak", "electrical"]
+
+
+def test_notes_name_the_model_that_was_kept(tmp_path):
+    """A text column alone: when its linear model is kept over the tree learners, the notes say so, and no note
+    says a tree learner was kept (a tie-break note of the trees used to stay: "kept rf" beside text:svm)."""
+    from modelfab.workspace import Workspace
+
+    df = make_reports(240, lang="en", seed=5)[["text", "label"]]
+    df.to_csv(tmp_path / "only_text.csv", index=False)
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.import_table(tmp_path / "only_text.csv", name="only")
+        m = ws.train("only", target="label", budget=8)
+        notes = " ".join(m.manifest["training"]["notes"])
+        learner = m.manifest["learner"]["name"] if isinstance(m.manifest.get("learner"), dict) else m.row["learner"]
+    assert str(learner).startswith("text:"), learner  # on texts alone the linear text model validates best
+    assert "whose probabilities fit best" not in notes
+    assert "Kept the text model of 'text'" in notes or "used the whole budget" in notes, notes

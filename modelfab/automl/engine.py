@@ -274,9 +274,9 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
                             groups=None if groups is None else groups[train_idx], sample_weight=weights,
                             progress=progress, learners=check_learners(learners), ensemble=ensemble,
                             executor=executor)
-        notes += result.notes
     if stage is not None:
         _pick_text_learner(result, stage, pre, text_cols, task=task, metric=metric, n_classes=n_classes)
+    notes += result.notes  # after the pick: a note on how the trees were chosen goes when the text model is kept
     raw = result.learner.predict_raw(X_test)
     if task == "classification":
         metrics = classification_metrics(y_test, raw, [str(v) for v in labels])
@@ -383,6 +383,11 @@ def _pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[
                                                     or better(metric, result.best_score + margin, linear))
     if result.learner is None or not trees_win:
         model = stage.models[col]
+        if result.learner is not None:  # the trees lost: notes on how they were chosen would name the wrong model
+            result.notes = [n for n in result.notes if not n.startswith("Learners tied for the best score")]
+            result.notes.append(f"Kept the text model of {col!r} ({model.candidate}) alone: out of fold it scored "
+                                f"{linear:.4g}, the best tree learner on its scores {result.best_score:.4g} "
+                                f"({metric}); the simpler model is kept unless the trees are clearly better.")
         names = pre.feature_names
         cols = [names.index(n) for n in model.output_names]
         result.learner = TextScoresLearner(cols, task, n_classes)
