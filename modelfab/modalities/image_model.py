@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import IntegrityError, InvalidInput, describe_value
+from ..errors import IntegrityError, InvalidInput, UnsupportedFormat, describe_value
 from ..settings import Settings
 
 
@@ -132,7 +132,7 @@ class ImagePredictor:
         base = os.path.basename(filename or "")
         suffix = Path(base).suffix.lower()
         if suffix not in IMAGE_EXTENSIONS:
-            raise InvalidInput(f"Upload an image ({', '.join(sorted(IMAGE_EXTENSIONS))}); got {filename!r}.")
+            raise UnsupportedFormat(f"Upload an image ({', '.join(sorted(IMAGE_EXTENSIONS))}); got {filename!r}.")
         safe = re.sub(r"[\x00-\x1f\x7f]", "_", base)[:200]  # the name as sent (a label in the answer only)
         row = self.predict_image(decode_image(data, safe, self.settings, suffix))
         smap = row.pop("score_map", None)

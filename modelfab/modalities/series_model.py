@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidInput, TooLarge
+from ..errors import InvalidInput, TooLarge, UnsupportedFormat
 from ..errors import describe_value as _describe
 from ..settings import Settings
 
@@ -283,7 +283,7 @@ class SeriesPredictor:
 
         suffix = Path(os.path.basename(filename or "")).suffix.lower()
         if suffix not in SERIES_EXTENSIONS:
-            raise InvalidInput(f"Upload a file of series ({', '.join(sorted(SERIES_EXTENSIONS))}); got {filename!r}.")
+            raise UnsupportedFormat(f"Upload a file of series ({', '.join(sorted(SERIES_EXTENSIONS))}); got {filename!r}.")
         with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
             path = Path(tmp) / (re.sub(r"[^\w.\-]", "_", Path(os.path.basename(filename)).stem)[:100] + suffix)
             path.write_bytes(data)

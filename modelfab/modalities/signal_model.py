@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, UnsupportedFormat
 from ..settings import Settings
 
 _FEATURE = re.compile(r"^(logmel_(?:mean|std)|band|env_band)_(\d+)$")
@@ -179,7 +179,7 @@ class SignalPredictor:
         from .signal import SIGNAL_EXTENSIONS
 
         if suffix not in SIGNAL_EXTENSIONS:
-            raise InvalidInput(f"Upload a recording ({', '.join(sorted(SIGNAL_EXTENSIONS))}); got {filename!r}.")
+            raise UnsupportedFormat(f"Upload a recording ({', '.join(sorted(SIGNAL_EXTENSIONS))}); got {filename!r}.")
         with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(data)

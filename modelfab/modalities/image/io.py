@@ -79,6 +79,18 @@ def _what(head: bytes) -> str:
         return "XML/SVG text"
     if not head:
         return "an empty file"
+    if head[:4] == b"%PDF":
+        return "a PDF document"
+    text = None  # text (a CSV, a .ts file, JSON, a note): say so and show its start, not its bytes
+    for cut in range(64, 60, -1):  # the 64 bytes may end inside a character
+        try:
+            text = head[:cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    if text is not None and all(c.isprintable() or c in "\r\n\t" for c in text):
+        first = text.splitlines()[0][:40] if text.strip() else ""
+        return f"text starting {first!r}" if first else "text"
     return f"unknown data starting {head[:8].hex(' ')}"
 
 
