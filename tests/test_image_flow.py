@@ -228,6 +228,14 @@ def test_cli_import_train_predict_and_rest_upload(tmp_path, surfaces):
     assert imp["kind"] == "image" and imp["stats"]["files"] == 30 and imp["stats"]["masks"] == 30
     text = run_cli("data", "show", "tiles", *w).stdout
     assert "30 images" in text and "30 masks" in text
+    import shutil
+
+    more = tmp_path / "more"  # what the summary notes, --json says in "notes" too
+    shutil.copytree(surfaces / "good", more / "good")
+    (more / "cracked").mkdir()
+    imp = cli_json("data", "import", str(more), "--name", "more", *w)
+    assert any("folder(s) without images" in n and "cracked" in n for n in imp["notes"]), imp["notes"]
+    assert "cracked" in run_cli("data", "import", str(more), "--name", "more2", *w).stdout
     tr = cli_json("train", "tiles", "--task", "anomaly", "--normal-label", "good", "--budget", "10", *w)
     assert tr["task"] == "anomaly" and tr["elapsed_s"] <= 10 * 1.1 + 5, tr
     out = tmp_path / "scores.csv"

@@ -113,7 +113,8 @@ def import_cmd(
     ds = res.dataset
     if json_out:
         extra = {"schema": ds.schema["columns"]} if ds.kind == "table" else {"stats": ds.stats, "options": ds.options}
-        emit_json(dict(dataset_dict(ds), created=res.created, notes=list(res.notes), **extra))
+        notes = list(res.notes) + [n for n in import_notes(ds) if n not in res.notes]  # as the summary prints them
+        emit_json(dict(dataset_dict(ds), created=res.created, notes=notes, **extra))
         return
     verb = "Imported" if res.created else "Already imported (identical content), nothing written:"
     if ds.kind == "table":
@@ -141,8 +142,36 @@ def _series_summary(ds, verb: str = "") -> None:
                       + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
     elif st.get("target"):
         console.print("target: {min:.4g} .. {max:.4g} (mean {mean:.4g})".format(**st["target"]))
-    for note in st.get("notes", []):
+    for note in import_notes(ds):
         console.print(f"[yellow]note[/] {note}", highlight=False)
+
+
+def import_notes(ds) -> list[str]:
+    """What an import of series, images or recordings says beside its counts (the --json output's ``notes``)."""
+    st = ds.stats or {}
+    if ds.kind == "series":
+        return [str(n) for n in st.get("notes", [])]
+    notes = []
+    if st.get("boxes_rescaled_images"):
+        notes.append(f"boxes of {st['boxes_rescaled_images']} images were annotated at another image size and were "
+                     "rescaled to the real size")
+    if st.get("pngs_as_images"):
+        notes.append(f"{len(st['pngs_as_images'])} PNG file(s) beside an image of the same name are pictures, not "
+                     f"black-and-white masks, and were imported as images: {', '.join(st['pngs_as_images'][:5])}")
+    if st.get("low_bit_16bit_images"):
+        notes.append(f"{st['low_bit_16bit_images']} 16-bit image(s) use 12 bits or fewer (e.g. "
+                     f"{', '.join(st.get('low_bit_examples', [])[:3])}): read at 16-bit scale they look dark. If they "
+                     "come from a 10- or 12-bit camera, give training and prediction images of the same kind (or "
+                     "convert all of them to 8-bit the same way).")
+    if st.get("empty_folders"):
+        notes.append(f"folder(s) without images, so no class was made for them: {', '.join(st['empty_folders'][:10])}")
+    if st.get("labels_unmatched_count"):
+        names = st["labels_unmatched"][:5]
+        more = st["labels_unmatched_count"] - len(names)
+        what = "image" if ds.kind == "image" else "recording"
+        notes.append(f"{st['labels_unmatched_count']} rows of the labels file name no {what} in the folder: "
+                     f"{', '.join(names)}" + (f" (and {more} more)" if more > 0 else ""))
+    return notes
 
 
 def _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, quiet,
@@ -175,11 +204,8 @@ def _recordings_summary(ds, verb: str = "") -> None:
         console.print(f"[yellow]skipped[/] {escape(s['file'])}: {escape(s['reason'])}", markup=True, highlight=False)
     for s in st.get("annotations_refused", []):
         console.print(f"[yellow]no boxes[/] {escape(s['file'])}: {escape(s['reason'])}", markup=True, highlight=False)
-    if st.get("labels_unmatched_count"):
-        names = st["labels_unmatched"][:5]
-        more = st["labels_unmatched_count"] - len(names)
-        console.print(f"[yellow]note[/] {st['labels_unmatched_count']} rows of the labels file name no image in the "
-                      f"folder: {', '.join(names)}" + (f" (and {more} more)" if more > 0 else ""), highlight=False)
+    for note in import_notes(ds):
+        console.print(f"[yellow]note[/] {note}", highlight=False)
 
 
 def _import_images(ws, path, name, labels, skip_bad, quiet):
@@ -204,30 +230,12 @@ def _images_summary(ds, verb: str = "") -> None:
     if st.get("labels"):
         console.print("labels: " + ", ".join(f"{k} {v}" for k, v in list(st["labels"].items())[:12])
                       + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
-    if st.get("boxes_rescaled_images"):
-        console.print(f"[yellow]note[/] boxes of {st['boxes_rescaled_images']} images were annotated at another image "
-                      "size and were rescaled to the real size")
-    if st.get("pngs_as_images"):
-        console.print(f"[yellow]note[/] {len(st['pngs_as_images'])} PNG file(s) beside an image of the same name are "
-                      f"pictures, not black-and-white masks, and were imported as images: "
-                      f"{', '.join(st['pngs_as_images'][:5])}", highlight=False)
-    if st.get("low_bit_16bit_images"):
-        console.print(f"[yellow]note[/] {st['low_bit_16bit_images']} 16-bit image(s) use 12 bits or fewer (e.g. "
-                      f"{', '.join(st.get('low_bit_examples', [])[:3])}): read at 16-bit scale they look dark. If they "
-                      "come from a 10- or 12-bit camera, give training and prediction images of the same kind (or "
-                      "convert all of them to 8-bit the same way).", highlight=False)
-    if st.get("empty_folders"):
-        console.print(f"[yellow]note[/] folder(s) without images, so no class was made for them: "
-                      f"{', '.join(st['empty_folders'][:10])}", highlight=False)
     for s in st.get("skipped", []):
         console.print(f"[yellow]skipped[/] {escape(s['file'])}: {escape(s['reason'])}", markup=True, highlight=False)
     for s in st.get("annotations_refused", []):
         console.print(f"[yellow]no boxes[/] {escape(s['file'])}: {escape(s['reason'])}", markup=True, highlight=False)
-    if st.get("labels_unmatched_count"):
-        names = st["labels_unmatched"][:5]
-        more = st["labels_unmatched_count"] - len(names)
-        console.print(f"[yellow]note[/] {st['labels_unmatched_count']} rows of the labels file name no image in the "
-                      f"folder: {', '.join(names)}" + (f" (and {more} more)" if more > 0 else ""), highlight=False)
+    for note in import_notes(ds):
+        console.print(f"[yellow]note[/] {note}", highlight=False)
 
 
 class _null:
