@@ -410,15 +410,19 @@ def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, s
             say(f"learning synthetic defects {made}/{len(order)}")
             yield model.residuals(feats, szs), np.stack(fracs)
 
+    why = (f"the budget left no time for it ({max(room, 0.0):.0f} s after reserving {scoring_s:.0f} s to score the "
+           "held-out images)")
     if room > 0:
         try:
             model.head = dh.DefectHead.fit(batches(), model.sd, len(sources) * dh.PER_IMAGE, seed=seed,
                                            min_images=dh.MIN_SOURCES)
-        except ValueError:  # too few synthetic images in the time, or cells of one class
+        except ValueError as exc:  # too few synthetic images in the time, or cells of one class
             model.head = None
+            why = (f"only {made} synthetic defects were made in the {room:.0f} s the budget left" if made
+                   < dh.MIN_SOURCES * dh.PER_IMAGE else f"it could not be fitted ({exc})")
     if model.head is None:
-        notes.append("The budget left no time for the defect head (learned from synthetic defects on the good "
-                     "images); a longer budget sharpens the heat maps.")
+        notes.append(f"No defect head (learned from synthetic defects on the good images): {why}; a longer budget "
+                     "sharpens the heat maps.")
     else:
         notes.append(f"A defect head learned from {made} synthetic defects on {len(sources)} good images adds to "
                      "the heat map where a region looks like foreign surface (no real defect is used).")
