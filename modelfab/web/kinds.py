@@ -62,9 +62,15 @@ def image_view(site, ds, page: int, label: str, page_size: int) -> dict:
     return {"images": items, **{k: sel[k] for k in FILTER_KEYS}}
 
 
+def _text(v) -> str | None:
+    """A text cell of the file table, or None when it is missing: read back from Parquet a missing value is NaN
+    (a float, and truthy), not None."""
+    return None if v is None or (isinstance(v, float) and v != v) or str(v) == "" else str(v)
+
+
 def _marks_defect(row) -> bool:
     """The image has a mask that marks something (an all-zero mask says "no defect here")."""
-    if not row.get("mask"):
+    if not _text(row.get("mask")):
         return False
     frac = row.get("defect_fraction")
     return frac is None or frac != frac or float(frac) > 0
@@ -76,11 +82,12 @@ def image_thumb(site, ds, idx: int, px: int = THUMB_PX) -> Path:
     if not 0 <= idx < len(files):
         raise NotFound("No such image.")
     row = files.iloc[idx]
-    rel, sha, mask_sha = str(row["file"]), row["sha"], row["mask_sha"] or None
+    rel, sha, mask_sha = str(row["file"]), _text(row["sha"]), _text(row["mask_sha"])
     if not sha:
         raise NotFound("No such image.")
-    boxes = json.loads(row["boxes"]) if row.get("boxes") else []
-    drawn = hashlib.sha256(row["boxes"].encode()).hexdigest()[:16] if boxes else "noboxes"  # where, not how many
+    boxes_json = _text(row.get("boxes"))
+    boxes = json.loads(boxes_json) if boxes_json else []
+    drawn = hashlib.sha256(boxes_json.encode()).hexdigest()[:16] if boxes else "noboxes"  # where, not how many
     key = f"img-{sha}-{mask_sha or 'nomask'}-{drawn}-{px}"
     return cached_png(site.ws, key, lambda: _render_image(site.ws, rel, sha, mask_sha, boxes, px))
 

@@ -168,3 +168,23 @@ def test_series_are_labelled_in_the_browser_and_applied_as_a_new_version(site):
     site.ws.train("shapes:1", task="classification", budget=8, name="shapes-cls")
     page = c.get("/label/shapes/1?filter=disagree").text
     assert "shapes-cls:1" in page and f">{ids[0]}<" in page.replace(" <", "<")
+
+
+def test_images_without_a_mask_beside_images_with_one_show(site, surf):
+    """Some images with a mask, others without: every thumbnail and large picture renders (a missing mask read
+    back from Parquet is NaN, which is truthy: it was taken for a mask's blob and gave a 500), and only the
+    images whose mask marks something carry the mask tag."""
+    import shutil
+
+    folder = site.tmp / "some-masks"
+    shutil.copytree(surf, folder)
+    for p in list((folder / "good").glob("*_mask.png")) + list((folder / "scratch").glob("*_mask.png")):
+        p.unlink()
+    site.ws.import_images(folder, "somemasks")
+    c = site.client("labeler")
+    page = c.get("/datasets/somemasks/1").text
+    assert page.count('<li id="img-') == 24 and page.count("chip small mask") == 8  # the spots' masks
+    for idx in range(24):
+        for q in ("", "?size=large"):
+            r = c.get(f"/datasets/somemasks/1/thumb/{idx}.png{q}")
+            assert r.status_code == 200 and r.headers["content-type"] == "image/png", (idx, q, r.text[:200])
