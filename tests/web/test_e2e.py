@@ -390,6 +390,12 @@ def test_images_and_series_in_the_browser(browser, server, tmp_path):
     _wait(page, "document.getElementById('saved-count').textContent === '1'")
     assert page.locator("#items li").nth(1).locator("[data-label]").inner_text() == second
     _shot(page, "25b-label-images")
+    # "select all on this page" (focus on the checkbox), then a label key labels the whole page at once
+    page.click("#select-page")
+    first = page.locator("#label-buttons .label-btn").nth(0).get_attribute("data-label")
+    page.keyboard.press("1")
+    _wait(page, "document.getElementById('saved-count').textContent === '25'")
+    assert page.locator("#items li [data-label]").all_inner_texts() == [first] * 24
 
     # series: a UCR/UEA .ts file through the table form
     _import_and_open(page, url, 1, tmp_path / "shapes.ts", "shapes", "#series img", 6)  # the table form

@@ -158,6 +158,9 @@ def test_series_are_labelled_in_the_browser_and_applied_as_a_new_version(site):
     site.ws.import_series(site.tmp / "levels.ts", "levels")
     r = c.get("/label/levels/1")
     assert r.status_code == 422 and "regression" in r.text and "Traceback" not in r.text
+    c.cookies.set("mf_lang", "zh")
+    assert "回归" in c.get("/label/levels/1").text  # in the reader's language
+    c.cookies.set("mf_lang", "en")
     assert 'href="/label/levels/1"' not in c.get("/datasets/levels/1").text
     with pytest.raises(InvalidInput, match="regression"):
         relabel_series(site.ws, site.ws.dataset("levels:1"), {"0": "x"})

@@ -29,6 +29,8 @@ def router(site: Site) -> APIRouter:
         ds = site.dataset_or_404(name, version)
         if ds.kind not in ("signal", "image", "series", "table"):
             raise PageError(400, "label.only_recordings")
+        if ds.kind == "series" and ds.schema.get("label_kind") == "numeric":
+            raise PageError(422, "label.no_regression")
         return ds
 
     def select(ds, items, filter: str, page: int) -> dict:
@@ -88,6 +90,7 @@ def router(site: Site) -> APIRouter:
         base_q = f"?column={items.column}&" if items.column else "?"
         url = f"/label/{ds.name}/{ds.version}"
         js = {"dataset": f"{ds.name}/{ds.version}", "kind": items.kind, "items": sel["rows"], "defs": defs[:9],
+              "offset": (sel["page"] - 1) * PER_PAGE, "total": sel["n_match"],  # "101 of 600" on page 2
               "labels": [d["name"] for d in defs][:9], "cell_names": items.cell_names, "column": items.column,
               "base": f"/datasets/{ds.name}/{ds.version}", "post": url, "bulk": url + "/bulk", "defs_url": url + "/defs",
               "assist": f"{url}/assist?column={items.column or ''}&filter={filter}&page={sel['page']}",

@@ -422,15 +422,18 @@
     var paint = function (el, lab) {
       var c = lab !== null && lab !== undefined ? colorOf(lab) : null;
       if (!el) { return; }
-      if (c) { el.style.setProperty("--label-color", c); el.classList.add("colored"); }
-      else { el.style.removeProperty("--label-color"); el.classList.remove("colored"); }
+      if (c) {
+        el.style.setProperty("--label-color", c); el.classList.add("colored");
+        var v = parseInt(c.slice(1), 16), lum = 0.299 * (v >> 16) + 0.587 * ((v >> 8) & 255) + 0.114 * (v & 255);
+        el.style.setProperty("--label-ink", lum > 160 ? "#111827" : "#fff");  // light colours get dark text
+      } else { el.style.removeProperty("--label-color"); el.style.removeProperty("--label-ink"); el.classList.remove("colored"); }
     };
     var drawButtons = function () {
       var box = $("#label-buttons");
       box.innerHTML = "";
       defs.slice(0, 9).forEach(function (d, i) {
         var b = document.createElement("button");
-        b.type = "button"; b.className = "btn label-btn"; b.setAttribute("data-label", d.name);
+        b.type = "button"; b.className = "btn label-btn"; b.setAttribute("data-label", d.name); b.title = d.name;
         var k = document.createElement("kbd"); k.textContent = String(i + 1);
         var sw = document.createElement("span"); sw.className = "swatch";
         b.appendChild(k); b.appendChild(sw); b.appendChild(document.createTextNode(" " + d.name));
@@ -467,7 +470,7 @@
       rows[cur].scrollIntoView({ block: "nearest" });
       var it = items[cur];
       setText("#current-file", it.title);
-      setText("#position", T("label.js.position", { i: cur + 1, n: items.length }));
+      setText("#position", T("label.js.position", { i: (DATA.offset || 0) + cur + 1, n: DATA.total || items.length }));
       if (DATA.kind === "table") {
         var body = $("#current-row tbody");
         body.innerHTML = "";
@@ -629,7 +632,8 @@
 
     document.addEventListener("keydown", function (e) {
       var tag = (e.target && e.target.tagName) || "";
-      if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || e.ctrlKey || e.metaKey || e.altKey) { return; }
+      var box = tag === "INPUT" && /^(checkbox|radio|button)$/.test(e.target.type || "");  // keys still label
+      if ((tag === "INPUT" && !box) || tag === "SELECT" || tag === "TEXTAREA" || e.ctrlKey || e.metaKey || e.altKey) { return; }
       if (/^[1-9]$/.test(e.key)) {
         var lab = labels[Number(e.key) - 1];
         if (lab !== undefined) { e.preventDefault(); assign(lab); }
