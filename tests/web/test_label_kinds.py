@@ -90,6 +90,8 @@ def test_images_are_labelled_in_the_browser_and_applied_as_a_new_version(site, s
     assert dict(zip(feats["file"], feats["label"]))["good/good_0.png"] == "spot"
     assert json.loads(files.set_index("file").loc["scratch/scratch_0.png", "boxes"])[0]["x0"] == 4
     assert c.get("/datasets/surf/2/thumb/0.png").status_code == 200
+    home = c.get("/").text  # the home page counts the labels of image datasets too
+    assert '<span class="chip">spot 7</span>' in home and "unlabelled 2" in home
     # the layer carried over: labelling goes on in the new version; applying it again changes nothing
     assert 'href="/label/surf/2"' in c.get("/datasets/surf/2").text
     assert _apply(c, site, "surf", 2) == {**res, "created": False}
