@@ -157,9 +157,18 @@ def _job_view(job: dict, t=None) -> dict:
     params = job.get("params") or {}
     result = job.get("result") or {}
     error = for_browser(job.get("error"), t) if t is not None else job.get("error")
+    live = dict(result.get("live") or {})
+    if "elapsed_s" not in live and job["state"] in ("done", "failed", "cancelled"):
+        try:  # imports and label applications report files, not seconds: the job's own times tell
+            from datetime import datetime
+
+            spent = datetime.fromisoformat(job["updated_at"]) - datetime.fromisoformat(job["created_at"])
+            live["elapsed_s"] = round(max(0.0, spent.total_seconds()), 1)
+        except (KeyError, TypeError, ValueError):
+            pass
     return {"id": job["id"], "kind": job["kind"], "state": job["state"], "progress": float(job.get("progress") or 0),
             "message": job.get("message") or "", "error": error, "params": params,
-            "live": result.get("live") or {}, "result": {k: v for k, v in result.items() if k != "live"},
+            "live": live, "result": {k: v for k, v in result.items() if k != "live"},
             "created_at": job.get("created_at"), "updated_at": job.get("updated_at"),
             "subject": params.get("dataset") or params.get("model") or params.get("name") or params.get("filename") or ""}
 

@@ -45,6 +45,8 @@ def _apply(c, site, name: str, version: int) -> dict:
     r = c.post(f"/label/{name}/{version}/apply", data={"csrf_token": c.csrf}, headers={"Accept": "application/json"})
     job = site.wait_job(_json(r)["job"])
     assert job["state"] == "done", {k: v for k, v in site.ws.meta.get_job(job["id"]).items() if "err" in k or "mess" in k}
+    page = c.get(f"/jobs/{job['id']}").text  # the job page says how long it took (not "-")
+    assert 'id="live-elapsed">–<' not in page and 'id="live-elapsed">' in page
     return job["result"]
 
 
