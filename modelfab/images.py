@@ -152,7 +152,8 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     name = check_name(name, "dataset")
     require_image_extra()
     refused: list[dict] = []  # links out of the folder, with --skip-bad (an error without it)
-    files = list_files(root, refused if skip_bad else None)
+    hidden: list[str] = []  # .name.png files: left out as hidden files are, and said
+    files = list_files(root, refused if skip_bad else None, hidden)
     images, masks = split_images_and_masks(files)
     if not images:
         raise InvalidInput(f"No images in {source_name}: expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}.")
@@ -238,6 +239,7 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
              "annotations_refused": bad_notes,
              "labels_unmatched": unmatched[:50], "labels_unmatched_count": len(unmatched),
              "pngs_as_images": pictures[:50], "empty_folders": empty[:50], "upright_images": len(turned),
+             "hidden_images": len(hidden), "hidden_examples": sorted(hidden)[:5],
              "low_bit_16bit_images": len(low_bits), "low_bit_examples": low_bits[:5]}
     row = ws.meta.add_dataset(
         name=name, kind="image", content_sha=content, data_sha=data_sha, source_name=source_name,

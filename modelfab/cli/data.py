@@ -163,6 +163,9 @@ def import_notes(ds) -> list[str]:
                      f"{', '.join(st.get('low_bit_examples', [])[:3])}): read at 16-bit scale they look dark. If they "
                      "come from a 10- or 12-bit camera, give training and prediction images of the same kind (or "
                      "convert all of them to 8-bit the same way).")
+    if st.get("hidden_images"):
+        notes.append(f"{st['hidden_images']} image file(s) whose names start with '.' are hidden files and were left "
+                     f"out: {', '.join(st.get('hidden_examples', []))}; rename them to import them")
     if st.get("empty_folders"):
         notes.append(f"folder(s) without images, so no class was made for them: {', '.join(st['empty_folders'][:10])}")
     if st.get("labels_unmatched_count"):

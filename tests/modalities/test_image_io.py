@@ -284,7 +284,10 @@ def test_labels_from_file_names_and_zips_of_a_folder(ws, tmp_path):
             "annotations": [{"image_id": 1, "bbox": [2, 3, 10, 12], "category_id": 1}],
             "categories": [{"id": 1, "name": "scratch"}]}
     (root / "annotations.json").write_text(json.dumps(coco), "utf-8")
+    Image.fromarray(make_surface(48, seed=9)[0]).save(root / "a" / ".hidden_1.png")  # a hidden file: left out, said
+    (root / "a" / "._good_1.png").write_bytes(b"\x00\x05\x16\x07")  # a macOS resource fork: left out silently
     res = ws.import_images(root, "byname", labels="regex:^(good|spot)_")
+    assert res.dataset.stats["hidden_images"] == 1 and res.dataset.stats["hidden_examples"] == ["a/.hidden_1.png"]
     assert res.dataset.stats["labels"] == {"good": 2, "spot": 2} and res.dataset.options == {"labels": "regex:^(good|spot)_"}
     with pytest.raises(InvalidInput, match="does not exist"):
         ws.import_images(root, "x", labels=str(tmp_path / "nope.csv"))

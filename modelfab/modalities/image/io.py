@@ -277,8 +277,10 @@ def mask_for(rel: str, present: set[str]) -> str | None:
     return next((c for c in candidates if c in present), None)
 
 
-def list_files(root: Path, refused: list | None = None) -> list[str]:
+def list_files(root: Path, refused: list | None = None, hidden: list | None = None) -> list[str]:
     """Every regular file under ``root`` (posix relative paths), skipping hidden entries and ``__MACOSX``.
+    ``hidden``: given a list, the hidden image files left out (``.name.png``; not macOS's ``._name`` copies) are
+    added to it, for the import to say so.
 
     A symbolic link is refused when it leads outside ``root``: an error, or, given a ``refused`` list, an entry
     ``{"file", "reason"}`` there and the listing goes on without it. Linked folders are not followed.
@@ -299,6 +301,8 @@ def list_files(root: Path, refused: list | None = None) -> list[str]:
         for name in filenames:
             f = d / name
             if name.startswith("."):
+                if hidden is not None and not name.startswith("._") and f.suffix.lower() in IMAGE_EXTENSIONS:
+                    hidden.append(f.relative_to(root).as_posix())
                 continue
             if f.is_symlink() and not _check_link(f, root, real, refused):
                 continue
