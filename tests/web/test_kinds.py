@@ -145,6 +145,7 @@ def test_images_train_from_the_form_and_try_it_shows_the_heat_map(site, surfaces
                headers={"Accept": "application/json"})
     job = site.wait_job(_json(r)["job"], timeout=180)
     assert job["state"] == "done", job
+    assert 'id="live-trials"' not in c.get(f"/jobs/{job['id']}").text  # fitted, not searched: no "tried 0"
     page = c.get("/models/surf-anom/1").text
     assert 'id="threshold-slider"' in page and 'class="confusion anomaly"' in page
     assert 'id="cm-no-examples"' not in page  # every held-out score names its image: the cells open
