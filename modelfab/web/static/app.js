@@ -489,6 +489,10 @@
       showSuggestion();
     };
     var setRow = function (j, label) {
+      var counter = $("#n-unlabelled");
+      if (counter && (items[j].label === null) !== (label === null)) {  // the filter chip's count follows
+        counter.textContent = String(Math.max(0, Number(counter.textContent) + (label === null ? 1 : -1)));
+      }
       items[j].label = label;
       rows[j].classList.toggle("labelled", label !== null);
       var chip = $("[data-label]", rows[j]);
