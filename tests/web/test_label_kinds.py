@@ -152,7 +152,9 @@ def test_series_are_labelled_in_the_browser_and_applied_as_a_new_version(site):
     res = _apply(c, site, "shapes", 1)
     assert res["created"] and res["dataset"] == "shapes:2"
     v1, v2 = site.ws.dataset("shapes:1"), site.ws.dataset("shapes:2")
-    assert v2.data_sha == v1.data_sha  # the values are the same blob
+    assert v2.data_sha == v1.data_sha  # the values are the same blob, the versions' content hashes differ
+    assert v1.content_sha[:12] in c.get("/datasets/shapes/1").text and v2.content_sha[:12] in c.get("/datasets/shapes/2").text
+    assert v1.content_sha[:12] not in c.get("/datasets/shapes/2").text
     index = load_series(site.ws, v2)[2]
     assert index["label"].iloc[0] == other and index["label"].iloc[1] == "unsure"
     assert list(index["label"].iloc[2:]) == [str(v) for v in labels[2:]]
