@@ -73,6 +73,10 @@ def test_a_table_model_takes_one_record_as_a_dict(text_model):
     pd.testing.assert_frame_equal(one, text_model.predict([rec]))
     with pytest.raises(InvalidInput, match="a dict is read as one record"):
         text_model.predict({"text": ["a", "b"], "hours": [1, 2]})
+    # records are checked as REST checks them: a word where a number belongs is refused, numpy numbers are fine
+    with pytest.raises(InvalidInput, match="record 0: field 'hours' must be a number or null, got str 'abc'"):
+        text_model.predict({"text": "x", "hours": "abc"})
+    pd.testing.assert_frame_equal(text_model.predict({"text": rec["text"], "hours": np.float32(120.0)}), one)
 
 
 def test_the_table_predictor_refuses_what_is_not_a_frame(text_model):

@@ -7,6 +7,7 @@ a model loads without re-deriving anything and without pickle.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import warnings
 from typing import Any
@@ -310,15 +311,15 @@ def check_records(records: list[dict], columns: list[dict]) -> None:
             v = rec[name]
             if v is None:
                 continue
-            if c["kind"] == "numeric" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            if c["kind"] == "numeric" and (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)):
                 errors.append(f"record {i}: field {name!r} must be a number or null, got {type(v).__name__} {str(v)[:40]!r}")
             elif c["kind"] in ("categorical", "text", "datetime") and (
-                    not isinstance(v, (str, int, float)) or (c["kind"] == "text" and isinstance(v, bool))):
+                    not isinstance(v, (str, numbers.Real)) or (c["kind"] == "text" and isinstance(v, (bool, np.bool_)))):
                 errors.append(f"record {i}: field {name!r} must be a string, got {type(v).__name__}")
             elif isinstance(v, str) and not _is_unicode(v):
                 errors.append(f"record {i}: field {name!r} holds a broken character (a lone UTF-16 surrogate such "
                               "as \\ud83d, e.g. an emoji cut in half); send valid UTF-8 text")
-            elif c["kind"] == "boolean" and not isinstance(v, (bool, int, float, str)):
+            elif c["kind"] == "boolean" and not isinstance(v, (bool, np.bool_, numbers.Real, str)):
                 errors.append(f"record {i}: field {name!r} must be a boolean, got {type(v).__name__}")
         if len(errors) >= 20:
             break
