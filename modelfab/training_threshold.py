@@ -32,6 +32,16 @@ def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None
         manifest["metrics"] = metrics
     manifest["derived_from"] = {"model": model.ref, "package_sha": model.row["package_sha"],
                                 "change": f"threshold {pred.threshold:.6g} -> {new:.6g}"}
+    training = dict(manifest.get("training") or {})
+    if training.get("notes"):  # a note on the old rate would now mislead: said again for the new one
+        notes = [n for n in training["notes"] if "cannot be checked precisely" not in str(n)]
+        n_normal = int(np.sum(np.asarray(hold.get("y_true", []), int) == 0))
+        if n_normal and rate and n_normal < 1 / rate:
+            what = "images" if model.manifest.get("modality") == "image" else "items"
+            notes.append(f"Only {n_normal} held-out normal {what} set the threshold: a false-alarm rate of "
+                         f"{rate:.1%} cannot be checked precisely with so few.")
+        training["notes"] = notes
+        manifest["training"] = training
     return _copy_and_register(model, manifest)
 
 

@@ -309,6 +309,19 @@ def threshold_for_false_alarm(normal_scores, max_false_alarm: float) -> float:
     return float(np.nextafter(values[-1], np.inf))
 
 
+def threshold_above_for_false_alarm(normal_scores, max_false_alarm: float) -> float:
+    """The threshold for anomaly scores (an item is flagged when ``score > threshold``, as the model packages
+    flag it) that flags at most ``floor(max_false_alarm * n)`` of the ``n`` normal scores: the normal score with
+    that many above it (ties aside). Every normal item flagged allowed: just below the smallest score."""
+    s = np.sort(_as_1d(normal_scores, "normal_scores"))
+    if not isinstance(max_false_alarm, numbers.Real) or not 0.0 <= float(max_false_alarm) <= 1.0:
+        raise InvalidInput(f"max_false_alarm must be a fraction in [0, 1]; got {max_false_alarm!r}.")
+    k = math.floor(float(max_false_alarm) * len(s) + 1e-9)  # normal items allowed above the threshold
+    if k >= len(s):
+        return float(np.nextafter(s[0], -np.inf))
+    return float(s[len(s) - 1 - k])
+
+
 def _anomaly_inputs(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     y = _as_1d(y_true, "y_true")
     s = _as_1d(scores, "scores")

@@ -302,10 +302,10 @@ def _anomaly(inp: ReportInput, m: dict, figs: _Figures, notes: list[str], extra:
         table = []
         if (y == 0).any():
             normal, anomaly = s[y == 0], s[y == 1]
-            for r in FALSE_ALARM_TARGETS:
-                t = M.threshold_for_false_alarm(normal, r)
-                table.append({"target": r, "threshold": t, "false_alarm_rate": float((normal >= t).mean()),
-                              "miss_rate": float((anomaly < t).mean()) if len(anomaly) else None})
+            for r in FALSE_ALARM_TARGETS:  # flagged = score > threshold, as the model flags (and the cards count)
+                t = M.threshold_above_for_false_alarm(normal, r)
+                table.append({"target": r, "threshold": t, "false_alarm_rate": float((normal > t).mean()),
+                              "miss_rate": float((anomaly <= t).mean()) if len(anomaly) else None})
         extra["false_alarm_table"] = table
     if m.get("confusion_matrix") is not None:
         figs.add("confusion_matrix", "Outcomes at the threshold",
@@ -342,7 +342,7 @@ def _anomaly(inp: ReportInput, m: dict, figs: _Figures, notes: list[str], extra:
         ("Miss rate", _pct(m.get("miss_rate")), "Share of anomalies not flagged at the threshold."),
         ("Precision", _pct(m.get("precision")), "Share of flagged items that really are anomalies."),
         ("F1", _num(m.get("f1")), "Balance of misses and false alarms at the threshold (1 is perfect)."),
-        ("Threshold", _sig(thr), "Items scoring at least this are flagged as anomalies."),
+        ("Threshold", _sig(thr), "Items scoring above this are flagged as anomalies."),
     ]
     return text, cards
 

@@ -18,6 +18,7 @@ from modelfab.evaluation.metrics import (
     curves,
     partial_auc,
     regression_metrics,
+    threshold_above_for_false_alarm,
     threshold_for_false_alarm,
 )
 
@@ -311,3 +312,18 @@ def test_a_perfect_log_loss_is_positive_zero_not_minus_zero():
     m = classification_metrics(np.array([0, 1, 1]), np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), ["a", "b"])
     assert m["log_loss"] == 0.0 and math.copysign(1.0, m["log_loss"]) == 1.0
     assert '"log_loss": 0.0' in json.dumps(m)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.05, 0.1, 0.333, 1.0])
+def test_threshold_above_flags_at_most_the_rate_and_uses_all_of_it(rate):
+    """The anomaly models' rule (flagged: score > threshold): at most floor(rate x n) normal items above, and
+    exactly that many when there are no ties (80 scores at 5 %: 4 flagged, not 3)."""
+    for n in (80, 997):
+        s = np.random.default_rng(n).normal(size=n)
+        t = threshold_above_for_false_alarm(s, rate)
+        assert int(np.sum(s > t)) == int(np.floor(rate * n + 1e-9))
+    ties = np.array([5.0, 5.0, 5.0, 1.0])
+    assert np.sum(ties > threshold_above_for_false_alarm(ties, 0.5)) <= 2
+    with pytest.raises(InvalidInput):
+        threshold_above_for_false_alarm([], 0.1)
+

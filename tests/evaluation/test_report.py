@@ -20,6 +20,7 @@ from modelfab.evaluation.metrics import (
     classification_metrics,
     curves,
     regression_metrics,
+    threshold_above_for_false_alarm,
     threshold_for_false_alarm,
 )
 from modelfab.evaluation.report import ReportInput, build_report, write_report
@@ -70,7 +71,7 @@ def anomaly_input():
     rng = np.random.default_rng(1)
     y = np.r_[np.zeros(300), np.ones(40)].astype(int)
     scores = np.r_[rng.normal(0, 1, 300), rng.normal(2.2, 1, 40)]
-    thr = threshold_for_false_alarm(scores[:300], 0.05)
+    thr = threshold_above_for_false_alarm(scores[:300], 0.05)  # the models' rule: flagged when score > threshold
     sr = 16000
     t = np.arange(sr * 2) / sr
     sig = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=len(t))
@@ -129,6 +130,9 @@ def test_anomaly_report(anomaly_input):
     assert 2 <= len(data["operating_points"]) <= 101
     five = next(r for r in data["false_alarm_table"] if r["target"] == 0.05)
     assert five["false_alarm_rate"] <= 0.05 and five["threshold"] == pytest.approx(anomaly_input.threshold)
+    # the table and the cards count alike (score > threshold): one false-alarm rate for one threshold
+    assert five["false_alarm_rate"] == pytest.approx(anomaly_input.metrics["false_alarm_rate"]) == 0.05
+    assert "Items scoring above this are flagged" in html
     m = anomaly_input.metrics
     assert "On 340 held-out items (300 normal, 40 anomalous)" in html
     assert f"misses {100 * m['miss_rate']:.1f}% of anomalies" in html
