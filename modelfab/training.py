@@ -171,7 +171,7 @@ def finish(ws, folder: Path, manifest: dict, result=None, *, name: str, ds):
     """Stamp, write the manifest, check the package loads and agrees, register."""
     from .model import Model
 
-    manifest.update(library_versions=library_versions(), created_at=utcnow(), created_by=current_user())
+    manifest.update(library_versions=library_versions(manifest.get("modality")), created_at=utcnow(), created_by=current_user())
     write_package(folder, manifest)
     if result is not None:
         check_loads(folder, result)

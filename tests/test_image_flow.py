@@ -243,6 +243,9 @@ def test_cli_import_train_predict_and_rest_upload(tmp_path, surfaces):
     assert "cracked" in run_cli("data", "import", str(more), "--name", "more2", *w).stdout
     tr = cli_json("train", "tiles", "--task", "anomaly", "--normal-label", "good", "--budget", "10", *w)
     assert tr["task"] == "anomaly" and tr["elapsed_s"] <= 10 * 1.1 + 5, tr
+    shown = run_cli("models", "show", "tiles", *w).stdout  # what an image detector is, not a table's fields
+    assert "good images fitted" in shown and "target None" not in shown and "None train" not in shown
+    assert "trials" not in shown and "Leaderboard" not in shown and "scikit-image" in shown
     out = tmp_path / "scores.csv"
     res = cli_json("predict", "tiles", str(surfaces / "spot"), str(surfaces / "good" / "good_1.png"), "-o", str(out), *w)
     assert res["rows"] == 11 and res["files_with_errors"] == 0

@@ -150,21 +150,33 @@ def models_show(
             console.print(f"threshold {m.manifest.get('threshold'):.4g} for max false alarm "
                           f"{m.manifest.get('max_false_alarm')}, file score = {m.manifest.get('aggregation')} of windows",
                           markup=False)
+    elif m.manifest.get("modality") == "image" and m.task == "anomaly":
+        console.print(f"{m.ref}  task anomaly on images, trained on {d['dataset']} ({data.get('n_normal_files')} "
+                      f"good images fitted; {data.get('n_abnormal_files')} defective images only measured it), "
+                      f"stage {m.stage}", markup=False)
+        console.print(f"threshold {m.manifest.get('threshold'):.4g} for max false alarm "
+                      f"{m.manifest.get('max_false_alarm')} (flagged: score above it)", markup=False)
     else:
-        console.print(f"{m.ref}  task {m.task}, target {d['target']!r}, trained on {d['dataset']} "
-                      f"({data.get('n_train')} train / {data.get('n_holdout')} holdout rows), stage {m.stage}", markup=False)
+        what = "images" if m.manifest.get("modality") == "image" else (
+            "series" if m.manifest.get("modality") == "series" else "rows")
+        target = "" if m.manifest.get("modality") in ("image", "series") else f", target {d['target']!r}"
+        console.print(f"{m.ref}  task {m.task}{target}, trained on {d['dataset']} "
+                      f"({data.get('n_train')} train / {data.get('n_holdout')} holdout {what}), stage {m.stage}",
+                      markup=False)
     if d["aliases"]:
         console.print("aliases: " + ", ".join(f"{m.name}@{a}" for a in d["aliases"]), markup=False)
     console.print(f"chosen: {d['learner']} {d['learner_config']}", markup=False)
-    lb = Table(title="Leaderboard (validation during search)")
-    for col in ("learner", "metric", "score", "validation"):
-        lb.add_column(col)
-    for r in d["leaderboard"] or []:
-        add_row(lb, r["learner"], r["metric"], fmt_num(r["score"]), r.get("validation") or r.get("aggregation") or "")
-    console.print(lb)
+    if d["leaderboard"]:  # anomaly models of images are fitted, not searched: no leaderboard
+        lb = Table(title="Leaderboard (validation during search)")
+        for col in ("learner", "metric", "score", "validation"):
+            lb.add_column(col)
+        for r in d["leaderboard"]:
+            add_row(lb, r["learner"], r["metric"], fmt_num(r["score"]), r.get("validation") or r.get("aggregation") or "")
+        console.print(lb)
     _metrics_table(m.metrics)
     tr = d["training"] or {}
-    console.print(f"budget {tr.get('budget_s')}s, elapsed {tr.get('elapsed_s')}s, trials {tr.get('trials')}, seed {tr.get('seed')}")
+    trials = f", trials {tr.get('trials')}" if d["leaderboard"] else ""
+    console.print(f"budget {tr.get('budget_s')}s, elapsed {tr.get('elapsed_s')}s{trials}, seed {tr.get('seed')}")
     console.print("inputs: " + ", ".join(f"{c['name']} ({c['kind']})" for c in d["input_schema"]["columns"]), markup=False)
     console.print("libraries: " + ", ".join(f"{k} {v}" for k, v in (d["library_versions"] or {}).items()), markup=False)
 
