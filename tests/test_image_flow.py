@@ -75,6 +75,7 @@ def test_anomaly_heatmap_points_at_the_defect(img_ws, surfaces):
     assert hits >= 8
     html = Path(m.write_report()[0]).read_text("utf-8")
     assert "Most anomalous held-out images" in html and "data:image/png;base64" in html
+    assert "Does it find the defect where it is?" in html and f"{round(m.metrics['pixel_auroc'], 3)}" in html
     with pytest.raises(InvalidInput, match="No images labelled 'ok'"):
         img_ws.train("surf", task="anomaly", normal_label="ok", budget=5)
 

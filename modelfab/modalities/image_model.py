@@ -242,7 +242,10 @@ def report_sections(model) -> list:
     sections = []
     shortcuts = (m.get("image") or {}).get("shortcuts")
     if m["task"] == "anomaly":
-        sections.append(_anomaly_grid(model, refs, files, hold))
+        sections.append(_anomaly_grid(model, refs, files, hold, _labels_of(model, ds)))
+        located = _where_section(m.get("metrics") or {})
+        if located is not None:
+            sections.append(located)
     else:
         sections.append(_error_grid(model, refs, files, hold))
     if shortcuts:
@@ -251,6 +254,40 @@ def report_sections(model) -> list:
                                       "model could be learning how images were taken rather than the defect.",
                                       table=[{"signal": k, "accuracy alone": v} for k, v in shortcuts.items()]))
     return sections
+
+
+def _labels_of(model, ds) -> dict:
+    """{file: its label at import} of a dataset version (the defect type, for the captions)."""
+    from ..images import load_image_tables
+
+    try:
+        _, table = load_image_tables(model.ws, ds)
+    except Exception:  # noqa: BLE001 - captions then say "defect"
+        return {}
+    return {str(f): str(v) for f, v in zip(table["file"], table["label"]) if isinstance(v, str) and v}
+
+
+def _where_section(metrics: dict):
+    """The checks against the defect masks: does the heat map point at the defect, and is the defect what is
+    found (not the way defective images were taken)?"""
+    from ..evaluation.report import ReportSection
+
+    rows = []
+    if metrics.get("pixel_auroc") is not None:
+        rows.append({"check": "pixel AUROC (heat map vs masks)", "value": round(float(metrics["pixel_auroc"]), 3),
+                     "reads": "a pixel inside a marked defect scores above a pixel outside one this share of the time "
+                              "(1 = the heat map covers the defects exactly, 0.5 = it points anywhere)"})
+    if metrics.get("painted_out_auroc") is not None:
+        n = metrics.get("painted_out_images") or ["?", "?"]
+        rows.append({"check": "painted-out AUROC (shortcut check)", "value": round(float(metrics["painted_out_auroc"]), 3),
+                     "reads": f"with their marked defects painted over, {n[0]} defective images still score above {n[1]} "
+                              "good ones this share of the time: near 0.5 = the model finds the defects themselves; "
+                              "well above = defective images differ elsewhere too (how they were taken), which the "
+                              "detection rate partly rests on"})
+    if not rows:
+        return None
+    return ReportSection("Does it find the defect where it is?", "Measured on the held-out defective images that have "
+                         "a defect mask.", table=rows)
 
 
 def _load(model, refs, rel):
@@ -286,7 +323,7 @@ def _error_grid(model, refs, files, hold):
                          "texture features has no per-pixel map.", figures=[(_grid_png(items, title), title)])
 
 
-def _anomaly_grid(model, refs, files, hold):
+def _anomaly_grid(model, refs, files, hold, labels: dict | None = None):
     from ..evaluation.report import ReportSection
     from .image.io import read_mask
 
@@ -305,7 +342,7 @@ def _anomaly_grid(model, refs, files, hold):
         sha = refs.get(f"mask:{files[i]}")
         mask = read_mask(model.ws.blob_path(sha), model.ws.settings, im.gray.shape, files[i]) if sha else None
         verdict = "flagged" if scores[i] > pred.threshold else "passed"
-        truth = "defect" if y[i] else "good"
+        truth = (labels or {}).get(str(files[i])) or ("defect" if y[i] else "good")
         items.append({"gray": im.gray, "heat": heat, "mask": mask, "vmin": 0, "vmax": max(pred.threshold * 1.5, float(np.max(smap)), 1e-6),
                       "caption": f"{Path(files[i]).name[:28]}\n{truth}, score {scores[i]:.2f} ({verdict})"})
     title = "Most anomalous held-out images, then missed defects"
