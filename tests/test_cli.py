@@ -2,6 +2,7 @@
 
 import json
 import time
+import zipfile
 
 import pandas as pd
 import pytest
@@ -56,6 +57,10 @@ def test_full_flow(cli_ws, factory_csv, tmp_path):
     assert (pred["prediction"] == pred["quality"]).mean() > 0.75
     onnx = cli_json("export", "factory:1", "--format", "onnx", "-o", str(tmp_path / "m.onnx"), *w)
     assert onnx["max_abs_diff"] <= 1e-5 and (tmp_path / "m.onnx").stat().st_size > 0
+    pkg = cli_json("export", "factory:1", "-o", str(tmp_path / "m.mfpkg"), *w)  # the format from the name
+    assert pkg["path"].endswith("m.mfpkg") and zipfile.is_zipfile(tmp_path / "m.mfpkg")
+    bad = run_cli("export", "factory:1", "--format", "onnx", "-o", str(tmp_path / "x.mfpkg"), *w, check=False)
+    assert bad.returncode != 0 and "names a model package" in bad.stderr + bad.stdout
     out_pq = tmp_path / "pred.parquet"
     cli_json("predict", "second", str(factory_csv), "-o", str(out_pq), *w)
     assert len(pd.read_parquet(out_pq)) == 1500

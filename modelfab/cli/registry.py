@@ -131,12 +131,21 @@ def import_pkg_cmd(path: Annotated[Path, typer.Argument(help="A .mfpkg file.")],
 
 @app.command("export")
 def export_cmd(model: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")],
-               fmt: Annotated[str, typer.Option("--format", help="onnx | mfpkg.")] = "onnx",
-               out: Annotated[Path, typer.Option("--out", "-o", help="Destination file.")] = Path("model.onnx"),
+               fmt: Annotated[Optional[str], typer.Option("--format", help=(
+                   "onnx | mfpkg (default: from the --out file's extension, else onnx)."))] = None,
+               out: Annotated[Optional[Path], typer.Option("--out", "-o", help=(
+                   "Destination file (default model.onnx, or model.mfpkg with --format mfpkg)."))] = None,
                workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """Export a model: ONNX (preprocessing + model in one graph, checked against the native model) or .mfpkg."""
     from ..errors import InvalidInput
 
+    if fmt is None:  # -o line3.mfpkg means the package, as `models export` writes it
+        fmt = "mfpkg" if out is not None and out.suffix.lower() == ".mfpkg" else "onnx"
+    if out is None:
+        out = Path("model.mfpkg" if fmt == "mfpkg" else "model.onnx")
+    elif fmt == "onnx" and out.suffix.lower() == ".mfpkg":
+        raise InvalidInput(f"--format onnx writes an ONNX graph; {out.name} names a model package.",
+                           hint="Use --format mfpkg, or an --out name ending in .onnx.")
     m = open_ws(workspace).model(model)
     if fmt == "mfpkg":
         result = {"model": m.ref, "path": str(m.export(out))}
