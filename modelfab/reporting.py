@@ -46,6 +46,7 @@ def write_model_report(model, out_dir: Path) -> tuple[Path, Path]:
         chosen={"learner": m.get("learner", {}).get("name"), "config": m.get("learner", {}).get("config")},
         library_versions=m.get("library_versions"), notes=notes, created_at=m.get("created_at"),
         worst_cases=worst, sections=sections,
+        items={"image": "images", "series": "series", "signal": "windows"}.get(m.get("modality", "tabular"), "rows"),
     )
     return write_report(inp, Path(out_dir))
 

@@ -80,6 +80,7 @@ class ReportInput:
     sections: list["ReportSection"] | None = None  # modality-specific extras (see ReportSection)
     notes: list[str] | None = None
     created_at: str | None = None
+    items: str = "rows"  # what one held-out item is called: rows, images, series, windows
 
 
 # ------------------------------------------------------------------ helpers
@@ -207,7 +208,8 @@ def _classification(inp: ReportInput, m: dict, figs: _Figures, notes: list[str],
     n, acc = m.get("n"), m.get("accuracy")
     if n is None or acc is None:
         return NO_METRICS, []
-    text = f"On {n:,} held-out rows (rows the model never saw during training) the model is right {_pct(acc)} of the time"
+    text = (f"On {n:,} held-out {inp.items} ({inp.items} the model never saw during training) the model is right "
+            f"{_pct(acc)} of the time")
     if len(labels) == 2 and labels[1] in per_class:
         pc = per_class[labels[1]]
         if pc.get("recall") is not None:
@@ -226,7 +228,7 @@ def _classification(inp: ReportInput, m: dict, figs: _Figures, notes: list[str],
         text += (f" Because some classes are much rarer than others, the balanced accuracy ({_pct(ba)}), "
                  "the average hit rate per class, is the fairer figure.")
     cards = [
-        ("Accuracy", _pct(acc), "Share of held-out rows classified correctly."),
+        ("Accuracy", _pct(acc), f"Share of held-out {inp.items} classified correctly."),
         ("Balanced accuracy", _pct(ba), "Average of the hit rate of every class; not fooled by rare classes."),
         ("Macro F1", _num(m.get("f1_macro")), "Balance of misses and false alarms, averaged over classes (1 = perfect)."),
         ("ROC AUC", _num(m.get("roc_auc")), "How well it ranks a class above the others (1 = perfect, 0.5 = guessing)."),
@@ -260,7 +262,7 @@ def _regression(inp: ReportInput, m: dict, figs: _Figures, notes: list[str], ext
     n = m.get("n")
     if n is None or m.get("mae") is None:
         return NO_METRICS, []
-    text = (f"On {n:,} held-out rows (rows the model never saw during training) the predictions are off by "
+    text = (f"On {n:,} held-out {inp.items} ({inp.items} the model never saw during training) the predictions are off by "
             f"{_sig(m['mae'])} on average (in the target's units); the largest error is {_sig(m.get('max_error'))}.")
     r2 = m.get("r2")
     if r2 is not None and r2 >= 0:
@@ -386,7 +388,8 @@ def build_report(inp: ReportInput) -> tuple[dict, str]:
     if inp.feature_importance:
         from . import plots as P
         figs.add("feature_importance", "Most important inputs",
-                 "Which input columns the model relies on most. Importance shows influence, not cause.",
+                 "Which inputs the model relies on most (for images, recordings and series: the features computed "
+                 "from them). Importance shows influence, not cause.",
                  P.feature_importance_png, inp.feature_importance)
     fi = dict(sorted(((str(k), v) for k, v in (inp.feature_importance or {}).items()),
                      key=lambda kv: -abs(kv[1] if kv[1] is not None and math.isfinite(kv[1]) else 0)))

@@ -252,7 +252,8 @@ def report_sections(model) -> list:
         sections.append(ReportSection("Shortcut check", "How well image size or brightness alone predicts the label "
                                       "(compare with always guessing the largest class). Much better than that means the "
                                       "model could be learning how images were taken rather than the defect.",
-                                      table=[{"signal": k, "accuracy alone": v} for k, v in shortcuts.items()]))
+                                      table=[{"signal": k, "accuracy alone": round(v, 4) if isinstance(v, float) else v}
+                                             for k, v in shortcuts.items()]))
     return sections
 
 
