@@ -132,7 +132,9 @@ class ImagePredictor:
         base = os.path.basename(filename or "")
         suffix = Path(base).suffix.lower()
         if suffix not in IMAGE_EXTENSIONS:
-            raise UnsupportedFormat(f"Upload an image ({', '.join(sorted(IMAGE_EXTENSIONS))}); got {filename!r}.")
+            raise UnsupportedFormat(f"Upload an image ({', '.join(sorted(IMAGE_EXTENSIONS))}); got {filename!r}.",
+                                    hint="Send one image per request as the multipart field 'file'; for a folder "
+                                         "or .zip of images use `modelfab predict MODEL FOLDER`.")
         safe = re.sub(r"[\x00-\x1f\x7f]", "_", base)[:200]  # the name as sent (a label in the answer only)
         row = self.predict_image(decode_image(data, safe, self.settings, suffix))
         smap = row.pop("score_map", None)

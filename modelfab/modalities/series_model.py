@@ -283,7 +283,9 @@ class SeriesPredictor:
 
         suffix = Path(os.path.basename(filename or "")).suffix.lower()
         if suffix not in SERIES_EXTENSIONS:
-            raise UnsupportedFormat(f"Upload a file of series ({', '.join(sorted(SERIES_EXTENSIONS))}); got {filename!r}.")
+            raise UnsupportedFormat(f"Upload a file of series ({', '.join(sorted(SERIES_EXTENSIONS))}); got {filename!r}.",
+                                    hint="Send a .ts, CSV or Parquet file laid out as at training, or JSON records "
+                                         "to /predict.")
         with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
             path = Path(tmp) / (re.sub(r"[^\w.\-]", "_", Path(os.path.basename(filename)).stem)[:100] + suffix)
             path.write_bytes(data)

@@ -179,7 +179,9 @@ class SignalPredictor:
         from .signal import SIGNAL_EXTENSIONS
 
         if suffix not in SIGNAL_EXTENSIONS:
-            raise UnsupportedFormat(f"Upload a recording ({', '.join(sorted(SIGNAL_EXTENSIONS))}); got {filename!r}.")
+            raise UnsupportedFormat(f"Upload a recording ({', '.join(sorted(SIGNAL_EXTENSIONS))}); got {filename!r}.",
+                                    hint="Send one recording per request as the multipart field 'file'; for a folder "
+                                         "of recordings use `modelfab predict MODEL FOLDER`.")
         with tempfile.TemporaryDirectory(prefix="modelfab-upload-") as tmp:
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(data)
