@@ -53,24 +53,27 @@ def train_cmd(
     ws = open_ws(workspace)
     show = not json_out
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-        TextColumn("left {task.fields[left]:>5.0f}s"), TextColumn("trials {task.fields[trials]}"),
-        TextColumn("best {task.fields[best]}"), console=err_console, transient=False, disable=not show,
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
+        TextColumn("{task.fields[spent]:>4.0f}s spent, {task.fields[left]:>4.0f}s left"),
+        TextColumn("{task.fields[trials]}"), TextColumn("{task.fields[best]}"), console=err_console,
+        transient=False, disable=not show,
     )
     with progress, runner:
-        bar = progress.add_task("training", total=seconds, left=seconds, trials=0, best="-")
+        bar = progress.add_task("training", total=seconds, left=seconds, spent=0.0, trials="", best="")
 
-        def on_progress(p) -> None:
-            best = f"{p.metric} {p.best_score:.4f}" + (f" ({p.best_learner})" if p.best_learner else "") if p.best_score is not None else "-"
-            progress.update(bar, completed=min(seconds, p.elapsed_s), left=p.left_s, trials=p.trials, best=best,
-                            description=(p.message or "training")[:48])
+        def on_progress(p) -> None:  # fitted models (anomaly) report no trials: nothing is shown for them
+            best = (f"best {p.metric} {p.best_score:.4f}" + (f" ({p.best_learner})" if p.best_learner else "")
+                    if p.best_score is not None else "")
+            progress.update(bar, completed=min(seconds, p.elapsed_s), left=p.left_s, spent=p.elapsed_s,
+                            trials=f"trials {p.trials}" if p.trials else "", best=best,
+                            description=(p.message or "training")[:36])
 
         model = ws.train(dataset, target=target, task=task, budget=seconds, metric=metric, name=name, seed=seed,
                          normal_label=normal_label, max_false_alarm=max_false_alarm,
                          learners=tuple(x.strip() for x in learners.split(",") if x.strip()) if learners else None,
                          ensemble=ensemble, progress=on_progress, budget_clock=clock, executor=runner,
                          exclude=tuple(x.strip() for x in exclude.split(",") if x.strip()) if exclude else ())
-        progress.update(bar, completed=seconds, left=clock.left(), description="trained")
+        progress.update(bar, completed=seconds, left=clock.left(), spent=clock.elapsed(), description="trained")
     elapsed = clock.elapsed()
     report = ws.root / "reports" / f"{model.name}-v{model.version}" / "report.html"
     if json_out:
