@@ -124,7 +124,8 @@ class Model:
         return write_model_report(self, out)
 
     def with_threshold(self, *, threshold: float | None = None, max_false_alarm: float | None = None) -> "Model":
-        """A new version of this model with another decision threshold (no retraining).
+        """A new version of this model with another decision threshold (no retraining); this model itself when
+        the threshold would not change (nothing is registered).
 
         Anomaly models: ``threshold`` is the score threshold, or ``max_false_alarm`` re-sets it on
         the stored held-out normal scores. Binary classifiers of tables: ``threshold`` is the

@@ -24,6 +24,8 @@ def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None
     else:
         am = pred.anomaly.with_false_alarm(max_false_alarm) if max_false_alarm is not None else pred.anomaly.with_threshold(threshold)
         new, rate, expected, metrics = float(am.threshold), float(am.max_false_alarm), am.false_alarm_rate(), {}
+    if new == float(pred.threshold) and rate == model.manifest.get("max_false_alarm", rate):
+        return model  # the same threshold: nothing to register (a new version would differ in its number only)
     manifest["threshold"] = new
     manifest["max_false_alarm"] = rate
     if "scores" in hold and len(hold["scores"]):
@@ -113,6 +115,8 @@ def rethreshold_binary(model, *, threshold: float | None, max_false_alarm: float
                            f"got {threshold!r}.", hint="Try 0.3 to flag more rows as the second label, 0.7 for fewer.")
     manifest = {k: v for k, v in model.manifest.items() if k not in ("files", "format", "format_version")}
     old = model.manifest.get("decision_threshold")
+    if threshold == (0.5 if old is None else float(old)):
+        return model  # the same threshold: nothing to register
     manifest["decision_threshold"] = threshold
     if "y_true" in hold and "proba" in hold and len(hold["y_true"]):
         metrics = dict(model.manifest.get("metrics") or {})

@@ -91,6 +91,8 @@ def test_anomaly_threshold_moves_without_retraining(img_ws, surfaces):
     allowed = int(np.floor(0.5 * len(normal) + 1e-9))
     assert loose.manifest["threshold"] == float(normal[len(normal) - 1 - allowed]) <= m.manifest["threshold"]
     assert int(np.sum(normal > loose.manifest["threshold"])) == allowed
+    again = loose.with_threshold(threshold=loose.manifest["threshold"])  # the same threshold: no new version
+    assert again.ref == loose.ref and len(img_ws.models("surf-anom")) == loose.version
     notes = " ".join(loose.manifest["training"]["notes"])  # the note on the rate is about the new rate
     assert "a false-alarm rate of 50.0% cannot be checked" not in notes and "of 1.0% cannot be checked" not in notes
     assert np.mean(normal > loose.manifest["threshold"]) <= 0.5

@@ -202,8 +202,13 @@ def models_threshold(
     m = ws.model(model)
     new = m.with_threshold(threshold=threshold, max_false_alarm=max_false_alarm)
     key = "threshold" if new.task == "anomaly" else "decision_threshold"
+    unchanged = new.ref == m.ref
     if json_out:
-        emit_json(dict(model_dict(new), threshold=new.manifest[key], derived_from=m.ref))
+        emit_json(dict(model_dict(new), threshold=new.manifest.get(key, 0.5), derived_from=None if unchanged else m.ref,
+                       unchanged=unchanged))
+        return
+    if unchanged:
+        console.print(f"{m.ref} already has threshold {new.manifest.get(key, 0.5):.4g}: nothing registered.")
         return
     if new.task == "anomaly":
         console.print(f"Registered [bold]{new.ref}[/] from {m.ref}: threshold {m.manifest.get('threshold'):.4g} -> "
