@@ -188,6 +188,19 @@ def test_notes_name_the_model_that_was_kept(tmp_path):
         ws.import_table(tmp_path / "only_text.csv", name="only")
         m = ws.train("only", target="label", budget=8)
         notes = " ".join(m.manifest["training"]["notes"])
+        # a text with no known term gets the training rows' class shares, whichever learner was kept: the
+        # linear text model here, trees on its scores for 150 Chinese reviews (rf, lgbm or an ensemble of them)
+        zh = make_reports(150, lang="zh", seed=0)[["text", "label"]]
+        zh.to_csv(tmp_path / "zh_only.csv", index=False)
+        ws.import_table(tmp_path / "zh_only.csv", name="zh")
+        trees = ws.train("zh", target="label", budget=6)
+        for mm, data in ((m, df), (trees, zh)):
+            shares = data["label"].value_counts(normalize=True)
+            out = mm.predict([{"text": ""}, {"text": None}, {"text": data["text"].iloc[0]}])
+            for i in (0, 1):
+                got = {c[len("proba_"):]: out[c].iloc[i] for c in out.columns if c.startswith("proba_")}
+                assert got == pytest.approx({str(k): v for k, v in shares.items()}, abs=0.03), (mm.ref, got)
+            assert out["confidence"].iloc[2] > shares.max()  # a real text is still read
         learner = m.manifest["learner"]["name"] if isinstance(m.manifest.get("learner"), dict) else m.row["learner"]
     assert str(learner).startswith("text:"), learner  # on texts alone the linear text model validates best
     assert "whose probabilities fit best" not in notes

@@ -90,6 +90,11 @@ class TextColumnModel:
         X = self.vectorizer.transform([normalise(t) for t in texts])
         return self.no_evidence_as_prior(X, self.outputs(self.state.predict(X)))
 
+    def without_evidence(self, texts) -> np.ndarray:
+        """Bool per text: it holds no term the model knows (empty, missing, only unseen words)."""
+        X = self.vectorizer.transform([normalise(t) for t in texts])
+        return np.asarray(X.getnnz(axis=1)).ravel() == 0
+
     def no_evidence_as_prior(self, X, out: np.ndarray) -> np.ndarray:
         """``out`` (feature columns) with the rows of texts without a known term set to the prior's."""
         if self.prior is None:
