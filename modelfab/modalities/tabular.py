@@ -172,7 +172,8 @@ class TabularPreprocessor:
         self.columns = cols
         return self
 
-    def transform(self, df: pd.DataFrame, text_scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    def transform(self, df: pd.DataFrame, text_scores: dict[str, np.ndarray] | None = None,
+                  no_evidence: list | None = None) -> np.ndarray:
         """Float matrix of ``df``. ``text_scores`` (column -> scores) replaces a text model's own scores:
         training passes out-of-fold scores for its rows."""
         if not isinstance(df, pd.DataFrame):
@@ -210,8 +211,8 @@ class TabularPreprocessor:
                 parts.append(np.column_stack([txt.str.len().astype(float), txt.str.split().str.len().astype(float)]))
                 if text_scores is not None and c["name"] in text_scores:
                     parts.append(np.asarray(text_scores[c["name"]], dtype=np.float64).reshape(n, -1))
-                elif c["name"] in self.text_models:
-                    parts.append(self.text_models[c["name"]].scores(txt.tolist()))
+                elif c["name"] in self.text_models:  # no_evidence: a bool per row and text column (scores())
+                    parts.append(self.text_models[c["name"]].scores(txt.tolist(), no_evidence))
         if not parts:
             raise InvalidInput("The model has no usable input columns (all are ids, empty or the target).")
         return np.hstack(parts).astype(np.float64) if n else np.zeros((0, len(self.feature_names)))

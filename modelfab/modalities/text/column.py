@@ -86,20 +86,22 @@ class TextColumnModel:
             return raw.reshape(-1, 1)
         return raw[:, 1:2] if self.n_classes == 2 else raw
 
-    def scores(self, texts) -> np.ndarray:
+    def scores(self, texts, empty_out: list | None = None) -> np.ndarray:
+        """The feature columns of ``texts``; ``empty_out``: given a list, a bool per text is appended to it, True
+        when the text holds no term the model knows (empty, missing, only unseen words)."""
         X = self.vectorizer.transform([normalise(t) for t in texts])
-        return self.no_evidence_as_prior(X, self.outputs(self.state.predict(X)))
+        empty = np.asarray(X.getnnz(axis=1)).ravel() == 0
+        if empty_out is not None:
+            empty_out.append(empty)
+        return self.no_evidence_as_prior(X, self.outputs(self.state.predict(X)), empty)
 
-    def without_evidence(self, texts) -> np.ndarray:
-        """Bool per text: it holds no term the model knows (empty, missing, only unseen words)."""
-        X = self.vectorizer.transform([normalise(t) for t in texts])
-        return np.asarray(X.getnnz(axis=1)).ravel() == 0
-
-    def no_evidence_as_prior(self, X, out: np.ndarray) -> np.ndarray:
-        """``out`` (feature columns) with the rows of texts without a known term set to the prior's."""
+    def no_evidence_as_prior(self, X, out: np.ndarray, empty: np.ndarray | None = None) -> np.ndarray:
+        """``out`` (feature columns) with the rows of texts without a known term (``empty``, else read from the
+        TF-IDF rows ``X``) set to the prior's."""
         if self.prior is None:
             return out
-        empty = np.asarray(X.getnnz(axis=1)).ravel() == 0
+        if empty is None:
+            empty = np.asarray(X.getnnz(axis=1)).ravel() == 0
         if empty.any():
             out = np.array(out, dtype=np.float64, copy=True)
             out[empty] = self.outputs(np.asarray(self.prior, dtype=np.float64)[None, :])
