@@ -235,9 +235,9 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
             from .evaluation.defect_shortcut import note
 
             notes += [n for n in [note(painted)] if n]
-    if len(s_norm) < 1 / max_false_alarm:
-        notes.append(f"Only {len(s_norm)} held-out defect-free images set the threshold: a false-alarm rate of "
-                     f"{max_false_alarm:.1%} cannot be checked precisely with so few.")
+    from .training_threshold import rate_precision_note
+
+    notes += [n for n in [rate_precision_note(len(s_norm), max_false_alarm, "defect-free images")] if n]
     with package_folder(ws) as folder:
         spec = model.save(folder)
         np.savez_compressed(folder / "holdout.npz", y_true=y_true, scores=scores)

@@ -10,6 +10,17 @@ import numpy as np
 from .training import finish, package_folder
 
 
+PRECISION_NOTE = "cannot be checked precisely"  # how that note is found again when the threshold moves
+
+
+def rate_precision_note(n_normal: int, rate: float, what: str) -> str | None:
+    """A note when fewer than 1 / ``rate`` held-out normal items set the threshold (``what``: what they are)."""
+    if not n_normal or not rate or n_normal >= 1 / rate:
+        return None
+    return (f"Only {n_normal} held-out {what} set the threshold: a false-alarm rate of {rate:.1%} {PRECISION_NOTE} "
+            "with so few.")
+
+
 def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None):
     from .evaluation.metrics import anomaly_metrics
 
@@ -36,12 +47,10 @@ def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None
                                 "change": f"threshold {pred.threshold:.6g} -> {new:.6g}"}
     training = dict(manifest.get("training") or {})
     if training.get("notes"):  # a note on the old rate would now mislead: said again for the new one
-        notes = [n for n in training["notes"] if "cannot be checked precisely" not in str(n)]
+        notes = [n for n in training["notes"] if PRECISION_NOTE not in str(n)]
         n_normal = int(np.sum(np.asarray(hold.get("y_true", []), int) == 0))
-        if n_normal and rate and n_normal < 1 / rate:
-            what = "images" if model.manifest.get("modality") == "image" else "items"
-            notes.append(f"Only {n_normal} held-out normal {what} set the threshold: a false-alarm rate of "
-                         f"{rate:.1%} cannot be checked precisely with so few.")
+        what = "defect-free images" if model.manifest.get("modality") == "image" else "normal items"
+        notes += [n for n in [rate_precision_note(n_normal, rate, what)] if n]
         training["notes"] = notes
         manifest["training"] = training
     return _copy_and_register(model, manifest)

@@ -126,13 +126,14 @@ def threshold_for_rate(normal_scores: Sequence[float], max_false_alarm: float) -
     """
     from scipy.stats import norm
 
+    from ..evaluation.metrics import threshold_above_for_false_alarm
+
     s = np.sort(np.asarray(normal_scores, dtype=np.float64))
     s = s[np.isfinite(s)]
     if s.size == 0:
         raise TrainingError("No held-out normal file scores to set a threshold on.")
-    rate = float(max_false_alarm)
-    k = int(math.floor(rate * s.size + 1e-9))  # files allowed above the threshold
-    empirical = float(s[max(0, s.size - 1 - k)])
+    rate = float(max_false_alarm)  # in (0, 1): checked by training and with_false_alarm
+    empirical = threshold_above_for_false_alarm(s, rate)  # at most floor(rate x n) files above it
     if s.size >= 3:
         sd = float(s.std(ddof=1))
         gauss = float(s.mean() + norm.isf(min(max(rate, 1e-6), 0.5)) * sd)
