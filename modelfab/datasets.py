@@ -59,6 +59,12 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)  # what the import chose for you (e.g. the Excel sheet read)
 
 
+def text_or_none(v) -> str | None:
+    """A cell of a label, path or hash column as text, or None when it is missing: None, NaN (how Parquet gives
+    back a missing value of a text column: a float, and truthy) or an empty string."""
+    return None if v is None or (isinstance(v, float) and v != v) or str(v) == "" else str(v)
+
+
 def current_user() -> str:
     try:
         return getpass.getuser()

@@ -83,15 +83,9 @@ def _labels(root: Path, images: list[str], source: str) -> tuple[dict[str, str |
     if source == "none":
         return {f: None for f in images}, []
     if source.startswith("regex:"):  # from the file name, as for recordings: the first group (or the match)
-        import re
+        from .modalities.signal.io import check_label_regex, label_from
 
-        try:
-            re.compile(source[6:])
-        except re.error as exc:
-            raise InvalidInput(f"--labels regex {source[6:]!r} is not a valid regular expression ({exc}).",
-                               hint="Example: --labels 'regex:^(good|scratch|spot)_'") from None
-        from .modalities.signal.io import label_from
-
+        check_label_regex(source)
         return {f: label_from(root / f, root, source) for f in images}, []
     csv_path = Path(source)
     if not csv_path.is_file():
@@ -269,7 +263,7 @@ def relabel_images(ws, ds, labels: dict[str, str | None]):
     again. The same labels as ``ds`` (or as an existing version): that version, ``created=False``."""
     from collections import Counter
 
-    from .datasets import DatasetVersion, ImportResult, current_user
+    from .datasets import DatasetVersion, ImportResult, current_user, text_or_none
 
     feats, table = load_image_tables(ws, ds)
     for f, lab in labels.items():
@@ -279,12 +273,9 @@ def relabel_images(ws, ds, labels: dict[str, str | None]):
     if unknown:
         raise InvalidInput(f"{len(unknown)} of the labelled files are not in {ds.ref}: {', '.join(unknown[:3])}.")
 
-    def clean(v):
-        return None if v is None or (isinstance(v, float) and v != v) or str(v) == "" else str(v)
-
     table = table.copy()
-    before = [clean(v) for v in table["label"]]
-    after = [clean(labels[f]) if f in labels else b for f, b in zip(table["file"], before)]
+    before = [text_or_none(v) for v in table["label"]]
+    after = [text_or_none(labels[f]) if f in labels else b for f, b in zip(table["file"], before)]
     if after == before:
         return ImportResult(ds, created=False)
     table["label"] = pd.Series(after, index=table.index, dtype="object")  # None stays None (not NaN)

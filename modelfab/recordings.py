@@ -111,12 +111,9 @@ def _label_map(root: Path, files: list[Path], source: str) -> dict[Path, str | N
 
     if source in ("folder", "none") or source.startswith("regex:"):
         if source.startswith("regex:"):
-            import re
+            from .modalities.signal.io import check_label_regex
 
-            try:
-                re.compile(source[6:])
-            except re.error as exc:
-                raise InvalidInput(f"--labels regex {source[6:]!r} is not a valid regular expression ({exc}).") from None
+            check_label_regex(source)
         return {f: label_from(f, root, source) for f in files}
     csv_path = Path(source)
     if not csv_path.is_file():

@@ -166,7 +166,7 @@ def _content_sha(data, offsets, ids: list, labels: list | None, channel_names, o
 def relabel_series(ws, ds, labels: dict[str, str | None]):
     """A new version of series dataset ``ds`` with other class labels (``labels``: series id -> label, None for
     unlabelled; series not named keep theirs). The values stay the same blob. Refused for numeric targets."""
-    from .datasets import DatasetVersion, ImportResult, current_user
+    from .datasets import DatasetVersion, ImportResult, current_user, text_or_none
 
     if ds.schema.get("label_kind") == "numeric":
         raise InvalidInput(f"The series of {ds.ref} have numbers as targets (regression); class labels cannot be "
@@ -177,19 +177,14 @@ def relabel_series(ws, ds, labels: dict[str, str | None]):
     if unknown:
         raise InvalidInput(f"{len(unknown)} of the labelled series are not in {ds.ref}: {', '.join(unknown[:3])}.")
 
-    def clean(v):
-        return None if v is None or (isinstance(v, float) and v != v) or str(v) == "" else str(v)
-
-    before = [clean(v) for v in index["label"]] if "label" in index else [None] * len(ids)
-    after = [clean(labels[i]) if i in labels else b for i, b in zip(ids, before)]
+    before = [text_or_none(v) for v in index["label"]] if "label" in index else [None] * len(ids)
+    after = [text_or_none(labels[i]) if i in labels else b for i, b in zip(ids, before)]
     if after == before:
         return ImportResult(ds, created=False)
     index = index.copy()
     index["label"] = pd.Series(after, dtype="object")
     options = dict(ds.options or {})
-    with np.load(ws.blob_path(ds.data_sha), allow_pickle=False) as z:
-        stored_ids = [str(v) for v in z["ids"]]
-    content = _content_sha(data, offsets, stored_ids, after, ds.schema.get("channel_names"), options)
+    content = _content_sha(data, offsets, ids, after, ds.schema.get("channel_names"), options)
     existing = ws.meta.find_dataset(ds.name, content)
     if existing is not None:
         return ImportResult(DatasetVersion.from_row(existing), created=False)

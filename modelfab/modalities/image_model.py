@@ -64,7 +64,7 @@ class ImagePredictor:
 
         feats = image_features(im.gray, im.rgb)
         frame = pd.DataFrame([[feats[n] for n in self.feature_names]], columns=self.feature_names)
-        proba = self.learner.predict_raw(self.tabular.preprocessor.transform(frame))[0]
+        proba = self.tabular.predict_raw(frame)[0]
         labels = [str(v) for v in self.labels or []]
         best = int(np.argmax(proba))
         out = {"file": im.source, "label": labels[best], "confidence": float(proba[best]),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NotFound
+from ..datasets import text_or_none
 from .media import cached_png
 from .views import _label_page
 
@@ -62,15 +63,9 @@ def image_view(site, ds, page: int, label: str, page_size: int) -> dict:
     return {"images": items, **{k: sel[k] for k in FILTER_KEYS}}
 
 
-def _text(v) -> str | None:
-    """A text cell of the file table, or None when it is missing: read back from Parquet a missing value is NaN
-    (a float, and truthy), not None."""
-    return None if v is None or (isinstance(v, float) and v != v) or str(v) == "" else str(v)
-
-
 def _marks_defect(row) -> bool:
     """The image has a mask that marks something (an all-zero mask says "no defect here")."""
-    if not _text(row.get("mask")):
+    if not text_or_none(row.get("mask")):
         return False
     frac = row.get("defect_fraction")
     return frac is None or frac != frac or float(frac) > 0
@@ -82,10 +77,10 @@ def image_thumb(site, ds, idx: int, px: int = THUMB_PX) -> Path:
     if not 0 <= idx < len(files):
         raise NotFound("No such image.")
     row = files.iloc[idx]
-    rel, sha, mask_sha = str(row["file"]), _text(row["sha"]), _text(row["mask_sha"])
+    rel, sha, mask_sha = str(row["file"]), text_or_none(row["sha"]), text_or_none(row["mask_sha"])
     if not sha:
         raise NotFound("No such image.")
-    boxes_json = _text(row.get("boxes"))
+    boxes_json = text_or_none(row.get("boxes"))
     boxes = json.loads(boxes_json) if boxes_json else []
     drawn = hashlib.sha256(boxes_json.encode()).hexdigest()[:16] if boxes else "noboxes"  # where, not how many
     key = f"img-{sha}-{mask_sha or 'nomask'}-{drawn}-{px}"

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..datasets import text_or_none
 from ..errors import InvalidInput, NotFound
 
 MIN_LABELS = 6          # labelled items before the assistant suggests anything
@@ -72,13 +73,6 @@ class Items:
 
     def current(self, layer: dict) -> list:
         return [layer[k] if k in layer else lab for k, lab in zip(self.ids, self.imported)]
-
-
-def _clean(v):
-    if v is None or (isinstance(v, float) and v != v):
-        return None
-    s = str(v)
-    return s if s != "" else None
 
 
 def label_columns(ds) -> list[str]:
@@ -134,21 +128,18 @@ class Labeling:
     def _items(self, ds, column: str | None = None) -> Items:
         if ds.kind == "signal":
             files = self.site.signal_tables(ds)
-            return Items("signal", list(files["file"]), list(files["file"]), [_clean(v) for v in files["label"]])
+            return Items("signal", list(files["file"]), list(files["file"]), [text_or_none(v) for v in files["label"]])
         if ds.kind == "image":
             from .kinds import image_files
 
             files = image_files(self.site, ds)
-            return Items("image", list(files["file"]), list(files["file"]), [_clean(v) for v in files["label"]])
+            return Items("image", list(files["file"]), list(files["file"]), [text_or_none(v) for v in files["label"]])
         if ds.kind == "series":
-            from .kinds import series_index
+            from .kinds import series_index  # numeric targets (regression) are refused by the routes first
 
-            if ds.schema.get("label_kind") == "numeric":
-                raise InvalidInput(f"The series of {ds.ref} have numbers as targets (regression), not class labels.",
-                                   hint="Import them with a label column of names to label them here.")
             index = series_index(self.site, ds)
             ids = [str(v) for v in index["id"]]
-            imported = [_clean(v) for v in index["label"]] if "label" in index else [None] * len(ids)
+            imported = [text_or_none(v) for v in index["label"]] if "label" in index else [None] * len(ids)
             return Items("series", ids, ids, imported)
         if ds.kind != "table":
             raise InvalidInput(f"Dataset {ds.ref} holds {ds.kind} data; labelling here is for recordings, images, "
@@ -165,7 +156,7 @@ class Labeling:
         cells = [[_cell(v) for v in row] for row in df[shown].itertuples(index=False)] if shown else [[]] * len(df)
         ids = [f"{i}:{column}" for i in range(len(df))]
         titles = [f"#{i + 1}" for i in range(len(df))]
-        return Items("table", ids, titles, [_clean(v) for v in df[column].tolist()], column=column, cells=cells,
+        return Items("table", ids, titles, [text_or_none(v) for v in df[column].tolist()], column=column, cells=cells,
                      cell_names=shown)
 
     # -- label definitions (name, colour), per dataset name ------------------------
@@ -402,7 +393,7 @@ class Labeling:
                            f"{ds.schema.get('features_version')}.")
         feats, _ = load_image_tables(self.ws, ds)
         frame = feats.set_index("file").reindex(items.ids)[pred.feature_names].reset_index(drop=True)
-        proba = pred.learner.predict_raw(pred.tabular.preprocessor.transform(frame))
+        proba = pred.tabular.predict_raw(frame)
         labels = [str(v) for v in pred.labels or []]
         return [labels[int(np.argmax(p))] for p in proba]
 

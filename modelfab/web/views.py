@@ -13,6 +13,7 @@ from fastapi import Request
 
 from ..errors import TooLarge
 from .config import WebSettings
+from .jobs import TERMINAL
 from .uploads import safe_suffix
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".xls")
@@ -158,7 +159,7 @@ def _job_view(job: dict, t=None) -> dict:
     result = job.get("result") or {}
     error = for_browser(job.get("error"), t) if t is not None else job.get("error")
     live = dict(result.get("live") or {})
-    if "elapsed_s" not in live and job["state"] in ("done", "failed", "cancelled"):
+    if "elapsed_s" not in live and job["state"] in TERMINAL:
         try:  # imports and label applications report files, not seconds: the job's own times tell
             from datetime import datetime
 

@@ -232,21 +232,39 @@ def _import_folder(ws, root: Path, name: str | None, params: dict, reporter: Rep
 
 def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     """A new version of a dataset (recordings, images, series or a table) with the labels of the labels layer
-    applied."""
+    applied. Items keep their names (rows their positions): the layer carries over to the new version, so
+    labelling goes on there."""
+    from ..images import relabel_images
+    from ..series import relabel_series
+    from .store import WebStore
+
+    ds = ws.dataset(params["dataset"])
+    store = WebStore(ws.meta)
+    layer = store.current_labels(ds.id)
+    if ds.kind == "table":
+        res = _relabel_table(ws, ds, layer)
+    elif ds.kind == "image":  # the images, masks and boxes stay the same blobs, nothing is read again
+        res = relabel_images(ws, ds, dict(layer))
+    elif ds.kind == "series":  # the values stay the same blob
+        res = relabel_series(ws, ds, dict(layer))
+    else:
+        res = _relabel_recordings(ws, ds, layer, reporter)
+    new = res.dataset
+    if res.created:
+        for item, label in layer.items():
+            store.add_label(new.id, item, label, params.get("user", "ui"))
+    return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}
+
+
+def _relabel_recordings(ws, ds, layer: dict, reporter: Reporter):
+    """The recordings imported again with a labels file (their features are recomputed)."""
     import csv
     import shutil
     import tempfile
 
     from ..recordings import load_signal_tables, recording_blob
-    from .store import WebStore
 
-    ds = ws.dataset(params["dataset"])
-    if ds.kind == "table":
-        return _relabel_table(ws, ds, params)
-    if ds.kind in ("image", "series"):
-        return _relabel_in_place(ws, ds, params)
     _, files = load_signal_tables(ws, ds)
-    layer = WebStore(ws.meta).current_labels(ds.id)
     opts = ds.options or {}
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
         root = Path(tmp) / ds.name
@@ -264,42 +282,15 @@ def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
                 label = layer[rel] if rel in layer else files["label"].iloc[i]
                 if label is not None and label == label and str(label) != "":
                     w.writerow([rel, str(label)])
-        res = ws.import_recordings(root, ds.name, labels=str(labels_csv), channel=opts.get("channel"),
-                                   sample_rate=opts.get("sample_rate"), variable=opts.get("variable"),
-                                   window_s=opts.get("window_s"), hop_s=opts.get("hop_s"), progress=reporter.files)
-    new = res.dataset
-    if res.created:  # carry the layer over to the new version, so labelling goes on there
-        store = WebStore(ws.meta)
-        for item, label in layer.items():
-            store.add_label(new.id, item, label, params.get("user", "ui"))
-    return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}
+        return ws.import_recordings(root, ds.name, labels=str(labels_csv), channel=opts.get("channel"),
+                                    sample_rate=opts.get("sample_rate"), variable=opts.get("variable"),
+                                    window_s=opts.get("window_s"), hop_s=opts.get("hop_s"), progress=reporter.files)
 
 
-def _relabel_in_place(ws, ds, params: dict) -> dict:
-    """A new version of an image or series dataset with the labels layer applied; the images (masks, boxes) or
-    the values stay the same blobs, nothing is read again."""
-    from ..images import relabel_images
-    from ..series import relabel_series
-    from .store import WebStore
-
-    store = WebStore(ws.meta)
-    layer = store.current_labels(ds.id)
-    res = (relabel_images if ds.kind == "image" else relabel_series)(ws, ds, dict(layer))
-    new = res.dataset
-    if res.created:  # items keep their names: the layer carries over, so labelling goes on there
-        for item, label in layer.items():
-            store.add_label(new.id, item, label, params.get("user", "ui"))
-    return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}
-
-
-def _relabel_table(ws, ds, params: dict) -> dict:
-    """A new version of a table with the labels layer's values ("ROW:COLUMN" items) written into its columns."""
+def _relabel_table(ws, ds, layer: dict):
+    """The table with the labels layer's values ("ROW:COLUMN" items) written into its columns."""
     import tempfile
 
-    from .store import WebStore
-
-    store = WebStore(ws.meta)
-    layer = store.current_labels(ds.id)
     df = ws.load_frame(ds)
     changes: dict[str, dict[int, object]] = {}
     for item, label in layer.items():
@@ -315,12 +306,7 @@ def _relabel_table(ws, ds, params: dict) -> dict:
     with tempfile.TemporaryDirectory(dir=ws.tmp_dir) as tmp:
         path = Path(tmp) / f"{ds.name}.parquet"
         df.to_parquet(path, index=False)
-        res = ws.import_table(path, name=ds.name)
-    new = res.dataset
-    if res.created:  # rows keep their positions: the layer carries over, so labelling goes on there
-        for item, label in layer.items():
-            store.add_label(new.id, item, label, params.get("user", "ui"))
-    return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}
+        return ws.import_table(path, name=ds.name)
 
 
 def run_threshold(ws, job_id: int, params: dict, reporter: Reporter) -> dict:

@@ -359,6 +359,15 @@ def _rel(path: Path, root: Path) -> Path:
         return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve()))
 
 
+def check_label_regex(source: str) -> None:
+    """``--labels regex:PATTERN`` (recordings and images): the pattern must compile."""
+    try:
+        re.compile(source[6:])
+    except re.error as exc:
+        raise InvalidInput(f"--labels regex {source[6:]!r} is not a valid regular expression ({exc}).",
+                           hint="Example: --labels 'regex:^(good|scratch|spot)_' (the first group is the label).") from None
+
+
 def label_from(path: Path, root: Path, source: str) -> str | None:
     """Label of one file: "folder", "none" or "regex:PATTERN" (see module docs)."""
     if source == "none":
