@@ -69,6 +69,15 @@ class Web:
         self.ws.close()
 
 
+def module_site(tmp_path_factory, tag: str):
+    """A module's shared site: a Web in its own workspace, ``tmp`` a folder for the module's files; closed after
+    (use as ``yield from module_site(tmp_path_factory, "kinds")`` in a module-scoped fixture)."""
+    w = Web(tmp_path_factory.mktemp(tag) / "ws")
+    w.tmp = tmp_path_factory.mktemp(f"{tag}-files")
+    yield w
+    w.close()
+
+
 @pytest.fixture
 def web(tmp_path):
     w = Web(tmp_path / "ws")

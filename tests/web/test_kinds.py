@@ -8,16 +8,13 @@ import re
 
 import pytest
 
-from .conftest import Web, run_python_snippet, snippet_of, zip_folder
+from .conftest import module_site, run_python_snippet, snippet_of, zip_folder
 from .test_pages import _json
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    w = Web(tmp_path_factory.mktemp("kinds") / "ws")
-    w.tmp = tmp_path_factory.mktemp("kinds-files")
-    yield w
-    w.close()
+    yield from module_site(tmp_path_factory, "kinds")
 
 
 @pytest.fixture(scope="module")

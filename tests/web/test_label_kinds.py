@@ -9,16 +9,13 @@ from io import BytesIO
 
 import pytest
 
-from .conftest import Web
+from .conftest import module_site
 from .test_pages import _json
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    w = Web(tmp_path_factory.mktemp("labelkinds") / "ws")
-    w.tmp = tmp_path_factory.mktemp("labelkinds-files")
-    yield w
-    w.close()
+    yield from module_site(tmp_path_factory, "labelkinds")
 
 
 @pytest.fixture(scope="module")

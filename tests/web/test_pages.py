@@ -8,15 +8,12 @@ import time
 
 import pytest
 
-from .conftest import Web, run_python_snippet, snippet_of, zip_folder
+from .conftest import module_site, run_python_snippet, snippet_of, zip_folder
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, demo_recordings):
-    w = Web(tmp_path_factory.mktemp("pages") / "ws")
-    w.tmp = tmp_path_factory.mktemp("pages-files")
-    yield w
-    w.close()
+    yield from module_site(tmp_path_factory, "pages")
 
 
 def _json(r):
