@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Model:
+    already_registered = False  # True when Workspace.import_package found this very package registered
+
     def __init__(self, ws: "Workspace", row: dict) -> None:
         self.ws = ws
         self.row = row

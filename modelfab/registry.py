@@ -94,6 +94,16 @@ def register_package(meta, blobs, folder: Path, *, name: str, dataset_id: int | 
                           manifest=manifest, metrics=manifest.get("metrics", {}), created_by=created_by, refs=refs)
 
 
+def registered_copy(rows: list[dict], manifest: dict) -> dict | None:
+    """The version among ``rows`` (one name's) whose manifest is ``manifest``, the names it was exported under
+    aside: the same files, threshold and metrics, so the same model."""
+    def same(m: dict) -> dict:
+        return {k: v for k, v in m.items() if k not in ("exported_name", "exported_version")}
+
+    wanted = same(manifest)
+    return next((r for r in reversed(rows) if same(r["manifest"]) == wanted), None)
+
+
 def materialise(meta, blobs, row: dict, cache_root: Path) -> Path:
     """Folder holding the verified package of a model row (cached by package hash)."""
     final = Path(cache_root) / row["package_sha"]

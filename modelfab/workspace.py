@@ -268,7 +268,7 @@ class Workspace:
         from .artifacts import extract_mfpkg
         from .datasets import current_user
         from .model import Model
-        from .registry import register_package
+        from .registry import register_package, registered_copy
 
         _check_path(path, "a .mfpkg model package")
         folder = extract_mfpkg(Path(path), self.tmp_dir)
@@ -278,7 +278,13 @@ class Workspace:
 
             load_predictor(folder, manifest)  # it must load here, not only verify
             default = manifest.get("exported_name") or manifest.get("data", {}).get("dataset") or Path(path).stem
-            row = register_package(self.meta, self.blobs, folder, name=name or default, dataset_id=None,
+            name = name or default
+            same = registered_copy(self.meta.list_models(name), manifest)
+            if same is not None:  # importing a package twice (a re-run deployment script) adds nothing
+                model = Model(self, same)
+                model.already_registered = True
+                return model
+            row = register_package(self.meta, self.blobs, folder, name=name, dataset_id=None,
                                    created_by=current_user())
         finally:
             shutil.rmtree(folder, ignore_errors=True)

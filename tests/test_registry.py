@@ -12,13 +12,13 @@ from tests.conftest import cli_json, run_cli
 
 @pytest.fixture(scope="module")
 def line3(trained, tmp_path_factory):
-    """A fresh workspace holding two versions of `line3` (the session's trained model, imported twice)."""
+    """A fresh workspace holding two versions of `line3` (the session's trained model, then with another threshold)."""
     _ws, model = trained
     tmp = tmp_path_factory.mktemp("aliases")
     pkg = model.export(tmp / "m.mfpkg")
     ws = Workspace.init(tmp / "ws")
-    ws.import_package(pkg, name="line3")
-    ws.import_package(pkg, name="line3")
+    ws.import_package(pkg, name="line3").with_threshold(threshold=0.4)
+    assert [m.version for m in ws.models("line3")] == [1, 2]
     yield ws
     ws.close()
 
@@ -113,4 +113,26 @@ def test_import_registers_the_exported_models_own_name(line3, tmp_path):
     assert m.ref == "line3:1" and m.manifest["exported_version"] == 2  # its data set is called 'factory'
     out = cli_json("models", "import", str(pkg), "--name", "other", "-w", str(tmp_path / "ws"))
     assert (out["model"], out["version"]) == ("other", 1)
+    ws.close()
+
+
+def test_importing_the_same_package_again_adds_nothing(line3, tmp_path):
+    """A deployment script run twice: the second import finds the version it made; a package that differs
+    (another threshold) or another --name is a new registration."""
+    pkg = line3.model("line3:1").export(tmp_path / "a.mfpkg")
+    ws = Workspace.init(tmp_path / "ws")
+    first = ws.import_package(pkg)
+    again = ws.import_package(pkg)
+    assert (first.ref, again.ref, first.already_registered, again.already_registered) == ("line3:1", "line3:1",
+                                                                                        False, True)
+    w = ["-w", str(tmp_path / "ws")]
+    assert "already registered as line3:1: nothing added" in run_cli("models", "import", str(pkg), *w).stdout
+    # exported again from here (other exported name/version in its manifest): still the same model
+    copy = ws.model("line3:1").export(tmp_path / "b.mfpkg")
+    assert cli_json("models", "import", str(copy), "--json", *w)["already_registered"] is True
+    other = line3.model("line3:2").export(tmp_path / "c.mfpkg")  # another threshold: a new version
+    out = cli_json("models", "import", str(other), "--name", "line3", "--json", *w)
+    assert (out["version"], out["already_registered"]) == (2, False)
+    assert cli_json("models", "import", str(pkg), "--name", "elsewhere", "--json", *w)["version"] == 1
+    assert [m.ref for m in ws.models()] == ["elsewhere:1", "line3:1", "line3:2"]
     ws.close()

@@ -124,7 +124,9 @@ def import_pkg_cmd(path: Annotated[Path, typer.Argument(help="A .mfpkg file.")],
     ws = open_ws(workspace)
     m = ws.import_package(path, name=name)
     if json_out:
-        emit_json(model_dict(m))
+        emit_json(dict(model_dict(m), already_registered=m.already_registered))
+    elif m.already_registered:
+        console.print(f"{path.name} is already registered as {m.ref}: nothing added.")
     else:
         console.print(f"Imported {path.name} as {m.ref}")
 
