@@ -370,3 +370,22 @@ def test_try_it_in_the_web_ui_refuses_a_bad_series_alone(trained, tmp_path):
     rows = [dict(zip(res["columns"], r)) for r in res["rows"]]
     assert res["n"] == 3 and [bool(r["error"]) for r in rows] == [False, True, False]
     assert "2 time step(s)" in rows[1]["error"] and rows[1]["prediction"] == "" and rows[0]["prediction"]
+
+
+def test_cli_hash_of_a_relabelled_series_version_is_its_own(tmp_path):
+    """A series version made by relabelling shares the values blob with its source; the CLI's sha256 column is
+    the version's content hash, so the two versions do not show the same one."""
+    from modelfab.series import load_series_index, relabel_series
+    from modelfab.workspace import Workspace
+
+    series, labels, _ = make_series(8, 30, seed=4)
+    write_ts(tmp_path / "s.ts", series, labels)
+    ws = Workspace.init(tmp_path / "ws")
+    ds = ws.import_series(tmp_path / "s.ts", name="s").dataset
+    first = str(load_series_index(ws, ds)["id"].iloc[0])
+    new = relabel_series(ws, ds, {first: "other"})
+    ws.close()
+    assert new.created and new.dataset.data_sha == ds.data_sha
+    listed = run_cli("data", "list", "-w", str(tmp_path / "ws")).stdout
+    assert ds.content_sha[:12] in listed and new.dataset.content_sha[:12] in listed
+    assert ds.data_sha[:12] not in listed

@@ -118,7 +118,7 @@ def import_cmd(
         return
     verb = "Imported" if res.created else "Already imported (identical content), nothing written:"
     if ds.kind == "table":
-        console.print(f"{verb} [bold]{ds.ref}[/]  {ds.n_rows:,} rows x {ds.n_cols} columns  sha256 {ds.data_sha[:12]}")
+        console.print(f"{verb} [bold]{ds.ref}[/]  {ds.n_rows:,} rows x {ds.n_cols} columns  sha256 {ds.content_sha[:12]}")
         _schema_table(ds)
         for note in res.notes:
             console.print(f"[yellow]note[/] {note}", highlight=False)
@@ -135,7 +135,7 @@ def _series_summary(ds, verb: str = "") -> None:
     ln = st["length"]
     lengths = f"length {ln['min']}" if ln["min"] == ln["max"] else f"lengths {ln['min']}..{ln['max']}"
     console.print(f"{verb} [bold]{ds.ref}[/]  {st['series']:,} series x {st['channels']} channel(s), {lengths} "
-                  f"({st['format']})  sha256 {ds.data_sha[:12]}")
+                  f"({st['format']})  sha256 {ds.content_sha[:12]}")
     if st.get("labels"):
         shown = list(st["labels"].items())[:10]
         console.print("labels: " + ", ".join(f"{k} {v}" for k, v in shown) + (" ..." if len(st["labels"]) > 10 else "")
@@ -199,7 +199,7 @@ def _recordings_summary(ds, verb: str = "") -> None:
     st = ds.stats
     console.print(f"{verb} [bold]{ds.ref}[/]  {st['files']} recordings, {st['duration_s']:,.0f} s, "
                   f"{ds.n_rows:,} windows x {ds.n_cols} features at {ds.schema.get('sample_rate')} Hz  "
-                  f"sha256 {ds.data_sha[:12]}")
+                  f"sha256 {ds.content_sha[:12]}")
     if st.get("labels"):
         console.print("labels: " + ", ".join(f"{k} {v}" for k, v in st["labels"].items())
                       + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
@@ -229,7 +229,7 @@ def _images_summary(ds, verb: str = "") -> None:
     size = (f"{sz['min_width']}x{sz['min_height']}" if sz["distinct"] == 1
             else f"{sz['distinct']} sizes, {sz['min_width']}..{sz['max_width']} x {sz['min_height']}..{sz['max_height']}")
     console.print(f"{verb} [bold]{ds.ref}[/]  {st['files']} images ({size}, {st['colour_images']} in colour), "
-                  f"{st['masks']} masks, {st['boxes']} boxes  sha256 {ds.data_sha[:12]}")
+                  f"{st['masks']} masks, {st['boxes']} boxes  sha256 {ds.content_sha[:12]}")
     if st.get("labels"):
         console.print("labels: " + ", ".join(f"{k} {v}" for k, v in list(st["labels"].items())[:12])
                       + (f", unlabelled {st['unlabelled']}" if st.get("unlabelled") else ""))
@@ -280,7 +280,7 @@ def list_cmd(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     for col in ("name", "version", "kind", "rows", "columns", "source", "sha256", "created"):
         t.add_column(col)
     for d in items:
-        add_row(t, d.name, str(d.version), d.kind, f"{d.n_rows:,}", str(d.n_cols), d.source_name, d.data_sha[:12], d.created_at)
+        add_row(t, d.name, str(d.version), d.kind, f"{d.n_rows:,}", str(d.n_cols), d.source_name, d.content_sha[:12], d.created_at)
     console.print(t)
 
 
@@ -307,7 +307,7 @@ def show_cmd(
         console.print("options: " + ", ".join(f"{k}={v}" for k, v in ds.options.items() if v not in (None, "")))
         return
     console.print(f"[bold]{ds.ref}[/]  {ds.kind}, {ds.n_rows:,} rows x {ds.n_cols} columns, from {ds.source_name}, "
-                  f"sha256 {ds.data_sha[:12]}, {ds.created_at}")
+                  f"sha256 {ds.content_sha[:12]}, {ds.created_at}")
     _schema_table(ds)
     for c in ds.schema.get("columns", []):
         counts = ds.stats.get(c["name"], {}).get("counts")
