@@ -140,7 +140,7 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
 def _default_name(p: Path) -> str:
     import re
 
-    stem = re.sub(r"[^A-Za-z0-9_.\-]+", "_", p.stem).strip("_.-") or "dataset"
+    stem = re.sub(r"[^\w.\-]+", "_", p.stem).strip("_.-") or "dataset"  # 维修工单2024.csv -> 维修工单2024
     return stem[:100]
 
 

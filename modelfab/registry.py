@@ -19,22 +19,24 @@ from .errors import IntegrityError, InvalidInput, NotFound
 from .storage.blobs import sha256_file
 
 STAGES = ("none", "staging", "production", "archived")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+# letters and digits of any script (维修工单, Prüfstand), '_', '-', '.': safe in paths and URLs, no '/' or '..'
+_NAME = re.compile(r"^[^\W_][\w.\-]{0,99}$")
 
 
 def check_name(name: str, what: str = "model") -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInput(
-            f"{what.capitalize()} name must be 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit; got {name!r}."
+            f"{what.capitalize()} name must be 1-100 letters (any script), digits, '_', '-' or '.', starting with a letter or "
+            f"digit; got {name!r}."
         )
     return name
 
 
 def check_alias(alias: str) -> str:
     """Aliases follow the model-name rules, and are never digits only (those read as versions)."""
-    if not isinstance(alias, str) or not _NAME.match(alias) or alias.isdigit():
+    if not isinstance(alias, str) or not _NAME.fullmatch(alias) or alias.isdigit():
         raise InvalidInput(
-            "Alias must be 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit and not "
+            "Alias must be 1-100 letters (any script), digits, '_', '-' or '.', starting with a letter or digit and not "
             f"digits only (e.g. champion, line3-current); got {alias!r}."
         )
     return alias

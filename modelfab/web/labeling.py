@@ -57,6 +57,10 @@ def check_label(raw) -> str | None:
     return label
 
 
+MAX_CELLS = 8            # tables: columns shown beside each row (text columns first)
+MAX_TEXT_SHOWN = 2000    # characters of a text cell on the labelling page
+
+
 @dataclass
 class Items:
     kind: str                       # "signal" | "image" | "series" | "table"
@@ -76,11 +80,12 @@ class Items:
 
 
 def label_columns(ds) -> list[str]:
-    """Columns of a table that can be labelled: categorical or boolean ones (few distinct values)."""
+    """Columns of a table that can be labelled: categorical or boolean ones (few distinct values), and empty ones
+    (a column made to hold the labels)."""
     out = []
     for c in ds.schema.get("columns", []):
         st = ds.stats.get(c["name"], {})
-        if c["kind"] in ("categorical", "boolean") or (c["kind"] == "numeric" and (st.get("unique") or 99) <= 10):
+        if c["kind"] in ("categorical", "boolean", "empty") or (c["kind"] == "numeric" and (st.get("unique") or 99) <= 10):
             out.append(c["name"])
     return out
 
@@ -150,10 +155,17 @@ class Labeling:
             raise InvalidInput(f"Column {column!r} is not in {ds.ref}; expected one of {', '.join(cols[:10])}.",
                                hint="Pick the column to label in the list.")
         df = self.frame(ds)
-        shown = [c for c in cols if c != column][:4]
+        # free-text columns first (a ticket is labelled by reading it), then the others; texts kept long enough to read
+        kinds = {c["name"]: c["kind"] for c in ds.schema.get("columns", [])}
+        others = [c for c in cols if c != column]
+        shown = ([c for c in others if kinds.get(c) == "text"] + [c for c in others if kinds.get(c) != "text"])[:MAX_CELLS]
         from .views import _cell
 
-        cells = [[_cell(v) for v in row] for row in df[shown].itertuples(index=False)] if shown else [[]] * len(df)
+        def cell(v, name):
+            return _cell(v) if kinds.get(name) != "text" or not isinstance(v, str) else v[:MAX_TEXT_SHOWN]
+
+        cells = ([[cell(v, n) for v, n in zip(row, shown)] for row in df[shown].itertuples(index=False)] if shown
+                 else [[]] * len(df))
         ids = [f"{i}:{column}" for i in range(len(df))]
         titles = [f"#{i + 1}" for i in range(len(df))]
         return Items("table", ids, titles, [text_or_none(v) for v in df[column].tolist()], column=column, cells=cells,
