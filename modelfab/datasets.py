@@ -86,15 +86,17 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def import_table(ws, path: str | os.PathLike, name: str | None = None,
-                 kinds: dict[str, str] | None = None, sheet: str | None = None) -> ImportResult:
+                 kinds: dict[str, str] | None = None, sheet: str | None = None,
+                 header_row: int | None = None) -> ImportResult:
     """``kinds``: column -> kind for columns whose inferred kind a person corrected (the UI's preview).
-    ``sheet``: the Excel sheet to read (default: the one holding the most cells)."""
+    ``sheet``: the Excel sheet to read (default: the one holding the most cells). ``header_row``: the 1-based row
+    of the column names (default: found; title rows above it are left out with a note)."""
     import hashlib
     import json
 
     p = Path(path)
     name = check_name(name or _default_name(p), "dataset")
-    src = open_table(p, ws.settings)
+    src = open_table(p, ws.settings, header_row)
     if sheet is not None and src.format != "excel":
         raise InvalidInput(f"--sheet is for Excel workbooks; {p.name} is {src.format}.", hint="Leave out --sheet.")
     src.sheet = sheet
@@ -104,6 +106,8 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
         df = read_table(src, ws.settings)
         if len(src.sheets) > 1 and src.sheet != src.sheets[0]:  # the first sheet: the file's hash, as before
             content_sha = hashlib.sha256(f"{content_sha}:sheet:{src.sheet}".encode()).hexdigest()
+    if header_row is not None:  # another header row reads another table from the same file
+        content_sha = hashlib.sha256(f"{content_sha}:header_row:{header_row}".encode()).hexdigest()
     if kinds:  # corrected kinds make another version of the same file
         content_sha = hashlib.sha256(f"{content_sha}:{json.dumps(sorted(kinds.items()))}".encode()).hexdigest()
     existing = ws.meta.find_dataset(name, content_sha)
@@ -121,7 +125,7 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
                 raise InvalidInput(f"Cannot set column {col!r} to kind {kind!r}: expected a column of the file and "
                                    f"one of {', '.join(KINDS)}.")
             by_name[col]["kind"] = kind
-    schema.update(format=src.format, encoding=src.encoding, delimiter=src.delimiter)
+    schema.update(format=src.format, encoding=src.encoding, delimiter=src.delimiter, header_row=src.header_row)
     if src.format == "excel":
         schema.update(sheet=src.sheet, sheets=src.sheets)
     stats = column_stats(df, schema)

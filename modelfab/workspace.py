@@ -155,13 +155,17 @@ class Workspace:
 
     # -- datasets ---------------------------------------------------------
     def import_table(self, path: str | os.PathLike, name: str | None = None, *,
-                     sheet: str | None = None) -> "ImportResult":
+                     sheet: str | None = None, header_row: int | None = None) -> "ImportResult":
         """Import a CSV/TSV, Parquet or Excel table; ``sheet``: the Excel sheet (default: the one with the most
-        cells; ``ImportResult.notes`` says which was read)."""
+        cells; ``ImportResult.notes`` says which was read); ``header_row``: the 1-based row holding the column
+        names, when title rows come first (default: found, and said in the notes)."""
         from .datasets import import_table
 
         _check_path(path, "a table file (CSV, TSV, Parquet or Excel)")
-        return import_table(self, path, name, sheet=sheet)
+        if header_row is not None and (isinstance(header_row, bool) or not isinstance(header_row, int)
+                                       or header_row < 1):
+            raise InvalidInput(f"header_row must be a row number from 1; got {header_row!r}.")
+        return import_table(self, path, name, sheet=sheet, header_row=header_row)
 
     def dataset(self, ref: "str | DatasetVersion") -> "DatasetVersion":
         from .datasets import DatasetVersion

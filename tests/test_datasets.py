@@ -194,3 +194,79 @@ def test_every_row_points_at_existing_blobs(ws, factory_csv):
         assert ws.blobs.exists(sha)
     assert not any((ws.blobs.root / ".tmp").iterdir()) if (ws.blobs.root / ".tmp").exists() else True
     assert os.listdir(ws.tmp_dir) == []
+
+
+def _tickets(n: int = 30) -> pd.DataFrame:
+    return pd.DataFrame({"工单号": [f"WO{i:04d}" for i in range(n)], "车间": ["一车间", "二车间", "三车间"] * (n // 3),
+                         "设备": ["CNC-1", "CNC-2"] * (n // 2), "运行小时": np.arange(n) * 1.5,
+                         "故障描述": [f"电机跳闸 第{i}次" for i in range(n)],
+                         "故障类别": (["电气故障", "机械磨损"] * n)[:n]})
+
+
+def test_title_rows_above_the_header_are_found_and_left_out(ws, tmp_path):
+    """Exports from plant systems start with a title block; the header is the first row that spans the table.
+    Excel: a block of rows merged in one column takes its value in every row; a total under the data is left out."""
+    import openpyxl
+
+    df = _tickets()
+    csv = tmp_path / "titled.csv"
+    with open(csv, "w", encoding="gbk", newline="") as f:
+        f.write("设备维修工单导出\n导出时间: 2025-01-02,,\n\n")
+        df.to_csv(f, index=False)
+    res = ws.import_table(csv)
+    got = ws.load_frame(res.dataset)
+    assert list(got.columns) == list(df.columns) and len(got) == 30
+    assert any("the header was read from row 4" in n for n in res.notes), res.notes
+    # the header named explicitly reads the file another way (another version)
+    explicit = ws.import_table(csv, header_row=4)
+    assert explicit.created and list(ws.load_frame(explicit.dataset).columns) == list(df.columns)
+    with pytest.raises(InvalidInput, match="--header-row 3 is empty"):
+        ws.import_table(csv, header_row=3)
+
+    book = tmp_path / "title_merged.xlsx"
+    wb = openpyxl.Workbook()
+    sh = wb.active
+    sh.append(["XX汽车零部件有限公司 设备维修工单汇总表"])
+    sh.merge_cells("A1:F1")
+    sh.append(["制表: 张三", None, None, "2025年1月"])
+    sh.append([])
+    sh.append(list(df.columns))
+    for i, row in enumerate(df.itertuples(index=False)):
+        sh.append([None if i % 3 and k == 1 else v for k, v in enumerate(row)])  # 车间 written once per 3 rows
+    for start in range(5, 5 + 30, 3):
+        sh.merge_cells(start_row=start, start_column=2, end_row=start + 2, end_column=2)
+    sh.append(["合计", "30条"])
+    wb.save(book)
+    res = ws.import_table(book)
+    got = ws.load_frame(res.dataset)
+    assert list(got.columns) == list(df.columns) and len(got) == 30, (got.tail(), res.notes)
+    assert got["车间"].tolist() == [df["车间"].iloc[i - i % 3] for i in range(30)]
+    assert got["运行小时"].dtype.kind == "f" and got["工单号"].iloc[-1] == "WO0029"
+    joined = " ".join(res.notes)
+    assert "header was read from row 4" in joined and "merged" in joined and "row 35" in joined
+
+
+def test_cells_of_spaces_are_empty_not_a_class(ws, tmp_path):
+    df = _tickets()
+    df.loc[[3, 7, 11], "故障类别"] = "  "
+    df.to_csv(tmp_path / "edge.csv", index=False)
+    ds = ws.import_table(tmp_path / "edge.csv").dataset
+    got = ws.load_frame(ds)
+    assert got["故障类别"].isna().sum() == 3 and set(got["故障类别"].dropna()) == {"电气故障", "机械磨损"}
+
+
+@pytest.mark.parametrize("text,first_column", [
+    ("a,b\n1,2\n3,4\n", "a"),                        # too narrow to tell a title from a header
+    ("Report\n\nx,y,z,w\n1,2,3,4\n5,6,7,8\n", "x"),  # one title line
+])
+def test_the_header_row_is_only_moved_under_a_title(ws, tmp_path, text, first_column):
+    p = tmp_path / "t.csv"
+    p.write_text(text)
+    assert ws.load_frame(ws.import_table(p).dataset).columns[0] == first_column
+
+
+def test_a_sparse_header_over_rows_of_numbers_stays_the_header():
+    from modelfab.modalities.tabular_io import find_header_row
+
+    assert find_header_row([["a", "", "", "", "b"], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]) == 0
+    assert find_header_row([["title", "", "", ""], ["x", "y", "z", "w"], [1, 2, 3, 4]]) == 1

@@ -79,6 +79,7 @@ def import_cmd(
     value_columns: Annotated[Optional[list[str]], typer.Option("--value-column", help="Series: long format, a value column (repeat for channels; default: all others).")] = None,
     label_column: Annotated[Optional[str], typer.Option("--label-column", help="Series: the label of each series (or --labels FILE.csv with id,label).")] = None,
     sheet: Annotated[Optional[str], typer.Option("--sheet", help="Excel: the sheet to read (default: the one with the most cells).")] = None,
+    header_row: Annotated[Optional[int], typer.Option("--header-row", min=1, help="Tables: the row holding the column names, counted from 1 as a spreadsheet does (default: found; title rows above it are left out with a note).")] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -96,9 +97,10 @@ def import_cmd(
     ws = open_ws(workspace)
     if kind == "auto":
         kind = "series" if series_opts else modality_registry.detect_kind(path)
-    if sheet is not None and kind != "table":
-        raise InvalidInput(f"--sheet picks the sheet of an Excel table; {path.name} is imported as {kind}.",
-                           hint="Leave out --sheet.")
+    for flag, value in (("--sheet", sheet), ("--header-row", header_row)):
+        if value is not None and kind != "table":
+            raise InvalidInput(f"{flag} is for tables (CSV, Excel); {path.name} is imported as {kind}.",
+                               hint=f"Leave out {flag}.")
     if kind == "recordings":
         res = _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, json_out,
                                  features)
@@ -109,7 +111,7 @@ def import_cmd(
                                label_column=label_column, labels_file=None if labels == "folder" else labels)
     else:
         with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():
-            res = ws.import_table(path, name=name, sheet=sheet)
+            res = ws.import_table(path, name=name, sheet=sheet, header_row=header_row)
     ds = res.dataset
     if json_out:
         extra = {"schema": ds.schema["columns"]} if ds.kind == "table" else {"stats": ds.stats, "options": ds.options}

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInput, TooLarge, UnsupportedFormat
@@ -36,6 +37,8 @@ class TableSource:
     notes: list[str] = field(default_factory=list)
     sheet: str | None = None  # Excel: the sheet to read (None: the one holding the most cells); set when read
     sheets: list[str] = field(default_factory=list)  # Excel: every sheet of the workbook, set when read
+    header_row: int | None = None  # 1-based row of the header (None: found by find_header_row); set when read
+    skip_lines: int = 0  # CSV: physical lines before the header (title lines)
 
 
 def _head(path: Path, n: int) -> bytes:
@@ -144,7 +147,57 @@ def _check_header(header: list[str], name: str, settings: Settings) -> None:
                            hint="Rename the duplicates in the header row.")
 
 
-def inspect_csv(path: Path, settings: Settings) -> TableSource:
+HEADER_SCAN_ROWS = 20
+
+
+def find_header_row(rows: list[list]) -> int:
+    """0-based index of the header among a table's first rows: the first row that spans the table (at least 60 %
+    of the cells most rows fill). A title block above the header ("XX有限公司 设备维修工单汇总表", a date line) fills one or
+    two cells of a row; a plain table's header is its first row."""
+    def filled(row) -> int:
+        return sum(1 for v in row if v is not None and not (isinstance(v, float) and v != v) and str(v).strip())
+
+    counts = [filled(r) for r in rows[:HEADER_SCAN_ROWS]]
+    width = float(np.median(counts)) if counts else 0.0  # the table's width: most rows are data rows
+    if width < 3:
+        return 0
+    index = next((i for i, n in enumerate(counts) if n >= max(2, 0.6 * width)), 0)
+    # column names are words: a first wide row of numbers is data under a sparse header, not a header
+    cells = [str(v).strip() for v in rows[index] if v is not None and str(v).strip() not in ("", "nan")] if index else []
+    return index if index and sum(_is_number(v) for v in cells) <= 0.2 * len(cells) else 0
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+        return True
+    except ValueError:
+        return False
+
+
+def _title_note(name: str, number: int, rows: list[list]) -> str:
+    first = next((str(v).strip() for v in rows[0] if v is not None and str(v).strip() not in ("", "nan")), "")
+    return (f"{name}: the rows above row {number} look like a title ({first[:60]!r}); the header was read from row "
+            f"{number}. Choose another with --header-row.")
+
+
+def _header_index(src: TableSource, rows: list[list], numbers: list[int], header_row: int | None) -> int:
+    """Index in ``rows`` (the first non-empty rows, at 1-based row ``numbers`` of the file or sheet) of the header:
+    the row asked for (``header_row``) or the one found; a found title block gets a note."""
+    if header_row is not None:
+        if header_row not in numbers:
+            raise InvalidInput(f"{src.path.name}: --header-row {header_row} is empty or not among the first "
+                               f"{len(rows)} rows that hold anything (rows {', '.join(map(str, numbers[:8]))}"
+                               f"{'...' if len(numbers) > 8 else ''}).",
+                               hint="Count the rows as a spreadsheet numbers them, from 1.")
+        return numbers.index(header_row)
+    index = find_header_row(rows)
+    if index:
+        src.notes.append(_title_note(src.path.name, numbers[index], rows))
+    return index
+
+
+def inspect_csv(path: Path, settings: Settings, header_row: int | None = None) -> TableSource:
     sample = _head(path, SAMPLE_BYTES)
     if not sample.strip():
         raise InvalidInput(f"{path.name}: the file is empty (or only whitespace); expected a header row and data rows.")
@@ -155,18 +208,27 @@ def inspect_csv(path: Path, settings: Settings) -> TableSource:
         raise InvalidInput(f"{path.name}: cannot decode the file as {encoding} ({exc}).",
                            hint="Save the file as UTF-8 CSV and import it again.") from None
     text = text.lstrip("\ufeff")
+    lines = text.splitlines()
+    filled = [(i, ln) for i, ln in enumerate(lines[:200]) if ln.strip()][:HEADER_SCAN_ROWS]
+    src = TableSource(path=path, format="csv", encoding=encoding)
+    # the delimiter from the lines from the header on (a title line has none); the title lines are left out
     delimiter = sniff_delimiter(text, path.suffix.lower())
-    first_line = next((ln for ln in io.StringIO(text) if ln.strip()), "")
-    header = next(csv.reader([first_line], delimiter=delimiter), [])
-    _check_header(header, path.name, settings)
-    return TableSource(path=path, format="csv", encoding=encoding, delimiter=delimiter)
+    rows = list(csv.reader([ln for _, ln in filled], delimiter=delimiter))
+    index = _header_index(src, rows, [i + 1 for i, _ in filled], header_row)
+    if index:
+        delimiter = sniff_delimiter("\n".join(lines[filled[index][0]:]), path.suffix.lower())
+        rows = list(csv.reader([ln for _, ln in filled], delimiter=delimiter))
+    src.delimiter, src.skip_lines = delimiter, (filled[index][0] if filled else 0)
+    src.header_row = src.skip_lines + 1
+    _check_header(rows[index] if rows else [], path.name, settings)
+    return src
 
 
 def _read_csv(src: TableSource, nrows: int | None = None, chunksize: int | None = None):
     return pd.read_csv(
         src.path, sep=src.delimiter, encoding=src.encoding, on_bad_lines="error",
         skip_blank_lines=True, nrows=nrows, chunksize=chunksize, low_memory=False,
-        encoding_errors="strict",
+        encoding_errors="strict", skiprows=src.skip_lines or None,
     )
 
 
@@ -182,8 +244,9 @@ def _csv_error(path: Path, exc: Exception) -> InvalidInput:
     return InvalidInput(f"{path.name}: cannot parse the CSV: {msg}.")
 
 
-def open_table(path: str | os.PathLike, settings: Settings) -> TableSource:
-    """Check a table file before loading it: existence, size, format, header."""
+def open_table(path: str | os.PathLike, settings: Settings, header_row: int | None = None) -> TableSource:
+    """Check a table file before loading it: existence, size, format, header (``header_row``: its 1-based row when
+    title rows come first; None: found, see :func:`find_header_row`)."""
     p = Path(path)
     if not p.exists():
         raise InvalidInput(f"File not found: {p}.", hint="Check the path.")
@@ -199,9 +262,12 @@ def open_table(path: str | os.PathLike, settings: Settings) -> TableSource:
             hint="Split the file, convert it to Parquet, or raise MODELFAB_MAX_IMPORT_BYTES.",
         )
     fmt = detect_format(p)
+    if header_row is not None and fmt == "parquet":
+        raise InvalidInput(f"--header-row is for CSV and Excel files; {p.name} is Parquet, whose columns are named.",
+                           hint="Leave out --header-row.")
     if fmt == "csv":
-        return inspect_csv(p, settings)
-    return TableSource(path=p, format=fmt)
+        return inspect_csv(p, settings, header_row)
+    return TableSource(path=p, format=fmt, header_row=header_row)
 
 
 def read_table(src: TableSource, settings: Settings, nrows: int | None = None) -> pd.DataFrame:
@@ -235,11 +301,14 @@ def read_table(src: TableSource, settings: Settings, nrows: int | None = None) -
             df = df.head(nrows)
     elif src.format == "excel":
         try:
-            frames = pd.read_excel(p, sheet_name=None, engine="openpyxl", nrows=nrows)
+            frames = pd.read_excel(p, sheet_name=None, engine="openpyxl", header=None,
+                                   nrows=None if nrows is None else nrows + HEADER_SCAN_ROWS)
         except Exception as exc:  # openpyxl raises many kinds for broken files
             raise UnsupportedFormat(f"{p.name}: cannot read it as an Excel workbook ({type(exc).__name__}: {exc}).",
                                     hint="Open and save it again in Excel, or export CSV.") from None
-        df = _pick_sheet(src, frames)
+        raw = _pick_sheet(src, frames)
+        _fill_merged_cells(src, raw)
+        df = _excel_frame(src, raw, nrows)
         _check_header([str(c) for c in df.columns], p.name, settings)
     else:  # pragma: no cover - detect_format returns one of the above
         raise UnsupportedFormat(f"{p.name}: unknown table format {src.format!r}.")
@@ -267,6 +336,66 @@ def _pick_sheet(src: TableSource, frames: dict) -> pd.DataFrame:
     return by_name[src.sheet]
 
 
+MERGED_MAX_BYTES = 8 * 1024 * 1024  # merged cells are read (a second pass over the workbook) up to this size
+
+
+def _fill_merged_cells(src: TableSource, raw: pd.DataFrame) -> None:
+    """Give every cell of a range merged over rows its top-left value (a "车间" written once for a block of rows is
+    every row's), in ``raw`` read with ``header=None`` (row i, column j = the sheet's row i + 1, column j + 1)."""
+    if src.path.stat().st_size > MERGED_MAX_BYTES:
+        return
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(src.path, read_only=False, data_only=True)
+        # ranges over several rows (a title merged across the columns stays one cell: it is not a header)
+        ranges = [r for r in wb[src.sheet].merged_cells.ranges if r.max_row > r.min_row]
+    except Exception:  # the sheet was read already; merged cells are a nicety
+        return
+    filled = 0
+    for rng in ranges:
+        r0, c0, r1, c1 = rng.min_row - 1, rng.min_col - 1, min(rng.max_row, len(raw)) - 1, min(rng.max_col, raw.shape[1]) - 1
+        if r0 >= len(raw) or c0 >= raw.shape[1] or r1 < r0 or c1 < c0:
+            continue
+        raw.iloc[r0:r1 + 1, c0:c1 + 1] = raw.iat[r0, c0]
+        filled += (r1 - r0 + 1) * (c1 - c0 + 1) - 1
+    if filled:
+        src.notes.append(f"{src.path.name}: {len(ranges)} merged cell range(s): each of their {filled} other cells "
+                         "took the merged value.")
+
+
+def _excel_frame(src: TableSource, raw: pd.DataFrame, nrows: int | None) -> pd.DataFrame:
+    """A sheet read without a header (``header=None``: row i is the sheet's row i + 1) as a table: its header row
+    found (or the one asked for), the title rows above it and a footer of one or two cells (a total) below the data
+    dropped, each column's type inferred again from its values alone."""
+    filled = raw.notna().sum(axis=1).to_numpy()
+    nonempty = [i for i in range(len(raw)) if filled[i]]
+    if not nonempty:
+        return raw.iloc[0:0]
+    scan = nonempty[:HEADER_SCAN_ROWS]
+    index = scan[_header_index(src, raw.iloc[scan].to_numpy(dtype=object).tolist(), [i + 1 for i in scan],
+                               src.header_row)]
+    src.header_row = index + 1
+    names = ["" if v is None or (isinstance(v, float) and v != v) else
+             (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)) for v in raw.iloc[index]]
+    body = raw.iloc[index + 1:]
+    keep = body.notna().sum(axis=1).to_numpy()
+    width = sum(1 for n in names if n.strip())
+    end = len(body)
+    while index and end and width >= 5 and keep[end - 1] <= 2:  # "合计 400条" under a titled table
+        end -= 1
+    dropped = [j for j in range(end, len(body)) if keep[j]]
+    if dropped and keep[:end].any():
+        src.notes.append(f"{src.path.name}: left out {len(dropped)} row(s) under the data that fill at most two "
+                         f"cells (a total or a footnote: row {', '.join(str(index + 2 + j) for j in dropped[:3])}).")
+        body = body.iloc[:end]
+    df = body.dropna(how="all").reset_index(drop=True)
+    df.columns = [n if n.strip() else f"Unnamed: {i}" for i, n in enumerate(names)]
+    if nrows is not None:
+        df = df.head(nrows)
+    return df.infer_objects()
+
+
 def normalise_columns(df: pd.DataFrame, name: str, settings: Settings) -> pd.DataFrame:
     cols = []
     for i, c in enumerate(df.columns):
@@ -276,6 +405,11 @@ def normalise_columns(df: pd.DataFrame, name: str, settings: Settings) -> pd.Dat
         cols.append(c)
     _check_header(cols, name, settings)
     df.columns = cols
+    for c in df.columns:  # a cell of spaces (a "blank" Excel cell) is empty, not a class called "  "
+        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype):
+            blank = df[c].map(lambda v: isinstance(v, str) and not v.strip())
+            if blank.any():
+                df.loc[blank, c] = None
     if len(df.columns) == 0:
         raise InvalidInput(f"{name}: no columns found; expected a header row and data rows.")
     if len(df) == 0:
