@@ -297,7 +297,8 @@ def _is_unicode(text: str) -> bool:
 def check_records(records: list[dict], columns: list[dict]) -> None:
     """Strict validation of JSON records (serving): errors name the field."""
     if not isinstance(records, list) or not records:
-        raise InvalidInput("Expected a non-empty list of records (JSON objects).")
+        raise InvalidInput("Expected a non-empty list of records (JSON objects).",
+                           hint='Send {"records": [{"column": value, ...}, ...]} with at least one record.')
     errors = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
@@ -325,4 +326,8 @@ def check_records(records: list[dict], columns: list[dict]) -> None:
         if len(errors) >= 20:
             break
     if errors:
-        raise InvalidInput("; ".join(errors[:20]) + ".")
+        missing = any("is missing" in e for e in errors)
+        raise InvalidInput("; ".join(errors[:20]) + ".", hint=(
+            "Send every input column of the model, with null for a value you do not know (GET /v1/models/NAME "
+            "lists them; extra fields are ignored)." if missing else
+            "Send numbers as JSON numbers and texts and categories as JSON strings; null for a missing value."))

@@ -80,15 +80,18 @@ class _Guard:
             length = 0
         limit = self.settings.max_upload_bytes if path.endswith("/predict-file") else self.settings.max_request_bytes
         if length > limit:
-            return await _error(TooLarge(f"Request body is {length:,} bytes; the limit is {limit:,}."),
-                                request_id)(scope, receive, send)
+            setting = "MODELFAB_MAX_UPLOAD_BYTES" if path.endswith("/predict-file") else "MODELFAB_MAX_REQUEST_BYTES"
+            exc = TooLarge(f"Request body is {length:,} bytes; the limit is {limit:,}.",
+                           hint=f"Send fewer records per request, or raise {setting} on the server.")
+            self._log(request_id, scope, exc.http_status, start)
+            return await _error(exc, request_id)(scope, receive, send)
         if self.auth and path not in PUBLIC_PATHS and not path.startswith(DOCS_ASSETS + "/"):
             header = headers.get("authorization", "")
             token = header[7:].strip() if header.lower().startswith("bearer ") else ""
             try:
                 self.ws.check_token(token, "predict")
             except ModelfabError as exc:
-                self.metrics.observe(path, exc.http_status, time.perf_counter() - start, self.models.models)
+                self._log(request_id, scope, exc.http_status, start)
                 return await _error(exc, request_id)(scope, receive, send)
         status = {"code": 500, "started": False}
         rid = request_id.encode("latin-1", "replace")
@@ -110,10 +113,15 @@ class _Guard:
                     "code": "internal", "hint": None,
                     "message": f"Internal error ({type(exc).__name__}); see the server log, request id {request_id}."}},
                     headers={"X-Request-ID": request_id})(scope, receive, send)
-        self.metrics.observe(path, status["code"], time.perf_counter() - start, self.models.models)
+        self._log(request_id, scope, status["code"], start)
+
+    def _log(self, request_id: str, scope, status: int, start: float) -> None:
+        """The request's metrics and its one log line (also for requests refused before they reach a route)."""
+        path = scope.get("path", "")
+        self.metrics.observe(path, status, time.perf_counter() - start, self.models.models)
         if log.isEnabledFor(logging.INFO):
             log.info(json.dumps({"request_id": request_id, "method": scope.get("method"), "path": path,
-                                 "status": status["code"], "ms": round((time.perf_counter() - start) * 1000, 2)}))
+                                 "status": status, "ms": round((time.perf_counter() - start) * 1000, 2)}))
 
 
 def log_error(**fields) -> None:
@@ -312,7 +320,8 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
         while chunk := await file.read(1 << 20):
             data.extend(chunk)
             if len(data) > settings.max_upload_bytes:
-                raise TooLarge(f"Upload exceeds the limit of {settings.max_upload_bytes:,} bytes.")
+                raise TooLarge(f"Upload exceeds the limit of {settings.max_upload_bytes:,} bytes.",
+                               hint="Split the file, or raise MODELFAB_MAX_UPLOAD_BYTES on the server.")
         from starlette.concurrency import run_in_threadpool
 
         result = await run_in_threadpool(_score_upload, m, bytes(data), file.filename or "", settings)
@@ -347,16 +356,20 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
 async def _read_records(request: Request, settings) -> list[dict]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
-        raise UnsupportedFormat(f"Expected Content-Type application/json; got {ctype or 'none'!r}.")
+        raise UnsupportedFormat(f"Expected Content-Type application/json; got {ctype or 'none'!r}.",
+                                hint="Send the records as JSON with 'Content-Type: application/json' (curl: --json, "
+                                     "or -H 'Content-Type: application/json'); files go to /predict-file.")
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > settings.max_request_bytes:
-            raise TooLarge(f"Request body exceeds the limit of {settings.max_request_bytes:,} bytes.")
+            raise TooLarge(f"Request body exceeds the limit of {settings.max_request_bytes:,} bytes.",
+                           hint="Send fewer records per request, or raise MODELFAB_MAX_REQUEST_BYTES on the server.")
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"Request body is not valid JSON ({exc}).") from None
+        raise InvalidInput(f"Request body is not valid JSON ({exc}).",
+                           hint='Send UTF-8 JSON such as {"records": [{"column": value, ...}]}.') from None
     if isinstance(payload, dict) and "records" in payload:
         records = payload["records"]
     elif isinstance(payload, list):
@@ -364,9 +377,11 @@ async def _read_records(request: Request, settings) -> list[dict]:
     elif isinstance(payload, dict):
         records = [payload]
     else:
-        raise InvalidInput("Expected a JSON object {\"records\": [...]} (or a list of records).")
+        raise InvalidInput("Expected a JSON object {\"records\": [...]} (or a list of records).",
+                           hint='Send {"records": [{"column": value, ...}, ...]}.')
     if not isinstance(records, list) or not records:
-        raise InvalidInput("Expected 'records' to be a non-empty list of JSON objects.")
+        raise InvalidInput("Expected 'records' to be a non-empty list of JSON objects.",
+                           hint='Send {"records": [{"column": value, ...}, ...]} with at least one record.')
     if len(records) > settings.max_records_per_request:
         raise TooLarge(f"{len(records):,} records in one request; the limit is {settings.max_records_per_request:,}.",
                        hint="Split the batch, or use `modelfab predict` for files.")

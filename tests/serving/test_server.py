@@ -146,6 +146,7 @@ def test_bad_requests_get_4xx_and_server_keeps_serving(server, body, headers, st
     r = httpx.post(base + "/v1/models/factory/predict", content=body, headers={**headers, **_auth(token)}, timeout=30)
     assert r.status_code == status, r.text
     assert pattern in r.json()["error"]["message"]
+    assert r.json()["error"]["hint"]  # what to do, not "hint": null
     assert "Traceback" not in r.text
     ok = httpx.post(base + "/v1/models/factory/predict", json={"records": [RECORD]}, headers=_auth(token))
     assert ok.status_code == 200
@@ -168,13 +169,18 @@ def test_the_server_logs_one_json_line_per_request(trained, tmp_path):
                 time.sleep(0.2)
         r = httpx.post(f"http://127.0.0.1:{port}/v1/models/factory/predict", json={"records": [RECORD]})
         assert r.status_code == 200
+        # refused before any route (the body is over the limit): still one line, and a hint what to do
+        big = httpx.post(f"http://127.0.0.1:{port}/v1/models/factory/predict", content=b"x" * (9 * 1024 * 1024),
+                         headers={"Content-Type": "application/json"})
+        assert big.status_code == 413 and "MODELFAB_MAX_REQUEST_BYTES" in big.json()["error"]["hint"]
     finally:
         proc.terminate()
         proc.wait(20)
     lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
     mine = [x for x in lines if x["path"] == "/v1/models/factory/predict"]
-    assert len(mine) == 1 and mine[0]["status"] == 200 and mine[0]["request_id"] == r.headers["x-request-id"]
+    assert len(mine) == 2 and mine[0]["status"] == 200 and mine[0]["request_id"] == r.headers["x-request-id"]
     assert mine[0]["method"] == "POST" and mine[0]["ms"] > 0
+    assert mine[1]["status"] == 413 and mine[1]["request_id"] == big.headers["x-request-id"]
 
 
 def test_unknown_model_and_listing(server):
