@@ -98,8 +98,19 @@ def _label_kind(labels: list | None) -> str | None:
     return "numeric" if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals) else "categorical"
 
 
-def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOptions):
+CLASSIFY_UP_TO = 20  # numeric labels with at most this many values train a classifier (task auto)
+
+
+def auto_task(label_kind: str | None, n_values: int) -> str:
+    """The task ``--task auto`` trains: regression for numeric labels with many values, else classification."""
+    return "regression" if label_kind == "numeric" and n_values > CLASSIFY_UP_TO else "classification"
+
+
+def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOptions, *, skip_bad: bool = False):
+    """Import a file of series as a dataset version. ``skip_bad``: a series that cannot be read (too short, empty,
+    channels of different lengths) is left out and listed in the notes, instead of refusing the file."""
     from .datasets import DatasetVersion, ImportResult, _default_name, current_user
+    from .modalities.series.io import skipping_bad_series
 
     p = Path(path)
     if p.is_dir():
@@ -109,7 +120,11 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
 
     if not opts.id_column and p.suffix.lower() != ".ts":  # wide: new imports read numbered columns as steps
         opts = replace(opts, wide_steps=True)
-    sset = read_file(p, ws.settings, opts)
+    if skip_bad:
+        with skipping_bad_series():
+            sset = read_file(p, ws.settings, opts)
+    else:
+        sset = read_file(p, ws.settings, opts)
     if opts.id_column and sset.format == "wide":  # each id on one row: a wide table keeping its ids
         opts = replace(opts, layout="wide", wide_steps=True)
     data, offsets = sset.packed()
@@ -146,12 +161,21 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
     elif lkind == "numeric":
         vals = np.array([v for v in labels if v is not None], dtype=float)
         stats["target"] = {"min": float(vals.min()), "mean": float(vals.mean()), "max": float(vals.max())}
+        if auto_task(lkind, len(np.unique(vals))) == "classification":  # as training will take them: classes
+            counts = Counter(_class_name(v) for v in vals)
+            stats["labels"] = {k: counts[k] for k in sorted(counts, key=float)}
+            sset.notes.append(f"The labels are {len(counts)} different numbers, so training (--task auto) takes "
+                              "them as classes; pass --task regression to predict a number instead.")
     row = ws.meta.add_dataset(
         name=name, kind="series", content_sha=content, data_sha=data_sha, source_name=p.name,
         n_rows=len(sset.series), n_cols=sset.n_channels, schema=schema, stats=stats, options=opts.to_dict(),
         created_by=current_user(), refs=refs,
     )
     return ImportResult(DatasetVersion.from_row(row), created=True)
+
+
+def _class_name(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
 
 
 def _content_sha(data, offsets, ids: list, labels: list | None, channel_names, options: dict) -> str:

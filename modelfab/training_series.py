@@ -12,11 +12,12 @@ chosen parts are refit on every series if the budget allows. Every step asks the
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
 from .errors import InvalidInput, TrainingError
-from .series import load_series
+from .series import auto_task, load_series
 from .modalities.series_model import series_input
 from .training import data_lineage, finish, package_folder, training_info
 
@@ -154,18 +155,25 @@ def rocket_plan(kind: str, data, offsets, seconds: float, seed: int, rate: float
     return f, per * f * n + _head_seconds(n, f, rate), False
 
 
-def _targets(index, task: str, label_kind: str | None):
+def _targets(index, task: str, label_kind: str | None, label_source: str | None = None):
+    """(labelled mask, targets, task, class labels). ``label_source``: where the import took the labels from
+    (a column or a labels file), to say so when it held none."""
     import pandas as pd
 
     from .automl.engine import _label_sort_key
 
     if "label" not in index.columns or index["label"].notna().sum() == 0:
+        if label_source:
+            raise InvalidInput(f"The series have no labels: {label_source} was empty for all {len(index):,} series at "
+                               "import; training needs a label (class or number) per series.",
+                               hint="Import again with the column (or file) that holds the labels, or label the "
+                                    "series in the browser (Label series on the dataset page).")
         raise InvalidInput("The series have no labels; training needs a label (class or number) per series.",
                            hint="Import with --label-column COLUMN or --labels FILE.csv (id,label).")
     keep = index["label"].notna().to_numpy()
     lab = index["label"][keep]
     if task == "auto":
-        task = "regression" if label_kind == "numeric" and lab.nunique() > 20 else "classification"
+        task = auto_task(label_kind, lab.nunique())
     if task == "regression":
         y = pd.to_numeric(lab, errors="coerce")
         if y.isna().any():
@@ -352,7 +360,10 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
                            f"(regression) and reported with accuracy or r2; --metric {metric!r} is not used for them.",
                            hint="Leave --metric out.")
     data, offsets, index = load_series(ws, ds)
-    keep, y, task, labels = _targets(index, task, ds.schema.get("label_kind"))
+    opts = ds.options or {}
+    source = (f"the label column {opts['label_column']!r}" if opts.get("label_column") else
+              f"the labels file {Path(opts['labels_file']).name!r}" if opts.get("labels_file") else None)
+    keep, y, task, labels = _targets(index, task, ds.schema.get("label_kind"), source)
     series_all = [s for s, k in zip(unpack(data, offsets), keep) if k]
     if len(series_all) < 10:
         raise InvalidInput(f"Only {len(series_all)} labelled series; at least 10 are needed to train and test a model.")

@@ -389,3 +389,34 @@ def test_cli_hash_of_a_relabelled_series_version_is_its_own(tmp_path):
     listed = run_cli("data", "list", "-w", str(tmp_path / "ws")).stdout
     assert ds.content_sha[:12] in listed and new.dataset.content_sha[:12] in listed
     assert ds.data_sha[:12] not in listed
+
+
+def test_predict_on_a_ucr_table_reads_every_row_and_keeps_its_labels(trained, tmp_path):
+    """A headerless UCR-style test file (class label, a whole number, first): no series becomes the header, the
+    label is not scored as a time step, and the true label stays beside the prediction."""
+    test, labels = trained["test"], trained["test_labels"]
+    codes = [1 if lab == "bump" else 2 for lab in labels]
+    rows = ["\t".join([str(c)] + [f"{v:.6f}" for v in s[0]]) for c, s in zip(codes, test)]
+    (tmp_path / "shapes_TEST.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with Workspace.open(trained["ws"]) as ws:
+        p = ws.model("shapes").predictor
+        scored = p.predict_file(tmp_path / "shapes_TEST.tsv")
+        from_ts = p.predict_file(trained["root"] / "test.ts")
+    assert len(scored) == len(test) and "error" not in scored and "warning" not in scored
+    assert scored["label"].tolist() == [str(c) for c in codes]
+    assert scored["prediction"].tolist() == from_ts["prediction"].tolist()  # the same values as the .ts file
+    assert from_ts["label"].tolist() == labels
+
+
+def test_predict_refuses_a_ts_series_with_a_channel_cut_short_alone(trained, tmp_path):
+    test = trained["test"]
+    write_ts(tmp_path / "cut.ts", test[:3], ["bump"] * 3)
+    text = (tmp_path / "cut.ts").read_text().splitlines()
+    at = text.index("@data") + 2
+    a, lab = text[at].split(":")
+    text[at] = ":".join([a, ",".join(a.split(",")[:40]), lab])  # the second series: a channel of 40 beside 60 values
+    (tmp_path / "cut.ts").write_text("\n".join(text) + "\n")
+    with Workspace.open(trained["ws"]) as ws:
+        scored = ws.model("shapes").predictor.predict_file(tmp_path / "cut.ts")
+    assert scored["prediction"].notna().tolist() == [True, False, True]
+    assert "channels have different lengths (60, 40 values)" in scored["error"][1]

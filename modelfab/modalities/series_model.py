@@ -274,8 +274,13 @@ class SeriesPredictor:
                              with_labels=False)
 
     def predict_file(self, path: Path) -> pd.DataFrame:
+        """One row per series of the file; when the file carries labels in its layout (a ``.ts`` file with class
+        labels, a UCR table's first column), they are kept in a ``label`` column beside the prediction."""
         sset = self.read_file(path)
-        return self.predict_series(sset.series, sset.ids)
+        out = self.predict_series(sset.series, sset.ids)
+        if sset.labels is not None and any(v is not None for v in sset.labels) and "label" not in out.columns:
+            out.insert(1, "label", sset.labels)
+        return out
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
         """Score an uploaded file of series (REST ``predict-file``)."""

@@ -7,10 +7,9 @@ is an :class:`InvalidInput` that names the file and the line or series.
 
 from __future__ import annotations
 
-import contextvars
 import math
 import re
-from contextlib import contextmanager
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +18,13 @@ import pandas as pd
 
 from ...errors import InvalidInput, TooLarge, UnsupportedFormat
 from ...settings import Settings, human_bytes
+from .ucr import arff_message, read_headerless
+from .clean import (_LENIENT, _SKIP, MIN_LENGTH, Fill, _read_clean, clean_series, clean_series_detail,  # noqa: F401
+                    empty_label_note, lenient_reading, skipped_note, skipping_bad_series)
 
 TS_EXT = ".ts"
 TABLE_EXT = {".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq"}
 SERIES_EXTENSIONS = TABLE_EXT | {TS_EXT}
-MIN_LENGTH = 3
 
 
 @dataclass
@@ -39,11 +40,13 @@ class SeriesSet:
 
     @property
     def n_channels(self) -> int:
-        return int(self.series[0].shape[0]) if self.series else 0
+        arrays = [s for s in self.series if isinstance(s, np.ndarray)]
+        return int(arrays[0].shape[0]) if arrays else 0
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.array([s.shape[1] for s in self.series], dtype=np.int64)
+        """Time steps per series (0 for a series refused at lenient reading: an InvalidInput in its place)."""
+        return np.array([s.shape[1] if isinstance(s, np.ndarray) else 0 for s in self.series], dtype=np.int64)
 
     def packed(self) -> tuple[np.ndarray, np.ndarray]:
         """``(data (channels, total), offsets (n+1))``: all series side by side."""
@@ -58,63 +61,10 @@ def unpack(data: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------ checks
-_LENIENT = contextvars.ContextVar("modelfab_series_lenient", default=False)
-
-
-@contextmanager
-def lenient_reading():
-    """Within: readers keep a series that cannot be cleaned (too short, empty) as it is, for the caller to
-    refuse it alone (batch prediction scores the others) instead of refusing the whole file."""
-    token = _LENIENT.set(True)
-    try:
-        yield
-    finally:
-        _LENIENT.reset(token)
-
-
-def _read_clean(x: np.ndarray, where: str) -> tuple[np.ndarray, int]:
-    try:
-        return clean_series(x, where)
-    except InvalidInput:
-        if not _LENIENT.get():
-            raise
-        x = np.asarray(x, dtype=np.float64)
-        return (x[None, :] if x.ndim == 1 else x), 0
-
-
-def clean_series(x: np.ndarray, where: str) -> tuple[np.ndarray, int]:
-    """Trailing missing values trimmed (unequal lengths), inner gaps interpolated; (series, n_filled)."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2:
-        what = "a single number" if x.ndim == 0 else f"a {x.ndim}-D array of shape {x.shape}"
-        raise InvalidInput(f"{where}: expected a series (a list of numbers, or one list per channel); got {what}.")
-    if np.isinf(x).any():
-        raise InvalidInput(f"{where}: contains an infinite value; expected finite numbers.")
-    present = ~np.isnan(x).all(axis=0)
-    if not present.any():
-        raise InvalidInput(f"{where}: has no values.", hint="Remove the empty series or fill it in.")
-    x = x[:, : int(np.flatnonzero(present)[-1]) + 1]
-    first = int(np.flatnonzero(~np.isnan(x).all(axis=0))[0])
-    x = x[:, first:]
-    filled = int(np.isnan(x).sum())
-    if filled:
-        t = np.arange(x.shape[1])
-        for c in range(x.shape[0]):
-            ok = ~np.isnan(x[c])
-            if not ok.any():
-                raise InvalidInput(f"{where}: channel {c} has no values.")
-            x[c] = np.interp(t, t[ok], x[c, ok])
-    if x.shape[1] < MIN_LENGTH:
-        raise InvalidInput(f"{where}: has {x.shape[1]} time step(s); at least {MIN_LENGTH} are needed.")
-    return x, filled
-
-
 def check_limits(sset: SeriesSet, name: str, settings: Settings) -> SeriesSet:
     if not sset.series:
         raise InvalidInput(f"{name}: no series found.", hint="Check the file and the column options.")
-    channels = {s.shape[0] for s in sset.series}
+    channels = {s.shape[0] for s in sset.series if isinstance(s, np.ndarray)}
     if len(channels) > 1 and not _LENIENT.get():  # prediction: a series with other channels is refused alone
         raise InvalidInput(f"{name}: series have different numbers of channels ({sorted(channels)}); "
                            "expected the same channels in every series.")
@@ -153,10 +103,10 @@ def read_ts(path: str | Path, settings: Settings) -> SeriesSet:
     header: dict[str, str] = {}
     class_labels: list[str] | None = None
     has_label = False
-    series, labels, notes = [], [], []
-    filled_total = 0
+    series, labels, numbers, notes = [], [], [], []
+    fill, case = Fill(), 0
     in_data = False
-    with open(path, "r", encoding="utf-8", errors="strict") as fh:
+    with open(path, "r", encoding="utf-8-sig", errors="strict", newline=None) as fh:  # a BOM (Notepad) is dropped
         try:
             lines = list(fh)
         except UnicodeDecodeError:
@@ -186,6 +136,7 @@ def read_ts(path: str | Path, settings: Settings) -> SeriesSet:
                                    hint="Export the series without time stamps, or use the long CSV format.")
             continue
         fields = line.split(":")
+        label = None
         if has_label:
             label, fields = fields[-1].strip(), fields[:-1]
             if not fields:
@@ -193,31 +144,49 @@ def read_ts(path: str | Path, settings: Settings) -> SeriesSet:
             if class_labels is not None and class_labels and label not in class_labels:
                 raise InvalidInput(f"{path.name} line {no}: label {label!r} is not one of the declared "
                                    f"@classLabel values {class_labels[:10]}.")
-            labels.append(label)
         try:
             chans = [np.array([math.nan if v.strip() in ("?", "", "NaN", "nan") else float(v)
                                for v in f.split(",")], dtype=np.float64) for f in fields]
         except ValueError as exc:
             raise InvalidInput(f"{path.name} line {no}: expected comma-separated numbers ({exc}).") from None
-        length = max(len(c) for c in chans)
-        arr = np.full((len(chans), length), np.nan)
-        for c, v in enumerate(chans):
-            arr[c, :len(v)] = v
-        arr, filled = _read_clean(arr, f"{path.name} line {no}")
-        filled_total += filled
+        where, case = f"{path.name} line {no}", case + 1
+        arr = _ts_case(chans, where)
+        if isinstance(arr, np.ndarray):
+            arr = _read_clean(arr, where, fill)
+        if arr is None:
+            continue
         series.append(arr)
+        numbers.append(case - 1)
+        if has_label:
+            labels.append(label)
     if not in_data:
         raise InvalidInput(f"{path.name}: no @data line; expected a UCR/UEA .ts file.")
-    if filled_total:
-        notes.append(f"{filled_total:,} missing values inside series were filled by linear interpolation.")
+    notes += fill.notes() + skipped_note(_SKIP.get() or [])
     target_label = "targetlabel" in header and has_label
     out_labels = None
     if has_label:
         out_labels = [float(v) for v in labels] if target_label else labels
-    ids = [f"{path.stem}_{i}" for i in range(len(series))]
+    ids = [f"{path.stem}_{i}" for i in numbers]  # a series left out keeps its number free (ids follow the lines)
     dims = series[0].shape[0] if series else 0
     sset = SeriesSet(series, ids, out_labels, [f"dim_{c}" for c in range(dims)], "ts", notes)
     return check_limits(sset, path.name, settings)
+
+
+def _ts_case(chans: list[np.ndarray], where: str) -> np.ndarray | None:
+    """The channels of one ``.ts`` case as one array; channels with different numbers of values (a channel cut
+    short) are refused, never padded (None when bad series are skipped)."""
+    lengths = [len(c) for c in chans]
+    if len(set(lengths)) == 1:
+        return np.stack(chans)
+    exc = InvalidInput(f"{where}: channels have different lengths ({', '.join(map(str, lengths))} values); expected "
+                       "equal.", hint="Mark a missing value with '?' so every channel of a series has as many values.")
+    skipped = _SKIP.get()
+    if skipped is not None:
+        skipped.append(exc.message.rstrip("."))
+        return None
+    if _LENIENT.get():  # prediction: this series alone is refused, with the reason
+        return exc
+    raise exc
 
 
 # ------------------------------------------------------------------ tables
@@ -268,6 +237,34 @@ def _time_gap_notes(df: pd.DataFrame, id_column: str, time_column: str) -> list[
             "rows are used in time order as if equally spaced."]
 
 
+def _times(df: pd.DataFrame, time_column: str, id_column: str, name: str) -> pd.Series:
+    """The time column as numbers, or else as dates: ISO 8601 of any precision (``2024-05-01T12:00:00`` beside
+    ``...12:00:00.500000``, as Python's isoformat writes), or one other format pandas recognises. An empty cell
+    is named by its row and series."""
+    t = df[time_column]
+    empty = t.isna() | (t.astype(str).str.strip() == "")
+    if empty.any():
+        i = int(np.flatnonzero(empty.to_numpy())[0])
+        raise InvalidInput(f"{name}: data row {i + 1} (series {_plain(df[id_column].iloc[i])!r}) has no time in "
+                           f"{time_column!r}; expected a time on every row.",
+                           hint="Fill in the time, or remove the row.")
+    tnum = pd.to_numeric(t, errors="coerce")
+    if not tnum.isna().any():
+        return tnum
+    with warnings.catch_warnings():  # pandas warns (with its own file path) when it falls back to dateutil
+        warnings.simplefilter("ignore", UserWarning)
+        tnum = pd.to_datetime(t, errors="coerce", format="ISO8601")
+        if tnum.isna().any():
+            tnum = pd.to_datetime(t, errors="coerce")
+    if tnum.isna().any():
+        i = int(np.flatnonzero(tnum.isna().to_numpy())[0])
+        raise InvalidInput(f"{name}: --time-column {time_column!r} holds values that are neither numbers nor dates "
+                           f"(e.g. {str(t.iloc[i])[:30]!r} in data row {i + 1}); expected numbers, ISO 8601 dates "
+                           "(2024-05-01T12:00:00.5) or dates in one format throughout.",
+                           hint="Write the times in one format, e.g. ISO 8601, or as seconds.")
+    return tnum
+
+
 def read_long(path: str | Path, settings: Settings, *, id_column: str, time_column: str | None = None,
               value_columns: list[str] | None = None, label_column: str | None = None,
               ignore: tuple[str, ...] = ()) -> SeriesSet:
@@ -291,14 +288,7 @@ def _long(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str, ti
     if df[id_column].isna().any():
         raise InvalidInput(f"{name}: {int(df[id_column].isna().sum())} row(s) have no series id in {id_column!r}.")
     if time_column is not None:
-        t = df[time_column]
-        tnum = pd.to_numeric(t, errors="coerce")
-        if tnum.isna().any():
-            tnum = pd.to_datetime(t, errors="coerce")
-            if tnum.isna().any():
-                raise InvalidInput(f"{name}: --time-column {time_column!r} holds values that are neither numbers nor "
-                                   f"dates (e.g. {str(t[tnum.isna()].iloc[0])[:30]!r}).")
-        df = df.assign(_t=tnum)
+        df = df.assign(_t=_times(df, time_column, id_column, name))
         if df.duplicated([id_column, "_t"]).any():
             dup = df[df.duplicated([id_column, "_t"])].iloc[0]
             raise InvalidInput(f"{name}: series {str(dup[id_column])!r} has two rows at time {dup[time_column]}; "
@@ -310,23 +300,27 @@ def _long(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str, ti
     codes = pd.Categorical(ids_col, categories=order).codes
     idx = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[idx], np.arange(len(order) + 1))
-    series, labels, filled_total = [], [] if label_column else None, 0
+    series, kept, labels, fill = [], [], [] if label_column else None, Fill()
     lab_col = df[label_column].to_numpy() if label_column else None
     for k, sid in enumerate(order):
         rows = idx[bounds[k]:bounds[k + 1]]
-        arr, filled = _read_clean(vals[rows].T, f"{name} series {sid!r}")
-        filled_total += filled
+        arr = _read_clean(vals[rows].T, f"{name} series {sid!r}", fill)
+        if arr is None:
+            continue
         series.append(arr)
+        kept.append(str(sid))
         if lab_col is not None:
             labs = pd.unique(pd.Series(lab_col[rows]).dropna())
             if len(labs) > 1:
                 raise InvalidInput(f"{name}: series {sid!r} has {len(labs)} different labels ({_plain(labs[0])!r}, "
                                    f"{_plain(labs[1])!r}); expected one label per series.")
             labels.append(_plain(labs[0]) if len(labs) else None)
-    notes = [f"{filled_total:,} missing values inside series were filled by linear interpolation."] if filled_total else []
+    notes = fill.notes() + skipped_note(_SKIP.get() or [])
     if time_column is not None:
         notes += _time_gap_notes(df, id_column, time_column)
-    sset = SeriesSet(series, [str(s) for s in order], labels, [str(c) for c in values], "long", notes)
+    if label_column:
+        notes += empty_label_note(labels, label_column)
+    sset = SeriesSet(series, kept, labels, [str(c) for c in values], "long", notes)
     return check_limits(sset, name, settings)
 
 
@@ -362,14 +356,17 @@ def _wide(df: pd.DataFrame, name: str, settings: Settings, *, label_column: str 
                      + ", ".join(f"{k!r} ({len(v)} steps)" for k, v in channels.items()) + ".")
     blocks = [_numeric(df, v, name) for v in channels.values()]
     ids = df[id_column].astype(str).tolist() if id_column else [f"row_{i + 1}" for i in range(len(df))]
-    series, filled_total = [], 0
+    series, kept, fill = [], [], Fill()
     for i in range(len(df)):
-        arr, filled = _read_clean(np.stack([b[i] for b in blocks]), f"{name} row {i + 1}")
-        filled_total += filled
-        series.append(arr)
-    labels = [None if pd.isna(v) else _plain(v) for v in df[label_column]] if label_column else None
-    if filled_total:
-        notes.append(f"{filled_total:,} missing values inside series were filled by linear interpolation.")
+        arr = _read_clean(np.stack([b[i] for b in blocks]), f"{name} row {i + 1}", fill)
+        if arr is not None:
+            series.append(arr)
+            kept.append(i)
+    ids = [ids[i] for i in kept]
+    labels = [None if pd.isna(v) else _plain(v) for v in df[label_column].iloc[kept]] if label_column else None
+    notes += fill.notes() + skipped_note(_SKIP.get() or [])
+    if label_column:
+        notes += empty_label_note(labels, label_column)
     names = list(channels) if len(channels) > 1 else ["value"]
     return check_limits(SeriesSet(series, ids, labels, names, "wide", notes), name, settings)
 
@@ -420,6 +417,8 @@ def read_series(path: str | Path, settings: Settings, *, id_column: str | None =
     ext = path.suffix.lower()
     if ext == TS_EXT:
         return read_ts(path, settings)
+    if ext == ".arff":
+        raise UnsupportedFormat(arff_message(path))
     if ext not in TABLE_EXT and ext not in (".xlsx", ".xlsm"):
         got = "a folder" if path.is_dir() else f"a {ext} file" if ext else "a file without an extension"
         raise UnsupportedFormat(f"{path.name}: expected a .ts file or a CSV/Parquet/Excel table of series; got {got}.")
@@ -430,6 +429,16 @@ def read_series(path: str | Path, settings: Settings, *, id_column: str | None =
     if layout is None and not id_column:
         layout = "wide"
     _check_file(path, settings)
+    headerless = None if id_column else read_headerless(path, settings)
+    if headerless is not None:  # the UCR archive layout, or series of numbers only: every row a series
+        df, found, notes = headerless
+        if label_column and label_column not in df.columns:
+            raise InvalidInput(f"{path.name}: has no header row (its first row is numbers), so no column is named "
+                               f"{label_column!r}.", hint="Leave out --label-column: a class label that is a whole "
+                               "number in the first column (the UCR layout) is found by itself; or add a header row.")
+        sset = _wide(df, path.name, settings, label_column=label_column or found, id_column=None, wide_steps=True)
+        sset.notes[:0] = notes
+        return sset
     df = _read_frame(path, settings, ignore)
     if layout is None:
         layout = table_layout(df, id_column, label_column, path.name)
