@@ -48,9 +48,10 @@ def _featurise(path: Path, rel: str, settings) -> dict:
     return image_features(im.gray, im.rgb)
 
 
-def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, settings) -> dict:
-    """Decode and check one image and its mask (runs in a worker process). Errors come back as text."""
-    from .modalities.image.io import examine_mask, mask_by_stem_only, read_image
+def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, weak: bool, settings) -> dict:
+    """Decode and check one image and its mask (runs in a worker process). Errors come back as text. ``weak``:
+    the mask was paired by a weak sign (an ``_label`` name, a same-name PNG): a picture there is no mask."""
+    from .modalities.image.io import examine_mask, read_image
     from .storage.blobs import sha256_file
 
     try:
@@ -58,10 +59,9 @@ def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, sett
         out = {"file": rel, "sha256": sha256_file(path), "width": im.size[0], "height": im.size[1],
                "channels": 3 if im.rgb is not None else 1, "format": im.format, "mode": im.mode,
                "bytes": path.stat().st_size, "mean_intensity": round(float(im.gray.mean()), 5),
-               "turned": im.turned, "bits": im.bits}
+               "turned": im.turned, "bits": im.bits, "pages": im.pages}
         if mask is not None:
-            by_stem = mask_by_stem_only(rel, mask_rel)
-            m = examine_mask(mask, settings, im.gray.shape, mask_rel, pictures_allowed=by_stem)
+            m = examine_mask(mask, settings, im.gray.shape, mask_rel, pictures_allowed=weak)
             if m is None:  # a picture of the same name, not a mask: it is imported as an image
                 out["not_a_mask"] = mask_rel
                 return out
@@ -141,18 +141,20 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     from .datasets import DatasetVersion, ImportResult, current_user
     from .modalities.image.annotations import Annotations
     from .modalities.image.features import FEATURES_VERSION, feature_names
-    from .modalities.image.io import IMAGE_EXTENSIONS, list_files, split_images_and_masks
+    from .modalities.image.io import IMAGE_EXTENSIONS, list_files, pair_masks
 
     name = check_name(name, "dataset")
     require_image_extra()
     refused: list[dict] = []  # links out of the folder, with --skip-bad (an error without it)
     hidden: list[str] = []  # .name.png files: left out as hidden files are, and said
     files = list_files(root, refused if skip_bad else None, hidden)
-    images, masks = split_images_and_masks(files)
+    pairing = pair_masks(files)
+    images, masks = pairing.images, pairing.masks
     if not images:
         raise InvalidInput(f"No images in {source_name}: expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}.")
     labels, unmatched = _labels(root, images, opts.labels)
-    jobs = [(root / f, f, root / masks[f] if f in masks else None, masks.get(f)) for f in images]
+    jobs = [(root / f, f, root / masks[f] if f in masks else None, masks.get(f), f in pairing.weak)
+            for f in images]
     total = 2 * len(jobs)  # progress: checking every image, then featurising the new ones
     results = _run(_examine, jobs, ws.settings, progress, total)
     pictures = [r.pop("not_a_mask") for r in results if "not_a_mask" in r]
@@ -161,8 +163,8 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
         labels.update(more_labels)
         unmatched = [u for u in unmatched if u not in set(pictures)]
         images = images + pictures
-        results += _run(_examine, [(root / f, f, None, None) for f in pictures], ws.settings, None, 0)
-    empty = _empty_folders(root, images) if opts.labels == "folder" else []
+        results += _run(_examine, [(root / f, f, None, None, False) for f in pictures], ws.settings, None, 0)
+    empty = _empty_folders(root, images, pairing.mask_dirs) if opts.labels == "folder" else []
     skipped = refused + [{"file": r["file"], "reason": r["error"]} for r in results if "error" in r]
     good = [r for r in results if "error" not in r]
     if skipped and not skip_bad:
@@ -192,9 +194,16 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     turned = sorted(r["file"] for r in good if r.get("turned"))
     low_bits = sorted(r["file"] for r in good if r.get("bits") is not None and 8 < r["bits"] <= 12
                       and str(r.get("mode", "")).startswith("I;16"))
+    multipage = sorted(r["file"] for r in good if (r.get("pages") or 1) > 1)
+    from .modalities.image.io import mask_by_stem_only
+
+    by_stem = {m for f, m in masks.items() if mask_by_stem_only(f, m)}
+    same_name_pngs = [p for p in pictures if p in by_stem]  # said by the pngs_as_images note
+    mask_notes = _mask_notes(pairing, int(sum(bool(r.get("mask")) for r in good)),
+                             [p for p in pictures if p not in by_stem], multipage)
     existing = ws.meta.find_dataset(name, content)
     if existing is not None:
-        return ImportResult(DatasetVersion.from_row(existing), created=False)
+        return ImportResult(DatasetVersion.from_row(existing), created=False, notes=_notes_of(existing))
     rows = _run(_featurise, [(root / r["file"], r["file"]) for r in good], ws.settings, progress, total, len(jobs))
     if progress:
         progress(total, total, "")
@@ -232,15 +241,45 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
              "colour_images": int((table["channels"] == 3).sum()), "skipped": skipped,
              "annotations_refused": bad_notes,
              "labels_unmatched": unmatched[:50], "labels_unmatched_count": len(unmatched),
-             "pngs_as_images": pictures[:50], "empty_folders": empty[:50], "upright_images": len(turned),
+             "pngs_as_images": same_name_pngs[:50], "empty_folders": empty[:50], "upright_images": len(turned),
              "hidden_images": len(hidden), "hidden_examples": sorted(hidden)[:5],
-             "low_bit_16bit_images": len(low_bits), "low_bit_examples": low_bits[:5]}
+             "low_bit_16bit_images": len(low_bits), "low_bit_examples": low_bits[:5],
+             "mask_folders": sorted(pairing.mask_dirs), "masks_unmatched": pairing.unmatched[:50],
+             "masks_unmatched_count": len(pairing.unmatched), "multipage_tiffs": len(multipage),
+             "multipage_examples": multipage[:5], "notes": mask_notes}
     row = ws.meta.add_dataset(
         name=name, kind="image", content_sha=content, data_sha=data_sha, source_name=source_name,
         n_rows=len(table), n_cols=len(names), schema=schema, stats=stats, options=opts.to_dict(),
         created_by=current_user(), refs=refs,
     )
-    return ImportResult(DatasetVersion.from_row(row), created=True)
+    return ImportResult(DatasetVersion.from_row(row), created=True, notes=mask_notes)
+
+
+def _mask_notes(pairing, n_masks: int, pictures: list[str], multipage: list[str]) -> list[str]:
+    """What the import says about masks and multi-page TIFFs (``stats["notes"]``, and ``ImportResult.notes``)."""
+    notes = []
+    if pairing.mask_dirs:
+        notes.append(f"{n_masks} mask(s) paired with their images; mask folder(s), never imported as images: "
+                     f"{', '.join(sorted(pairing.mask_dirs)[:5])}")
+    if pairing.unmatched:
+        n = len(pairing.unmatched)
+        more = f" (and {n - 5} more)" if n > 5 else ""
+        notes.append(f"{n} mask file(s) match no image (or are a second mask for one image) and were not used: "
+                     f"{', '.join(pairing.unmatched[:5])}{more}. A mask X_mask.png (or X.png) under ground_truth/R/ "
+                     "belongs to the image R/X.* or <split>/R/X.*; check the names")
+    if pictures:
+        notes.append(f"{len(pictures)} file(s) named or placed like a mask (X_label, X_gt, a mask folder) are "
+                     f"pictures, not two-level masks, and were imported as images: {', '.join(pictures[:5])}")
+    if multipage:
+        notes.append(f"{len(multipage)} multi-page TIFF(s): the first page of each was used "
+                     f"({', '.join(multipage[:3])}); save the pages as separate images to use them all")
+    return notes
+
+
+def _notes_of(row) -> list[str]:
+    from .datasets import DatasetVersion
+
+    return list((DatasetVersion.from_row(row).stats or {}).get("notes") or [])
 
 
 def _content_sha(rows: list[dict], options: dict, features_version) -> str:
@@ -307,14 +346,14 @@ def relabel_images(ws, ds, labels: dict[str, str | None]):
     return ImportResult(DatasetVersion.from_row(row), created=True)
 
 
-def _empty_folders(root: Path, images: list[str]) -> list[str]:
-    """Top-level folders (class folders) that hold no image."""
+def _empty_folders(root: Path, images: list[str], mask_dirs: set[str] = frozenset()) -> list[str]:
+    """Top-level folders (class folders) that hold no image (mask folders aside)."""
     from .modalities.image.io import MASK_FOLDER
 
     used = {PurePosixPath(f).parts[0] for f in images if len(PurePosixPath(f).parts) > 1}
     return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
                   and d.name not in (MASK_FOLDER, "__MACOSX", "annotations", "Annotations", "labels")
-                  and d.name not in used)
+                  and d.name not in mask_dirs and d.name not in used)
 
 
 def require_image_extra() -> None:

@@ -535,6 +535,17 @@ def test_labels_csv(tmp_path):
         read_labels_csv(p)
 
 
+@pytest.mark.parametrize("encoding,delimiter", [("gbk", ","), ("gb18030", ";"), ("utf-8-sig", ";"), ("utf-16", "\t"),
+                                                ("utf-8", "\t")])
+def test_labels_csv_encodings_and_delimiters(tmp_path, encoding, delimiter):
+    """A labels file as Excel saves it on a Chinese Windows (GBK) or in Europe (semicolons), or as a TSV, is read
+    like a table is (the same sniffing as tabular_io), not refused."""
+    p = tmp_path / "labels.csv"
+    rows = [("file", "label"), ("正常/a.wav", "正常"), ("b.wav", "轴承故障"), ("c d.wav", "ok")]
+    p.write_bytes("".join(delimiter.join(r) + "\r\n" for r in rows).encode(encoding))
+    assert read_labels_csv(p) == {"正常/a.wav": "正常", "b.wav": "轴承故障", "c d.wav": "ok"}
+
+
 # ----------------------------------------------------------------------------- real data (opt-in)
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")

@@ -6,12 +6,10 @@ pixel count must be under ``Settings.max_image_pixels`` (Pillow's own
 ``MAX_IMAGE_PIXELS`` is set from it, and its bomb warning is an error), and a
 file that ends early is refused (``LOAD_TRUNCATED_IMAGES`` stays off).
 
-Mask convention (a defect mask is a PNG, non-zero = defect, any size; it is
-resized to its image): for an image ``DIR/X.ext`` the first of
-``DIR/X_mask.png``, ``masks/DIR/X.png`` (a top-level ``masks`` folder that
-mirrors the image folders) and ``DIR/X.png`` (only when the image itself is
-not a PNG, as in the magnetic-tile data set) that exists is its mask. Mask
-files are never imported as images.
+Masks (non-zero = defect, any size with the image's shape; resized to it) are
+paired with their images by ``pairing.py``: ``X_mask``/``X_label``/``X_gt``
+beside ``X``, mirror trees (``masks/``, ``ground_truth/`` as in MVTec AD, ...)
+and a same-name PNG beside a non-PNG image.
 """
 
 from __future__ import annotations
@@ -30,12 +28,10 @@ import numpy as np
 
 from ...errors import InvalidInput, TooLarge
 from ...settings import human_bytes
+from .pairing import MASK_DIRS, MASK_FOLDER, MASK_SUFFIX, mask_by_stem_only, pair_masks  # noqa: F401 (re-exported)
 
 IMAGE_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-MASK_SUFFIX = "_mask"
-MASK_FOLDER = "masks"
 MAX_ZIP_ENTRIES = 200_000
-_SKIP_DIRS = {"__MACOSX", MASK_FOLDER}
 
 
 @dataclass
@@ -49,6 +45,7 @@ class ImageData:
     mode: str
     bits: int | None = None  # 16-bit images: the bits the brightest pixel needs (12 for a 12-bit camera frame)
     turned: bool = False  # the EXIF orientation was applied
+    pages: int = 1  # a multi-page TIFF: how many pages it holds (the first one is read)
 
     @property
     def size(self) -> tuple[int, int]:  # (width, height) as Pillow says it
@@ -137,6 +134,7 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
                     raise TooLarge(f"{source}: {w}x{h} = {w * h:,} pixels is over the limit of {limit:,} "
                                    "(a decompression bomb or a very large image).",
                                    hint="Downscale the image, or raise MODELFAB_MAX_IMAGE_PIXELS if it is genuine.")
+                pages = int(getattr(im, "n_frames", 1) or 1)
                 im.load()
                 upright = _upright(im)
                 gray, rgb, mode, bits = _to_arrays(upright, keep_colour)
@@ -154,7 +152,7 @@ def decode_image(data: bytes, source: str, settings, suffix: str | None = None, 
         text = str(exc)
         why = "truncated (the file ends early)" if "truncated" in text.lower() else f"corrupt ({text[:120]})"
         raise InvalidInput(f"{source}: {fmt} image is {why}.", hint="Re-copy or re-export the file.") from None
-    return ImageData(source, gray, rgb, fmt, mode, bits, turned)
+    return ImageData(source, gray, rgb, fmt, mode, bits, turned, pages)
 
 
 def _upright(im):
@@ -237,12 +235,6 @@ def examine_mask(path: Path, settings, shape: tuple[int, int], source: str, *,
     return resize_mask(g > 0, shape)
 
 
-def mask_by_stem_only(image: str, mask: str) -> bool:
-    """Whether ``mask`` was paired with ``image`` only because it has the same name ending in .png (it may be
-    another image: a PNG copy beside a TIFF), not by the _mask suffix or the masks/ folder."""
-    return PurePosixPath(image).suffix.lower() != ".png" and mask == str(PurePosixPath(image).with_suffix(".png"))
-
-
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A bool mask at ``shape`` (H, W), nearest neighbour (unchanged when it already has that shape)."""
     from PIL import Image
@@ -254,29 +246,6 @@ def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- folders
-def _is_mask_name(rel: PurePosixPath, present: set[str]) -> bool:
-    if rel.parts[0] == MASK_FOLDER and len(rel.parts) > 1:
-        return True
-    if rel.suffix.lower() != ".png":
-        return False
-    stem = rel.stem
-    if stem.endswith(MASK_SUFFIX):
-        base = str(rel.with_name(stem[: -len(MASK_SUFFIX)]))
-        if any(base + ext in present for ext in IMAGE_EXTENSIONS):
-            return True
-    base = str(rel.with_suffix(""))
-    return any(base + ext in present for ext in IMAGE_EXTENSIONS if ext != ".png")
-
-
-def mask_for(rel: str, present: set[str]) -> str | None:
-    """The mask file of image ``rel`` (posix, relative to the root) by the convention above, if any."""
-    p = PurePosixPath(rel)
-    candidates = [str(p.with_name(p.stem + MASK_SUFFIX + ".png")), str(PurePosixPath(MASK_FOLDER, *p.with_suffix(".png").parts))]
-    if p.suffix.lower() != ".png":
-        candidates.append(str(p.with_suffix(".png")))
-    return next((c for c in candidates if c in present), None)
-
-
 def list_files(root: Path, refused: list | None = None, hidden: list | None = None) -> list[str]:
     """Every regular file under ``root`` (posix relative paths), skipping hidden entries and ``__MACOSX``.
     ``hidden``: given a list, the hidden image files left out (``.name.png``; not macOS's ``._name`` copies) are
@@ -325,12 +294,9 @@ def _check_link(link: Path, root: Path, real: Path, refused: list | None = None)
 
 
 def split_images_and_masks(files: list[str]) -> tuple[list[str], dict[str, str]]:
-    """(image files, {image: mask file}) from a folder listing."""
-    present = set(files)
-    images = [f for f in files if PurePosixPath(f).suffix.lower() in IMAGE_EXTENSIONS
-              and not _is_mask_name(PurePosixPath(f), present)]
-    masks = {f: m for f in images if (m := mask_for(f, present)) is not None}
-    return images, masks
+    """(image files, {image: mask file}) from a folder listing (``pairing.pair_masks`` has the details)."""
+    found = pair_masks(files)
+    return found.images, found.masks
 
 
 def list_images(root: Path) -> list[str]:
@@ -357,6 +323,44 @@ def content_root(folder: Path) -> Path:
     return Path(folder)
 
 
+ZIP_UTF8_FLAG = 0x800
+
+
+def _mostly_common_chinese(texts: list[str]) -> bool:
+    """Whether nearly all non-ASCII characters are in GB2312 (the common Chinese characters and punctuation): cp437
+    bytes of a German name read as GBK also give Chinese characters ('Größe' gives 'Gr斸e'), but rare ones."""
+    high = [c for t in texts for c in t if ord(c) > 127]
+
+    def common(c: str) -> bool:
+        try:
+            c.encode("gb2312")
+            return True
+        except UnicodeEncodeError:
+            return False
+
+    return bool(high) and sum(map(common, high)) / len(high) > 0.8
+
+
+def zip_member_names(infos: list[zipfile.ZipInfo]) -> list[str]:
+    """Each member's name as its maker meant it. A name without the UTF-8 flag (bit 0x800) is read by zipfile as
+    cp437; Info-ZIP on Linux stores UTF-8 bytes without the flag, and Windows stores the local code page (GBK on
+    Chinese Windows). The raw bytes of every unflagged name with non-ASCII bytes are decoded as UTF-8 when all of
+    them are valid UTF-8, else as GB18030 when all decode to mostly common Chinese characters, else the cp437
+    reading stays. Decided for the whole archive: its names come from one machine."""
+    raw = [None if i.flag_bits & ZIP_UTF8_FLAG else i.filename.encode("cp437") for i in infos]
+    odd = [r for r in raw if r is not None and not r.isascii()]
+    enc = None
+    for cand in ("utf-8", "gb18030") if odd else ():
+        try:
+            texts = [r.decode(cand) for r in odd]
+        except UnicodeDecodeError:
+            continue
+        if cand == "utf-8" or _mostly_common_chinese(texts):
+            enc = cand
+            break
+    return [r.decode(enc) if enc and r is not None else i.filename for i, r in zip(infos, raw)]
+
+
 def safe_extract_zip(src: Path, dest_parent: Path, settings) -> Path:
     """Unpack a zip of images into a new folder under ``dest_parent``; refuses zip slip, links and bombs."""
     src = Path(src)
@@ -370,8 +374,7 @@ def safe_extract_zip(src: Path, dest_parent: Path, settings) -> Path:
             if len(infos) > MAX_ZIP_ENTRIES:
                 raise TooLarge(f"{src.name}: {len(infos):,} entries; at most {MAX_ZIP_ENTRIES:,} are accepted.")
             total = 0
-            for info in infos:
-                name = info.filename
+            for info, name in zip(infos, zip_member_names(infos)):  # every check below is on the decoded name
                 pp = PurePosixPath(name)
                 if (pp.is_absolute() or ".." in pp.parts or "\\" in name or not pp.parts
                         or (pp.parts and ":" in pp.parts[0])):
@@ -422,6 +425,7 @@ def zip_holds_images(path: Path) -> bool:
     """For ``--kind auto``: a .zip whose entries include image files."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return any(PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS for n in zf.namelist()[:MAX_ZIP_ENTRIES])
+            names = zip_member_names(zf.infolist()[:MAX_ZIP_ENTRIES])
+            return any(PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS for n in names)
     except (zipfile.BadZipFile, OSError):
         return False

@@ -389,12 +389,36 @@ def label_from(path: Path, root: Path, source: str) -> str | None:
                        hint="Pass e.g. --labels folder (a file,label CSV is read with read_labels_csv).")
 
 
+MAX_LABELS_BYTES = 256 * 2**20
+
+
+def _labels_text(p: Path) -> tuple[str, str]:
+    """(text, delimiter) of a labels file: its encoding and delimiter sniffed as a table import does
+    (UTF-8 with or without BOM, UTF-16, GBK/GB18030; comma, semicolon, tab, |)."""
+    from ..tabular_io import sniff_delimiter, sniff_encoding
+
+    if p.stat().st_size > MAX_LABELS_BYTES:
+        raise TooLarge(f"{p.name}: the labels file is over {MAX_LABELS_BYTES // 2**20} MB; expected a file,label CSV.")
+    data = p.read_bytes()
+    encoding = sniff_encoding(data[:2 * 2**20], p.name)
+    try:
+        text = data.decode(encoding).lstrip("\ufeff")
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise InvalidInput(f"{p.name}: expected a labels CSV in one text encoding; read as {encoding} it fails "
+                           f"({_short(exc)}).", hint="Save the label file as UTF-8 CSV.") from None
+    return text, sniff_delimiter(text, p.suffix.lower())
+
+
 def read_labels_csv(path) -> dict[str, str]:
-    """``file,label`` CSV -> {file (posix relative path or bare name): label}. Empty labels are skipped."""
+    """``file,label`` CSV -> {file (posix relative path or bare name): label}. Empty labels are skipped. The
+    encoding and the delimiter are sniffed as for a table (``tabular_io.sniff_encoding``/``sniff_delimiter``)."""
+    import io
+
     p = Path(path)
     try:
-        with open(p, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+        text, delimiter = _labels_text(p)
+        with io.StringIO(text, newline="") as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
             fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
             if "file" not in fields or "label" not in fields:
                 raise InvalidInput(f"{p.name}: expected columns 'file' and 'label', got {reader.fieldnames}.",
@@ -410,7 +434,7 @@ def read_labels_csv(path) -> dict[str, str]:
                                        f"{lab!r} for {f}.", hint="Remove the duplicate row.")
                 out[f] = lab
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InvalidInput(f"{p.name}: expected a readable UTF-8 CSV with columns file,label, got {_short(exc)}.",
+        raise InvalidInput(f"{p.name}: expected a readable CSV with columns file,label, got {_short(exc)}.",
                            hint="Save the label file as UTF-8 CSV.")
     return out
 
