@@ -245,9 +245,12 @@ class Workspace:
 
     def import_series(self, path: str | os.PathLike, name: str | None = None, *, id_column: str | None = None,
                       time_column: str | None = None, value_columns: list[str] | None = None,
-                      label_column: str | None = None, labels_file: str | os.PathLike | None = None) -> "ImportResult":
-        """Import time series: a UCR/UEA ``.ts`` file, a long table (``id_column``: one row per series and time
-        step) or a wide table (one row per series); labels from ``label_column`` or ``labels_file`` (id,label)."""
+                      label_column: str | None = None, labels_file: str | os.PathLike | None = None,
+                      skip_bad: bool = False) -> "ImportResult":
+        """Import time series: a UCR/UEA ``.ts`` file or table, a long table (``id_column``: one row per series and
+        time step) or a wide table (one row per series); labels from ``label_column`` or ``labels_file`` (id,label).
+        ``skip_bad``: a series that cannot be read (too short, empty, channels of different lengths) is left out
+        and named in the notes, instead of refusing the file."""
         from .series import SeriesOptions, import_series
 
         _check_path(path, "a file of series (.ts, CSV or Parquet)")
@@ -256,7 +259,7 @@ class Workspace:
         opts = SeriesOptions(id_column=id_column, time_column=time_column,
                              value_columns=tuple(value_columns) if value_columns else None, label_column=label_column,
                              labels_file=str(labels_file) if labels_file else None)
-        return import_series(self, path, name, opts)
+        return import_series(self, path, name, opts, skip_bad=skip_bad)
 
     def model(self, ref: str) -> "Model":
         """``NAME`` (latest), ``NAME:VERSION`` or ``NAME@ALIAS`` (the version the alias points at now)."""

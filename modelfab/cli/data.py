@@ -72,7 +72,7 @@ def import_cmd(
     window: Annotated[Optional[float], typer.Option("--window", help="Recordings: window length in seconds (default 1; 0.25 with --features vibration).")] = None,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Recordings: hop between windows in seconds (default window/2).")] = None,
     features: Annotated[Optional[str], typer.Option("--features", help="Recordings: feature sets or a preset: sound (default), vibration (gain/offset-free bearing features, 0.25 s windows), or e.g. logmel,envelope.")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Recordings and images: import the readable files and list the others.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Recordings and images: import the readable files and list the others; series: leave out the series that cannot be read (too short, empty) and list them.")] = False,
     kind: Annotated[str, typer.Option("--kind", help="What PATH holds: auto (default: a .ts file or --id-column/--time-column/--value-column/--label-column: series; another file: a table; a folder or zip: recordings or images, by their files), table, recordings, images, series.")] = "auto",
     id_column: Annotated[Optional[str], typer.Option("--id-column", help="Series: long format, the column naming the series of each row.")] = None,
     time_column: Annotated[Optional[str], typer.Option("--time-column", help="Series: long format, the column ordering the rows of a series.")] = None,
@@ -108,7 +108,8 @@ def import_cmd(
         res = _import_images(ws, path, name, labels, skip_bad, json_out)
     elif kind == "series":
         res = ws.import_series(path, name, id_column=id_column, time_column=time_column, value_columns=value_columns,
-                               label_column=label_column, labels_file=None if labels == "folder" else labels)
+                               label_column=label_column, labels_file=None if labels == "folder" else labels,
+                               skip_bad=skip_bad)
     else:
         with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():
             res = ws.import_table(path, name=name, sheet=sheet, header_row=header_row)
@@ -176,7 +177,7 @@ def import_notes(ds) -> list[str]:
         what = "image" if ds.kind == "image" else "recording"
         notes.append(f"{st['labels_unmatched_count']} rows of the labels file name no {what} in the folder: "
                      f"{', '.join(names)}" + (f" (and {more} more)" if more > 0 else ""))
-    return notes
+    return notes + [str(n) for n in st.get("notes", []) if str(n) not in notes]  # masks paired, TIFF pages, ...
 
 
 def _import_recordings(ws, path, name, labels, channel, sample_rate, variable, window, hop, skip_bad, quiet,

@@ -86,7 +86,9 @@ def detect_kind(path) -> str:
     """What ``modelfab data import PATH`` imports when ``--kind auto``: a file is a table, a folder holds recordings."""
     from pathlib import Path
 
-    if Path(path).suffix.lower() == ".ts" and Path(path).is_file():  # UCR/UEA time series archive format
+    from .series.ucr import series_file_kind
+
+    if Path(path).is_file() and series_file_kind(path):  # a .ts file, or a UCR archive table (NAME_TRAIN.tsv)
         return "series"
     from .image.io import looks_like_image_folder, zip_holds_images
 

@@ -256,10 +256,12 @@ def check_zip(path: Path, limits: ZipLimits) -> list[tuple[zipfile.ZipInfo, Pure
         total = 0
         out = []
         seen: set[str] = set()
-        for info in infos:
-            rel = _member_path(info.filename)
+        from ..modalities.image.io import zip_member_names  # names without the UTF-8 flag: UTF-8 or GBK bytes
+
+        for info, name in zip(infos, zip_member_names(infos)):
+            rel = _member_path(name)
             if _is_symlink(info):
-                raise InvalidInput(f"The zip holds a symbolic link ({display_name(info.filename)!r}): refused.")
+                raise InvalidInput(f"The zip holds a symbolic link ({display_name(name)!r}): refused.")
             if rel is None or info.is_dir():
                 continue
             key = rel.as_posix().lower()

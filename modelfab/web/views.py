@@ -186,10 +186,11 @@ def _train_info(ds) -> dict:
             cols.append({"name": c["name"], "kind": c["kind"], "unique": st.get("unique"), "missing": st.get("missing")})
         return {"kind": "table", "name": ds.name, "columns": cols}
     labels = sorted((ds.stats.get("labels") or {}).keys())
-    if ds.kind == "series":  # the label is the target: classification, or regression for numbers
-        numeric = ds.schema.get("label_kind") == "numeric"
+    if ds.kind == "series":  # the label is the target: as `--task auto` trains (a few numbers are classes)
+        from ..series import auto_task
+
         return {"kind": "series", "name": ds.name, "labels": labels,
-                "suggested": "regression" if numeric else "classification"}
+                "suggested": auto_task(ds.schema.get("label_kind"), len(labels) if labels else 10**9)}
     # recordings and images share the form: classification, or anomaly detection from normal items
     suggested = "anomaly" if (not labels or set(labels) <= {"normal"} or set(labels) == {"normal", "abnormal"}) \
         else "classification"

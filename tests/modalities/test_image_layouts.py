@@ -63,6 +63,10 @@ def test_mvtec_layout_masks_paired_never_images(ws, tmp_path):
     assert by_file["test/scratch/001.png"] == "ground_truth/scratch/001_mask.png"
     assert by_file["test/spot/002.png"] == "ground_truth/spot/002_mask.bmp"
     assert (files.loc[files["label"] != "good", "defect_fraction"] > 0).all()
+    from tests.conftest import run_cli  # the CLI's summary says it too (it printed only its own notes)
+
+    shown = run_cli("data", "import", str(root), "--name", "part", "-w", str(ws.root)).stdout
+    assert "8 mask(s) paired" in shown.replace("\n", " "), shown
 
 
 def test_mask_trees_and_suffixes_by_name():
@@ -176,3 +180,14 @@ def test_image_labels_file_in_gbk_with_semicolons(ws, tmp_path):
     lab = tmp_path / "labels.csv"
     lab.write_bytes("file;label\n0.png;良品\n1.png;良品\n2.png;划痕\n3.png;划痕\n".encode("gbk"))
     assert ws.import_images(root, "gbklab", labels=str(lab)).dataset.stats["labels"] == {"良品": 2, "划痕": 2}
+
+
+def test_browser_zip_uploads_decode_names_as_the_cli_does(tmp_path):
+    """The web import unpacks uploads with its own checks (web/uploads.py): the same names as the CLI reads."""
+    from modelfab.web.uploads import ZipLimits, extract_zip
+
+    names = ["缺陷 划痕/b0.png", "良品/乗0.png"]
+    z = _zip(tmp_path / "gbk.zip", {n.encode("gbk"): _png(make_surface(48, seed=i)[0]) for i, n in enumerate(names)})
+    out = tmp_path / "out"
+    assert extract_zip(z, out, ZipLimits(100, 10**8, 100)) == 2
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(names)

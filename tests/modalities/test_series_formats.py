@@ -184,7 +184,7 @@ def test_a_too_short_series_says_what_to_do_and_can_be_left_out(tmp_path):
     df.to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(InvalidInput, match="row 5: has 2 time step") as err:
         read_series(tmp_path / "short.csv", S, label_column="label")
-    assert "skip_bad=True" in err.value.hint
+    assert "--skip-bad" in err.value.hint and "skip_bad=True" in err.value.hint
     from modelfab.series import SeriesOptions, import_series
 
     ws = Workspace.init(tmp_path / "ws")
@@ -229,3 +229,27 @@ def test_docs_ucr_example_runs(tmp_path, monkeypatch):
     assert st["series"] == 20 and st["length"]["max"] == 50 and st["labels"] == {"1": 10, "2": 10}
     assert "UCR archive layout" in st["notes"][0]
     namespace["ws"].close()
+
+
+def test_cli_reads_ucr_tables_without_kind_and_skips_bad_series(tmp_path):
+    """`data import Name_TRAIN.tsv` with no --kind is series (it was a table of 79 rows named by the first series);
+    --skip-bad leaves out a series too short to use, and the summary names it."""
+    from tests.conftest import cli_json, run_cli
+
+    labels, values = _ucr_rows(12, 20)
+    write_ucr(tmp_path / "Wave_TRAIN.tsv", labels, values)
+    w = ["-w", str(tmp_path / "ws")]
+    run_cli("init", str(tmp_path / "ws"))
+    out = cli_json("data", "import", str(tmp_path / "Wave_TRAIN.tsv"), *w)
+    assert out["kind"] == "series" and out["stats"]["series"] == 12 and out["stats"]["labels"] == {"1": 6, "2": 6}
+    table = values.copy()
+    table[4, 2:] = np.nan
+    df = pd.DataFrame(table, columns=[f"t{j}" for j in range(20)])
+    df.insert(0, "label", ["a", "b"] * 6)
+    df.to_csv(tmp_path / "short.csv", index=False)
+    bad = run_cli("data", "import", str(tmp_path / "short.csv"), "--kind", "series", "--label-column", "label", *w,
+                  check=False)
+    assert bad.returncode == 2 and "--skip-bad" in bad.stderr
+    ok = run_cli("data", "import", str(tmp_path / "short.csv"), "--kind", "series", "--label-column", "label",
+                 "--skip-bad", *w).stdout
+    assert "11 series" in ok and "row 5" in ok, ok

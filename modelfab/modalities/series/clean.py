@@ -77,8 +77,8 @@ def _were(n: int) -> str:
     return "was" if n == 1 else "were"
 
 
-SHORT_HINT = ("Fix or remove that series; or, from Python, import with skip_bad=True to leave out the series "
-              "that cannot be read (the import lists them).")
+SHORT_HINT = ("Fix or remove that series; or import with --skip-bad (Python: skip_bad=True) to leave out the "
+              "series that cannot be read (the import lists them).")
 
 
 def _read_clean(x: np.ndarray, where: str, fill: Fill) -> np.ndarray | None:
