@@ -163,8 +163,12 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
                                hint="Pass --normal-label with the label of defect-free images.")
     else:
         normal, abnormal = np.ones(len(files), bool), np.zeros(len(files), bool)
-    if normal.sum() < 4:
-        raise InvalidInput(f"Anomaly detection needs at least 4 defect-free images; got {int(normal.sum())}.")
+    from .training_image_few import CROSSFIT_BELOW, MIN_GOOD, crossfit_padim
+
+    if normal.sum() < MIN_GOOD:
+        raise InvalidInput(f"Anomaly detection needs at least {MIN_GOOD} defect-free images to learn from and set a "
+                           f"threshold on; got {int(normal.sum())} labelled {normal_label!r}.",
+                           hint="Add good images (a few hundred make a threshold you can trust).")
     rng = np.random.default_rng(seed)
     normal_files = files["file"][normal].to_numpy()
     perm = rng.permutation(len(normal_files))
@@ -190,13 +194,22 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
             progress(Progress(elapsed_s=budget.elapsed(), left_s=budget.left(), trials=0, best_score=None,
                               best_learner=None, metric="", message=message))
 
+    few = None
     if backbone.available():
         from .modalities.image.padim import canvas_for, size_norm_for
 
         canvas = canvas_for(files["width"][normal], files["height"][normal])
         size_norm = size_norm_for(files["width"][normal], files["height"][normal])
-        model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas,
-                                           size_norm, say, n_hold_normal=len(hold_normal))
+        few = (crossfit_padim(ws, list(normal_files), list(abnormal_files), paths, masks, budget, notes, seed,
+                              canvas, size_norm, say) if len(normal_files) < CROSSFIT_BELOW else None)
+        if few is not None:  # every good image scored out of fold; the model kept is fitted on all of them
+            model, n_fitted, rows, (check_model, check_good) = few
+            hold_normal = normal_files
+            eval_files = list(hold_normal) + list(abnormal_files)
+            y_true = np.r_[np.zeros(len(hold_normal)), np.ones(len(abnormal_files))].astype(int)
+        else:
+            model, n_fitted, rows = _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, canvas,
+                                               size_norm, say, n_hold_normal=len(hold_normal))
         learner = {"name": model.kind, "format": "image-anomaly-npz",
                    "config": {"canvas": list(model.canvas), "blocks": list(model.blocks), "dims": len(model.channels),
                               "covariates": model.covariates, "defect_head": model.head is not None}}
@@ -216,6 +229,10 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     metrics = anomaly_metrics(y_true, scores, model.threshold) if len(abnormal_files) else {
         "n_normal": int(len(s_norm)), "false_alarm_rate": float((s_norm > model.threshold).mean())}
     metrics["expected_false_alarm"] = float((s_norm > model.threshold).mean())
+    from .evaluation.metrics import false_alarm_upper_bound
+
+    n_above = int((s_norm > model.threshold).sum())
+    metrics["false_alarm_upper_95"] = false_alarm_upper_bound(n_above, len(s_norm))
     if pix_s:
         yy = np.concatenate(pix_y)
         if 0 < yy.mean() < 1:
@@ -228,7 +245,10 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     else:
         notes += _anomaly_shortcuts(files, normal, abnormal)
         say("shortcut check (defects painted out)")
-        painted = _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, budget)
+        if few is None:
+            painted = _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, budget)
+        else:  # the kept model has seen every good image: the last fold's model and the good images it did not see
+            painted = _painted_out(ws, check_model, paths, masks, check_good, abnormal_files, seed, budget)
         if painted is not None:
             metrics["painted_out_auroc"] = painted["auroc"]
             metrics["painted_out_images"] = [painted["n_defective"], painted["n_good"]]
@@ -237,7 +257,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
             notes += [n for n in [note(painted)] if n]
     from .training_threshold import rate_precision_note
 
-    notes += [n for n in [rate_precision_note(len(s_norm), max_false_alarm, "defect-free images")] if n]
+    notes += [n for n in [rate_precision_note(len(s_norm), max_false_alarm, "defect-free images", n_above)] if n]
     with package_folder(ws) as folder:
         spec = model.save(folder)
         np.savez_compressed(folder / "holdout.npz", y_true=y_true, scores=scores)

@@ -13,12 +13,21 @@ from .training import finish, package_folder
 PRECISION_NOTE = "cannot be checked precisely"  # how that note is found again when the threshold moves
 
 
-def rate_precision_note(n_normal: int, rate: float, what: str) -> str | None:
-    """A note when fewer than 1 / ``rate`` held-out normal items set the threshold (``what``: what they are)."""
-    if not n_normal or not rate or n_normal >= 1 / rate:
+def rate_precision_note(n_normal: int, rate: float, what: str, n_above: int = 0) -> str | None:
+    """A note when the ``n_normal`` held-out normal items that set the threshold (``n_above`` of them above it;
+    ``what``: what they are) are too few to check ``rate``: fewer than 1 / ``rate``, or the 95 % upper bound of the
+    rate on new items over three times the rate (and over 10 %)."""
+    from .evaluation.metrics import false_alarm_upper_bound
+
+    if not n_normal or not rate:
+        return None
+    upper = false_alarm_upper_bound(n_above, n_normal)
+    if n_normal >= 1 / rate and upper <= max(0.1, 3 * rate):
         return None
     return (f"Only {n_normal} held-out {what} set the threshold: a false-alarm rate of {rate:.1%} {PRECISION_NOTE} "
-            "with so few.")
+            f"with so few; on new {what} it may be as high as {upper:.0%} ({n_above} of {n_normal} above the "
+            f"threshold; 95 % upper bound). Give more {what} to train on (a few hundred) for a threshold you can "
+            "trust, and check it on new ones with `modelfab predict`.")
 
 
 def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None):
@@ -39,9 +48,16 @@ def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None
         return model  # the same threshold: nothing to register (a new version would differ in its number only)
     manifest["threshold"] = new
     manifest["max_false_alarm"] = rate
+    n_above = 0
     if "scores" in hold and len(hold["scores"]):
-        metrics.update(anomaly_metrics(np.asarray(hold["y_true"], int), np.asarray(hold["scores"], float), new))
+        from .evaluation.metrics import false_alarm_upper_bound
+
+        y, sc = np.asarray(hold["y_true"], int), np.asarray(hold["scores"], float)
+        metrics.update(anomaly_metrics(y, sc, new))
         metrics["expected_false_alarm"] = expected
+        n_above = int(np.sum(sc[y == 0] > new))
+        if "false_alarm_upper_95" in metrics:
+            metrics["false_alarm_upper_95"] = false_alarm_upper_bound(n_above, int(np.sum(y == 0)))
         manifest["metrics"] = metrics
     manifest["derived_from"] = {"model": model.ref, "package_sha": model.row["package_sha"],
                                 "change": f"threshold {pred.threshold:.6g} -> {new:.6g}"}
@@ -50,7 +66,7 @@ def rethreshold(model, *, threshold: float | None, max_false_alarm: float | None
         notes = [n for n in training["notes"] if PRECISION_NOTE not in str(n)]
         n_normal = int(np.sum(np.asarray(hold.get("y_true", []), int) == 0))
         what = "defect-free images" if model.manifest.get("modality") == "image" else "normal items"
-        notes += [n for n in [rate_precision_note(n_normal, rate, what)] if n]
+        notes += [n for n in [rate_precision_note(n_normal, rate, what, n_above)] if n]
         training["notes"] = notes
         manifest["training"] = training
     return _copy_and_register(model, manifest)

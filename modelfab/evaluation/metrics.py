@@ -322,6 +322,18 @@ def threshold_above_for_false_alarm(normal_scores, max_false_alarm: float) -> fl
     return float(s[len(s) - 1 - k])
 
 
+def false_alarm_upper_bound(n_above: int, n: int, confidence: float = 0.95) -> float:
+    """How high the false-alarm rate on new normal items may be (one-sided Clopper-Pearson bound) when ``n_above``
+    of ``n`` held-out normal items scored above the threshold: 0 of 2 says little (up to 78 %), 0 of 100 more (3 %)."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return 1.0
+    if n_above >= n:
+        return 1.0
+    return float(beta.ppf(confidence, n_above + 1, n - n_above))
+
+
 def _anomaly_inputs(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     y = _as_1d(y_true, "y_true")
     s = _as_1d(scores, "scores")
