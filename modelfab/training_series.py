@@ -382,6 +382,7 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
     d_te, o_te, s_te = pack(te)
     folds = _folds(y[tr], task, seed, _fold_repeats(len(tr)))
     fitted, board, notes, spent = [], [], [], {}
+    fitted_rows: list[int] = []  # the board row of each fitted candidate
     rate = None  # the matrix rate the first ridge head showed, for the later ones' estimates
     for kind in CANDIDATES:
         left = budget.left_for_search()
@@ -403,6 +404,7 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
         if rate is None and getattr(model, "fit_seconds", None):
             rate = measured_rate(len(tr), model.transform.n_outputs, model.fit_seconds[1])
         fitted.append(model)
+        fitted_rows.append(len(board))
         board.append({"learner": _label(kind), "status": "ok", "metric": "out-of-fold " + _metric_name(task),
                       "score": round(_score(task, y[tr], model.oof), 6), "loss": round(_loss(task, y[tr], model.oof), 6),
                       "train_time_s": round(spent[kind], 3),
@@ -416,7 +418,17 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
     ens = SeriesEnsemble(fitted, weights, task)
     raw = ens.predict_raw(d_te, o_te, s_te)
     metrics = _holdout_metrics(task, y[te], raw, labels)
-    metrics["primary"] = {"name": _metric_name(task), "validation_score": _score(task, y[tr], _blend(fitted, weights))}
+    blended = _blend(fitted, weights)
+    metrics["primary"] = {"name": _metric_name(task), "validation_score": _score(task, y[tr], blended)}
+    used = [i for i, w in enumerate(weights) if w > 0]
+    if len(used) == 1:  # the report highlights what was kept: one candidate, or their blend (its own row)
+        board[fitted_rows[used[0]]]["chosen"] = True
+    else:
+        board.append({"learner": ens.describe(), "status": "ok", "metric": "out-of-fold " + _metric_name(task),
+                      "score": round(_score(task, y[tr], blended), 6), "loss": round(_loss(task, y[tr], blended), 6),
+                      "train_time_s": round(sum(spent.values()), 3), "chosen": True,
+                      "config": {"weights": {board[fitted_rows[i]]["learner"]: round(float(weights[i]), 4)
+                                             for i in used}}})
     if len(te) < 30:
         notes.append(f"The holdout has only {len(te)} series: treat its metrics as rough.")
     chosen = [(m, w) for m, w in zip(fitted, weights) if w > 0]
@@ -549,7 +561,7 @@ def _package(ws, ds, final, metrics, board, notes, budget, seed, name, task, lab
                                    "refit_on_all": refit}},
             "leaderboard": board,
             "data": data_lineage(ds, n_train=n_total - len(y_te), n_holdout=len(y_te), holdout_ids=[str(i) for i in te_ids]),
-            "training": training_info(budget, seed, len([b for b in board if b.get("score") is not None]), notes,
+            "training": training_info(budget, seed, len(fitted_rows_of(board)), notes,
                                       selection="greedy ensemble selection on out-of-fold predictions"),
         }
         manifest["training"]["search_space"] = [_label(k) for k in CANDIDATES]
@@ -564,3 +576,8 @@ def _package(ws, ds, final, metrics, board, notes, budget, seed, name, task, lab
             raise TrainingError("The saved series model does not reproduce the trained model's predictions; "
                                 "nothing was registered.", hint="Please report this with --debug output.")
         return finish(ws, folder, manifest, None, name=name, ds=ds)
+
+
+def fitted_rows_of(board: list[dict]) -> list[dict]:
+    """The candidates that were fitted (their blend's row aside)."""
+    return [b for b in board if b.get("score") is not None and "weights" not in (b.get("config") or {})]

@@ -126,6 +126,11 @@ def test_reload_gives_equal_predictions_and_report_has_series_section(trained, t
     report = json.loads(Path(js).read_text("utf-8"))
     titles = [s["title"] for s in report.get("sections") or []]
     assert titles and titles[0] == "Misclassified series"
+    # the "best validation score" the report names is a row of its table: the kept candidate, or their blend
+    chosen = [r for r in model.manifest["leaderboard"] if r.get("chosen")]
+    assert len(chosen) == 1 and chosen[0]["score"] == pytest.approx(model.metrics["primary"]["validation_score"],
+                                                                   abs=1e-6), model.manifest["leaderboard"]
+    assert Path(html).read_text("utf-8").count('<tr class="chosen">') == 1
     ws.close()
     other.close()
 

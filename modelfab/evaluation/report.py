@@ -366,10 +366,11 @@ def _leaderboard(inp: ReportInput) -> list[dict]:
     rows, marked = [], False
     for r in (inp.leaderboard or [])[:MAX_LEADERBOARD_ROWS]:
         cfg = r.get("config")
-        is_chosen = (not marked and chosen.get("learner") is not None and r.get("learner") == chosen.get("learner")
-                     and (chosen.get("config") is None or _jsonable(cfg) == _jsonable(chosen.get("config"))))
+        is_chosen = not marked and (r.get("chosen") is True or (
+            chosen.get("learner") is not None and r.get("learner") == chosen.get("learner")
+            and (chosen.get("config") is None or _jsonable(cfg) == _jsonable(chosen.get("config")))))
         marked = marked or is_chosen
-        text = json.dumps(_jsonable(cfg), sort_keys=True) if cfg is not None else ""
+        text = json.dumps(_jsonable(cfg), sort_keys=True, ensure_ascii=False) if cfg is not None else ""
         rows.append({"learner": str(r.get("learner", "")), "score": r.get("score"), "metric": r.get("metric"),
                      "train_time_s": r.get("train_time_s"), "config": text if len(text) <= 140 else text[:139] + "…",
                      "chosen": is_chosen})
@@ -418,7 +419,7 @@ def build_report(inp: ReportInput) -> tuple[dict, str]:
         hash_short=str(inp.dataset_hash or "").split(":", 1)[-1][:12], budget_share=budget_share,
         leaderboard=_leaderboard(inp), leaderboard_total=len(inp.leaderboard or []),
         primary=m.get("primary") if isinstance(m.get("primary"), dict) else None,
-        chosen_json=json.dumps(chosen, indent=2, sort_keys=True) if chosen else None,
+        chosen_json=json.dumps(chosen, indent=2, sort_keys=True, ensure_ascii=False) if chosen else None,
         libs=libs, per_class_rows=extra.get("per_class_rows") or [],
         false_alarm_table=extra.get("false_alarm_table") or [],
         sections=[{"title": sec.title, "text": sec.text, "table": sec.table,

@@ -48,8 +48,9 @@ class ExportMismatch(ModelfabError):
 # Why a model of another kind has no ONNX graph (said when it is asked for one).
 NO_ONNX_BECAUSE = {
     "series": "the ROCKET transform (random dilated convolutions with pooling) has no ONNX converter",
-    "image": "its texture features (scikit-image LBP, GLCM, Gabor) and the anomaly model's per-position "
-             "Gaussians have no ONNX converter",
+    "image": "what it computes has no ONNX converter: a classifier's texture features (scikit-image LBP, GLCM, "
+             "Gabor), a defect detector's per-position Gaussians over the EfficientNet-Lite0 features (or its patch "
+             "k-NN)",
     "signal": "its audio and vibration features (librosa, scipy) have no ONNX converter",
 }
 
