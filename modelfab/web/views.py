@@ -234,12 +234,20 @@ def _table_view(ws, ds, page: int) -> dict:
 
 
 def _cell(v) -> str:
+    """A value as a person reads it: no exponent (a probability 1.43796e-05 reads 0.000014), at most six digits."""
     if v is None:
         return ""
+    if getattr(getattr(v, "dtype", None), "kind", "") == "f":  # numpy float32 is not a Python float
+        v = float(v)
     if isinstance(v, float):
         if v != v:
             return ""
-        return f"{v:.6g}"
+        if v == 0 or 1e-3 <= abs(v) < 1e7 or not math.isfinite(v):
+            return f"{v:.6g}"
+        if abs(v) >= 1e7:
+            return f"{v:,.0f}"
+        small = f"{v:.6f}".rstrip("0").rstrip(".")
+        return small if small not in ("0", "-0") else ("<0.000001" if v > 0 else ">-0.000001")
     return str(v)[:200]
 
 

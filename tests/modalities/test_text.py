@@ -155,3 +155,14 @@ def test_engine_trains_text_tables_within_budget(task):
         assert res.metrics["accuracy"] > 0.8 and res.manifest_extra["text"]["examples"] is not None
     else:
         assert res.metrics["r2"] > 0.5 and "label" not in res.preprocessor.feature_names
+
+
+def test_top_terms_leave_out_lone_letters():
+    """"5 m" and "e stop" made "m" and "e" top terms of a class: nothing a reader can use."""
+    rng = np.random.default_rng(0)
+    a = [f"hmi e stop m {w} alarm" for w in rng.choice(["screen", "plc", "reset", "panel"], 60)]
+    b = [f"oil leak {w} under pump" for w in rng.choice(["seal", "hose", "gasket", "drip"], 60)]
+    model, *_ = fit_text_column(a + b, np.r_[np.zeros(60), np.ones(60)].astype(int), column="t", n_classes=2,
+                                labels=["soft", "leak"], metric="accuracy", seconds=5)
+    shown = [t.strip("“”\"") for r in model.top_terms() for t in r["top terms"].split(", ")]
+    assert shown and not [t for t in shown if len(t) == 1 and t.isascii()], shown

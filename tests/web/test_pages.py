@@ -548,3 +548,12 @@ def test_binary_classifier_evaluate_page_has_the_threshold_slider_and_saves_a_ne
     data = json.loads(re.search(r'<script[^>]*id="page-data"[^>]*>(.*?)</script>', page, re.S).group(1))
     assert data["holdout"]["threshold"] == 0.25
     assert sum(map(sum, moved.metrics["confusion_matrix"])) == len(stored["y_true"])
+
+
+def test_numbers_in_tables_read_without_exponents():
+    import numpy as np
+
+    from modelfab.web.views import _cell
+
+    got = [_cell(v) for v in (1.43796e-05, np.float32(1.43796e-05), 0.5, 4013.3, 1e-9, 3e12, float("nan"), "x")]
+    assert got == ["0.000014", "0.000014", "0.5", "4013.3", "<0.000001", "3,000,000,000,000", "", "x"]

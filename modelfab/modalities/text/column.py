@@ -121,6 +121,9 @@ class TextColumnModel:
                 # character n-grams with punctuation or spaces, and repeats of a shown word, say nothing new
                 if block == "c" and (not t.strip() or re.search(r"[^\w]", t.strip())):
                     continue
+                # a lone Latin letter or digit ("m", "e": a piece of "5mm", "hmi") tells a reader nothing
+                if re.fullmatch(r"[A-Za-z0-9]", t.strip()):
+                    continue
                 if t.strip() in seen:
                     continue
                 seen.add(t.strip())
