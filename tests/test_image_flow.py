@@ -131,6 +131,20 @@ def test_predict_files_same_columns_whichever_fail_and_zips_are_read(img_ws, sur
     rows = img_ws.model("surf-cls").predictor.predict_files([tmp_path / "dupA", tmp_path / "dupB"])
     assert list(rows["file"]) == ["dupA/x.png", "dupB/x.png"]
     assert list(img_ws.model("surf-cls").predictor.predict_files(tmp_path / "dupA")["file"]) == ["x.png"]
+    # files (or folders) whose names repeat are named by the paths as given; the others keep their short names
+    (tmp_path / "one" / "dupA").mkdir(parents=True)
+    (tmp_path / "one" / "dupA" / "x.png").write_bytes(good.read_bytes())
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        rows = img_ws.model("surf-cls").predictor.predict_files(["dupA/x.png", "dupB/x.png", str(good)])
+        assert list(rows["file"][:2]) == ["dupA/x.png", "dupB/x.png"] and rows["file"][2] == "good_0.png"
+        rows = img_ws.model("surf-cls").predictor.predict_files(["dupA", "one/dupA"])
+        assert list(rows["file"]) == ["dupA/x.png", "one/dupA/x.png"]
+    finally:
+        os.chdir(here)
 
 
 def test_compare_says_a_classifier_and_a_detector_are_not_like_for_like(img_ws):

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -91,18 +92,26 @@ class ImagePredictor:
             paths = [paths]
         with tempfile.TemporaryDirectory(prefix="modelfab-predict-") as tmp:
             items: list[tuple[Path, str]] = []
+            given: list[str] = []  # each image's path as the caller gave it, for names that would repeat
             for p in paths:
                 p = Path(p)
                 if p.is_dir():  # several folders: each row names its folder (two folders may hold an x.png)
                     prefix = f"{p.resolve().name}/" if len(paths) > 1 else ""
-                    items += [(p / rel, prefix + rel) for rel in list_images(p)]
+                    rels = list_images(p)
+                    items += [(p / rel, prefix + rel) for rel in rels]
+                    given += [f"{_as_given(p)}/{rel}" for rel in rels]
                 elif p.is_file() and p.suffix.lower() == ".zip":
                     folder = content_root(safe_extract_zip(p, Path(tmp), self.settings))
-                    items += [(folder / rel, f"{p.name}/{rel}") for rel in list_images(folder)]
+                    rels = list_images(folder)
+                    items += [(folder / rel, f"{p.name}/{rel}") for rel in rels]
+                    given += [f"{_as_given(p)}/{rel}" for rel in rels]
                 elif p.is_file():
                     items.append((p, p.name))
+                    given.append(_as_given(p))
                 else:
                     raise InvalidInput(f"{p}: no such file or folder.")
+            counts = Counter(name for _, name in items)  # test/good/000.png and test/spot/000.png given as files
+            items = [(path, g if counts[name] > 1 else name) for (path, name), g in zip(items, given)]
             if not items:
                 raise InvalidInput(f"No images found (expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                                    "folders of them or .zip files of them).")
@@ -320,7 +329,7 @@ def _error_grid(model, refs, files, hold):
     items = []
     for i in wrong:
         im = _load(model, refs, files[i])
-        items.append({"gray": im.gray, "caption": f"{Path(files[i]).name[:28]}\n{labels[y[i]]} -> {labels[pred[i]]} "
+        items.append({"gray": im.gray, "caption": f"{_short_name(files[i])}\n{labels[y[i]]} -> {labels[pred[i]]} "
                                                   f"({proba[i, pred[i]]:.0%})"})
     return ReportSection(title, text + " Heat maps are drawn for anomaly models; a classifier on whole-image "
                          "texture features has no per-pixel map.", figures=[(_grid_png(items, title), title)])
@@ -347,7 +356,7 @@ def _anomaly_grid(model, refs, files, hold, labels: dict | None = None):
         verdict = "flagged" if scores[i] > pred.threshold else "passed"
         truth = (labels or {}).get(str(files[i])) or ("defect" if y[i] else "good")
         items.append({"gray": im.gray, "heat": heat, "mask": mask, "vmin": 0, "vmax": max(pred.threshold * 1.5, float(np.max(smap)), 1e-6),
-                      "caption": f"{Path(files[i]).name[:28]}\n{truth}, score {scores[i]:.2f} ({verdict})"})
+                      "caption": f"{_short_name(files[i])}\n{truth}, score {scores[i]:.2f} ({verdict})"})
     title = "Most anomalous held-out images, then missed defects"
     text = ("Held-out images (defect-free images never seen in training, and every defective image) with the "
             "highest anomaly scores, then defective images the model passed. Red = where the image deviates most "
@@ -356,3 +365,18 @@ def _anomaly_grid(model, refs, files, hold, labels: dict | None = None):
             "image (which may be above the threshold too). The white outline is the defect mask when one was "
             "imported.")
     return ReportSection(title, text, figures=[(_grid_png(items, title), title)])
+
+
+def _as_given(p: Path) -> str:
+    """A path as the caller wrote it (relative to the working folder when it is under it), with '/'."""
+    try:
+        return Path(os.path.relpath(p)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return p.as_posix()
+
+
+def _short_name(rel) -> str:
+    """A grid caption's file: its last folder and name (spot/000.png beside good/000.png), the end kept if long."""
+    parts = Path(str(rel)).parts[-2:]
+    name = "/".join(parts)
+    return name if len(name) <= 28 else "…" + name[-27:]
