@@ -220,6 +220,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
                                               n_eval, len(files), say)
         learner = {"name": "patch-knn", "format": "image-anomaly-npz",
                    "config": {"scale": scale, "cell": CELL, "memory": int(len(model.memory))}}
+    notes += _orientation_note(files[normal])
     scores = [r[0] for r in rows]
     pix_s = [r[1] for r in rows if r[1] is not None]
     pix_y = [r[2] for r in rows if r[2] is not None]
@@ -469,6 +470,20 @@ def _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, bud
 
     return painted_out_check(lambda g: model.score_image(g)[0], load_defective, len(with_mask), load_good,
                              len(hold_normal), seed=seed, seconds=max(0.0, 0.8 * budget.left_for_search()))
+
+
+def _orientation_note(good: pd.DataFrame) -> list[str]:
+    """Good images taken both ways up (portrait and landscape, each at least a tenth): the per-position model
+    compares each place of a part with the same place of good parts, so mixed orientations blur what is normal."""
+    w, h = good["width"].to_numpy(float), good["height"].to_numpy(float)
+    portrait, landscape = int((h > 1.2 * w).sum()), int((w > 1.2 * h).sum())
+    if min(portrait, landscape) < max(2, 0.1 * len(good)):
+        return []
+    return [f"The good images come in two shapes: {portrait} portrait and {landscape} landscape. The model compares "
+            "each place of a part with the same place on good parts: if these are the same parts photographed "
+            "turned, rotate the images to one orientation (and new ones the same way); if they are different parts, "
+            "one model per kind of part learns each better. A new image of a shape no good image had is compared "
+            "with the wrong places."]
 
 
 def _anomaly_shortcuts(files: pd.DataFrame, normal: np.ndarray, abnormal: np.ndarray) -> list[str]:

@@ -224,3 +224,14 @@ def test_few_good_images_are_all_scored_out_of_fold_for_the_threshold(tmp_path, 
         ws.import_images(more, "s25")
         m = ws.train("s25", task="anomaly", normal_label="good", budget=40, max_false_alarm=0.01, name="s25")
         assert m.manifest["data"]["n_normal_files"] == 25 and m.metrics["painted_out_images"] == [25, 5], m.metrics
+
+
+def test_good_images_of_two_orientations_are_said():
+    import pandas as pd
+
+    from modelfab.training_image import _orientation_note
+
+    mixed = pd.DataFrame({"width": [96] * 20 + [160] * 20, "height": [160] * 20 + [96] * 20})
+    assert "20 portrait and 20 landscape" in _orientation_note(mixed)[0]
+    assert _orientation_note(pd.DataFrame({"width": [96] * 39 + [160], "height": [160] * 39 + [96]})) == []
+    assert _orientation_note(pd.DataFrame({"width": [100, 110, 120] * 10, "height": [100, 105, 115] * 10})) == []
