@@ -281,7 +281,8 @@ def test_records_that_cannot_be_scored_are_refused_one_by_one(trained):
     with Workspace.open(trained["ws"]) as ws:
         p = ws.model("shapes").predictor
         out = p.predict_records([{"id": "ok", "values": good}, {"id": "bad", "values": [1, 2]},
-                                 {"values": [1, "x", 3]}, 5, {"channels": [good, good]}])
+                                 {"values": [1, "x", 3]}, 5, {"channels": [good, good]},
+                                 {"values": ["1.5"] + good[1:]}, {"values": [True] + good[1:]}])
         with pytest.raises(InvalidInput, match=r"^record 0: has 2 time step\(s\)"):
             p.predict_records([{"values": [1, 2]}])
         with pytest.raises(InvalidInput, match=r"None of the 2 series could be scored: record 0: .*; record 1: expected"):
@@ -289,7 +290,8 @@ def test_records_that_cannot_be_scored_are_refused_one_by_one(trained):
     assert out[0]["id"] == "ok" and out[0]["prediction"] in {"bump", "step"} and "error" not in out[0]
     assert out[1] == {"id": "bad", "prediction": None, "probabilities": None,
                       "error": "record 1: has 2 time step(s); at least 3 are needed"}
-    assert out[2]["id"] == "2" and out[2]["error"].startswith("record 2: series values must be numbers")
+    assert out[2]["id"] == "2" and out[2]["error"].startswith("record 2: series values must be JSON numbers")
+    assert "str '1.5'" in out[5]["error"] and "bool 'True'" in out[6]["error"]  # not read as 1.5 and 1.0
     assert out[3]["id"] == "3" and out[3]["error"].startswith("record 3: expected an object")
     assert out[4]["error"].startswith("record 4 has 2 channel(s); the model was trained on 1")
     json.dumps(out, allow_nan=False)

@@ -8,6 +8,7 @@ file of series laid out as at import.
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import tempfile
@@ -225,10 +226,12 @@ class SeriesPredictor:
         else:
             raise InvalidInput(f"record {i}: expected a 'values' (one channel) or 'channels' key; "
                                f"got {', '.join(map(repr, list(rec)[:5])) or 'nothing'}.")
-        try:
-            return np.array([[np.nan if v is None else float(v) for v in c] for c in raw], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"record {i}: series values must be numbers (or null for a gap).") from None
+        bad = next((v for c in raw for v in c if v is not None and (isinstance(v, (bool, np.bool_))
+                                                                   or not isinstance(v, numbers.Real))), None)
+        if bad is not None:  # "1.5" and true are not numbers (a client sending strings has a bug worth seeing)
+            raise InvalidInput(f"record {i}: series values must be JSON numbers (or null for a gap); got "
+                               f"{type(bad).__name__} {str(bad)[:20]!r}.")
+        return np.array([[np.nan if v is None else float(v) for v in c] for c in raw], dtype=np.float64)
 
     def predict_records(self, records: list[dict]) -> list[dict]:
         """One answer per record, in order (``id``: the record's, else its position from 0). A record that cannot
