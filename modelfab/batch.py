@@ -14,23 +14,37 @@ from .errors import InvalidInput
 from .modalities.tabular_io import iter_table_chunks, open_table
 from .settings import Settings
 
-OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel"}
+EXCEL_MAX_ROWS = 1_048_575  # a worksheet's rows, the header aside
 
 
 def output_path(out: str | os.PathLike) -> Path:
-    """The destination of a prediction file, checked: it must end in .csv, .parquet or .pq."""
+    """The destination of a prediction file, checked: it must end in .csv, .parquet, .pq or .xlsx."""
     out = Path(out)
     if out.suffix.lower() not in OUT_FORMATS:
-        raise InvalidInput(f"Output file must end in .csv or .parquet; got {out.name!r}.")
+        raise InvalidInput(f"Output file must end in .csv, .parquet or .xlsx; got {out.name!r}.",
+                           hint="Excel users: -o scored.xlsx (a CSV in UTF-8 shows Chinese garbled in some Excels).")
     return out
 
 
+def _write(df, path: Path, fmt: str) -> None:
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "parquet":
+        df.to_parquet(path, index=False)
+    else:
+        if len(df) > EXCEL_MAX_ROWS:
+            raise InvalidInput(f"{len(df):,} predictions do not fit in an Excel sheet ({EXCEL_MAX_ROWS:,} rows).",
+                               hint="Write .csv or .parquet.")
+        df.to_excel(path, index=False, engine="openpyxl")
+
+
 def write_frame(df, out: Path) -> None:
-    """Write ``df`` to ``out`` (CSV or Parquet by its suffix) through a temp file renamed into place."""
+    """Write ``df`` to ``out`` (CSV, Parquet or Excel by its suffix) through a temp file renamed into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part")
     try:
-        (df.to_csv(tmp, index=False) if OUT_FORMATS[out.suffix.lower()] == "csv" else df.to_parquet(tmp, index=False))
+        _write(df, tmp, OUT_FORMATS[out.suffix.lower()])
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -91,6 +105,7 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     writer = frames = None
+    kept: list = []  # Excel: the frames, written at the end (a workbook is not appended to)
     try:
         chunks = iter_table_chunks(src, chunk_rows)
         if executor is None or executor.name == "local":
@@ -104,6 +119,11 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
         for frame in frames:
             if fmt == "csv":
                 frame.to_csv(tmp, mode="a" if rows else "w", header=not rows, index=False)
+            elif fmt == "excel":
+                kept.append(frame)
+                if rows + len(frame) > EXCEL_MAX_ROWS:
+                    raise InvalidInput(f"More than {EXCEL_MAX_ROWS:,} predictions do not fit in an Excel sheet.",
+                                       hint="Write .csv or .parquet.")
             else:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
@@ -120,6 +140,10 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
             writer = None
         if rows == 0:
             raise InvalidInput(f"{Path(path).name} has no data rows to predict.")
+        if fmt == "excel":
+            import pandas as pd
+
+            _write(pd.concat(kept, ignore_index=True), tmp, fmt)
         os.replace(tmp, out)
     except BaseException:
         if writer is not None:

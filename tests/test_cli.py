@@ -75,6 +75,12 @@ def test_full_flow(cli_ws, factory_csv, tmp_path):
     assert res["rows"] == 30 and res["sheet"] == "data" and "'data'" in res["notes"][0]
     res = cli_json("predict", "factory:1", str(book), "--sheet", "few", "-o", str(tmp_path / "y.csv"), *w)
     assert res["rows"] == 5 and len(pd.read_csv(tmp_path / "y.csv")) == 5
+    # predictions for Excel users: an .xlsx (a UTF-8 CSV shows Chinese garbled in some Excels)
+    cli_json("predict", "factory:1", str(book), "-o", str(tmp_path / "y.xlsx"), *w)
+    back = pd.read_excel(tmp_path / "y.xlsx")
+    assert len(back) == 30 and "prediction" in back.columns
+    bad = run_cli("predict", "factory:1", str(book), "-o", str(tmp_path / "y.txt"), *w, check=False)
+    assert bad.returncode == 2 and ".xlsx" in bad.stderr
     bad = run_cli("predict", "factory:1", str(factory_csv), "--sheet", "few", "-o", str(tmp_path / "z.csv"), *w,
                   check=False)
     assert bad.returncode == 2 and "--sheet picks the sheet of an Excel workbook" in bad.stderr

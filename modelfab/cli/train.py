@@ -254,7 +254,7 @@ def report_cmd(
 def predict_cmd(
     model: Annotated[str, typer.Argument(help="NAME (latest), NAME:VERSION or NAME@ALIAS.")],
     paths: Annotated[list[Path], typer.Argument(help="Input file(s): CSV/Parquet/Excel for table and text models; files or folders of recordings or images; .ts or CSV/Parquet series files.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv, .parquet, or .xlsx for Excel).")],
     sheet: Annotated[Optional[str], typer.Option("--sheet", help="Excel input: the sheet to read (default: the one with the most cells).")] = None,
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
