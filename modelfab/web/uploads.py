@@ -159,7 +159,9 @@ async def _read_multipart(request, ws, ctype, max_file_bytes, max_form_bytes, ma
         state["value"] += data[start:end]
 
     def on_header_end():
-        state["headers"][state["field"].decode("latin-1").lower()] = state["value"].decode("utf-8", "replace")
+        # latin-1 keeps the bytes: a browser sends a file name as raw UTF-8 (爆裂.csv), decoded from them below
+        # (read as UTF-8 here, parse_options_header could not encode it back: every Chinese file name failed)
+        state["headers"][state["field"].decode("latin-1").lower()] = state["value"].decode("latin-1")
         state["field"], state["value"] = b"", b""
 
     def on_headers_finished():

@@ -185,9 +185,9 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
             folder = upload_dir(ws, params["upload"])
             upload = folder / "f000"
             if source == "table":
-                # named after the checked dataset name (never the uploaded file's name), so that the
-                # dataset's source reads e.g. "line3.csv"
-                path = folder / f"{params['name']}{params['suffix']}"
+                # the uploaded file's name, reduced to letters, digits, '_', '-' and '.' (so that the dataset's
+                # source reads as what the person uploaded), else the checked dataset name
+                path = folder / _upload_name(params.get("filename"), params["name"], params["suffix"])
                 upload.rename(path)
                 if params["suffix"] in SERIES_SUFFIXES:  # a UCR/UEA time-series archive file
                     res = ws.import_series(path, params["name"])
@@ -350,5 +350,15 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _upload_name(filename: str | None, name: str, suffix: str) -> str:
+    """A safe file name for an upload in its own folder: the uploaded name's stem with anything but letters (any
+    script), digits, '_', '-', '.' replaced, never hidden or empty; the checked suffix."""
+    import re
+
+    stem = re.sub(r"_+", "_", re.sub(r"[^\w.\-]+", "_", Path(str(filename or "")).stem)).strip("._")[:100]
+    return f"{stem if stem and stem != 'f000' else name}{suffix}"
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+

@@ -221,6 +221,12 @@ def test_table_import_preview_cancel_train_and_predict_csv(site, factory_csv):
     page = c.get("/datasets/factory/1").text
     assert 'id="column-stats"' in page and "quality" in page
     assert site.ws.dataset("factory").source_name == "factory.csv"
+    # the source is the file the person uploaded (it read "<dataset name>.csv"), made safe for a file name
+    r = c.post("/import", data={"csrf_token": c.csrf, "source": "table", "name": "factory-copy"},
+               files={"file": ("线体3 数据 (1).csv", factory_csv.read_bytes(), "text/csv")},
+               headers={"Accept": "application/json"})
+    assert site.wait_job(_json(r)["job"])["state"] == "done"
+    assert site.ws.dataset("factory-copy").source_name == "线体3_数据_1.csv"
     assert c.get("/datasets/factory/1?page=3").text.count("<tr>") >= 50
     # a long training is cancelled: the job ends quickly and registers nothing
     r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "factory:1", "target": "quality", "budget": "120",
