@@ -412,7 +412,9 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
                 "score": _score_from_loss(loss, metric, greater),
                 "metric": metric,
                 "validation": "5-fold cross-validation" if eval_method == "cv" else "holdout",
-                "train_time_s": float((automl.best_config_train_time if name == automl.best_estimator else 0.0) or 0.0),
+                # the time its best configuration took to train and validate (every learner has one; it said 0 for
+                # all but the best learner)
+                "train_time_s": _trial_seconds(automl, name),
                 "config": _jsonable((automl.best_config_per_estimator or {}).get(name) or {}),
             })
         leaderboard.sort(key=lambda r: r["score"], reverse=greater)
@@ -430,13 +432,13 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             refit = finished.plan
             if learner_name == "ensemble":
                 leaderboard.append({"learner": "ensemble", "score": best_score, "metric": metric,
-                                    "validation": "holdout, early stopping", "train_time_s": 0.0, "config": config})
+                                    "validation": "holdout, early stopping", "train_time_s": None, "config": config})
                 ensemble_done = {"members": config["members"], "validation": "holdout"}
             better = (lambda a, b: a > b) if greater else (lambda a, b: a < b)
             for name, score in finished.scores.items():
                 rows = [r for r in leaderboard if r["learner"] == name]
                 if not rows:
-                    leaderboard.append({"learner": name, "score": score, "metric": metric, "train_time_s": 0.0,
+                    leaderboard.append({"learner": name, "score": score, "metric": metric, "train_time_s": None,
                                         "validation": "holdout, early stopping",
                                         "config": finished.configs.get(name, {})})
                 elif better(score, rows[0]["score"]):
@@ -464,3 +466,13 @@ def run_search(X: np.ndarray, y: np.ndarray, *, task: str, metric: str, budget: 
             leaderboard=leaderboard, metric=metric, best_score=best_score,
             trials=watcher.trials, ensemble=ensemble_info, notes=fallback, refit=refit,
         )
+
+
+def _trial_seconds(automl, name: str) -> float | None:
+    """Seconds FLAML spent training and validating learner ``name``'s best configuration (None if unknown)."""
+    state = (getattr(automl, "_search_states", None) or {}).get(name)
+    value = getattr(state, "time2eval_best", None)
+    if value is None or not np.isfinite(value) or value <= 0:
+        return float(automl.best_config_train_time) if name == automl.best_estimator and automl.best_config_train_time \
+            else None
+    return round(float(value), 3)

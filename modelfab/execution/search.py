@@ -189,7 +189,7 @@ def _merge(results, tasks, X, y, *, eval_method, task, metric, greater, n_classe
     validation = "5-fold cross-validation" if eval_method == "cv" else "holdout"
     leaderboard = [{"learner": name, "score": _score_from_loss(loss, metric, greater), "metric": metric,
                     "validation": validation,
-                    "train_time_s": winner["best_config_train_time"] if name == winner["best_estimator"] else 0.0,
+                    "train_time_s": winner["best_config_train_time"] if name == winner["best_estimator"] else None,
                     "config": config_of[name]} for name, loss in loss_of.items()]
     leaderboard.sort(key=lambda r: r["score"], reverse=greater)
     learner, learner_name, config = winner["learner"], winner["best_estimator"], winner["best_config"]

@@ -58,6 +58,8 @@ def test_binary_classification_learns_and_reports(tmp_path):
     assert counts[res.labels[1]] <= counts[res.labels[0]]  # the rarer class is the positive one
     assert res.metrics["roc_auc"] > 0.9
     assert res.leaderboard and res.leaderboard[0]["score"] >= res.leaderboard[-1]["score"]
+    searched = [r for r in res.leaderboard if "cross-validation" in r["validation"] or r["validation"] == "holdout"]
+    assert len(searched) >= 2 and all(r["train_time_s"] and r["train_time_s"] > 0 for r in searched), res.leaderboard
     assert res.proba_holdout.shape == (res.n_holdout, 2)
     assert np.allclose(res.proba_holdout.sum(axis=1), 1.0)
     assert set(res.feature_importance) >= {"x1", "x2", "cat"}
