@@ -68,7 +68,9 @@ def infer_kind(s: pd.Series, name: str) -> str:
     cjk = sample.str.count(_CJK)
     avg_len = float((sample.str.len() + cjk).mean())
     words = float((sample.str.split().str.len() + cjk / 2).mean())
-    if avg_len > 40 or (ratio > 0.5 and words >= 4):
+    # short tickets written from a few phrases repeat (95 different of 240 rows): several words each and many
+    # different values is still text, not 95 categories a new ticket would never match
+    if avg_len > 40 or (ratio > 0.5 and words >= 4) or (nunique >= 30 and ratio > 0.25 and words >= 5):
         return "text"
     if ratio > 0.95 and n >= 20 and (words <= 1.0) and (_ID_NAME.search(name) or nunique > 50):
         return "id"

@@ -19,6 +19,15 @@ def test_chinese_and_english_reports_are_inferred_as_text_not_ids():
         assert kinds == {"text": "text", "hours": "numeric", "label": "categorical"}
     short = pd.DataFrame({"result": ["合格", "不合格"] * 30})  # two values: still a category
     assert infer_schema(short)["columns"][0]["kind"] in ("categorical", "boolean")
+    # short tickets made of a few phrases repeat: 96 different of 240 rows is still text
+    rng = np.random.default_rng(0)
+    parts = (["接触器烧坏", "液压油管漏油", "主轴异响", "程序报警", "皮带打滑", "传感器失灵"],
+             ["夜班发现", "早班反馈", "巡检发现", "操作工报告"], ["已停机", "已处理", "待备件", "需复查"])
+    tickets = ["，".join(rng.choice(p) for p in parts) for _ in range(96)]
+    col = pd.DataFrame({"描述": tickets + list(rng.choice(tickets, 144)),
+                        "设备": rng.choice(["装配线B", "冲床1号", "注塑机IM3"], 240)})
+    kinds = {c["name"]: c["kind"] for c in infer_schema(col)["columns"]}
+    assert kinds == {"描述": "text", "设备": "categorical"}, (kinds, col["描述"].nunique())
 
 
 def test_normalise_and_terms():
