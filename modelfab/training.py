@@ -172,11 +172,31 @@ def finish(ws, folder: Path, manifest: dict, result=None, *, name: str, ds):
     from .model import Model
 
     manifest.update(library_versions=library_versions(manifest.get("modality")), created_at=utcnow(), created_by=current_user())
+    note = kind_change_note(ws.meta.list_models(name), manifest)
+    if note:
+        manifest.setdefault("training", {}).setdefault("notes", []).append(note)
     write_package(folder, manifest)
     if result is not None:
         check_loads(folder, result)
     row = register_package(ws.meta, ws.blobs, folder, name=name, dataset_id=ds.id, created_by=current_user())
     return Model(ws, row)
+
+
+def kind_change_note(rows: list[dict], manifest: dict) -> str | None:
+    """A note when this version of a name does another job than the version before it (a classifier, then an
+    anomaly detector: `predict NAME` now answers with scores, not labels)."""
+    if not rows:
+        return None
+    last = rows[-1]
+    before = ((last.get("manifest") or {}).get("modality", "tabular"), last.get("task"))
+    now = (manifest.get("modality", "tabular"), manifest.get("task"))
+    if before == now:
+        return None
+    data = {"tabular": "tables", "signal": "recordings", "image": "images", "series": "time series"}
+    what = lambda m, t: f"{'an' if t[:1] in 'aeiou' else 'a'} {t} model of {data.get(m, m)}"  # noqa: E731
+    return (f"This version is {what(*now)}; {last['name']}:{last['version']} before it is {what(*before)}. "
+            f"`predict {last['name']}` and its REST route now answer as this one does; give another --name to keep "
+            "both.")
 
 
 def check_loads(folder: Path, result) -> None:

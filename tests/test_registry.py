@@ -136,3 +136,14 @@ def test_importing_the_same_package_again_adds_nothing(line3, tmp_path):
     assert cli_json("models", "import", str(pkg), "--name", "elsewhere", "--json", *w)["version"] == 1
     assert [m.ref for m in ws.models()] == ["elsewhere:1", "line3:1", "line3:2"]
     ws.close()
+
+
+def test_a_version_that_does_another_job_says_so():
+    """vib:1 a classifier of recordings, vib:2 an anomaly detector: `predict vib` changes what it answers."""
+    from modelfab.training import kind_change_note
+
+    rows = [{"name": "vib", "version": 1, "task": "classification", "manifest": {"modality": "signal"}}]
+    note = kind_change_note(rows, {"modality": "signal", "task": "anomaly"})
+    assert note.startswith("This version is an anomaly model of recordings; vib:1 before it is a classification model")
+    assert kind_change_note(rows, {"modality": "signal", "task": "classification"}) is None
+    assert kind_change_note([], {"modality": "signal", "task": "anomaly"}) is None
