@@ -84,6 +84,29 @@ class ReportInput:
 
 
 # ------------------------------------------------------------------ helpers
+def _readable(x):
+    """For people: floats to 4 significant digits (0.34642895775339777 -> 0.3464); the JSON file keeps them all."""
+    if isinstance(x, dict):
+        return {k: _readable(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_readable(v) for v in x]
+    if isinstance(x, float) and math.isfinite(x) and x != int(x):
+        return float(f"{x:.4g}")
+    return x
+
+
+def _when(iso: str) -> str:
+    """2026-12-07T09:39:26+00:00 -> 2026-12-07 09:39 UTC (as written when it cannot be read)."""
+    try:
+        t = _dt.datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if t.tzinfo is not None:
+        t = t.astimezone(_dt.timezone.utc)
+        return t.strftime("%Y-%m-%d %H:%M UTC")
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
 def _jsonable(x):
     """Plain JSON types only: numpy scalars/arrays converted, NaN/inf -> None."""
     if isinstance(x, dict):
@@ -370,7 +393,7 @@ def _leaderboard(inp: ReportInput) -> list[dict]:
             chosen.get("learner") is not None and r.get("learner") == chosen.get("learner")
             and (chosen.get("config") is None or _jsonable(cfg) == _jsonable(chosen.get("config")))))
         marked = marked or is_chosen
-        text = json.dumps(_jsonable(cfg), sort_keys=True, ensure_ascii=False) if cfg is not None else ""
+        text = json.dumps(_readable(_jsonable(cfg)), sort_keys=True, ensure_ascii=False) if cfg is not None else ""
         rows.append({"learner": str(r.get("learner", "")), "score": r.get("score"), "metric": r.get("metric"),
                      "train_time_s": r.get("train_time_s"), "config": text if len(text) <= 140 else text[:139] + "…",
                      "chosen": is_chosen})
@@ -412,14 +435,14 @@ def build_report(inp: ReportInput) -> tuple[dict, str]:
         **{k: v for k, v in extra.items() if k != "per_class_rows"},
     })
     html = _env().get_template("report.html").render(
-        inp=inp, created=created, summary=summary, notes=notes, m=m,
+        inp=inp, created=_when(created), summary=summary, notes=notes, m=m,
         figures=[f for f in figs.items if not f["id"].startswith("case_")],
         case_figures=[f for f in figs.items if f["id"].startswith("case_")],
         cards=[{"label": a, "value": b, "hint": c} for a, b, c in cards],
         hash_short=str(inp.dataset_hash or "").split(":", 1)[-1][:12], budget_share=budget_share,
         leaderboard=_leaderboard(inp), leaderboard_total=len(inp.leaderboard or []),
         primary=m.get("primary") if isinstance(m.get("primary"), dict) else None,
-        chosen_json=json.dumps(chosen, indent=2, sort_keys=True, ensure_ascii=False) if chosen else None,
+        chosen_json=json.dumps(_readable(chosen), indent=2, sort_keys=True, ensure_ascii=False) if chosen else None,
         libs=libs, per_class_rows=extra.get("per_class_rows") or [],
         false_alarm_table=extra.get("false_alarm_table") or [],
         sections=[{"title": sec.title, "text": sec.text, "table": sec.table,

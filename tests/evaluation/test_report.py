@@ -60,6 +60,8 @@ def binary_input():
                    feature_importance={f"sensor_{i}": float(v) for i, v in enumerate(rng.exponential(1, 40))} | {XSS: 9.0},
                    leaderboard=[{"learner": "lgbm", "score": 0.93, "metric": "roc_auc", "train_time_s": 1.2,
                                  "config": {"n_estimators": np.int64(100), "learning_rate": 0.1}},
+                                {"learner": "xgboost", "score": 0.92, "metric": "roc_auc", "train_time_s": 1.0,
+                                 "config": {"subsample": 0.34642895775339777, "列": "故障描述"}},
                                 {"learner": "rf", "score": 0.91, "metric": "roc_auc", "train_time_s": 2.5,
                                  "config": {"n_estimators": 300, "note": XSS}}],
                    chosen={"learner": "lgbm", "config": {"n_estimators": 100, "learning_rate": 0.1}},
@@ -102,6 +104,9 @@ def test_classification_report(binary_input):
     assert "press line 4" in html and "ab12ab12ab12" in html and "<b>42 s</b> of 60 s budget" in html
     assert 'class="chosen"' in html  # the chosen learner is highlighted in the leaderboard
     assert "learning_rate" in html  # chosen config shown
+    # settings for people: 4 significant digits, Chinese names as written, a time without seconds and offset
+    assert "0.3464" in html and "0.34642895775339777" not in html and "故障描述" in html
+    assert "Created: 2025-01-01 00:00 UTC" in html
 
 
 def test_user_strings_are_escaped(binary_input):
