@@ -33,6 +33,8 @@ def test_chinese_and_english_reports_are_inferred_as_text_not_ids():
 def test_normalise_and_terms():
     assert normalise("  Ｐｕｍｐ\tFAILED！ ") == "pump failed!"
     assert len(normalise("x" * (5 * MAX_TEXT_CHARS))) == MAX_TEXT_CHARS
+    long = "filler words here " * 2000 + "cause: bearing worn"  # 36,019 characters: the end is kept too
+    assert len(normalise(long)) == MAX_TEXT_CHARS and normalise(long).endswith("cause: bearing worn")
     assert normalise(None) == "" and normalise(float("nan")) == "nan"
     en = AnalyzerConfig.for_texts(["the pump is leaking oil"])
     assert en.lang == "latin"

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from ...errors import InvalidInput, IntegrityError
 
-MAX_TEXT_CHARS = 10_000  # longer texts are cut: the first 10,000 characters decide
+MAX_TEXT_CHARS = 10_000  # longer texts are cut: their first and last 5,000 characters decide
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _WORD = re.compile(r"[^\W\d_](?:[\w'’-]*\w)?|\d+(?:[.,]\d+)*|[!?]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
@@ -21,12 +21,18 @@ _KEEP = re.compile(r"[^\W_]|[!?！？]")  # a segment with a letter, digit or id
 
 
 def normalise(text) -> str:
-    """NFKC, lower case, whitespace collapsed, at most MAX_TEXT_CHARS characters."""
+    """NFKC, lower case, whitespace collapsed, at most MAX_TEXT_CHARS characters: a longer text keeps its beginning
+    and its end (a long report's conclusion, "cause: bearing worn", is usually last)."""
     if text is None:
         return ""
-    s = str(text)[: 2 * MAX_TEXT_CHARS]
-    s = unicodedata.normalize("NFKC", s).lower()
-    return _SPACE.sub(" ", s).strip()[:MAX_TEXT_CHARS]
+    s = str(text)
+    if len(s) > 2 * MAX_TEXT_CHARS:
+        s = s[:MAX_TEXT_CHARS] + " " + s[-MAX_TEXT_CHARS:]
+    s = _SPACE.sub(" ", unicodedata.normalize("NFKC", s).lower()).strip()
+    if len(s) <= MAX_TEXT_CHARS:
+        return s
+    half = MAX_TEXT_CHARS // 2
+    return s[:half] + " " + s[-(MAX_TEXT_CHARS - half - 1):]
 
 
 def cjk_share(texts: list[str]) -> float:
