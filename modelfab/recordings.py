@@ -230,7 +230,7 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
     if progress:
         progress(len(files), len(files), "")
     if col.skipped and not skip_bad:
-        shown = "; ".join(f"{s.file}: {s.reason}" for s in col.skipped[:5])
+        shown = "; ".join(f"{s.file}: {s.reason.rstrip('.')}" for s in col.skipped[:5])
         more = f" (and {len(col.skipped) - 5} more)" if len(col.skipped) > 5 else ""
         raise InvalidInput(f"{len(col.skipped)} of {len(files)} recordings cannot be used: {shown}{more}.",
                            hint="Fix or remove them, or pass --skip-bad to import the rest.")
