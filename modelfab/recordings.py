@@ -155,10 +155,11 @@ def _folder_labels(root: Path, files: list[Path]) -> tuple[dict[Path, str | None
     return named, [note]
 
 
-def _target_rate(files: list[Path], opts: SignalOptions) -> int | None:
-    """One sample rate for the whole dataset: the given one, else the most common audio rate."""
+def _target_rate(files: list[Path], opts: SignalOptions) -> tuple[int | None, str | None]:
+    """One sample rate for the whole dataset: the given one, else the most common audio rate (on a tie the
+    highest: resampling down loses nothing the lower-rate files have), and a note naming the rates found."""
     if opts.sample_rate:
-        return opts.sample_rate
+        return opts.sample_rate, None
     import soundfile as sf
 
     rates = Counter()
@@ -168,7 +169,12 @@ def _target_rate(files: list[Path], opts: SignalOptions) -> int | None:
                 rates[sf.info(str(f)).samplerate] += 1
             except Exception:  # the real read reports the problem
                 continue
-    return rates.most_common(1)[0][0] if len(rates) > 1 else None
+    if len(rates) < 2:
+        return None, None
+    rate = max(rates, key=lambda r: (rates[r], r))
+    found = ", ".join(f"{r:,} Hz ({n} file{'s' if n > 1 else ''})" for r, n in sorted(rates.items()))
+    return rate, (f"The recordings have different sample rates: {found}. All were resampled to {rate:,} Hz, the most "
+                  f"common rate; new recordings are resampled to it too. Pass --sample-rate to choose another.")
 
 
 def resolve_options(opts: SignalOptions) -> SignalOptions:
@@ -201,7 +207,8 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
     if not files:
         raise InvalidInput(f"No recordings in {root}: expected files ending in {', '.join(sorted(SIGNAL_EXTENSIONS))}.")
     labels, notes = _label_map(root, files, opts.labels)
-    rate = _target_rate(files, opts)
+    rate, rate_note = _target_rate(files, opts)
+    notes += [rate_note] if rate_note else []
     names = feature_names(opts.feature_sets)
     col = _Collected()
     for i, f in enumerate(files):

@@ -61,3 +61,16 @@ def test_training_length_file_is_scored_whole_as_before(model):
     assert row["score"] == pytest.approx(m.predictor.anomaly.explain(featurise(rec, m.predictor.options).features)["file_score"])
     assert "note" not in row or not isinstance(row["note"], str)
     assert m.predictor.segments(int(6.5 * SR), SR) == [(0, 3 * SR), (3 * SR, int(6.5 * SR))]  # a short rest joins
+
+
+def test_file_at_another_rate_is_resampled_with_a_note(model):
+    from scipy.signal import resample_poly
+
+    m, root = model
+    x = make_machine_sound("normal", seconds=3.0, sample_rate=SR, seed=78)
+    sf.write(str(root / "cd.wav"), resample_poly(x, 441, 160).astype(np.float32), 44100)
+    sf.write(str(root / "tel.wav"), resample_poly(x, 1, 2).astype(np.float32), 8000)
+    out = m.predictor.predict_files([root / "cd.wav", root / "tel.wav"]).set_index("file")
+    assert out.loc["cd.wav", "note"] == "Recorded at 44,100 Hz, resampled to the model's 16,000 Hz."
+    assert out.loc["tel.wav", "note"].startswith("Recorded at 8,000 Hz, resampled to the model's 16,000 Hz (it holds "
+                                                 "no sound above 4,000 Hz")

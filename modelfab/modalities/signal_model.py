@@ -133,6 +133,15 @@ class SignalPredictor:
         return [(a, b) for a, b in zip(bounds, bounds[1:] + [n_samples])]
 
     def predict_recording(self, rec) -> dict:
+        row = self._predict_recording(rec)
+        was = rec.meta.get("resampled_from")
+        if was:
+            _add_note(row, f"Recorded at {was:,} Hz, resampled to the model's {rec.sample_rate:,} Hz"
+                           + (f" (it holds no sound above {was / 2:,.0f} Hz, which can score as a deviation)"
+                              if was < rec.sample_rate else ""))
+        return row
+
+    def _predict_recording(self, rec) -> dict:
         from ..recordings import featurise
 
         segs = self.segments(len(rec.samples), rec.sample_rate)
@@ -248,6 +257,10 @@ class SignalPredictor:
 
     def predict_records(self, records):
         raise InvalidInput("This model scores recordings: upload a file to /v1/models/{name}/predict-file.")
+
+
+def _add_note(row: dict, text: str) -> None:
+    row["note"] = f"{row['note']} {text}." if row.get("note") else f"{text}."
 
 
 def _merge_ranges(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:
