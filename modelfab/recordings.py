@@ -196,6 +196,7 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
                       progress: Callable[[int, int, str], None] | None = None):
     from .datasets import DatasetVersion, ImportResult, current_user
     from .modalities.signal import SIGNAL_EXTENSIONS, feature_names, list_recordings
+    from .modalities.signal.io import MissingSampleRate
     from .storage.blobs import sha256_file
 
     opts = resolve_options(opts)
@@ -211,6 +212,7 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
     notes += [rate_note] if rate_note else []
     names = feature_names(opts.feature_sets)
     col = _Collected()
+    no_rate: list[str] = []
     for i, f in enumerate(files):
         rel = f.relative_to(root).as_posix()
         if progress:
@@ -221,6 +223,8 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
             rec = opts.read(f, ws.settings, source=rel, sample_rate=rate)
             ff = featurise(rec, opts)
         except InvalidInput as exc:
+            if isinstance(exc, MissingSampleRate):
+                no_rate.append(rel)
             reason = exc.message[len(rel) + 2:] if exc.message.startswith(rel + ": ") else exc.message
             col.skipped.append(SkippedFile(rel, reason + (f" {exc.hint}" if exc.hint else "")))
             continue
@@ -236,13 +240,26 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
         col.rows.append(block)
     if progress:
         progress(len(files), len(files), "")
+    if no_rate and (not skip_bad or not col.files):
+        kinds = sorted({Path(r).suffix.lower() for r in no_rate})
+        raise InvalidInput(f"{len(no_rate)} of {len(files)} recordings ({', '.join(kinds)}: "
+                           f"{', '.join(no_rate[:3])}{', ...' if len(no_rate) > 3 else ''}) store no sample rate, "
+                           "and none was given.",
+                           hint="Pass --sample-rate with the rate they were recorded at (e.g. --sample-rate 12000 for "
+                                "CWRU 12k files, 25600 for a 25.6 kHz DAQ).")
     if col.skipped and not skip_bad:
         shown = "; ".join(f"{s.file}: {s.reason.rstrip('.')}" for s in col.skipped[:5])
         more = f" (and {len(col.skipped) - 5} more)" if len(col.skipped) > 5 else ""
         raise InvalidInput(f"{len(col.skipped)} of {len(files)} recordings cannot be used: {shown}{more}.",
                            hint="Fix or remove them, or pass --skip-bad to import the rest.")
     if not col.files:
-        raise InvalidInput(f"None of the {len(files)} recordings in {root} could be read.")
+        first: dict[str, list[str]] = {}
+        for sk in col.skipped:
+            first.setdefault(sk.reason.rstrip("."), []).append(sk.file)
+        shown = "; ".join(f"{fs[0]}{f' and {len(fs) - 1} more' if len(fs) > 1 else ''}: {r}"
+                          for r, fs in list(first.items())[:3])
+        raise InvalidInput(f"None of the {len(files)} recordings in {root} could be read ({shown}).",
+                           hint="Fix the files or the import options the reasons name.")
     from .modalities.signal.naming import machines_note
 
     pooled = machines_note([f["file"] for f in col.files], "The dataset holds")

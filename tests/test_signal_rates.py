@@ -29,3 +29,29 @@ def test_mixed_rates_are_noted_and_the_most_common_rate_wins(tmp_path):
         assert tie.schema["sample_rate"] == 48000 and "resampled to 48,000 Hz" in " ".join(tie.stats["notes"])
     finally:
         w.close()
+
+
+def test_missing_sample_rate_is_one_message_naming_the_option(tmp_path):
+    import numpy as np
+    import pytest
+
+    from modelfab.errors import InvalidInput
+
+    folder = tmp_path / "vib"
+    folder.mkdir()
+    for i in range(5):
+        np.save(folder / f"run_{i}.npy", make_machine_sound("normal", seconds=1.0, sample_rate=12000, seed=i))
+    w = Workspace.init(tmp_path / "ws")
+    try:
+        for skip_bad in (False, True):  # --skip-bad used to lose the reason ("None of the 5 recordings could be read")
+            with pytest.raises(InvalidInput, match=r"5 of 5 recordings \(\.npy: run_0\.npy, run_1\.npy, run_2\.npy, "
+                                                   r"\.\.\.\) store no sample rate") as ei:
+                w.import_recordings(folder, "vib", labels="none", skip_bad=skip_bad)
+            assert "--sample-rate" in ei.value.hint and str(ei.value).count("expected a sample rate") == 0
+        for f in folder.iterdir():
+            f.write_bytes(b"junk")
+        with pytest.raises(InvalidInput, match=r"None of the 5 recordings .* could be read \(run_0\.npy and 4 more: "
+                                               r"expected a NumPy \.npy file"):
+            w.import_recordings(folder, "vib", labels="none", sample_rate=12000, skip_bad=True)
+    finally:
+        w.close()

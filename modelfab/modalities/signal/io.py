@@ -43,6 +43,10 @@ SIGNAL_EXTENSIONS = {".wav", ".flac", ".ogg", ".mat", ".npy", ".csv", ".parquet"
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg"}
 
 
+class MissingSampleRate(InvalidInput):
+    """A file format without a sample rate (.npy, CSV, Parquet, .mat without fs) read without --sample-rate."""
+
+
 @dataclass
 class Recording:
     samples: np.ndarray  # float32, 1-D, finite
@@ -281,8 +285,8 @@ def _read_recording(path, channel, sample_rate, variable, settings, source) -> R
     rate = raw.rate
     if rate is None:
         if target is None:
-            raise InvalidInput(f"{src}: expected a sample rate, but {meta.get('format', ext)} files do not store one.",
-                               hint="Pass --sample-rate (e.g. 12000 for CWRU 12k files).")
+            raise MissingSampleRate(f"{src}: expected a sample rate, but {meta.get('format', ext)} files do not store "
+                                    f"one.", hint="Pass --sample-rate (e.g. 12000 for CWRU 12k files).")
         rate = target
     elif target is not None and target != rate:
         x = _resample(x, rate, target, src, settings)
