@@ -106,25 +106,60 @@ class _Collected:
     skipped: list = field(default_factory=list)
 
 
-def _label_map(root: Path, files: list[Path], source: str) -> dict[Path, str | None]:
+def _label_map(root: Path, files: list[Path], source: str) -> tuple[dict[Path, str | None], list[str]]:
+    """Label of every file, and notes on how they were found."""
     from .modalities.signal import label_from, labels_for_files, read_labels_csv
 
-    if source in ("folder", "none") or source.startswith("regex:"):
-        if source.startswith("regex:"):
-            from .modalities.signal.io import check_label_regex
+    if source == "folder":
+        return _folder_labels(root, files)
+    if source == "none":
+        return {f: None for f in files}, []
+    if source.startswith("regex:"):
+        from .modalities.signal.io import check_label_regex
 
-            check_label_regex(source)
-        return {f: label_from(f, root, source) for f in files}
+        check_label_regex(source)
+        labels = {f: label_from(f, root, source) for f in files}
+        if all(v is None for v in labels.values()):
+            shown = ", ".join(f.name for f in files[:3]) + (", ..." if len(files) > 3 else "")
+            raise InvalidInput(f"--labels {source} matches none of the {len(files)} file names ({shown}), so every "
+                               "recording would be unlabelled.",
+                               hint="The pattern is searched in each file's name (not its folder); its first group "
+                                    "is the label. Fix the pattern, or pass --labels none to import them unlabelled.")
+        return labels, []
     csv_path = Path(source)
     if not csv_path.is_file():
         raise InvalidInput(f"--labels must be folder, none, regex:PATTERN or a CSV file (file,label); got {source!r}.")
-    return labels_for_files(files, root, read_labels_csv(csv_path))
+    return labels_for_files(files, root, read_labels_csv(csv_path)), []
 
 
-def _target_rate(files: list[Path], opts: SignalOptions) -> int | None:
-    """One sample rate for the whole dataset: the given one, else the most common audio rate."""
+def _folder_labels(root: Path, files: list[Path]) -> tuple[dict[Path, str | None], list[str]]:
+    """Class folders; without them (or with only train/test-like folders), MIMII/DCASE-style file names
+    (``normal_id_00_...``, ``..._anomaly_0001_...``) give normal/abnormal labels."""
+    from .modalities.signal import label_from
+    from .modalities.signal.naming import SPLIT_FOLDERS, label_from_name
+
+    labels = {f: label_from(f, root, "folder") for f in files}
+    folders = {v for v in labels.values() if v is not None}
+    if folders and not {v.lower() for v in folders} <= SPLIT_FOLDERS:
+        return labels, []
+    named = {f: label_from_name(f.name) for f in files}
+    if not any(named.values()):
+        return labels, []
+    counts = Counter(v for v in named.values() if v is not None)
+    left = sum(1 for v in named.values() if v is None)
+    where = f"the folders ({', '.join(sorted(folders))}) are not classes, so " if folders else "no class folders, so "
+    note = (f"{where}labels were taken from the file names (MIMII/DCASE convention: normal_..., anomaly_..., "
+            f"..._normal_..., ..._anomaly_...): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + (f", {left} file(s) without either word left unlabelled" if left else "")
+            + ". Pass --labels none (all unlabelled), --labels regex:PATTERN or --labels FILE.csv to label otherwise.")
+    return named, [note]
+
+
+def _target_rate(files: list[Path], opts: SignalOptions) -> tuple[int | None, str | None]:
+    """One sample rate for the whole dataset: the given one, else the most common audio rate (on a tie the
+    highest: resampling down loses nothing the lower-rate files have), and a note naming the rates found."""
     if opts.sample_rate:
-        return opts.sample_rate
+        return opts.sample_rate, None
     import soundfile as sf
 
     rates = Counter()
@@ -134,7 +169,12 @@ def _target_rate(files: list[Path], opts: SignalOptions) -> int | None:
                 rates[sf.info(str(f)).samplerate] += 1
             except Exception:  # the real read reports the problem
                 continue
-    return rates.most_common(1)[0][0] if len(rates) > 1 else None
+    if len(rates) < 2:
+        return None, None
+    rate = max(rates, key=lambda r: (rates[r], r))
+    found = ", ".join(f"{r:,} Hz ({n} file{'s' if n > 1 else ''})" for r, n in sorted(rates.items()))
+    return rate, (f"The recordings have different sample rates: {found}. All were resampled to {rate:,} Hz, the most "
+                  f"common rate; new recordings are resampled to it too. Pass --sample-rate to choose another.")
 
 
 def resolve_options(opts: SignalOptions) -> SignalOptions:
@@ -156,6 +196,7 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
                       progress: Callable[[int, int, str], None] | None = None):
     from .datasets import DatasetVersion, ImportResult, current_user
     from .modalities.signal import SIGNAL_EXTENSIONS, feature_names, list_recordings
+    from .modalities.signal.io import MissingSampleRate
     from .storage.blobs import sha256_file
 
     opts = resolve_options(opts)
@@ -166,10 +207,12 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
     files = list_recordings(root)
     if not files:
         raise InvalidInput(f"No recordings in {root}: expected files ending in {', '.join(sorted(SIGNAL_EXTENSIONS))}.")
-    labels = _label_map(root, files, opts.labels)
-    rate = _target_rate(files, opts)
+    labels, notes = _label_map(root, files, opts.labels)
+    rate, rate_note = _target_rate(files, opts)
+    notes += [rate_note] if rate_note else []
     names = feature_names(opts.feature_sets)
     col = _Collected()
+    no_rate: list[str] = []
     for i, f in enumerate(files):
         rel = f.relative_to(root).as_posix()
         if progress:
@@ -180,6 +223,8 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
             rec = opts.read(f, ws.settings, source=rel, sample_rate=rate)
             ff = featurise(rec, opts)
         except InvalidInput as exc:
+            if isinstance(exc, MissingSampleRate):
+                no_rate.append(rel)
             reason = exc.message[len(rel) + 2:] if exc.message.startswith(rel + ": ") else exc.message
             col.skipped.append(SkippedFile(rel, reason + (f" {exc.hint}" if exc.hint else "")))
             continue
@@ -195,13 +240,30 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
         col.rows.append(block)
     if progress:
         progress(len(files), len(files), "")
+    if no_rate and (not skip_bad or not col.files):
+        kinds = sorted({Path(r).suffix.lower() for r in no_rate})
+        raise InvalidInput(f"{len(no_rate)} of {len(files)} recordings ({', '.join(kinds)}: "
+                           f"{', '.join(no_rate[:3])}{', ...' if len(no_rate) > 3 else ''}) store no sample rate, "
+                           "and none was given.",
+                           hint="Pass --sample-rate with the rate they were recorded at (e.g. --sample-rate 12000 for "
+                                "CWRU 12k files, 25600 for a 25.6 kHz DAQ).")
     if col.skipped and not skip_bad:
-        shown = "; ".join(f"{s.file}: {s.reason}" for s in col.skipped[:5])
+        shown = "; ".join(f"{s.file}: {s.reason.rstrip('.')}" for s in col.skipped[:5])
         more = f" (and {len(col.skipped) - 5} more)" if len(col.skipped) > 5 else ""
         raise InvalidInput(f"{len(col.skipped)} of {len(files)} recordings cannot be used: {shown}{more}.",
                            hint="Fix or remove them, or pass --skip-bad to import the rest.")
     if not col.files:
-        raise InvalidInput(f"None of the {len(files)} recordings in {root} could be read.")
+        first: dict[str, list[str]] = {}
+        for sk in col.skipped:
+            first.setdefault(sk.reason.rstrip("."), []).append(sk.file)
+        shown = "; ".join(f"{fs[0]}{f' and {len(fs) - 1} more' if len(fs) > 1 else ''}: {r}"
+                          for r, fs in list(first.items())[:3])
+        raise InvalidInput(f"None of the {len(files)} recordings in {root} could be read ({shown}).",
+                           hint="Fix the files or the import options the reasons name.")
+    from .modalities.signal.naming import machines_note
+
+    pooled = machines_note([f["file"] for f in col.files], "The dataset holds")
+    notes += [pooled] if pooled else []
     rates = {f["sample_rate"] for f in col.files}
     if len(rates) > 1:
         raise InvalidInput(f"Recordings have different sample rates ({sorted(rates)} Hz).",
@@ -231,7 +293,7 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
     stats = {"files": len(col.files), "windows": len(feats), "labels": dict(label_counts),
              "unlabelled": sum(1 for f in col.files if f["label"] is None),
              "duration_s": round(float(table["duration_s"].sum()), 2),
-             "skipped": [s.__dict__ for s in col.skipped]}
+             "skipped": [s.__dict__ for s in col.skipped], "notes": notes}
     row = ws.meta.add_dataset(
         name=name, kind="signal", content_sha=content, data_sha=data_sha, source_name=str(root.name),
         n_rows=len(feats), n_cols=len(names), schema=schema, stats=stats, options=opts.to_dict(),

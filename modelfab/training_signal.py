@@ -24,17 +24,22 @@ def train_signal(ws, ds, *, target: str | None = None, task: str, budget, metric
     task = choose_task(task, SIGNAL_TASKS, "recordings", {str(v) for v in files["label"].dropna()},
                        normal_label=normal_label, max_false_alarm=max_false_alarm)
     if task == "classification":
-        return _classify(ws, ds, feats, budget=budget, metric=metric, name=name, seed=seed, progress=progress)
+        return _classify(ws, ds, feats, files, budget=budget, metric=metric, name=name, seed=seed, progress=progress)
     return _anomaly(ws, ds, feats, files, budget=budget, name=name, seed=seed, progress=progress,
                     normal_label=normal_label, max_false_alarm=max_false_alarm)
 
 
-def signal_manifest_part(ds) -> dict:
-    return {"options": ds.options, "sample_rate": ds.schema.get("sample_rate"),
+def signal_manifest_part(ds, files: pd.DataFrame | None = None) -> dict:
+    """What prediction needs to read recordings as the training ones were read; ``median_duration_s`` (the
+    training recordings' median length) lets it score a much longer file in segments of that length."""
+    part = {"options": ds.options, "sample_rate": ds.schema.get("sample_rate"),
             "feature_names": ds.schema.get("feature_names")}
+    if files is not None and len(files) and "duration_s" in files:
+        part["median_duration_s"] = round(float(files["duration_s"].median()), 4)
+    return part
 
 
-def _classify(ws, ds, feats: pd.DataFrame, *, budget, metric, name, seed, progress):
+def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metric, name, seed, progress):
     from .automl.engine import train_tabular
     from .evaluation.metrics import classification_metrics
 
@@ -93,7 +98,7 @@ def _classify(ws, ds, feats: pd.DataFrame, *, budget, metric, name, seed, progre
         spec = write_learner(folder, result)
         add_arrays(folder / "holdout.npz", {"file": test_files.astype(str)})
         manifest = base_manifest(ds, result, budget, seed, spec, modality="signal")
-        manifest.update(target="label", signal=signal_manifest_part(ds), aggregation="mean")
+        manifest.update(target="label", signal=signal_manifest_part(ds, files), aggregation="mean")
         manifest["data"]["holdout_files"] = list(per_file.index.astype(str))
         return finish(ws, folder, manifest, result, name=name, ds=ds)
 
@@ -176,6 +181,7 @@ def _anomaly(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, name, 
     from .evaluation.metrics import anomaly_metrics
 
     budget.reserve(reserve_for(budget.total))
+    train_files = files
     names = ds.schema["feature_names"]
     labels = feats["label"]
     has_labels = labels.notna().any()
@@ -203,6 +209,11 @@ def _anomaly(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, name, 
     metrics = anomaly_metrics(y_true, scores, model.threshold)
     metrics["expected_false_alarm"] = info.get("expected_false_alarm_oof")
     notes = list(info.get("notes", []))
+    from .modalities.signal.naming import machines_note
+
+    pooled = machines_note(sorted(set(data["file"])), "This model was trained on")
+    if pooled:
+        notes.append(pooled)
     if not len(oof_a):
         notes.append("No abnormal recordings were given: the detection rate is unknown until some are labelled. "
                      "The threshold was set on held-out normal recordings for the chosen false-alarm rate.")
@@ -216,7 +227,7 @@ def _anomaly(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, name, 
             "modality": "signal", "task": "anomaly", "labels": ["normal", "anomaly"],
             "normal_label": normal_label, "threshold": float(model.threshold),
             "max_false_alarm": float(max_false_alarm), "aggregation": model.aggregation,
-            "anomaly_model": "anomaly", "signal": signal_manifest_part(ds),
+            "anomaly_model": "anomaly", "signal": signal_manifest_part(ds, train_files),
             "input_schema": {"columns": [{"name": "recording", "kind": "file"}]},
             "metrics": metrics, "metric": "auc",
             "learner": {"name": model.meta.get("candidate", "anomaly"), "format": "anomaly-npz",

@@ -206,6 +206,11 @@ def listen_cmd(
     from ..errors import InvalidInput
     from ..streaming import StreamScorer, follow_wav, pcm_chunks
 
+    if file is not None and not file.is_file():
+        what = "a folder" if file.is_dir() else "no such file"
+        raise InvalidInput(f"--file {file}: expected a WAV file being written, got {what}.",
+                           hint="Start the recorder first (the file must exist when listen starts), or leave out "
+                                "--file to read raw PCM from stdin.")
     ws = open_ws(workspace)
     m = ws.model(model)
     pred = m.predictor
@@ -213,7 +218,11 @@ def listen_cmd(
         raise InvalidInput(f"{m.ref} is a {m.manifest.get('modality')} model; listen needs a model trained on recordings.")
     scorer = StreamScorer(pred, smooth=smooth)
     if file is not None:
-        rate, chunks = follow_wav(file, idle_timeout, scorer.hop)
+        try:
+            rate, chunks = follow_wav(file, idle_timeout, scorer.hop)
+        except OSError as exc:  # removed or unreadable between the check and the open
+            raise InvalidInput(f"--file {file}: expected a readable WAV file, got: {exc.strerror or exc}.",
+                               hint="Check the path and its permissions.") from None
     else:
         rate, chunks = sample_rate or pred.sample_rate, pcm_chunks(sys.stdin.buffer, fmt, channels, scorer.hop)
     if rate != pred.sample_rate:

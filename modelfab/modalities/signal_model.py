@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import InvalidInput, UnsupportedFormat
 from ..settings import Settings
 
+SEGMENT_FACTOR = 2.0  # a file longer than this many training-median lengths is scored in segments
 _FEATURE = re.compile(r"^(logmel_(?:mean|std)|band|env_band)_(\d+)$")
 
 
@@ -78,6 +79,7 @@ class SignalPredictor:
         self.options = SignalOptions.from_dict(sig.get("options") or {})
         self.sample_rate = int(sig.get("sample_rate") or 0)
         self.feature_names = list(sig.get("feature_names") or [])
+        self.median_duration_s = float(sig.get("median_duration_s") or 0.0)  # 0: older model, no segments
         self.settings = settings or Settings.from_env()
         self.labels = manifest.get("labels")
         if self.task == "anomaly":
@@ -119,22 +121,37 @@ class SignalPredictor:
         frame = pd.DataFrame(features, columns=self.feature_names)
         return self.learner.predict_raw(self.tabular.preprocessor.transform(frame))
 
+    def segments(self, n_samples: int, rate: int) -> list[tuple[int, int]]:
+        """Sample ranges a recording is scored in: the whole file, or, for a file longer than
+        ``SEGMENT_FACTOR`` times the training recordings' median length, consecutive segments of that length
+        (a remainder shorter than half a segment joins the last one). A short fault then weighs in its
+        segment as it would in a training-length clip instead of vanishing in the mean over the whole file."""
+        seg = int(round(self.median_duration_s * rate))
+        if self.task != "anomaly" or seg <= 0 or n_samples <= SEGMENT_FACTOR * seg:
+            return [(0, n_samples)]
+        bounds = list(range(0, n_samples - seg // 2, seg))
+        return [(a, b) for a, b in zip(bounds, bounds[1:] + [n_samples])]
+
     def predict_recording(self, rec) -> dict:
+        row = self._predict_recording(rec)
+        was = rec.meta.get("resampled_from")
+        if was:
+            _add_note(row, f"Recorded at {was:,} Hz, resampled to the model's {rec.sample_rate:,} Hz"
+                           + (f" (it holds no sound above {was / 2:,.0f} Hz, which can score as a deviation)"
+                              if was < rec.sample_rate else ""))
+        return row
+
+    def _predict_recording(self, rec) -> dict:
         from ..recordings import featurise
 
+        segs = self.segments(len(rec.samples), rec.sample_rate)
+        if self.task == "anomaly" and len(segs) > 1:
+            return self._predict_segments(rec, segs)
         ff = featurise(rec, self.options)
         times = np.column_stack([ff.starts_s, ff.starts_s + ff.win_s])
         if self.task == "anomaly":
             ex = self.anomaly.explain(ff.features, times=times, top_windows=3, top_features=5)
-            score = ex["file_score"]
-            return {
-                "file": rec.source, "score": score, "is_anomaly": bool(score > self.threshold),
-                "threshold": self.threshold,
-                "deviating_times": "; ".join(f"{w['start_s']:.1f}-{w['end_s']:.1f}s" for w in ex["top_windows"]),
-                "deviating_bands": "; ".join(f"{describe_feature(f['feature'], rec.sample_rate)} (z={f['z']:+.1f})"
-                                             for f in ex["top_features"][:3]),
-                "windows": len(ff.features), "explanation": ex,
-            }
+            return self._anomaly_row(rec, ex, len(ff.features))
         proba = self.window_outputs(ff.features)
         mean = proba.mean(axis=0)
         best = int(mean.argmax())
@@ -145,6 +162,48 @@ class SignalPredictor:
         for lab, p in zip(labels, mean):
             out[f"proba_{lab}"] = float(p)
         return out
+
+    def _anomaly_row(self, rec, ex: dict, n_windows: int, deviating: str | None = None) -> dict:
+        score = ex["file_score"]
+        return {
+            "file": rec.source, "score": score, "is_anomaly": bool(score > self.threshold),
+            "threshold": self.threshold,
+            "deviating_times": deviating if deviating is not None else
+            "; ".join(f"{w['start_s']:.1f}-{w['end_s']:.1f}s" for w in ex["top_windows"]),
+            "deviating_bands": "; ".join(f"{describe_feature(f['feature'], rec.sample_rate)} (z={f['z']:+.1f})"
+                                         for f in ex["top_features"][:3]),
+            "windows": n_windows, "explanation": ex,
+        }
+
+    def _predict_segments(self, rec, segs: list[tuple[int, int]]) -> dict:
+        """A long recording: every segment is featurised and aggregated as a training recording was; the file
+        scores as its highest segment, flagged times are the segments over the threshold."""
+        from dataclasses import replace
+
+        from ..recordings import featurise
+
+        rate, parts, best, n_windows = rec.sample_rate, [], None, 0
+        for a, b in segs:
+            ff = featurise(replace(rec, samples=rec.samples[a:b]), self.options)
+            t0 = a / rate
+            times = np.column_stack([ff.starts_s, ff.starts_s + ff.win_s]) + t0
+            ex = self.anomaly.explain(ff.features, times=times, top_windows=3, top_features=5)
+            n_windows += len(ff.features)
+            parts.append({"start_s": round(t0, 3), "end_s": round(b / rate, 3), "score": ex["file_score"],
+                          "is_anomaly": bool(ex["file_score"] > self.threshold)})
+            if best is None or ex["file_score"] > best["file_score"]:
+                best = ex
+        flagged = _merge_ranges([(p["start_s"], p["end_s"]) for p in parts if p["is_anomaly"]])
+        seg_s = self.median_duration_s
+        best = dict(best, segments=parts)
+        row = self._anomaly_row(rec, best, n_windows,
+                                deviating="; ".join(f"{a:.1f}-{b:.1f}s" for a, b in flagged) if flagged else None)
+        row["segments"] = len(segs)
+        row["note"] = (f"scored in {len(segs)} segments of {seg_s:g} s (the training recordings' median length; "
+                       f"the file is {rec.duration:,.1f} s): the score is the highest segment's"
+                       + (f", {sum(p['is_anomaly'] for p in parts)} segment(s) over the threshold" if flagged else "")
+                       + ". A long file has more chances of a false alarm than one training-length recording.")
+        return row
 
     def _file_row(self, path: Path, source: str) -> dict:
         row = self.predict_recording(self.read(path, source))
@@ -192,10 +251,26 @@ class SignalPredictor:
             row["top_windows"] = ex["top_windows"]
             row["top_features"] = [dict(f, description=describe_feature(f["feature"], self.sample_rate))
                                    for f in ex["top_features"]]
+            if "segments" in ex:  # a long upload scored in segments: each one's time range, score and verdict
+                row["segment_scores"] = ex["segments"]
         return row
 
     def predict_records(self, records):
         raise InvalidInput("This model scores recordings: upload a file to /v1/models/{name}/predict-file.")
+
+
+def _add_note(row: dict, text: str) -> None:
+    row["note"] = f"{row['note']} {text}." if row.get("note") else f"{text}."
+
+
+def _merge_ranges(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in ranges:
+        if out and a <= out[-1][1] + 1e-9:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def load_signal_predictor(folder: Path, manifest: dict) -> SignalPredictor:

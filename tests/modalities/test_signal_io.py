@@ -306,27 +306,56 @@ def test_wav_header_claiming_zero_channels(tmp_path):
     assert "got 0" in _one_line(ei, "none.wav")
 
 
-def test_wav_header_claiming_4gb_reads_what_is_there(tmp_path):
+def test_wav_header_claiming_4gb_is_refused_as_truncated(tmp_path):
     data = (np.arange(500, dtype=np.int16) * 7).tobytes()
     (tmp_path / "huge.wav").write_bytes(_wav_bytes(data=data, data_size=0xFFFFFFF0, riff_size=0xFFFFFFFF))
-    rec = read_recording(tmp_path / "huge.wav")
-    assert len(rec.samples) == 500 and rec.meta["truncated"] is True
+    with pytest.raises(InvalidInput, match=r"declares 4,294,967,280 bytes .* holds only 1,000 .*truncated") as ei:
+        read_recording(tmp_path / "huge.wav")
+    _one_line(ei, "huge.wav")
+    # 0xFFFFFFFF is what streaming writers leave when they cannot fix the header: read to the end
+    (tmp_path / "streamed.wav").write_bytes(_wav_bytes(data=data, data_size=0xFFFFFFFF, riff_size=0xFFFFFFFF))
+    rec = read_recording(tmp_path / "streamed.wav")
+    assert len(rec.samples) == 500 and rec.meta["data_size_unknown"] is True
     assert np.allclose(rec.samples, np.arange(500) * 7 / 32768)
 
 
-def test_truncated_wav_reads_whole_frames_and_flags_it(tmp_path):
-    x = _signal(1000, 2)
+def test_truncated_wav_is_refused(tmp_path):
+    x = _signal(32000, 1)
     sf.write(tmp_path / "full.wav", x, 16000, subtype="PCM_16")
     raw = (tmp_path / "full.wav").read_bytes()
-    (tmp_path / "cut.wav").write_bytes(raw[: 44 + 4 * 300 + 3])  # 300 whole stereo frames + a partial one
-    rec = read_recording(tmp_path / "cut.wav", channel=1)
-    assert len(rec.samples) == 300 and rec.meta["truncated"] is True
-    assert np.allclose(rec.samples, read_recording(tmp_path / "full.wav", channel=1).samples[:300])
+    (tmp_path / "cut.wav").write_bytes(raw[: 44 + 2 * 24000])  # the header says 2 s, the file holds 1.5 s
+    with pytest.raises(InvalidInput, match=r"declares 64,000 bytes of samples \(2.00 s\) but the file holds only "
+                                           r"48,000 \(1.50 s\): it is truncated") as ei:
+        read_recording(tmp_path / "cut.wav")
+    assert "export the recording again" in ei.value.hint
     assert "truncated" not in read_recording(tmp_path / "full.wav").meta
     (tmp_path / "hdr.wav").write_bytes(raw[:30])
     with pytest.raises(InvalidInput) as ei:
         read_recording(tmp_path / "hdr.wav")
     _one_line(ei, "hdr.wav")
+
+
+def test_audio_container_is_sniffed_before_decoding(tmp_path, capfd):
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, _signal(16000)[:, 0], 16000, format="MP3")
+    (tmp_path / "mp3_as.wav").write_bytes(buf.getvalue())
+    (tmp_path / "id3.wav").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00" + buf.getvalue())
+    sf.write(tmp_path / "real.flac", _signal(4000), 16000, subtype="PCM_16")
+    (tmp_path / "flac_as.wav").write_bytes((tmp_path / "real.flac").read_bytes())
+    (tmp_path / "text.ogg").write_bytes(b"hello, this is not audio at all")
+    for name, want in (("mp3_as.wav", "the file is MP3 data, not WAV"), ("id3.wav", "the file is MP3 data, not WAV"),
+                       ("flac_as.wav", "the file is FLAC data, not WAV"),
+                       ("text.ogg", r"expected Ogg data, but its first bytes \(b'hello, this '\) do not match the Ogg format")):
+        with pytest.raises(UnsupportedFormat, match=want) as ei:
+            read_recording(tmp_path / name)
+        _one_line(ei, name)
+    with pytest.raises(UnsupportedFormat) as ei:
+        read_recording(tmp_path / "flac_as.wav")
+    assert "rename it to .flac" in ei.value.hint
+    assert capfd.readouterr().err == ""  # no decoder noise: nothing was decoded
+    assert read_recording(tmp_path / "real.flac").sample_rate == 16000
 
 
 def test_truncated_flac_is_refused(tmp_path):

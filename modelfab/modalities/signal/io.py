@@ -13,10 +13,13 @@ Conventions:
 * Audio (.wav/.flac/.ogg) is decoded by libsndfile to float32; integer PCM
   is scaled to [-1, 1]. Other formats keep their values (physical units).
 * 2-D arrays (.npy, .mat): the longer axis is time, the shorter one channels.
-* Truncated files: an uncompressed WAV whose data chunk is shorter than its
-  header says is read as far as whole frames go, and ``meta["truncated"]``
-  is True. Compressed audio (FLAC/OGG) the decoder cannot finish, and .npy
-  files shorter than their header says, are refused with InvalidInput.
+* Audio files are sniffed by their first bytes (RIFF/RF64/BW64 ... WAVE,
+  fLaC, OggS; MP3 by ID3 or a frame sync) and refused when the bytes are not
+  the container the extension says (e.g. MP3 data named .wav).
+* Truncated files are refused with InvalidInput: a WAV whose data chunk is
+  shorter than its header says (except the "size unknown" 0xFFFFFFFF of
+  streaming writers: read to the end), compressed audio (FLAC/OGG) the decoder
+  cannot finish, and .npy files shorter than their header says.
 * ``sample_rate``: for files that store a rate (audio; .mat with an ``fs``-like
   variable) it is a resampling target; for the others it is the rate.
 """
@@ -27,7 +30,6 @@ import csv
 import math
 import os
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +37,14 @@ import numpy as np
 
 from ...errors import InvalidInput, TooLarge, UnsupportedFormat
 from ...settings import Settings
+from .containers import UNKNOWN_DATA_SIZE, check_container, check_wav_size, riff_header
 
 SIGNAL_EXTENSIONS = {".wav", ".flac", ".ogg", ".mat", ".npy", ".csv", ".parquet"}
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg"}
+
+
+class MissingSampleRate(InvalidInput):
+    """A file format without a sample rate (.npy, CSV, Parquet, .mat without fs) read without --sample-rate."""
 
 
 @dataclass
@@ -90,44 +97,19 @@ def _check_rate(value, src: str, what: str = "sample_rate") -> int | None:
 
 
 # --------------------------------------------------------------------------- readers
-def _riff_header(p: Path) -> dict | None:
-    """Parse just enough of a RIFF/WAVE header to vet it (fmt + data chunk)."""
-    size = p.stat().st_size
-    out: dict = {}
-    with open(p, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        pos = 12
-        for _ in range(4096):
-            fh.seek(pos)
-            hdr = fh.read(8)
-            if len(hdr) < 8:
-                break
-            cid, clen = hdr[:4], struct.unpack("<I", hdr[4:])[0]
-            if cid == b"fmt ":
-                body = fh.read(16)
-                if len(body) == 16:
-                    _tag, ch, rate, _br, block, bits = struct.unpack("<HHIIHH", body)
-                    out.update(channels=ch, rate=rate, block=block, bits=bits)
-            elif cid == b"data":
-                out.update(data_declared=clen, data_available=size - pos - 8)
-                break
-            pos += 8 + clen + (clen & 1)
-    return out
-
-
 def _read_audio(p: Path, src: str, variable, settings: Settings) -> _Raw:
     import soundfile as sf
 
     meta: dict = {}
+    check_container(p, src)
     if p.suffix.lower() == ".wav":
-        hdr = _riff_header(p)
+        hdr = riff_header(p)
         if hdr and "channels" in hdr:
             _limits(src, 0, hdr["channels"], settings, " in its WAV header")
-        if hdr and hdr.get("data_declared", 0) > hdr.get("data_available", 0) >= 0:
-            meta["truncated"] = True
-            meta["declared_data_bytes"] = hdr["data_declared"]
+        if hdr:
+            check_wav_size(hdr, src)
+            if hdr.get("data_declared") == UNKNOWN_DATA_SIZE:
+                meta["data_size_unknown"] = True  # a streamed WAV: read to the end of the file
     try:
         info = sf.info(str(p))
     except Exception as exc:  # libsndfile: not audio, damaged header, ...
@@ -303,8 +285,8 @@ def _read_recording(path, channel, sample_rate, variable, settings, source) -> R
     rate = raw.rate
     if rate is None:
         if target is None:
-            raise InvalidInput(f"{src}: expected a sample rate, but {meta.get('format', ext)} files do not store one.",
-                               hint="Pass --sample-rate (e.g. 12000 for CWRU 12k files).")
+            raise MissingSampleRate(f"{src}: expected a sample rate, but {meta.get('format', ext)} files do not store "
+                                    f"one.", hint="Pass --sample-rate (e.g. 12000 for CWRU 12k files).")
         rate = target
     elif target is not None and target != rate:
         x = _resample(x, rate, target, src, settings)
