@@ -93,9 +93,11 @@ def choose_task(task: str, allowed: tuple[str, ...], what: str, labels: set[str]
     if task not in allowed:
         raise InvalidInput(f"Task for {what} must be one of {', '.join(allowed)}; got {task!r}.")
     if not 0 < float(max_false_alarm) < 1:
-        raise InvalidInput(f"--max-false-alarm must be between 0 and 1 (e.g. 0.01); got {max_false_alarm!r}.")
-    if task == "auto":
-        return "anomaly" if (not labels or labels <= {normal_label} or labels == {normal_label, "abnormal"}) else "classification"
+        raise InvalidInput(f"--max-false-alarm must be a fraction strictly between 0 and 1 (e.g. 0.01: one false "
+                           f"alarm in a hundred good items); got {max_false_alarm!r}.")
+    if task == "auto":  # normal items and "abnormal" (or DCASE/MIMII's "anomaly") ones: a detector
+        return "anomaly" if (not labels or labels <= {normal_label} or labels == {normal_label, "abnormal"}
+                             or labels == {normal_label, "anomaly"}) else "classification"
     return task
 
 

@@ -52,3 +52,16 @@ def test_flat_mimii_folder_is_labelled_from_names_with_notes(tmp_path):
             w.import_recordings(folder, "bad", labels="regex:^id_(\\d+)")
     finally:
         w.close()
+
+
+def test_task_auto_is_a_detector_for_normal_and_anomaly_labels():
+    """DCASE/MIMII call the faulty clips 'anomaly': with 'normal' beside them --task auto trains a detector, as it
+    does for 'abnormal'; other pairs of labels are classes."""
+    from modelfab.training import choose_task
+
+    def auto(labels):
+        return choose_task("auto", ("auto", "classification", "anomaly"), "recordings", set(labels),
+                           normal_label="normal", max_false_alarm=0.01)
+
+    assert auto({"normal", "anomaly"}) == auto({"normal", "abnormal"}) == auto({"normal"}) == auto(set()) == "anomaly"
+    assert auto({"normal", "inner", "outer"}) == auto({"ok", "anomaly"}) == "classification"
