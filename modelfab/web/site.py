@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -34,6 +35,13 @@ class PageError(Exception):
         self.status, self.key, self.detail = status, key, detail
 
 
+def here(request: Request) -> str:
+    """The page's own address, path and query, as a local URL (percent-encoded): the language switch comes back here."""
+    path = quote(request.url.path, safe="/:@!$&'()*+,;=-._~")
+    query = request.url.query
+    return f"{path}?{query}" if query else path
+
+
 class Site:
     def __init__(self, ws, cfg: WebSettings, store, runner, version: str) -> None:
         from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -57,7 +65,7 @@ class Site:
         base = dict(t=t, lang=t.lang, languages=LANGUAGES, user=user, version=self.version,
                     csrf=session["csrf_token"] if session else request.state.pre_csrf,
                     can=lambda role: bool(user) and ROLE_RANK[user["role"]] >= ROLE_RANK[role],
-                    path=request.url.path, nav=ctx.pop("nav", ""))
+                    path=here(request), nav=ctx.pop("nav", ""))
         js = dict(ctx.pop("js", None) or {})
         js["messages"] = dict(js.get("messages") or {}, **t.subset("common.js."))
         base.update(ctx, js=js)

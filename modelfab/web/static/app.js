@@ -45,6 +45,12 @@
   }
 
   /* -- small things on every page ----------------------------------------------------- */
+  $all("form.lang-switch").forEach(function (f) {  /* come back to the address as it is now, query and all */
+    f.addEventListener("submit", function () {
+      var next = $("input[name=next]", f);
+      if (next) { next.value = location.pathname + location.search; }
+    });
+  });
   $all("[data-back]").forEach(function (a) {
     a.addEventListener("click", function (e) { if (history.length > 1) { e.preventDefault(); history.back(); } });
   });
