@@ -105,3 +105,87 @@ def test_pages_work_with_chinese_dataset_and_model_names(site, tmp_path):
     assert r.status_code == 303, r.text[:300]
     assert r.headers["location"] == m_url
     assert "线上" in c.get(m_url).text
+
+
+# -- import errors name the uploaded file, in the page's language; failed uploads leave nothing behind -----------
+def _uploads_left(site) -> list:
+    from modelfab.web.uploads import upload_root
+
+    return sorted(p.name for p in upload_root(site.ws).iterdir())
+
+
+def _upload(c, name: str, data: bytes, source: str = "table", preview: bool = True, lang: str = "en", json=True):
+    c.cookies.set("mf_lang", lang)
+    fields = {"csrf_token": c.csrf, "source": source, "name": ""}
+    if preview:
+        fields["preview"] = "1"
+    return c.post("/import", data=fields, files={"file": (name, data, "application/octet-stream")},
+                  headers={"Accept": "application/json"} if json else {})
+
+
+def _detail(r) -> str:
+    return r.json()["error"]["detail"]
+
+
+LOCKED = bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 504 + b"EncryptionInfo" + bytes(range(256)) * 8
+
+
+def test_password_protected_workbook_and_empty_file_are_named_and_explained(site):
+    import os
+
+    c = site.client("labeler")
+    before = _uploads_left(site)
+    r = _upload(c, "季度 报表.xlsx", LOCKED)
+    assert r.status_code == 415 and "季度 报表.xlsx" in _detail(r) and "password" in _detail(r), r.text
+    assert "preview" not in _detail(r) and "zip archive" not in _detail(r)
+    r = _upload(c, "季度 报表.xlsx", LOCKED, preview=False, lang="zh")
+    assert r.status_code == 415 and "季度 报表.xlsx" in _detail(r) and "密码" in _detail(r)
+    r = _upload(c, "parts.csv", b"", lang="en")
+    assert r.status_code == 422 and _detail(r).startswith("parts.csv is empty (0 bytes)"), r.text
+    r = _upload(c, "parts.csv", b"", lang="zh")
+    assert "parts.csv 是空文件（0 字节）" in _detail(r)
+    # an error page (no script) offers the way back to the Import page
+    page = _upload(c, "parts.csv", b"", json=False).text
+    assert 'href="/import" id="error-back-to"' in page
+    c.cookies.set("mf_lang", "en")
+    assert _uploads_left(site) == before
+
+
+def test_unreadable_csv_preview_names_the_file_offers_import_and_is_removed(site):
+    import os
+
+    c = site.client("labeler")
+    before = _uploads_left(site)
+    r = _upload(c, "产线 数据.csv", os.urandom(5000))
+    assert r.status_code == 200, r.text
+    url = r.json()["url"]
+    assert len(_uploads_left(site)) == len(before) + 1  # kept while the preview waits for the person
+    page = c.get(url)
+    assert page.status_code in (415, 422), page.text[:500]
+    detail = re.search(r'alert error">(.*?)</p>', page.text, re.S).group(1)
+    assert "产线 数据.csv" in detail and "preview.csv" not in detail, detail
+    assert 'href="/import" id="error-back-to"' in page.text
+    assert _uploads_left(site) == before  # the upload that cannot be read is gone
+    # the same in Chinese
+    r = _upload(c, "产线 数据.csv", os.urandom(5000), lang="zh")
+    page = c.get(r.json()["url"]).text
+    assert "无法识别文本编码" in page and "返回导入页面" in page and "产线 数据.csv" in page
+    assert _uploads_left(site) == before
+    # a cancelled preview is removed too
+    r = _upload(c, "ok.csv", b"a,b\n1,2\n3,4\n", lang="en")
+    token = r.json()["url"].rsplit("/", 1)[1]
+    assert c.get(f"/import/preview/{token}").status_code == 200
+    assert c.post(f"/import/preview/{token}", data={"csrf_token": c.csrf, "action": "cancel"}).status_code == 303
+    assert _uploads_left(site) == before
+    c.cookies.set("mf_lang", "en")
+
+
+def test_zip_errors_are_translated(site):
+    c = site.client("labeler")
+    r = _upload(c, "production.csv", b"a,b\n1,2\n", source="zip", preview=False, lang="zh")
+    assert r.status_code == 415 and "需要以 .zip 结尾的文件" in _detail(r) and "production.csv" in _detail(r), r.text
+    r = _upload(c, "photos.zip", b"PK\x03\x04" + bytes(3000), source="zip", preview=False, lang="zh")
+    assert r.status_code == 415 and "不是可读取的 zip 压缩包" in _detail(r), r.text
+    r = _upload(c, "photos.zip", b"PK\x03\x04" + bytes(3000), source="zip", preview=False, lang="en")
+    assert "not a readable zip archive" in _detail(r)
+    c.cookies.set("mf_lang", "en")
