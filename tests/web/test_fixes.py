@@ -189,3 +189,25 @@ def test_zip_errors_are_translated(site):
     r = _upload(c, "photos.zip", b"PK\x03\x04" + bytes(3000), source="zip", preview=False, lang="en")
     assert "not a readable zip archive" in _detail(r)
     c.cookies.set("mf_lang", "en")
+
+
+# -- deployments ----------------------------------------------------------------------------------------------
+def test_serving_all_production_models_with_none_promoted_is_refused_before_starting(site):
+    import socket
+
+    c = site.client("admin")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert not site.ws.meta.models_in_stage("production")
+    for lang, words in (("en", "Promote to production"), ("zh", "发布到生产")):
+        c.cookies.set("mf_lang", lang)
+        r = c.post("/deployments", data={"csrf_token": c.csrf, "port": str(port), "model": ""},
+                   headers={"Accept": "application/json"})
+        assert r.status_code == 422 and words in r.json()["error"]["detail"], r.text
+        assert "modelfab models promote" not in r.text
+    c.cookies.set("mf_lang", "en")
+    assert not (site.ws.tmp_dir / "web-deploy" / f"{port}.json").exists()  # nothing was started
+    page = c.get("/models").text
+    if site.ws.models():  # the 'all production' choice cannot be picked; the first model is chosen
+        assert '<option value="" disabled>' in page and "none promoted yet" in page

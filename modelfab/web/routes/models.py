@@ -49,6 +49,7 @@ def router(site: Site) -> APIRouter:
         port = request.url.port
         return dict(nav="models", groups=groups, token=token, deployments=deployments, deploy_snippets=deploy_snippets,
                     free_port=_suggest_port(port), ui_port=port,
+                    any_production=bool(ws.meta.models_in_stage("production")),
                     js={"messages": t_of(request).subset("models.js."), "deployments": deployments})
 
     @r.get("/models", response_class=HTMLResponse)
@@ -84,6 +85,9 @@ def router(site: Site) -> APIRouter:
             t = t_of(request)
             raise InvalidInput(t("deploy.bad_port")) from None
         model = str(form.get("model") or "").strip() or None
+        if model is None and not ws.meta.models_in_stage("production"):  # the server would start, then stop
+            t = t_of(request)
+            raise InvalidInput(t("deploy.no_production", promote=t("models.promote")))
         dep = await run_in_threadpool(site.deployments.start, port=port, model=model, user=user["name"])
         return site.done(request, "/models#deployments", deployment=dep)
 
