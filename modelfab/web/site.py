@@ -19,7 +19,7 @@ from .config import WebSettings
 from .i18n import LANGUAGES, Translator
 from .store import ROLE_RANK
 from .uploads import Form, read_form
-from .views import num, pct, short, sig
+from .views import metric, num, pct, short, sig
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "mf_session"
@@ -49,7 +49,7 @@ class Site:
         self.ws, self.cfg, self.store, self.runner, self.version = ws, cfg, store, runner, version
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-        self.env.filters.update(num=num, pct=pct, short=short, sig=sig)
+        self.env.filters.update(num=num, pct=pct, short=short, sig=sig, metric=metric)
         self.tables_cache: dict[int, Any] = {}
         self.deployments = None  # set by create_web_app (deploy.Deployments)
 

@@ -84,14 +84,20 @@ def test_name_fields_accept_what_the_server_accepts_in_a_real_browser():
         b.close()
 
 
-def test_pages_work_with_chinese_dataset_and_model_names(site, tmp_path):
-    from urllib.parse import quote
-
+@pytest.fixture(scope="module")
+def zh_model(site):
+    """A table classifier named in Chinese, trained on a dataset named in Chinese (not promoted)."""
     from modelfab.demo import write_factory_csv
 
-    csv = write_factory_csv(tmp_path / "工单.csv", n_rows=300, seed=2)
+    csv = write_factory_csv(site.tmp / "工单.csv", n_rows=300, seed=2)
     ds = site.ws.import_table(csv, name="维修工单").dataset
-    model = site.ws.train(ds, target="quality", budget=8, name="维修模型")
+    return site.ws.train(ds, target="quality", budget=8, name="维修模型")
+
+
+def test_pages_work_with_chinese_dataset_and_model_names(site, zh_model):
+    from urllib.parse import quote
+
+    model = zh_model
     c = site.client("admin")
     ds_url, m_url = "/datasets/" + quote("维修工单") + "/1", "/models/" + quote("维修模型") + f"/{model.version}"
     for url in (ds_url, "/label/" + quote("维修工单") + "/1?filter=queue&page=1", "/train?dataset=" + quote("维修工单:1"),
@@ -211,3 +217,43 @@ def test_serving_all_production_models_with_none_promoted_is_refused_before_star
     page = c.get("/models").text
     if site.ws.models():  # the 'all production' choice cannot be picked; the first model is chosen
         assert '<option value="" disabled>' in page and "none promoted yet" in page
+
+
+# -- numbers on the model page ----------------------------------------------------------------------------------
+def test_rates_read_as_percentages_and_each_metric_is_explained(site, zh_model):
+    from urllib.parse import quote
+
+    from modelfab.web.views import _metric
+
+    assert _metric(0.8083, "accuracy") == "80.8%" and _metric(0.0, "false_alarm_rate") == "0.0%"
+    assert _metric(0.8731, "roc_auc") == "0.873" and _metric(12.5, "rmse") == "12.500"
+    c = site.client("viewer")
+    url = "/models/" + quote(zh_model.name) + f"/{zh_model.version}"
+    for lang, words in (("en", "Share of the held-out items classified correctly."), ("zh", "留出样本中分类正确的比例。")):
+        c.cookies.set("mf_lang", lang)
+        page = c.get(url).text
+        cards = re.findall(r'<div class="metric" title="([^"]*)"><span class="metric-name">(.*?)</span>'
+                           r'<span class="metric-value">(.*?)</span><span class="metric-help">(.*?)</span>', page)
+        assert cards, page[:2000]
+        by_value = {name: value for _title, name, value, _help in cards}
+        assert all(h.strip() and title == h for title, _n, _v, h in cards), cards  # every card says what it means
+        acc = "Accuracy" if lang == "en" else "准确率"
+        assert by_value[acc].endswith("%"), by_value
+        assert words in page
+        # the home page and the models list show the headline metric the same way, explained on hover
+        for other in ("/", "/models"):
+            assert re.search(r'<span title="[^"]+">[^<]+ <b>[0-9.]+%?</b></span>', c.get(other).text), other
+    c.cookies.set("mf_lang", "en")
+
+
+def test_training_progress_says_when_lower_is_better(site, zh_model):
+    import json
+
+    c = site.client("admin")
+    r = _upload(c, "small.csv", b"a,b\n1,2\n3,4\n", preview=False)
+    job_id = r.json()["job"]
+    site.wait_job(job_id)
+    page = c.get(f"/jobs/{job_id}").text
+    data = json.loads(re.search(r'<script type="application/json" id="page-data">(.*?)</script>', page, re.S).group(1))
+    assert "log_loss" in data["lower_is_better"] and "accuracy" not in data["lower_is_better"]
+    assert data["messages"]["job.js.metric_lower"] == "{metric}, lower is better"

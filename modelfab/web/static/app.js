@@ -180,7 +180,9 @@
     var metricName = function (m) {  // the search's metric in words ("out-of-fold accuracy" of series models)
       if (!m) { return ""; }
       var oof = /^out-of-fold /.test(m), key = "metric." + m.replace(/^out-of-fold /, "");
-      var name = Object.prototype.hasOwnProperty.call(MSG, key) ? MSG[key] : m.replace(/^out-of-fold /, "");
+      var bare = m.replace(/^out-of-fold /, "");
+      var name = Object.prototype.hasOwnProperty.call(MSG, key) ? MSG[key] : bare;
+      if ((DATA.lower_is_better || []).indexOf(bare) >= 0) { name = T("job.js.metric_lower", { metric: name }); }
       return oof ? T("job.js.out_of_fold", { metric: name }) : name;
     };
     var renderJob = function (job) {
