@@ -257,3 +257,68 @@ def test_training_progress_says_when_lower_is_better(site, zh_model):
     data = json.loads(re.search(r'<script type="application/json" id="page-data">(.*?)</script>', page, re.S).group(1))
     assert "log_loss" in data["lower_is_better"] and "accuracy" not in data["lower_is_better"]
     assert data["messages"]["job.js.metric_lower"] == "{metric}, lower is better"
+
+
+# -- the threshold slider of a two-class table moves its confusion matrix ----------------------------------------
+def _browser_on(client):
+    """A chromium page whose requests to http://testserver/ are answered by ``client`` (a logged-in TestClient)."""
+    from pathlib import Path
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright not installed")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium not installed")
+    p = sync_playwright().start()
+    b = p.chromium.launch(executable_path="/usr/bin/chromium",
+                          args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"])
+    page = b.new_page()
+
+    def answer(route):
+        req = route.request
+        r = client.request(req.method, req.url, headers={k: v for k, v in req.headers.items() if k.lower() != "cookie"},
+                           content=req.post_data_buffer)
+        route.fulfill(status=r.status_code, headers={k: v for k, v in r.headers.items()
+                                                     if k.lower() not in ("content-length", "content-encoding")},
+                      body=r.content)
+
+    page.route("http://testserver/**", answer)
+    return p, b, page
+
+
+def test_binary_table_confusion_matrix_follows_the_threshold_slider(site, zh_model):
+    from urllib.parse import quote
+
+    import numpy as np
+
+    from modelfab.web.evaluate import binary_holdout, confusion
+
+    h = binary_holdout(zh_model)
+    assert h is not None, zh_model.manifest.get("labels")
+    scores, truth = np.asarray(h["scores"]), np.asarray(h["y_true"])
+    c = site.client("viewer")
+    base = "/models/" + quote(zh_model.name) + f"/{zh_model.version}"
+    # the server: cells and matrix at a chosen threshold, the rows as the matrix counts them
+    high = float(np.quantile(scores, 0.9))
+    cm = confusion(zh_model, high)
+    want = [[int(((truth == i) & ((scores >= high).astype(int) == j)).sum()) for j in (0, 1)] for i in (0, 1)]
+    assert cm["matrix"] == want
+    cell = c.get(f"{base}/confusion/1/0?threshold={high}").json()
+    assert cell["count"] == want[1][0] and len(cell["positions"]) == min(want[1][0], len(cell["positions"]))
+    assert c.get(f"{base}/confusion/1/0?threshold=abc").status_code == 422
+    # the browser: moving the slider changes the matrix's counts to the slider's false alarms and misses
+    p, b, page = _browser_on(c)
+    try:
+        page.goto("http://testserver" + base)
+        before = page.eval_on_selector_all("#confusion button.cell", "bs => bs.map(b => b.textContent)")
+        page.eval_on_selector("#threshold-slider", "s => { s.value = s.max; s.dispatchEvent(new Event('input')); }")
+        after = page.eval_on_selector_all("#confusion button.cell", "bs => bs.map(b => b.textContent)")
+        fa, miss = page.text_content("#fa-count"), page.text_content("#miss-count")
+        assert after != before, (before, after)
+        assert after[1] == fa and after[2] == miss, (after, fa, miss)  # [neg->pos] false alarms, [pos->neg] misses
+        n_pos = int(truth.sum())
+        assert int(after[2]) + int(after[3]) == n_pos
+    finally:
+        b.close()
+        p.stop()

@@ -129,6 +129,8 @@ def router(site: Site) -> APIRouter:
                 t = t_of(request)
                 js["confusion"].update(anomaly=True, examples=cm["examples"],
                                        names=[t("model.cm_normal"), t("model.cm_anomaly")])
+            elif binary is not None and len(cm["labels"]) == 2 and cm["unit"] == "rows":  # follows the slider too
+                js["confusion"].update(binary=True, examples=cm["examples"])
         from ..snippets import snippets
 
         return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm, binary=binary,
@@ -142,7 +144,8 @@ def router(site: Site) -> APIRouter:
         m = site.model_or_404(name, version)
         if m.task == "anomaly":
             return JSONResponse(anomaly_cell_examples(site, m, i, j, parse_threshold(threshold, t_of(request))))
-        return JSONResponse(cell_examples(site, m, i, j))
+        thr = parse_threshold(threshold, t_of(request)) if is_binary_table(m) else None
+        return JSONResponse(cell_examples(site, m, i, j, thr))
 
     @r.get("/models/{name}/{version}/report")
     def model_report(request: Request, name: str, version: int):

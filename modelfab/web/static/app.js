@@ -308,9 +308,10 @@
   if (DATA.confusion) {
     var cmBox = $("#cm-examples"), cmBody = $("#cm-examples-body");
     var cell = function (text) { var td = document.createElement("td"); td.textContent = text; return td; };
-    var cmAnomaly = !!DATA.confusion.anomaly, cmThr = null;
-    if (cmAnomaly) {
-      // anomaly models: the 2x2 matrix follows the slider (anomaly when the score is above the threshold)
+    var cmAnomaly = !!DATA.confusion.anomaly, cmBinary = !!DATA.confusion.binary, cmThr = null;
+    if (cmAnomaly || cmBinary) {
+      // anomaly models and two-class tables: the 2x2 matrix follows the slider (anomaly when the score is above
+      // the threshold; the second class when its probability is at least the threshold)
       onThreshold(function (st) {
         var m = [[st.normal - st.fa, st.fa], [st.miss, st.abnormal - st.miss]];
         var changed = cmThr !== null && cmThr !== st.thr;
@@ -332,7 +333,7 @@
         $all("#confusion button.cell").forEach(function (x) { x.classList.toggle("on", x === b); });
         var i = Number(b.getAttribute("data-i")), j = Number(b.getAttribute("data-j"));
         var url = DATA.confusion.url + "/" + i + "/" + j;
-        if (cmAnomaly && cmThr !== null) { url += "?threshold=" + encodeURIComponent(String(cmThr)); }
+        if ((cmAnomaly || cmBinary) && cmThr !== null) { url += "?threshold=" + encodeURIComponent(String(cmThr)); }
         fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
           .then(function (r) { return r.json().then(function (j) { if (!r.ok) { throw new Error((j.error && j.error.detail) || ("HTTP " + r.status)); } return j; }); })
           .then(function (res) {
