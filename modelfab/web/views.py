@@ -62,7 +62,8 @@ def _default_name(filename: str) -> str:
     import re
 
     stem = filename.rsplit(".", 1)[0]
-    stem = re.sub(r"[^A-Za-z0-9_.\-]+", "_", stem).strip("_.-") or "dataset"
+    # letters of any script are fine in names (维修工单.csv -> 维修工单; it gave 'dataset')
+    stem = re.sub(r"[^\w.\-]+", "_", stem).strip("_.-") or "dataset"
     return stem[:100]
 
 

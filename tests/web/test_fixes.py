@@ -97,6 +97,9 @@ def zh_model(site):
 def test_pages_work_with_chinese_dataset_and_model_names(site, zh_model):
     from urllib.parse import quote
 
+    from modelfab.web.views import _default_name
+
+    assert _default_name("维修工单.csv") == "维修工单"  # the name the form suggests from the file (it said 'dataset')
     model = zh_model
     c = site.client("admin")
     ds_url, m_url = "/datasets/" + quote("维修工单") + "/1", "/models/" + quote("维修模型") + f"/{model.version}"
@@ -322,3 +325,55 @@ def test_binary_table_confusion_matrix_follows_the_threshold_slider(site, zh_mod
     finally:
         b.close()
         p.stop()
+
+
+# -- phone width: nothing scrolls sideways (tables scroll inside their own box) -------------------------------------
+OVERFLOW_JS = """() => {
+  const w = document.documentElement.clientWidth, out = [];
+  for (const e of document.querySelectorAll('body *')) {
+    let inside = false;  // inside a box that scrolls on its own
+    for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+      const ox = getComputedStyle(p).overflowX;
+      if (ox === 'auto' || ox === 'scroll' || ox === 'hidden') { inside = true; break; }
+    }
+    const r = e.getBoundingClientRect();
+    if (!inside && r.width > 0 && r.right > w + 1) { out.push(e.tagName + '.' + e.className + ' ' + Math.round(r.right)); }
+  }
+  return {scrollW: document.documentElement.scrollWidth, clientW: w, items: out.slice(0, 8)};
+}"""
+
+
+def test_nothing_scrolls_sideways_at_phone_width(site, zh_model, demo_recordings):
+    from urllib.parse import quote
+
+    if not any(d.name == "fan" for d in site.ws.datasets()):
+        site.ws.import_recordings(demo_recordings, "fan")
+    c = site.client("admin")
+    r = _upload(c, "宽表 很长的列名.csv", ("零件编号,测量时间,产线,班次,温度读数_摄氏度,压力读数_千帕,振动幅度,质量结果\n"
+                                     + "P100001,2026-01-01 08:00,L3,早班,69.95,1.574,1.3,合格\n" * 20).encode())
+    preview_url = r.json()["url"]
+    m = "/models/" + quote(zh_model.name) + f"/{zh_model.version}"
+    pages = ["/", "/datasets/" + quote("维修工单") + "/1", "/datasets/fan/1", "/label/fan/1", preview_url, m, "/models",
+             "/train", "/import", "/predict"]
+    p, b, page = _browser_on(c)
+    problems = {}
+    try:
+        page.set_viewport_size({"width": 390, "height": 844})
+        for lang in ("en", "zh"):
+            c.cookies.set("mf_lang", lang)
+            for url in pages:
+                page.goto("http://testserver" + url)
+                got = page.evaluate(OVERFLOW_JS)
+                if got["scrollW"] > got["clientW"] or got["items"]:
+                    problems[(lang, url)] = got
+            # the preview's 'to predict' radios are on screen (reachable without scrolling sideways)
+            page.goto("http://testserver" + preview_url)
+            for radio in page.query_selector_all("input[name=target]"):
+                box = radio.bounding_box()
+                if not (box and box["x"] >= 0 and box["x"] + box["width"] <= 390):
+                    problems[(lang, "preview radio")] = box
+    finally:
+        b.close()
+        p.stop()
+        c.cookies.set("mf_lang", "en")
+    assert not problems, problems
