@@ -116,7 +116,8 @@ def create_web_app(ws, settings: WebSettings | None = None) -> FastAPI:
             return JSONResponse({"error": {"code": exc.key, "message": t(exc.key), "detail": exc.detail}},
                                 status_code=exc.status)
         try:
-            return site.render(request, "error.html", status=exc.status, title=t(exc.key), detail=exc.detail)
+            return site.render(request, "error.html", status=exc.status, title=t(exc.key), detail=exc.detail,
+                               back=getattr(request.state, "back", None))
         except Exception:  # the error page itself must not fail
             return HTMLResponse("error", status_code=exc.status)
 

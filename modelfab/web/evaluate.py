@@ -63,8 +63,18 @@ def binary_holdout(model) -> dict | None:
             "threshold": 0.5 if thr is None else float(thr)}
 
 
-def confusion(model) -> dict | None:
-    """{labels, matrix, unit, examples} for a classifier with a stored holdout, else None."""
+def _predicted(model, proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """The held-out predictions as the predictor decides: the most probable class, or for a two-class table
+    the second when its probability is at least ``threshold`` (default: the model's decision threshold)."""
+    thr = model.manifest.get("decision_threshold") if threshold is None else threshold
+    if is_binary_table(model) and proba.shape[1] == 2 and thr is not None:
+        return (proba[:, 1] >= float(thr)).astype(int)
+    return proba.argmax(axis=1)
+
+
+def confusion(model, threshold: float | None = None) -> dict | None:
+    """{labels, matrix, unit, examples} for a classifier with a stored holdout, else None; a two-class table's
+    at ``threshold`` (default: the model's)."""
     if model.task != "classification":
         return None
     hold = model.holdout()
@@ -80,10 +90,7 @@ def confusion(model) -> dict | None:
         _, truth, pred = _per_file(hold)
         unit = "files"
     else:
-        truth, pred = np.asarray(hold["y_true"], int), proba.argmax(axis=1)
-        thr = model.manifest.get("decision_threshold")
-        if len(labels) == 2 and thr is not None and modality == "tabular":  # as the predictor decides
-            pred = (proba[:, 1] >= float(thr)).astype(int)
+        truth, pred = np.asarray(hold["y_true"], int), _predicted(model, proba, threshold)
         if modality == "image":  # one held-out row per image, named in the manifest in the holdout's order
             unit = "images"
             why = None if _image_holdout_files(model, len(truth)) is not None else "image_old"
@@ -107,9 +114,9 @@ def _image_holdout_files(model, n: int) -> np.ndarray | None:
     return np.asarray([str(f) for f in files])
 
 
-def cell_examples(site, model, i: int, j: int) -> dict:
-    """The held-out examples of cell (true class i, predicted class j)."""
-    cm = confusion(model)
+def cell_examples(site, model, i: int, j: int, threshold: float | None = None) -> dict:
+    """The held-out examples of cell (true class i, predicted class j); a two-class table's at ``threshold``."""
+    cm = confusion(model, threshold)
     if cm is None:
         raise NotFound(f"{model.ref} has no confusion matrix (it is not a classifier, or has no stored holdout).")
     k = len(cm["labels"])
@@ -130,7 +137,7 @@ def cell_examples(site, model, i: int, j: int) -> dict:
         uniq, truth, pred = _per_file(hold)
         chosen = uniq[(truth == i) & (pred == j)][:MAX_EXAMPLES]
         return dict(base, kind="files", items=_file_items(site, ds, chosen))
-    truth, pred = np.asarray(hold["y_true"], int), np.asarray(hold["proba"], float).argmax(axis=1)
+    truth, pred = np.asarray(hold["y_true"], int), _predicted(model, np.asarray(hold["proba"], float), threshold)
     rows = np.asarray(hold["row"], np.int64)[(truth == i) & (pred == j)][:MAX_EXAMPLES]
     if ds is None:
         return dict(base, kind="rows", columns=[], rows=[], positions=[int(r) for r in rows])

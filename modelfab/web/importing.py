@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from ..errors import ModelfabError
+
 TARGET_NAMES = ("label", "target", "quality", "grade", "class", "y", "defect", "result", "status", "ok", "outcome")
 
 
@@ -24,11 +26,20 @@ def preview(ws, folder: Path, meta: dict, n_sample: int = 8) -> dict:
         return json.loads(cached.read_text("utf-8"))
     except (OSError, ValueError):
         pass
-    link = f"preview{meta['suffix']}"  # the readers pick the format by suffix: a hard link with one
+    from .uploads import upload_file_name
+
+    # the readers pick the format by suffix and name the file in their errors: a hard link named as the
+    # uploaded file (errors said 'preview.xlsx'), the job renames the upload to the same name later
+    link = upload_file_name(meta.get("filename"), meta["name"], meta["suffix"])
     path = folder / link
     if not path.exists():
         os.link(folder / "f000", path)
-    df = read_table(open_table(path, ws.settings), ws.settings)
+    try:
+        df = read_table(open_table(path, ws.settings), ws.settings)
+    except ModelfabError as exc:  # said as the person named the file (the link has '_' for spaces and the like)
+        if meta.get("filename") and link != meta["filename"]:
+            exc.message = exc.message.replace(link, meta["filename"])
+        raise
     schema = infer_schema(df)
     stats = column_stats(df, schema)
     columns = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -18,7 +19,7 @@ from .config import WebSettings
 from .i18n import LANGUAGES, Translator
 from .store import ROLE_RANK
 from .uploads import Form, read_form
-from .views import num, pct, short, sig
+from .views import metric, num, pct, short, sig
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "mf_session"
@@ -34,6 +35,13 @@ class PageError(Exception):
         self.status, self.key, self.detail = status, key, detail
 
 
+def here(request: Request) -> str:
+    """The page's own address, path and query, as a local URL (percent-encoded): the language switch comes back here."""
+    path = quote(request.url.path, safe="/:@!$&'()*+,;=-._~")
+    query = request.url.query
+    return f"{path}?{query}" if query else path
+
+
 class Site:
     def __init__(self, ws, cfg: WebSettings, store, runner, version: str) -> None:
         from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -41,7 +49,7 @@ class Site:
         self.ws, self.cfg, self.store, self.runner, self.version = ws, cfg, store, runner, version
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-        self.env.filters.update(num=num, pct=pct, short=short, sig=sig)
+        self.env.filters.update(num=num, pct=pct, short=short, sig=sig, metric=metric)
         self.tables_cache: dict[int, Any] = {}
         self.deployments = None  # set by create_web_app (deploy.Deployments)
 
@@ -57,7 +65,7 @@ class Site:
         base = dict(t=t, lang=t.lang, languages=LANGUAGES, user=user, version=self.version,
                     csrf=session["csrf_token"] if session else request.state.pre_csrf,
                     can=lambda role: bool(user) and ROLE_RANK[user["role"]] >= ROLE_RANK[role],
-                    path=request.url.path, nav=ctx.pop("nav", ""))
+                    path=here(request), nav=ctx.pop("nav", ""))
         js = dict(ctx.pop("js", None) or {})
         js["messages"] = dict(js.get("messages") or {}, **t.subset("common.js."))
         base.update(ctx, js=js)

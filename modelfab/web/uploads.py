@@ -75,6 +75,26 @@ def keep_name(up: "UploadedFile", suffix: str) -> Path:
     return target
 
 
+OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")  # a Compound File: an encrypted workbook, or an old .xls
+
+
+def check_table_upload(up: "UploadedFile", suffix: str, t) -> None:
+    """Refuse, in the browser's language (``t``), a workbook that cannot be read before it is kept: a
+    password-protected .xlsx is an OLE compound file, not a zip (the reader said 'not a zip archive')."""
+    if suffix in (".xlsx", ".xlsm"):
+        with open(up.path, "rb") as fh:
+            head = fh.read(8)
+        if head == OLE_MAGIC:
+            raise UnsupportedFormat(t("upload.xlsx_locked", file=up.filename))
+
+
+def upload_file_name(filename: str | None, name: str, suffix: str) -> str:
+    """A safe file name for an upload in its own folder: the uploaded name's stem with anything but letters (any
+    script), digits, '_', '-', '.' replaced, never hidden or empty; the checked suffix."""
+    stem = re.sub(r"_+", "_", re.sub(r"[^\w.\-]+", "_", Path(str(filename or "")).stem)).strip("._")[:100]
+    return f"{stem if stem and stem != 'f000' else name}{suffix}"
+
+
 @dataclass
 class UploadedFile:
     field: str
@@ -95,6 +115,10 @@ class Form:
 
     def file(self, name: str) -> UploadedFile | None:
         return next((f for f in self.files if f.field == name and f.size > 0), None)
+
+    def empty_file(self, name: str) -> UploadedFile | None:
+        """A file the browser sent with a name but no bytes (a 0-byte file; no file chosen has no name)."""
+        return next((f for f in self.files if f.field == name and f.size == 0 and f.raw_name), None)
 
     def cleanup(self) -> None:
         if self.folder is not None:

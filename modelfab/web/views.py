@@ -62,7 +62,8 @@ def _default_name(filename: str) -> str:
     import re
 
     stem = filename.rsplit(".", 1)[0]
-    stem = re.sub(r"[^A-Za-z0-9_.\-]+", "_", stem).strip("_.-") or "dataset"
+    # letters of any script are fine in names (维修工单.csv -> 维修工单; it gave 'dataset')
+    stem = re.sub(r"[^\w.\-]+", "_", stem).strip("_.-") or "dataset"
     return stem[:100]
 
 
@@ -107,6 +108,20 @@ def _pct(v, digits: int = 1) -> str:
     if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
         return "–"
     return f"{v * 100:.{digits}f}%"
+
+
+# shares (0..1) read as percentages, as the report shows them ("80.8%", not "0.808")
+PERCENT_METRICS = frozenset({"accuracy", "balanced_accuracy", "file_accuracy", "window_accuracy", "recall", "precision",
+                             "false_alarm_rate", "miss_rate", "expected_false_alarm", "max_fpr"})
+# metrics of the searches where a lower score is better (the leaderboard and progress say so)
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mse", "mape", "max_error", "brier"})
+
+
+def _metric(v, metric: str | None, digits: int = 3) -> str:
+    """A metric's value as people read it: shares as percentages, the rest as numbers."""
+    if metric in PERCENT_METRICS:
+        return _pct(v)
+    return _num(v, digits)
 
 
 def _short(s, n: int = 12) -> str:
@@ -324,4 +339,4 @@ def _prediction_table(m, up, pred, inputs=None) -> dict:
             "rows": rows, "n": len(pred), "n_pred_cols": len(shown.columns)}
 
 
-num, sig, pct, short = _num, _sig, _pct, _short
+num, sig, pct, short, metric = _num, _sig, _pct, _short, _metric

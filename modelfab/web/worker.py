@@ -351,12 +351,9 @@ def main(argv: list[str]) -> int:
 
 
 def _upload_name(filename: str | None, name: str, suffix: str) -> str:
-    """A safe file name for an upload in its own folder: the uploaded name's stem with anything but letters (any
-    script), digits, '_', '-', '.' replaced, never hidden or empty; the checked suffix."""
-    import re
+    from .uploads import upload_file_name
 
-    stem = re.sub(r"_+", "_", re.sub(r"[^\w.\-]+", "_", Path(str(filename or "")).stem)).strip("._")[:100]
-    return f"{stem if stem and stem != 'f000' else name}{suffix}"
+    return upload_file_name(filename, name, suffix)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def _dynamic_keys() -> set[str]:
     keys |= {f"task.{x}" for x in tasks} | {f"train.js.task_{x}" for x in tasks[1:]}
     keys |= {f"stage.{x}" for x in ("none", "production", "archived")} | {f"kind.{k}" for k in ("table", "signal", "image", "series")}
     keys |= {f"colkind.{k}" for k in KINDS} | {f"train.js.kind_{k}" for k in KINDS}
+    keys |= {f"metric_help.{k}" for k in ("auc", "pauc", "roc_auc", "accuracy", "balanced_accuracy", "file_accuracy",
+                                          "f1_macro", "recall", "precision", "false_alarm_rate", "miss_rate", "r2",
+                                          "rmse", "mae")}
     keys |= {f"budget.{v}" for v, _ in BUDGETS} | {f"lang.{x}" for x in LANGUAGES} | {f"jobkind.{k}" for k in RUNNERS}
     return keys
 

@@ -450,7 +450,7 @@ def test_compare_matches_the_cli_and_recordings_cells_show_thumbnails(site):
     for lang in ("en", "zh"):
         c.cookies.set("mf_lang", lang)
         page = c.get(f"/compare?a=fan:1&b=fanclass:{m.version}").text
-        names = re.findall(r'<tr class="metric-row">\s*<th>([^<]*)</th>', page)
+        names = re.findall(r'<tr class="metric-row">\s*<th[^>]*>([^<]*)</th>', page)  # th: title explains the metric
         assert names and not [n for n in names if "_" in n or n in ("n", "f1", "threshold", "max_fpr")], names
         assert 'class="better"' not in page
         deltas = re.findall(r'<td class="num muted">([^<]*)</td>', page)

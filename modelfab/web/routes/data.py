@@ -15,7 +15,7 @@ from ..jobs import ACTIVE
 from ..site import Site
 from ..kinds import (LARGE_IMAGE_PX, LARGE_SERIES_PX, SERIES_THUMB_PX, THUMB_PX, image_thumb, image_view,
                      series_thumb, series_view)
-from ..uploads import ZipLimits, check_zip, safe_suffix
+from ..uploads import ZipLimits, check_table_upload, check_zip, safe_suffix
 from ...modalities.tabular import KINDS
 from ..views import (PAGE, SERIES_SUFFIXES, TABLE_SUFFIXES, _check_ds_name, _default_name, _job_view, _latest_by_name, _model_view,
                      _signal_view, _table_view)
@@ -49,6 +49,7 @@ def router(site: Site) -> APIRouter:
     @r.post("/import")
     async def import_post(request: Request):
         user = site.require(request, "labeler")
+        request.state.back = "/import"  # an error page offers the way back to the form
         form = await site.form_of(request, files=True)
         try:
             source = str(form.get("source"))
@@ -64,11 +65,13 @@ def router(site: Site) -> APIRouter:
                 form.cleanup()
             else:
                 up = form.file("file")
+                t = t_of(request)
                 if up is None:
-                    t = t_of(request)
-                    raise InvalidInput(t("import.no_file"))
+                    empty = form.empty_file("file")
+                    raise InvalidInput(t("upload.empty_file", file=empty.filename) if empty else t("import.no_file"))
                 if source == "table":
                     suffix = safe_suffix(up.raw_name, TABLE_SUFFIXES + SERIES_SUFFIXES)
+                    check_table_upload(up, suffix, t)
                     params = {"source": "table", "suffix": suffix}
                     if str(form.get("preview")) == "1" and suffix not in SERIES_SUFFIXES:  # columns first, then confirm
                         token = form.folder.name
@@ -95,6 +98,20 @@ def router(site: Site) -> APIRouter:
         return site.done(request, f"/jobs/{job_id}", job=job_id)
 
     # -- import preview: confirm column kinds and the target ------------------------------
+    def read_preview(request: Request, folder: Path, meta: dict) -> dict:
+        """The preview of an upload; if the file cannot be read the upload is removed (nothing to confirm) and the
+        error page offers the way back to the Import page."""
+        from ..importing import preview
+
+        try:
+            return preview(ws, folder, meta)
+        except Exception:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+            request.state.back = "/import"
+            raise
+
     def upload_meta(token: str) -> tuple[Path, dict]:
         from ..uploads import upload_dir
 
@@ -108,10 +125,8 @@ def router(site: Site) -> APIRouter:
     @r.get("/import/preview/{token}", response_class=HTMLResponse)
     def import_preview(request: Request, token: str):
         site.require(request, "labeler")
-        from ..importing import preview
-
         folder, meta = upload_meta(token)
-        view = preview(ws, folder, meta)
+        view = read_preview(request, folder, meta)
         return site.render(request, "import_preview.html", nav="import", token=token, meta=meta, view=view,
                            kinds=KINDS)
 
@@ -119,15 +134,13 @@ def router(site: Site) -> APIRouter:
     async def import_confirm(request: Request, token: str):
         user = site.require(request, "labeler")
         form = await site.form_of(request)
-        from ..importing import preview
-
         folder, meta = upload_meta(token)
-        view = await run_in_threadpool(preview, ws, folder, meta)
-        if str(form.get("action")) == "cancel":
+        if str(form.get("action")) == "cancel":  # cancelled: the upload goes, read or not
             import shutil
 
             shutil.rmtree(folder, ignore_errors=True)
             return site.done(request, "/import")
+        view = await run_in_threadpool(read_preview, request, folder, meta)
         kinds = {}
         for i, col in enumerate(view["columns"]):
             chosen = str(form.get(f"kind_{i}") or col["kind"])

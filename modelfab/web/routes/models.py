@@ -49,6 +49,7 @@ def router(site: Site) -> APIRouter:
         port = request.url.port
         return dict(nav="models", groups=groups, token=token, deployments=deployments, deploy_snippets=deploy_snippets,
                     free_port=_suggest_port(port), ui_port=port,
+                    any_production=bool(ws.meta.models_in_stage("production")),
                     js={"messages": t_of(request).subset("models.js."), "deployments": deployments})
 
     @r.get("/models", response_class=HTMLResponse)
@@ -84,6 +85,9 @@ def router(site: Site) -> APIRouter:
             t = t_of(request)
             raise InvalidInput(t("deploy.bad_port")) from None
         model = str(form.get("model") or "").strip() or None
+        if model is None and not ws.meta.models_in_stage("production"):  # the server would start, then stop
+            t = t_of(request)
+            raise InvalidInput(t("deploy.no_production", promote=t("models.promote")))
         dep = await run_in_threadpool(site.deployments.start, port=port, model=model, user=user["name"])
         return site.done(request, "/models#deployments", deployment=dep)
 
@@ -125,6 +129,8 @@ def router(site: Site) -> APIRouter:
                 t = t_of(request)
                 js["confusion"].update(anomaly=True, examples=cm["examples"],
                                        names=[t("model.cm_normal"), t("model.cm_anomaly")])
+            elif binary is not None and len(cm["labels"]) == 2 and cm["unit"] == "rows":  # follows the slider too
+                js["confusion"].update(binary=True, examples=cm["examples"])
         from ..snippets import snippets
 
         return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm, binary=binary,
@@ -138,7 +144,8 @@ def router(site: Site) -> APIRouter:
         m = site.model_or_404(name, version)
         if m.task == "anomaly":
             return JSONResponse(anomaly_cell_examples(site, m, i, j, parse_threshold(threshold, t_of(request))))
-        return JSONResponse(cell_examples(site, m, i, j))
+        thr = parse_threshold(threshold, t_of(request)) if is_binary_table(m) else None
+        return JSONResponse(cell_examples(site, m, i, j, thr))
 
     @r.get("/models/{name}/{version}/report")
     def model_report(request: Request, name: str, version: int):

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InvalidInput
 from ..jobs import TERMINAL
 from ..site import Site
-from ..views import BUDGETS, _check_model_name, _job_view, _latest_by_name, _train_info
+from ..views import LOWER_IS_BETTER, BUDGETS, _check_model_name, _job_view, _latest_by_name, _train_info
 
 
 def router(site: Site) -> APIRouter:
@@ -83,7 +83,7 @@ def router(site: Site) -> APIRouter:
     def job_page(request: Request, job_id: int):
         job = _job_view(runner.get(job_id), t_of(request))
         return site.render(request, "job.html", nav="home", job=job,
-                           js={"job": job, "events": f"/jobs/{job_id}/events",
+                           js={"job": job, "events": f"/jobs/{job_id}/events", "lower_is_better": sorted(LOWER_IS_BETTER),
                            "messages": t_of(request).subset("job.js.") | t_of(request).subset("metric.")})
 
     @r.get("/jobs/{job_id}/events")

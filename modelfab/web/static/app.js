@@ -45,6 +45,12 @@
   }
 
   /* -- small things on every page ----------------------------------------------------- */
+  $all("form.lang-switch").forEach(function (f) {  /* come back to the address as it is now, query and all */
+    f.addEventListener("submit", function () {
+      var next = $("input[name=next]", f);
+      if (next) { next.value = location.pathname + location.search; }
+    });
+  });
   $all("[data-back]").forEach(function (a) {
     a.addEventListener("click", function (e) { if (history.length > 1) { e.preventDefault(); history.back(); } });
   });
@@ -174,7 +180,9 @@
     var metricName = function (m) {  // the search's metric in words ("out-of-fold accuracy" of series models)
       if (!m) { return ""; }
       var oof = /^out-of-fold /.test(m), key = "metric." + m.replace(/^out-of-fold /, "");
-      var name = Object.prototype.hasOwnProperty.call(MSG, key) ? MSG[key] : m.replace(/^out-of-fold /, "");
+      var bare = m.replace(/^out-of-fold /, "");
+      var name = Object.prototype.hasOwnProperty.call(MSG, key) ? MSG[key] : bare;
+      if ((DATA.lower_is_better || []).indexOf(bare) >= 0) { name = T("job.js.metric_lower", { metric: name }); }
       return oof ? T("job.js.out_of_fold", { metric: name }) : name;
     };
     var renderJob = function (job) {
@@ -300,9 +308,10 @@
   if (DATA.confusion) {
     var cmBox = $("#cm-examples"), cmBody = $("#cm-examples-body");
     var cell = function (text) { var td = document.createElement("td"); td.textContent = text; return td; };
-    var cmAnomaly = !!DATA.confusion.anomaly, cmThr = null;
-    if (cmAnomaly) {
-      // anomaly models: the 2x2 matrix follows the slider (anomaly when the score is above the threshold)
+    var cmAnomaly = !!DATA.confusion.anomaly, cmBinary = !!DATA.confusion.binary, cmThr = null;
+    if (cmAnomaly || cmBinary) {
+      // anomaly models and two-class tables: the 2x2 matrix follows the slider (anomaly when the score is above
+      // the threshold; the second class when its probability is at least the threshold)
       onThreshold(function (st) {
         var m = [[st.normal - st.fa, st.fa], [st.miss, st.abnormal - st.miss]];
         var changed = cmThr !== null && cmThr !== st.thr;
@@ -324,7 +333,7 @@
         $all("#confusion button.cell").forEach(function (x) { x.classList.toggle("on", x === b); });
         var i = Number(b.getAttribute("data-i")), j = Number(b.getAttribute("data-j"));
         var url = DATA.confusion.url + "/" + i + "/" + j;
-        if (cmAnomaly && cmThr !== null) { url += "?threshold=" + encodeURIComponent(String(cmThr)); }
+        if ((cmAnomaly || cmBinary) && cmThr !== null) { url += "?threshold=" + encodeURIComponent(String(cmThr)); }
         fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
           .then(function (r) { return r.json().then(function (j) { if (!r.ok) { throw new Error((j.error && j.error.detail) || ("HTTP " + r.status)); } return j; }); })
           .then(function (res) {
