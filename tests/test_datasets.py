@@ -270,3 +270,12 @@ def test_a_sparse_header_over_rows_of_numbers_stays_the_header():
 
     assert find_header_row([["a", "", "", "", "b"], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]) == 0
     assert find_header_row([["title", "", "", ""], ["x", "y", "z", "w"], [1, 2, 3, 4]]) == 1
+
+
+def test_a_password_protected_workbook_is_said_so(ws, tmp_path):
+    """Excel's encryption wraps the .xlsx in an OLE container (D0 CF 11 E0): it said "expected a zip archive"."""
+    p = tmp_path / "locked.xlsx"
+    p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4096)
+    with pytest.raises(UnsupportedFormat, match="password-protected") as err:
+        ws.import_table(p)
+    assert "remove the password" in err.value.hint

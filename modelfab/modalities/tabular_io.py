@@ -58,6 +58,11 @@ def detect_format(path: Path) -> str:
             )
         return "parquet"
     if ext in EXCEL_EXT:
+        if head.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE container: Excel's encryption wraps .xlsx in one
+            raise UnsupportedFormat(f"{path.name}: the workbook is password-protected (or an old .xls renamed "
+                                    ".xlsx); it cannot be read.",
+                                    hint="Open it in Excel, remove the password (File > Info > Protect Workbook), "
+                                         "save as .xlsx, and import it again.")
         if not head.startswith(b"PK"):
             raise UnsupportedFormat(f"{path.name}: expected an Excel .xlsx file (a zip archive) but got something else.",
                                     hint="Save it again from Excel as .xlsx, or export CSV.")
