@@ -91,3 +91,16 @@ def shared_data(sub: str) -> Path:
     if not p.exists():
         pytest.skip(f"{p} not present (opt-in test on the real data sets)")
     return p
+
+
+def run_docs_python(doc: str, heading: str, folder: Path, monkeypatch) -> dict:
+    """Run the python block under ``heading`` (a regex of its title line) of ``docs/<doc>`` in ``folder``, as a
+    reader would paste it; returns the names it defined."""
+    import re
+
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    block = re.search(heading + r"\s+```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(folder)
+    namespace: dict = {}
+    exec(compile(block, f"docs/{doc}", "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace

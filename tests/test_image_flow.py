@@ -4,7 +4,6 @@ the package without pickle, predict from the CLI, serve an image upload over rea
 import io
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -20,9 +19,7 @@ from PIL import Image
 from modelfab.errors import InvalidInput
 from modelfab.modalities.image.synth import make_image_dataset, make_surface
 from modelfab.workspace import Workspace
-from tests.conftest import cli_json, run_cli
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import cli_json, run_cli, run_docs_python
 
 
 @pytest.fixture(scope="module")
@@ -308,10 +305,6 @@ def test_cli_import_train_predict_and_rest_upload(tmp_path, surfaces):
 
 
 def test_docs_python_example_runs(tmp_path, monkeypatch):
-    text = (ROOT / "docs" / "images.md").read_text(encoding="utf-8")
-    block = re.search(r"## From Python\s+```python\n(.*?)```", text, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(block, "docs/images.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    namespace = run_docs_python("images.md", r"## From Python", tmp_path, monkeypatch)
     assert namespace["detector"].ref == "surface-check:1"
     assert len(namespace["scored"]) == 12 and Path(namespace["html"]).is_file()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pandas as pd
 import pytest
 
 from modelfab.workspace import Workspace
-from tests.conftest import ROOT, cli_json, run_cli
+from tests.conftest import cli_json, run_cli, run_docs_python
 from tests.modalities.test_series_io import make_series, write_long, write_ts, write_wide
 
 BUDGET = 20
@@ -236,11 +235,7 @@ def test_wide_table_with_labels_file_and_errors(tmp_path):
 
 
 def test_docs_example_runs(tmp_path, monkeypatch):
-    text = (ROOT / "docs" / "timeseries.md").read_text(encoding="utf-8")
-    block = re.search(r"## From Python\s+```python\n(.*?)```", text, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(block, "docs/timeseries.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    namespace = run_docs_python("timeseries.md", r"## From Python", tmp_path, monkeypatch)
     assert namespace["model"].task == "classification"
     assert list(namespace["scored"]["prediction"]) == ["spike", "flat"]
 

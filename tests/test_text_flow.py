@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -14,9 +13,8 @@ import pandas as pd
 import pytest
 
 from modelfab.modalities.text.synth import make_reports
-from tests.conftest import cli_json, run_cli
+from tests.conftest import cli_json, run_cli, run_docs_python
 
-ROOT = Path(__file__).resolve().parents[1]
 BUDGET = 8
 
 
@@ -168,11 +166,7 @@ class socket_port:
 
 
 def test_docs_example_runs(tmp_path, monkeypatch):
-    text = (ROOT / "docs" / "text.md").read_text(encoding="utf-8")
-    block = re.search(r"## From Python\s+```python\n(.*?)```", text, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(block, "docs/text.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    namespace = run_docs_python("text.md", r"## From Python", tmp_path, monkeypatch)
     assert namespace["model"].ref == "tickets:1"
     assert namespace["scored"]["prediction"].tolist()[:2] == ["leak", "electrical"]
 

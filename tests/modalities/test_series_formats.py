@@ -216,15 +216,9 @@ def test_few_numeric_labels_are_summed_up_as_classes(tmp_path):
 
 
 def test_docs_ucr_example_runs(tmp_path, monkeypatch):
-    import re
+    from tests.conftest import run_docs_python
 
-    from tests.conftest import ROOT
-
-    text = (ROOT / "docs" / "timeseries.md").read_text(encoding="utf-8")
-    block = re.search(r"### A UCR archive table from Python\s+```python\n(.*?)```", text, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(block, "docs/timeseries.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    namespace = run_docs_python("timeseries.md", r"### A UCR archive table from Python", tmp_path, monkeypatch)
     st = namespace["ds"].stats
     assert st["series"] == 20 and st["length"]["max"] == 50 and st["labels"] == {"1": 10, "2": 10}
     assert "UCR archive layout" in st["notes"][0]
