@@ -51,7 +51,28 @@ def preview(ws, folder: Path, meta: dict, n_sample: int = 8) -> dict:
     guess = next((c["name"] for c in columns if c["name"].lower() in TARGET_NAMES), "")
     head = df.head(n_sample)
     view = {"columns": columns, "n_rows": int(len(df)), "n_cols": int(len(df.columns)), "target_guess": guess,
+            "series_guess": series_guess(columns, len(df)),
             "rows": [[_cell(v) for v in row] for row in head.itertuples(index=False)][:n_sample],
             "link": link}
     cached.write_text(json.dumps(view), "utf-8")
     return view
+
+
+SERIES_ID_NAMES = ("id", "series", "machine", "unit", "sensor", "device", "asset", "run", "编号", "设备", "机台")
+SERIES_TIME_NAMES = ("t", "time", "timestamp", "step", "cycle", "date", "datetime", "时间", "时刻", "日期")
+
+
+def series_guess(columns: list[dict], n_rows: int) -> dict:
+    """Columns that could make the rows time series (long format): an id whose values repeat (each a series of
+    several rows) and a time; only guesses for the form (the person ticks "these are time series")."""
+    def named(c, words):
+        low = c["name"].lower()
+        return any(low == w or low.startswith(w + "_") or low.endswith("_" + w) or w in low and not w.isascii()
+                   for w in words)
+
+    repeat = [c for c in columns if c["kind"] in ("categorical", "id", "numeric") and c.get("unique")
+              and 2 <= c["unique"] <= n_rows / 3]
+    sid = next((c["name"] for c in repeat if named(c, SERIES_ID_NAMES)), "")
+    time = next((c["name"] for c in columns if c["name"] != sid and (c["kind"] == "datetime"
+                                                                      or named(c, SERIES_TIME_NAMES))), "")
+    return {"id": sid, "time": time}

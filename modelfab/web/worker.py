@@ -191,6 +191,11 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
                 upload.rename(path)
                 if params["suffix"] in SERIES_SUFFIXES:  # a UCR/UEA time-series archive file
                     res = ws.import_series(path, params["name"])
+                elif params.get("series"):  # a table of time series (the preview's "these are time series")
+                    opts = params["series"]
+                    res = ws.import_series(path, params["name"], id_column=opts.get("id_column"),
+                                           time_column=opts.get("time_column"),
+                                           label_column=opts.get("label_column"))
                 elif params.get("kinds"):  # column kinds corrected in the preview
                     from ..datasets import import_table
 

@@ -385,3 +385,45 @@ def test_snippet_request_shape_per_modality(modality, extra, shape):
         assert set(rec) == shape[1]
         n = extra["series"]["n_channels"]
         assert (len(rec["channels"]) == n) if n > 1 else isinstance(rec["values"][0], float)
+
+
+def test_a_long_table_of_sensor_rows_is_imported_as_time_series_in_the_browser(site):
+    """One row per machine and time step: the preview guesses the series and time columns, the person ticks "these
+    are time series", and the import makes one series per machine labelled from the chosen column (it was a table
+    of 600 rows; series tables needed the CLI)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for m in range(20):
+        worn = m % 2
+        for t in rng.permutation(30):  # rows out of order: the time column orders them
+            rows.append({"machine_id": f"M{m:03d}", "time": t, "vibration": np.sin(t / 3) + worn * 0.05 * t,
+                         "current": 5 + rng.normal(0, 0.1), "state": "worn" if worn else "ok"})
+    path = site.tmp / "sensor_log.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    c = site.client("admin")
+    r = c.post("/import", data={"csrf_token": c.csrf, "source": "table", "name": "sensorlog", "preview": "1"},
+               files={"file": ("sensor_log.csv", path.read_bytes(), "text/csv")}, headers={"Accept": "application/json"})
+    url = _json(r)["url"]
+    page = c.get(url).text
+    assert 'id="series-options" open' in page
+    assert re.search(r'<option value="machine_id" selected>', page) and re.search(r'<option value="time" selected>', page)
+    bad = c.post(url, data={"csrf_token": c.csrf, "name": "sensorlog", "target": "state", "series": "1",
+                            "series_id": "", "series_time": "time", "action": "import"},
+                 headers={"Accept": "application/json"})
+    assert bad.status_code == 422 and "series" in bad.text  # a time column alone orders nothing
+    r = c.post(url, data={"csrf_token": c.csrf, "name": "sensorlog", "target": "state", "series": "1",
+                          "series_id": "machine_id", "series_time": "time", "action": "import"},
+               headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"])
+    assert job["state"] == "done", site.ws.meta.get_job(job["id"])
+    ds = site.ws.dataset("sensorlog")
+    assert ds.kind == "series" and ds.stats["series"] == 20 and ds.stats["labels"] == {"ok": 10, "worn": 10}
+    assert ds.schema["n_channels"] == 2
+    # a table that only has a line and a timestamp is not guessed open (nothing repeats as a series id)
+    from modelfab.web.importing import series_guess
+
+    cols = [{"name": "part_id", "kind": "id", "unique": 600}, {"name": "timestamp", "kind": "datetime", "unique": 600}]
+    assert series_guess(cols, 600)["id"] == ""

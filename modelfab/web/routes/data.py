@@ -151,11 +151,26 @@ def router(site: Site) -> APIRouter:
         target = str(form.get("target") or "")
         if target and target not in [c["name"] for c in view["columns"]]:
             raise InvalidInput(f"The target {target!r} is not a column of the file.")
+        series = None
+        if form.get("series"):  # "these rows are time series": long (an id column) or wide (a row each)
+            names = [c["name"] for c in view["columns"]]
+            sid, stime = str(form.get("series_id") or ""), str(form.get("series_time") or "")
+            for col in (sid, stime):
+                if col and col not in names:
+                    raise InvalidInput(f"{col!r} is not a column of the file.")
+            if stime and not sid:
+                raise InvalidInput("A time column orders the rows of each series: choose the column naming the "
+                                   "series too (or no time column for one series per row).")
+            if target and target in (sid, stime):
+                raise InvalidInput(f"The label {target!r} cannot also be the series' id or time column.")
+            series = {"id_column": sid or None, "time_column": stime or None, "label_column": target or None}
         name = _check_ds_name(str(form.get("name") or "").strip() or meta["name"])
         (folder / "upload.json").unlink(missing_ok=True)
         (folder / view["link"]).unlink(missing_ok=True)
         params = {"source": "table", "suffix": meta["suffix"], "upload": token, "filename": meta["filename"],
                   "name": name, "kinds": kinds, "target": target}
+        if series:
+            params["series"] = series
         job_id = runner.start("import", params, user["name"])
         return site.done(request, f"/jobs/{job_id}", job=job_id)
 
