@@ -55,6 +55,9 @@ def create_web_app(ws, settings: WebSettings | None = None) -> FastAPI:
     store = WebStore(ws.meta)
     runner = JobRunner(ws, cfg.cancel_grace_s)
     runner.recover()
+    from .uploads import sweep_uploads
+
+    sweep_uploads(ws)  # previews abandoned days ago (the jobs that could hold an upload were just recovered)
     site = Site(ws, cfg, store, runner, __version__)
     site.deployments = Deployments(ws)
     app = FastAPI(title="modelfab ui", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)

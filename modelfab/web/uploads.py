@@ -62,6 +62,26 @@ def upload_dir(ws, token: str) -> Path:
     return upload_root(ws) / token
 
 
+ABANDONED_AFTER_S = 2 * 24 * 3600  # a preview nobody confirmed or cancelled in two days
+
+
+def sweep_uploads(ws, older_than_s: float = ABANDONED_AFTER_S) -> int:
+    """Remove upload folders last touched more than ``older_than_s`` ago (previews left open, uploads of a server
+    that stopped mid-import); run when the UI starts, when no import job runs. Returns how many went."""
+    import shutil
+    import time
+
+    root = upload_root(ws)
+    if not root.is_dir():
+        return 0
+    cutoff, gone = time.time() - older_than_s, 0
+    for d in root.iterdir():
+        if d.is_dir() and not d.is_symlink() and re.fullmatch(r"[0-9a-f]{32}", d.name) and d.stat().st_mtime < cutoff:
+            shutil.rmtree(d, ignore_errors=True)
+            gone += 1
+    return gone
+
+
 def keep_name(up: "UploadedFile", suffix: str) -> Path:
     """Move an uploaded file to a path named as the user's file (sanitised as the REST API does, in a folder
     of its own beside it), so that readers name its items and errors after it (``sines_test_0``,

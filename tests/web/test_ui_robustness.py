@@ -377,3 +377,25 @@ def test_nothing_scrolls_sideways_at_phone_width(site, zh_model, demo_recordings
         p.stop()
         c.cookies.set("mf_lang", "en")
     assert not problems, problems
+
+
+def test_uploads_abandoned_for_days_are_swept_when_the_ui_starts(tmp_path):
+    """A preview nobody confirmed or cancelled stayed in tmp/web-uploads for ever; the UI removes those older than
+    two days when it starts, and keeps the recent ones (a person may still be looking at the preview)."""
+    import os
+    import time
+
+    from modelfab.web import create_web_app
+    from modelfab.web.uploads import upload_root
+    from modelfab.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    old, new = upload_root(ws) / ("a" * 32), upload_root(ws) / ("b" * 32)
+    for d in (old, new):
+        d.mkdir(parents=True)
+        (d / "f000").write_bytes(b"x")
+    past = time.time() - 3 * 24 * 3600
+    os.utime(old, (past, past))
+    create_web_app(ws)
+    assert not old.exists() and new.exists()
+    ws.close()
