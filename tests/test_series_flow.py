@@ -185,6 +185,8 @@ def test_rest_predict_with_series_json(trained, server):
                     files={"file": ("test.ts", (trained["root"] / "test.ts").read_bytes())})
     assert up.status_code == 200, up.text
     assert len(up.json()["result"]["predictions"]) == 20
+    # the file's own labels come back beside the predictions, as `modelfab predict` writes them
+    assert [p["label"] for p in up.json()["result"]["predictions"]] == list(trained["test_labels"])
     mixed = trained["root"] / "mixed.ts"
     write_ts(mixed, [trained["test"][0], trained["test"][1][:, :2]], ["bump", "bump"])
     up = httpx.post(base + "/v1/models/shapes/predict-file", headers=auth, timeout=60,

@@ -280,10 +280,7 @@ class SeriesPredictor:
         """One row per series of the file; when the file carries labels in its layout (a ``.ts`` file with class
         labels, a UCR table's first column), they are kept in a ``label`` column beside the prediction."""
         sset = self.read_file(path)
-        out = self.predict_series(sset.series, sset.ids)
-        if sset.labels is not None and any(v is not None for v in sset.labels) and "label" not in out.columns:
-            out.insert(1, "label", sset.labels)
-        return out
+        return _with_labels(self.predict_series(sset.series, sset.ids), sset.labels)
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
         """Score an uploaded file of series (REST ``predict-file``)."""
@@ -299,7 +296,7 @@ class SeriesPredictor:
             path.write_bytes(data)
             sset = self.read_file(path)
             self.check_request(sset.series)
-            df = self.predict_series(sset.series, sset.ids)
+            df = _with_labels(self.predict_series(sset.series, sset.ids), sset.labels)
         return {"predictions": [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]}
 
 
@@ -413,3 +410,11 @@ def _series_png(s: np.ndarray, title: str, channel_names=None) -> bytes:
     ax.set_xlabel("time step", fontsize=8)
     ax.tick_params(labelsize=7)
     return _png(fig)
+
+
+def _with_labels(out: pd.DataFrame, labels) -> pd.DataFrame:
+    """The file's own labels (a .ts file's class labels, a UCR table's first column) in a ``label`` column beside
+    the predictions, so that a user can score the model without parsing the file."""
+    if labels is not None and any(v is not None for v in labels) and "label" not in out.columns:
+        out.insert(1, "label", list(labels))
+    return out
