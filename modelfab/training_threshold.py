@@ -11,18 +11,19 @@ from .training import finish, package_folder
 
 
 PRECISION_NOTE = "cannot be checked precisely"  # how that note is found again when the threshold moves
+FEW_NORMAL = 30  # fewer held-out normal items than this: the note is always given, whatever the rate
 
 
 def rate_precision_note(n_normal: int, rate: float, what: str, n_above: int = 0) -> str | None:
     """A note when the ``n_normal`` held-out normal items that set the threshold (``n_above`` of them above it;
-    ``what``: what they are) are too few to check ``rate``: fewer than 1 / ``rate``, or the 95 % upper bound of the
-    rate on new items over three times the rate (and over 10 %)."""
+    ``what``: what they are) are too few to check ``rate``: fewer than 1 / ``rate`` or than FEW_NORMAL, or the 95 %
+    upper bound of the rate on new items over three times the rate (and over 10 %)."""
     from .evaluation.metrics import false_alarm_upper_bound
 
     if not n_normal or not rate:
         return None
     upper = false_alarm_upper_bound(n_above, n_normal)
-    if n_normal >= 1 / rate and upper <= max(0.1, 3 * rate):
+    if n_normal >= max(1 / rate, FEW_NORMAL) and upper <= max(0.1, 3 * rate):
         return None
     return (f"Only {n_normal} held-out {what} set the threshold: a false-alarm rate of {rate:.1%} {PRECISION_NOTE} "
             f"with so few; on new {what} it may be as high as {upper:.0%} ({n_above} of {n_normal} above the "

@@ -91,7 +91,8 @@ def test_anomaly_threshold_moves_without_retraining(img_ws, surfaces):
     again = loose.with_threshold(threshold=loose.manifest["threshold"])  # the same threshold: no new version
     assert again.ref == loose.ref and len(img_ws.models("surf-anom")) == loose.version
     notes = " ".join(loose.manifest["training"]["notes"])  # the note on the rate is about the new rate
-    assert "a false-alarm rate of 50.0% cannot be checked" not in notes and "of 1.0% cannot be checked" not in notes
+    # (with 2 held-out good images the note is always given: any rate is checked on two scores)
+    assert "a false-alarm rate of 50.0% cannot be checked" in notes and "of 1.0% cannot be checked" not in notes
     assert np.mean(normal > loose.manifest["threshold"]) <= 0.5
     assert loose.metrics["expected_false_alarm"] == np.mean(normal > loose.manifest["threshold"])
     assert loose.metrics["pixel_auroc"] == m.metrics["pixel_auroc"]  # kept: it does not depend on the threshold
@@ -308,3 +309,23 @@ def test_docs_python_example_runs(tmp_path, monkeypatch):
     namespace = run_docs_python("images.md", r"## From Python", tmp_path, monkeypatch)
     assert namespace["detector"].ref == "surface-check:1"
     assert len(namespace["scored"]) == 12 and Path(namespace["html"]).is_file()
+
+
+def test_report_grid_captions_draw_chinese_file_names():
+    """The image grids of the report drew 划痕_02.png as boxes (matplotlib's default font has no CJK glyphs; the
+    other plots fell back to an installed CJK font, the grids did not)."""
+    import warnings
+
+    from matplotlib import font_manager
+
+    from modelfab.evaluation.plots import CJK_FONTS
+    from modelfab.modalities.image_model import _grid_png
+
+    if not any(f.name in CJK_FONTS for f in font_manager.fontManager.ttflist) and not any(
+            k in p.lower() for p in font_manager.findSystemFonts() for k in ("wqy", "notosanscjk")):
+        pytest.skip("no CJK font installed here")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        png = _grid_png([{"gray": np.zeros((16, 16)), "caption": "缺陷/划痕_02.png\n划痕, score 3.2"}], "网格")
+    assert png[:4] == b"\x89PNG"
+    assert not [w for w in seen if "missing from" in str(w.message)], [str(w.message) for w in seen]

@@ -24,7 +24,7 @@ CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source 
 
 
 @functools.lru_cache(maxsize=1)
-def _use_cjk_fallback() -> None:
+def use_cjk_fonts() -> None:
     """Let labels in Chinese (class names, columns) render: fall back per glyph to an installed CJK font."""
     import matplotlib
     from matplotlib import font_manager
@@ -49,7 +49,7 @@ def _figure(w: float, h: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    _use_cjk_fallback()
+    use_cjk_fonts()
     fig = Figure(figsize=(w, h), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig

@@ -217,6 +217,9 @@ def _grid_png(items: list[dict], title: str) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..evaluation.plots import use_cjk_fonts
+
+    use_cjk_fonts()  # captions name files and classes: 划痕_02.png drew as boxes
     n = len(items)
     cols = min(4, n)
     rows = (n + cols - 1) // cols

@@ -31,7 +31,7 @@ def _holdout_key(model) -> tuple:
 
 NEUTRAL = ("threshold", "n", "max_fpr", "support", "files", "n_train", "n_holdout")
 LOWER_IS_BETTER = ("rmse", "mae", "mse", "mape", "log_loss", "false_alarm_rate", "miss_rate", "expected_false_alarm",
-                   "brier")
+                   "false_alarm_upper_95", "brier")
 
 
 def page_view(ma, mb) -> dict:

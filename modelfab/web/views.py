@@ -112,7 +112,8 @@ def _pct(v, digits: int = 1) -> str:
 
 # shares (0..1) read as percentages, as the report shows them ("80.8%", not "0.808")
 PERCENT_METRICS = frozenset({"accuracy", "balanced_accuracy", "file_accuracy", "window_accuracy", "recall", "precision",
-                             "false_alarm_rate", "miss_rate", "expected_false_alarm", "max_fpr"})
+                             "false_alarm_rate", "miss_rate", "expected_false_alarm", "false_alarm_upper_95",
+                             "max_fpr"})
 # metrics of the searches where a lower score is better (the leaderboard and progress say so)
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mse", "mape", "max_error", "brier"})
 

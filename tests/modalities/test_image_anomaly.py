@@ -235,3 +235,26 @@ def test_good_images_of_two_orientations_are_said():
     assert "20 portrait and 20 landscape" in _orientation_note(mixed)[0]
     assert _orientation_note(pd.DataFrame({"width": [96] * 39 + [160], "height": [160] * 39 + [96]})) == []
     assert _orientation_note(pd.DataFrame({"width": [100, 110, 120] * 10, "height": [100, 105, 115] * 10})) == []
+
+
+@needs_backbone
+def test_cross_fitted_folds_and_the_kept_model_are_of_one_kind(tmp_path):
+    """34 good images: each fold fit sees 27 (under the conditional model's 30, so a plain mean) while all 34 made
+    a conditional model whose scores are a third of the plain one's: the threshold from the folds' scores was ~3x
+    too high and missed 4 of 10 new defects. Every fit is now of the smallest fold fit's kind."""
+    from modelfab.modalities.image.synth import make_image_dataset
+    from modelfab.workspace import Workspace
+
+    folder = make_image_dataset(tmp_path / "s", n_per_class=34, size=48, seed=3, classes=("good",))
+    bad = make_image_dataset(tmp_path / "b", n_per_class=6, size=48, seed=4, classes=("spot",))
+    import shutil
+
+    shutil.copytree(bad / "spot", folder / "spot")
+    new = make_image_dataset(tmp_path / "new", n_per_class=20, size=48, seed=9, classes=("good", "spot"))
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.import_images(folder, "s")
+        m = ws.train("s", task="anomaly", normal_label="good", budget=60, max_false_alarm=0.05, name="s")
+        assert m.manifest["data"]["n_normal_files"] == 34 and m.manifest["learner"]["config"]["covariates"] == 0
+        good = m.predict(new / "good")["is_anomaly"].mean()
+        found = m.predict(new / "spot")["is_anomaly"].mean()
+        assert good <= 0.2 and found >= 0.8, (good, found)

@@ -563,3 +563,15 @@ def test_numbers_in_tables_read_without_exponents():
 
     got = [_cell(v) for v in (1.43796e-05, np.float32(1.43796e-05), 0.5, 4013.3, 1e-9, 3e12, float("nan"), "x")]
     assert got == ["0.000014", "0.000014", "0.5", "4013.3", "<0.000001", "3,000,000,000,000", "", "x"]
+
+
+def test_the_preview_says_what_the_import_read_around_a_title(site):
+    """A plant export with a title above the header: the CLI said which row the header was read from, the preview
+    said nothing."""
+    c = site.client("admin")
+    body = "设备维修工单导出\n导出时间: 2025-01-02\n\n工单号,车间,设备,故障类别\n" + "".join(
+        f"WO{i},一车间,CNC-{i % 3},{'电气' if i % 2 else '机械'}\n" for i in range(12))
+    r = c.post("/import", data={"csrf_token": c.csrf, "source": "table", "name": "titled", "preview": "1"},
+               files={"file": ("工单导出.csv", body.encode("utf-8"), "text/csv")}, headers={"Accept": "application/json"})
+    page = c.get(_json(r)["url"]).text
+    assert 'id="preview-notes"' in page and "工单导出.csv: the rows above row 4 look like a title" in page

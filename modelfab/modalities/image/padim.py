@@ -162,16 +162,18 @@ class GaussianAccumulator:
         return self.sux[0].reshape(self.s2.shape[:3])
 
 
-def covariate_transform(acc: GaussianAccumulator, pcs: int | None = None) -> np.ndarray:
+def covariate_transform(acc: GaussianAccumulator, pcs: int | None = None, plan_n: int | None = None) -> np.ndarray:
     """(K, K_raw) matrix T with covariates z = T u: the intercept, the size terms (when the accumulator has
     ``size_norm`` and the sizes vary), and up to ``pcs`` whitened principal components of the standardised mean
     cell vector; as many as the number of images allows (one covariate per IMAGES_PER_COVARIATE images), none
-    under MIN_CONDITIONAL images (then T picks the intercept: the plain mean)."""
+    under MIN_CONDITIONAL images (then T picks the intercept: the plain mean). ``plan_n``: decide how many as if
+    there were that many images (cross-fitted models: the kept model must be of the kind its folds were)."""
     k_raw, n = acc.suu.shape[0], acc.n
+    plan = n if plan_n is None else min(int(plan_n), n)
     rows = [np.eye(k_raw)[0]]
-    if n < MIN_CONDITIONAL:
+    if plan < MIN_CONDITIONAL:
         return np.array(rows)
-    room = n // IMAGES_PER_COVARIATE - 1
+    room = plan // IMAGES_PER_COVARIATE - 1
     if acc.size_norm is not None:
         var = np.diag(acc.suu)[1:1 + SIZE_TERMS] / n - (acc.suu[0, 1:1 + SIZE_TERMS] / n) ** 2
         if var[:2].max() > 1e-6 and room >= SIZE_TERMS:
@@ -222,14 +224,15 @@ class PositionGaussian:
 
     @classmethod
     def fit(cls, acc: GaussianAccumulator, channels: np.ndarray, *, canvas=CANVAS, shrink: float | None = None,
-            pcs: int | None = None) -> "PositionGaussian":
+            pcs: int | None = None, plan_n: int | None = None) -> "PositionGaussian":
         """Cell means regressed on the covariates of :func:`covariate_transform` (ridge on all but the intercept)
         and the residual covariance, shrunk by ``shrink`` x its mean variance (default SHRINK_CONDITIONAL with
-        covariates, SHRINK without); ``pcs=0`` keeps the size covariates only."""
+        covariates, SHRINK without); ``pcs=0`` keeps the size covariates only; ``plan_n``: see
+        :func:`covariate_transform`."""
         if acc.n < 2:
             raise IntegrityError("A per-position Gaussian needs at least two images.")
         h, w, c, _ = acc.s2.shape
-        T = covariate_transform(acc, pcs)
+        T = covariate_transform(acc, pcs, plan_n)
         k = len(T)
         szz, szx = T @ acc.suu @ T.T, T @ acc.sux                         # (K, K), (K, hwC)
         a = szz + RIDGE * np.diag([0.0] + [1.0] * (k - 1))
