@@ -279,3 +279,14 @@ def test_a_password_protected_workbook_is_said_so(ws, tmp_path):
     with pytest.raises(UnsupportedFormat, match="password-protected") as err:
         ws.import_table(p)
     assert "remove the password" in err.value.hint
+
+
+def test_several_empty_column_names_are_named_not_refused(ws, tmp_path):
+    """Two empty header cells were refused as "duplicate column names ''" (one was named column_2)."""
+    p = tmp_path / "sparse.csv"
+    p.write_text("temp,,line,,wear,quality\n1,2,L1,3,0.5,ok\n2,3,L2,4,0.7,bad\n")
+    cols = list(ws.load_frame(ws.import_table(p).dataset).columns)
+    assert cols == ["temp", "column_2", "line", "column_4", "wear", "quality"]
+    p.write_text("a,b,a\n1,2,3\n")
+    with pytest.raises(InvalidInput, match="duplicate column names 'a'"):
+        ws.import_table(p, name="dup")

@@ -142,7 +142,9 @@ def _check_header(header: list[str], name: str, settings: Settings) -> None:
     seen: dict[str, int] = {}
     dups = []
     for col in header:
-        key = col.strip()
+        key = str(col).strip()
+        if not key or key.startswith("Unnamed: "):  # an empty name is named column_N on reading, never a duplicate
+            continue
         if key in seen and key not in dups:
             dups.append(key)
         seen[key] = seen.get(key, 0) + 1

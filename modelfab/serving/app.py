@@ -147,9 +147,20 @@ def configure_request_log(stream=None) -> None:
     log.propagate = False
 
 
+# what to do when the error itself does not say (every 4xx answer carries a hint)
+DEFAULT_HINTS = {
+    404: "GET /v1/models lists the models this server serves.",
+    413: "Send less in one request (the limits are the server's MODELFAB_MAX_* settings).",
+    415: "GET /v1/models/NAME says what this model takes: JSON records to /predict, a file to /predict-file.",
+    422: "GET /v1/models/NAME describes the input this model takes; /docs has examples.",
+}
+
+
 def _error(exc: ModelfabError, request_id: str) -> JSONResponse:
-    return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()},
-                        headers={"X-Request-ID": request_id})
+    body = exc.to_dict()
+    if not body.get("hint") and exc.http_status in DEFAULT_HINTS:
+        body["hint"] = DEFAULT_HINTS[exc.http_status]
+    return JSONResponse(status_code=exc.http_status, content={"error": body}, headers={"X-Request-ID": request_id})
 
 
 def _request_error(exc, path: str) -> InvalidInput:
@@ -375,6 +386,10 @@ async def _read_records(request: Request, settings) -> list[dict]:
     elif isinstance(payload, list):
         records = payload
     elif isinstance(payload, dict):
+        key, value = next(iter(payload.items())) if len(payload) == 1 else (None, None)
+        if isinstance(value, list) and (not value or all(isinstance(v, dict) for v in value)):
+            raise InvalidInput(f"Expected the records under \"records\"; got them under {key!r}.",
+                               hint='Send {"records": [{"column": value, ...}, ...]}.')
         records = [payload]
     else:
         raise InvalidInput("Expected a JSON object {\"records\": [...]} (or a list of records).",

@@ -140,6 +140,8 @@ def test_predict_single_and_batch(server):
      "broken character"),  # a lone surrogate (an emoji cut in half) was a 500 from deep inside pandas
     (json.dumps({"records": [RECORD] * 20000}).encode(), {"Content-Type": "application/json"}, 413, "limit"),
     (b"[" + b"1," * (5 * 1024 * 1024) + b"1]", {"Content-Type": "application/json"}, 413, "limit"),
+    (json.dumps({"rows": [RECORD]}).encode(), {"Content-Type": "application/json"}, 422, "got them under 'rows'"),
+    (json.dumps({"records": [[1, 2, 3]]}).encode(), {"Content-Type": "application/json"}, 422, "JSON object"),
 ])
 def test_bad_requests_get_4xx_and_server_keeps_serving(server, body, headers, status, pattern):
     base, token, _ = server
@@ -186,7 +188,7 @@ def test_the_server_logs_one_json_line_per_request(trained, tmp_path):
 def test_unknown_model_and_listing(server):
     base, token, _ = server
     r = httpx.post(base + "/v1/models/nope/predict", json={"records": [RECORD]}, headers=_auth(token))
-    assert r.status_code == 404
+    assert r.status_code == 404 and r.json()["error"]["hint"]  # what to do: the list of served models
     models = httpx.get(base + "/v1/models", headers=_auth(token)).json()["models"]
     assert models[0]["name"] == "factory"
     assert {c["name"] for c in models[0]["inputs"]} >= {"line", "tool_wear_pct"}
