@@ -231,6 +231,10 @@ def test_anomaly_learns_a_defect_head_from_good_images_and_packages_it(tmp_path)
         assert spec["head"] and spec["head"]["weight"] > 0 and m.manifest["learner"]["config"]["defect_head"]
         assert m.manifest["learner"]["name"] == "padim-efficientnet-lite0+defect-head"  # what models list shows
         assert any(n.startswith("A defect head learned from") for n in m.manifest["training"]["notes"])
+        # 40 good images are cross-fitted (8 held out set the threshold before; a tester's set flagged 45 % of new
+        # good images) and keep their defect head, added to the folds' maps too
+        assert any("none was held out" in n for n in m.manifest["training"]["notes"])
+        assert m.manifest["data"]["n_normal_files"] == 40
         assert any(msg.startswith("learning synthetic defects") for msg in seen)
         assert m.metrics["auc"] > 0.9 and m.metrics["pixel_auroc"] > 0.8
         # the package scores a held-out image exactly as training did (the head is part of the score)
