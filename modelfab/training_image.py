@@ -351,10 +351,7 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
         raise TrainingError("The budget ran out before the model saw enough images.", hint="Train with a longer --budget.")
     say(f"fitting one Gaussian per position on {acc.n} good images")
     model = PositionGaussian.fit(acc, channels, canvas=canvas)
-    if model.covariates:
-        notes.append(f"Each position's normal appearance is predicted from {model.covariates} covariates of the "
-                     "image as a whole (its crop size and the leading components of its mean features), fitted on "
-                     f"{acc.n} defect-free images: a part is compared with good parts like it.")
+    notes += covariates_note(model, acc.n)
     fitted = list(fit_files[:acc.n])
     if n_hold_normal >= 2:
         # what must still fit after the head: scoring the held-out images, then the painted-out check (<= 80 more)
@@ -384,6 +381,15 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
         idx = np.random.default_rng(seed + i).choice(hm.size, size=min(hm.size, 5000), replace=False)
         rows.append((score, hm.ravel()[idx], m.ravel()[idx]))
     return model, acc.n, rows
+
+
+def covariates_note(model, n: int) -> list[str]:
+    """What a conditional per-position model says of its covariates (none for a plain mean)."""
+    if not model.covariates:
+        return []
+    return [f"Each position's normal appearance is predicted from {model.covariates} covariates of the image as a "
+            "whole (its crop size and the leading components of its mean features), fitted on "
+            f"{n} defect-free images: a part is compared with good parts like it."]
 
 
 def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, say=lambda _m: None) -> None:

@@ -77,6 +77,9 @@ def crossfit_padim(ws, normal_files, abnormal_files, paths, masks, budget, notes
             dist[i], resid[i] = di, ri
     say(f"fitting one Gaussian per position on all {n} good images")
     model = fit(np.arange(n))
+    from .training_image import covariates_note
+
+    notes += covariates_note(model, n)
     # the defect head (from 20 good images), learned on the kept model; the folds' maps get it too, on their scale
     from .modalities.image.defect_head import WEIGHT
     from .training_image import _fit_head
