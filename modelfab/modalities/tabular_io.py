@@ -26,6 +26,7 @@ DELIMITERS = ",;\t|"
 CSV_EXT = {".csv", ".tsv", ".txt", ".tab"}
 PARQUET_EXT = {".parquet", ".pq"}
 EXCEL_EXT = {".xlsx", ".xlsm"}
+OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")  # a Compound File: an encrypted workbook, or an old .xls
 
 
 @dataclass
@@ -58,7 +59,7 @@ def detect_format(path: Path) -> str:
             )
         return "parquet"
     if ext in EXCEL_EXT:
-        if head.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE container: Excel's encryption wraps .xlsx in one
+        if head.startswith(OLE_MAGIC):  # an OLE container: Excel's encryption wraps .xlsx in one
             raise UnsupportedFormat(f"{path.name}: the workbook is password-protected (or an old .xls renamed "
                                     ".xlsx); it cannot be read.",
                                     hint="Open it in Excel, remove the password (File > Info > Protect Workbook), "

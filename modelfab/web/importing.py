@@ -34,12 +34,14 @@ def preview(ws, folder: Path, meta: dict, n_sample: int = 8) -> dict:
     path = folder / link
     if not path.exists():
         os.link(folder / "f000", path)
+    def as_uploaded(text: str) -> str:  # said as the person named the file (the link has '_' for spaces and such)
+        return text.replace(link, meta["filename"]) if meta.get("filename") else text
+
     try:
         src = open_table(path, ws.settings)
         df = read_table(src, ws.settings)
-    except ModelfabError as exc:  # said as the person named the file (the link has '_' for spaces and the like)
-        if meta.get("filename") and link != meta["filename"]:
-            exc.message = exc.message.replace(link, meta["filename"])
+    except ModelfabError as exc:
+        exc.message = as_uploaded(exc.message)
         raise
     schema = infer_schema(df)
     stats = column_stats(df, schema)
@@ -53,7 +55,7 @@ def preview(ws, folder: Path, meta: dict, n_sample: int = 8) -> dict:
     head = df.head(n_sample)
     view = {"columns": columns, "n_rows": int(len(df)), "n_cols": int(len(df.columns)), "target_guess": guess,
             "series_guess": series_guess(columns, len(df)),
-            "notes": [n.replace(link, meta.get("filename") or link) for n in src.notes],  # title rows, merged cells
+            "notes": [as_uploaded(n) for n in src.notes],  # title rows, merged cells
             "rows": [[_cell(v) for v in row] for row in head.itertuples(index=False)][:n_sample],
             "link": link}
     cached.write_text(json.dumps(view), "utf-8")

@@ -95,15 +95,14 @@ def keep_name(up: "UploadedFile", suffix: str) -> Path:
     return target
 
 
-OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")  # a Compound File: an encrypted workbook, or an old .xls
-
-
 def check_table_upload(up: "UploadedFile", suffix: str, t) -> None:
     """Refuse, in the browser's language (``t``), a workbook that cannot be read before it is kept: a
     password-protected .xlsx is an OLE compound file, not a zip (the reader said 'not a zip archive')."""
-    if suffix in (".xlsx", ".xlsm"):
+    from ..modalities.tabular_io import EXCEL_EXT, OLE_MAGIC
+
+    if suffix in EXCEL_EXT:
         with open(up.path, "rb") as fh:
-            head = fh.read(8)
+            head = fh.read(len(OLE_MAGIC))
         if head == OLE_MAGIC:
             raise UnsupportedFormat(t("upload.xlsx_locked", file=up.filename))
 

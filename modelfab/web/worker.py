@@ -173,7 +173,7 @@ def _train(ws, params: dict, reporter: Reporter, seconds: float, clock):
 
 def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     from .config import WebSettings
-    from .uploads import ZipLimits, extract_zip, upload_dir
+    from .uploads import ZipLimits, extract_zip, upload_dir, upload_file_name
     from .views import SERIES_SUFFIXES
 
     cfg = WebSettings.from_env(ws.settings)
@@ -187,7 +187,7 @@ def run_import(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
             if source == "table":
                 # the uploaded file's name, reduced to letters, digits, '_', '-' and '.' (so that the dataset's
                 # source reads as what the person uploaded), else the checked dataset name
-                path = folder / _upload_name(params.get("filename"), params["name"], params["suffix"])
+                path = folder / upload_file_name(params.get("filename"), params["name"], params["suffix"])
                 upload.rename(path)
                 if params["suffix"] in SERIES_SUFFIXES:  # a UCR/UEA time-series archive file
                     res = ws.import_series(path, params["name"])
@@ -355,12 +355,5 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _upload_name(filename: str | None, name: str, suffix: str) -> str:
-    from .uploads import upload_file_name
-
-    return upload_file_name(filename, name, suffix)
-
-
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-
