@@ -160,7 +160,7 @@ def _targets(index, task: str, label_kind: str | None, label_source: str | None 
     (a column or a labels file), to say so when it held none."""
     import pandas as pd
 
-    from .automl.engine import _label_sort_key
+    from .automl.engine import order_labels
 
     if "label" not in index.columns or index["label"].notna().sum() == 0:
         if label_source:
@@ -193,7 +193,7 @@ def _targets(index, task: str, label_kind: str | None, label_source: str | None 
     if len(rare):
         raise InvalidInput(f"Class(es) {', '.join(repr(c) for c in rare.index[:5])} have a single series; each class "
                            "needs at least two (one to learn from, one to test on).")
-    labels = sorted(counts.index.tolist(), key=_label_sort_key)
+    labels = order_labels(counts)
     code = {v: i for i, v in enumerate(labels)}
     return keep, values.map(code).to_numpy(np.int64), task, labels
 

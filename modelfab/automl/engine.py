@@ -81,6 +81,29 @@ def _label_sort_key(v):
     return (0, float(v), "") if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0.0, str(v))
 
 
+# Names of the good/normal class: in a two-class target it is the negative one,
+# so recall, precision and the threshold speak about the other (the defect).
+NORMAL_CLASS_NAMES = frozenset({
+    "normal", "ok", "good", "pass", "passed", "free", "healthy", "negative", "no", "false", "0",
+    "i.o.", "io", "in_spec", "accept", "accepted", "合格", "正常", "良品", "无缺陷", "否",
+})
+
+
+def order_labels(counts: pd.Series) -> list:
+    """Class labels in code order. Two classes: the good/normal one (by name)
+    first, else the more frequent one first, so the positive class (code 1)
+    is the defect/fault or the rarer one."""
+    labels = sorted(counts.index.tolist(), key=_label_sort_key)
+    if len(labels) != 2:
+        return labels
+    normal = [lab for lab in labels if str(lab).strip().lower() in NORMAL_CLASS_NAMES]
+    if len(normal) == 1:
+        return normal + [lab for lab in labels if lab is not normal[0]]
+    if counts[labels[0]] < counts[labels[1]]:
+        return labels[::-1]
+    return labels
+
+
 def _py(v):
     return v.item() if isinstance(v, np.generic) else v
 
@@ -133,11 +156,7 @@ def prepare_target(df: pd.DataFrame, schema: dict, target: str, task: str) -> tu
     if len(counts) > 200:
         raise InvalidInput(f"Target column {target!r} has {len(counts)} classes; at most 200 are supported.",
                            hint="Use --task regression for a numeric quantity.")
-    labels = sorted(counts.index.tolist(), key=_label_sort_key)
-    if len(labels) == 2 and counts[labels[0]] < counts[labels[1]]:
-        # Binary: the rarer class (usually the defect/fault) is the positive one,
-        # so recall, precision and the decision threshold speak about it.
-        labels = labels[::-1]
+    labels = order_labels(counts)
     code = {v: i for i, v in enumerate(labels)}
     y = values.map(code).to_numpy(dtype=np.int64)
     few = counts[counts < 5]

@@ -147,3 +147,14 @@ def test_a_small_class_is_said_once_in_the_notes_not_in_hundreds_of_warnings(tmp
     assert "least populated" not in proc.stderr, proc.stderr[-2000:]
     notes = " ".join(__import__("json").loads(proc.stdout)["notes"])
     assert "'rare' (3)" in notes and "fewer than 5" in notes
+
+
+def test_two_classes_the_normal_one_is_negative_else_the_rarer_one_is_positive():
+    from modelfab.automl.engine import order_labels
+
+    assert order_labels(pd.Series({"abnormal": 40, "normal": 60})) == ["normal", "abnormal"]
+    assert order_labels(pd.Series({"defect": 60, "OK": 40})) == ["OK", "defect"]  # by name, even when rarer
+    assert order_labels(pd.Series({"合格": 5, "划伤": 50})) == ["合格", "划伤"]
+    assert order_labels(pd.Series({"a": 10, "b": 90})) == ["b", "a"]  # no name says normal: the rarer is positive
+    assert order_labels(pd.Series({"a": 50, "b": 50})) == ["a", "b"]
+    assert order_labels(pd.Series({"ok": 5, "x": 5, "y": 9})) == ["ok", "x", "y"]  # three classes: sorted

@@ -229,3 +229,13 @@ def test_messages_show_plain_values_not_numpy_reprs(tmp_path):
     with pytest.raises(InvalidInput) as err:
         _targets(pd.DataFrame({"label": [3.0, 3.0]}), "classification", "numeric")
     assert "the same class (3)" in err.value.message and "np." not in err.value.message
+
+
+def test_two_series_classes_put_the_normal_one_first_so_the_other_is_positive():
+    import pandas as pd
+
+    from modelfab.training_series import _targets
+
+    _, y, task, labels = _targets(pd.DataFrame({"label": ["normal"] * 6 + ["abnormal"] * 4}), "auto", "category")
+    assert task == "classification" and labels == ["normal", "abnormal"]  # sorted, 'normal' was the positive class
+    assert y.tolist() == [0] * 6 + [1] * 4

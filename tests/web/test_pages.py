@@ -135,6 +135,14 @@ def test_train_with_live_progress_then_evaluate_threshold_promote_and_try(site, 
     r = run_python_snippet(snippet_of(page, "snippet-python"), plain, work, app=create_app(site.ws, [name]),
                            monkeypatch=monkeypatch)
     assert r.status_code == 200, r.text
+    # the snippets and the serve hint name the port the model's server would get (not always 8000)
+    import modelfab.web.routes.models as models_routes
+
+    monkeypatch.setattr(models_routes, "_suggest_port", lambda ui_port: 8765)
+    tok = c.post("/tokens", data={"csrf_token": c.csrf, "name": "mes2", "scope": "predict", "model": name}).text
+    assert "http://127.0.0.1:8765/v1/" in snippet_of(tok, "snippet-curl") and f"serve {name} --port 8765" in tok
+    page = c.get(f"/models/{name}/{moved.version}").text
+    assert "http://127.0.0.1:8765/v1/" in snippet_of(page, "snippet-curl") and "--port 8765" in page
 
 
 def test_anomaly_confusion_cells_follow_the_threshold_and_open_recordings(site):

@@ -39,16 +39,23 @@ def router(site: Site) -> APIRouter:
         deployments = site.deployments.list()
         from ..snippets import served_model, snippets
 
-        deploy_snippets = {}
+        deploy_snippets, serving = {}, {}
         for d in deployments:
             served = served_model(ws, d) if d.get("state") in ("running", "starting") else None
             if served is not None:
                 deploy_snippets[d["port"]] = snippets(ws, served, base=d["url"])
-        if token and token.get("model"):
-            token = dict(token, snippets=snippets(ws, ws.model(token["model"]), token=token["value"]))
+                serving.setdefault(served.name, d)
         port = request.url.port
+        free_port = _suggest_port(port)
+        if token and token.get("model"):
+            # The snippets call the server that runs this model, or the port its server would be started on.
+            d = serving.get(token["model"])
+            serve_port = d["port"] if d else free_port
+            base = d["url"] if d else f"http://127.0.0.1:{free_port}"
+            token = dict(token, serve_port=serve_port, running=bool(d),
+                         snippets=snippets(ws, ws.model(token["model"]), base=base, token=token["value"]))
         return dict(nav="models", groups=groups, token=token, deployments=deployments, deploy_snippets=deploy_snippets,
-                    free_port=_suggest_port(port), ui_port=port,
+                    free_port=free_port, ui_port=port,
                     any_production=bool(ws.meta.models_in_stage("production")),
                     js={"messages": t_of(request).subset("models.js."), "deployments": deployments})
 
@@ -133,8 +140,9 @@ def router(site: Site) -> APIRouter:
                 js["confusion"].update(binary=True, examples=cm["examples"])
         from ..snippets import snippets
 
+        serve_port = _suggest_port(request.url.port)
         return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm, binary=binary,
-                           snippet=snippets(ws, m))
+                           serve_port=serve_port, snippet=snippets(ws, m, base=f"http://127.0.0.1:{serve_port}"))
 
     @r.get("/models/{name}/{version}/confusion/{i}/{j}")
     def model_confusion_cell(request: Request, name: str, version: int, i: int, j: int, threshold: str = ""):
