@@ -56,7 +56,8 @@ class Client:
         return self._check(self._http.post(f"/v1/models/{model}/predict", json={"records": records}))["predictions"]
 
     def predict_file(self, model: str, path: str | Path) -> dict:
-        """Score a recording (signal models) or a CSV/Parquet table (table models)."""
+        """Score a recording, an image, a file of series or a CSV/Parquet table (for a table model). The
+        answer's ``predictions`` is a list of rows, one per scored item, as ``predict`` returns."""
         p = Path(path)
         with open(p, "rb") as fh:
             return self._check(self._http.post(f"/v1/models/{model}/predict-file", files={"file": (p.name, fh)}))

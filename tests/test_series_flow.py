@@ -185,6 +185,7 @@ def test_rest_predict_with_series_json(trained, server):
                     files={"file": ("test.ts", (trained["root"] / "test.ts").read_bytes())})
     assert up.status_code == 200, up.text
     assert len(up.json()["result"]["predictions"]) == 20
+    assert up.json()["predictions"] == up.json()["result"]["predictions"]  # top-level, as /predict answers
     # the file's own labels come back beside the predictions, as `modelfab predict` writes them
     assert [p["label"] for p in up.json()["result"]["predictions"]] == list(trained["test_labels"])
     mixed = trained["root"] / "mixed.ts"

@@ -28,6 +28,18 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class PredictFileResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[dict[str, Any]] = Field(
+        description="One row per scored item, as in /predict: one row for a recording or an image, one per "
+                    "series of a file of series, one per table row.")
+    result: dict[str, Any] | None = Field(
+        default=None, description="Recordings, images and files of series: the same answer as before "
+                                  "`predictions` was added (the row itself; for series {\"predictions\": [...]}). "
+                                  "Kept for existing clients; read `predictions`.")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -316,12 +328,14 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
         return Response(body.encode("utf-8"), media_type="application/json")
 
     @app.post("/v1/models/{name}/predict-file", tags=["predict"],
-              responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+              responses={200: {"model": PredictFileResponse},
+                         401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
                          415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
     async def predict_file(name: str, request: Request,
                            file: UploadFile = File(..., description="A recording (WAV/FLAC/OGG/.mat/.npy/CSV), an image, a file of series, or a CSV/Parquet table.")):
         """Score an uploaded file: a recording, an image or a file of series for those models, a CSV/Parquet
-        table for table models. One file per request."""
+        table for table models. One file per request. The answer's `predictions` holds one row per scored
+        item (one for a recording or an image)."""
         m = _get(name)
         sent = (await request.form()).getlist("file")
         if len(sent) > 1:
@@ -346,8 +360,11 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
     import tempfile
     from pathlib import Path
 
-    if hasattr(m.predictor, "predict_bytes"):  # recordings, images, ...: one uploaded item
-        return {"result": m.predictor.predict_bytes(data, filename)}
+    if hasattr(m.predictor, "predict_bytes"):  # recordings, images, files of series
+        result = m.predictor.predict_bytes(data, filename)
+        # every answer has `predictions`, a list of rows, as /predict has; `result` stays for older clients
+        rows = result["predictions"] if isinstance(result.get("predictions"), list) else [result]
+        return {"predictions": rows, "result": result}
     suffix = Path(os.path.basename(filename)).suffix.lower()
     if suffix not in (".csv", ".tsv", ".parquet", ".pq", ".xlsx"):
         raise UnsupportedFormat(f"Upload a CSV, Parquet or Excel table for this model; got {filename!r}.")

@@ -59,6 +59,7 @@ def test_upload_scores_normal_low_and_fault_high(served):
     bad = httpx.post(url, files={"file": ("bad.wav", _wav(make_machine_sound("impacts", seconds=3, seed=91)))}, headers=auth)
     assert good.status_code == 200, good.text
     g, b = good.json()["result"], bad.json()["result"]
+    assert good.json()["predictions"] == [g] and bad.json()["predictions"] == [b]  # the shape of /predict's answer
     assert b["score"] > g["score"] and b["is_anomaly"] is True
     assert {"start_s", "end_s"} <= set(b["top_windows"][0]) and b["top_features"][0]["description"]
 
