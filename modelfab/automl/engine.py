@@ -171,6 +171,30 @@ def prepare_target(df: pd.DataFrame, schema: dict, target: str, task: str) -> tu
     return df, y, task, labels, notes
 
 
+def _rare_class_threshold_note(y_test: np.ndarray, p1: np.ndarray, labels: list) -> str | None:
+    """A note when the default threshold (0.5) finds under half of the held-out rows of the second (rarer or
+    defect) class while a threshold at a small false-alarm rate would find far more: the usual case of a rare
+    defect, where 0.5 is rarely the threshold a plant wants."""
+    from ..training_threshold import binary_threshold_for_false_alarm
+
+    pos, neg = p1[y_test == 1], p1[y_test == 0]
+    if len(pos) < 5 or len(neg) < 20:
+        return None
+    found = float((pos >= 0.5).mean())
+    if found >= 0.5:
+        return None
+    rate = 0.01 if len(neg) >= 100 else 0.05
+    thr = binary_threshold_for_false_alarm(y_test, p1, rate)
+    better, flagged = float((pos >= thr).mean()), float((neg >= thr).mean())
+    if better < found + 0.2:
+        return None
+    return (f"At the default threshold (probability of {labels[1]!r} >= 0.5) the model finds {found:.0%} of the "
+            f"held-out {labels[1]!r} rows ({int((pos >= 0.5).sum())} of {len(pos)}). A lower threshold finds more: "
+            f"`modelfab models threshold MODEL --max-false-alarm {rate:g}` (or the slider on the model's page) sets "
+            f"{thr:.4g}, where on this holdout it finds {better:.0%} and flags {flagged:.1%} of {labels[0]!r} "
+            "(measured on the rows that chose it: expect a little worse on new rows).")
+
+
 def check_learners(learners) -> tuple[str, ...]:
     from .search import FLAML_LEARNERS, LEARNERS
 
@@ -242,7 +266,19 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
         raise InvalidInput(f"Metric {metric!r} is for two classes; this target has {n_classes}.",
                            hint="Use macro_f1, accuracy, log_loss or roc_auc.")
 
-    train_idx, test_idx = holdout_split(y if task == "classification" else None, len(df), groups=groups, seed=seed)
+    holdout_groups = groups
+    if groups is None:  # a table: rows repeating another row's inputs stay on one side of the holdout
+        from ..splits import copy_groups
+
+        inputs = [c["name"] for c in schema["columns"] if c["name"] != target and c["kind"] not in ("id", "empty")
+                  and c["name"] in df.columns]
+        holdout_groups, repeats = copy_groups(df, inputs)
+        if holdout_groups is not None:
+            notes.append(f"{repeats:,} of {len(df):,} rows repeat another row's inputs exactly; each set of copies "
+                         "was kept on one side of the holdout, so its scores are not what the model memorised. If "
+                         "the copies are an export error, remove them.")
+    train_idx, test_idx = holdout_split(y if task == "classification" else None, len(df), groups=holdout_groups,
+                                        seed=seed)
     if any(c["kind"] == "text" and c["name"] != target for c in schema["columns"]):
         train_idx = _fit_text_to_budget(df, schema, target, y, train_idx, test_idx, task, budget, seed, notes)
     pre = TabularPreprocessor().fit(df.iloc[train_idx], schema, exclude=(target,))
@@ -253,7 +289,7 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
         notes.append(f"Not used for training: {shown}{' ...' if len(unused) > 6 else ''}.")
     copies = target_copies(df.iloc[train_idx], pre.input_columns, y[train_idx], task=task,
                            n_classes=len(labels) if labels else 0, target=target, seed=seed,
-                           seconds=min(5.0, 0.03 * budget.total)) if check_copies else []
+                           seconds=min(5.0, max(1.5, 0.03 * budget.total))) if check_copies else []
     if copies:
         notes.append(note_for(copies, target))
     y_train, y_test = y[train_idx], y[test_idx]
@@ -304,6 +340,10 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
         metrics = regression_metrics(y_test, raw)
         proba, pred = None, raw
     metrics["primary"] = {"name": metric, "validation_score": result.best_score}
+    if task == "classification" and n_classes == 2:
+        note = _rare_class_threshold_note(y_test, raw[:, 1], labels)
+        if note:
+            notes.append(note)
     if len(test_idx) < 30:
         notes.append(f"The holdout has only {len(test_idx)} rows: treat its metrics as rough.")
     check_raw = None

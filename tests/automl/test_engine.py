@@ -158,3 +158,28 @@ def test_two_classes_the_normal_one_is_negative_else_the_rarer_one_is_positive()
     assert order_labels(pd.Series({"a": 10, "b": 90})) == ["b", "a"]  # no name says normal: the rarer is positive
     assert order_labels(pd.Series({"a": 50, "b": 50})) == ["a", "b"]
     assert order_labels(pd.Series({"ok": 5, "x": 5, "y": 9})) == ["ok", "x", "y"]  # three classes: sorted
+
+
+def test_copies_of_rows_stay_on_one_side_of_the_holdout():
+    rng = np.random.default_rng(5)
+    base = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300), "c": rng.choice(list("xyz"), 300),
+                         "y": rng.choice(["ok", "defect"], 300)})  # the label is noise: nothing to learn
+    df = base.loc[base.index.repeat(6)].reset_index(drop=True)  # every row six times (an export error)
+    res = train_tabular(df, infer_schema(df), target="y", budget=Budget(8), learners=("rf", "extra_tree"),
+                        ensemble=False)
+    assert res.metrics["roc_auc"] < 0.7  # copies on both sides: the trees recalled the holdout, AUC ~ 0.95
+    assert any("1,500 of 1,800 rows repeat another row's inputs" in n for n in res.notes)
+
+
+def test_a_rare_class_missed_at_one_half_gets_a_note_with_a_better_threshold():
+    from modelfab.automl.engine import _rare_class_threshold_note
+
+    rng = np.random.default_rng(2)
+    y = np.r_[np.zeros(2000, int), np.ones(40, int)]
+    x = np.r_[rng.normal(0, 1, 2000), rng.normal(2.5, 1, 40)]
+    p1 = 1 / (1 + np.exp(-(2.5 * x - 3.125 - np.log(200))))  # calibrated for 1 defect in 200 rows
+    note = _rare_class_threshold_note(y, p1, ["ok", "defect"])
+    assert note and "finds" in note and "--max-false-alarm 0.01" in note
+    found = float((p1[y == 1] >= 0.5).mean())
+    assert found < 0.5 and f"finds {found:.0%} of the held-out 'defect' rows" in note
+    assert _rare_class_threshold_note(y, np.where(y == 1, 0.9, 0.1), ["ok", "defect"]) is None  # 0.5 finds them
