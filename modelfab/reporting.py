@@ -37,7 +37,7 @@ def write_model_report(model, out_dir: Path) -> tuple[Path, Path]:
     inp = ReportInput(
         model=model.name, version=model.version, task=m["task"],
         dataset=data.get("dataset", "?"), dataset_version=data.get("version", 0),
-        dataset_hash=data.get("data_sha", ""), budget_s=training.get("budget_s", 0.0),
+        dataset_hash=data.get("content_sha") or data.get("data_sha", ""), budget_s=training.get("budget_s", 0.0),
         elapsed_s=training.get("elapsed_s", 0.0), metrics=m.get("metrics", {}),
         labels=[str(v) for v in labels] if labels and m["task"] != "anomaly" else None,
         y_true=hold.get("y_true"), proba=hold.get("proba"), y_pred=hold.get("y_pred"),

@@ -46,11 +46,17 @@ class StreamScorer:
         while len(self.buf) >= self.win:
             t_done = time.perf_counter()
             window = self.buf[: self.win]
-            if not np.all(np.isfinite(window)):
-                raise InvalidInput("The live signal contains non-finite samples (NaN or inf).")
-            feats, _ = extract_features(window[None, :], self.sr, self.p.options.feature_sets)
             t0 = self.consumed / self.sr
             row = {"start_s": round(t0, 3), "end_s": round(t0 + self.win / self.sr, 3)}
+            bad = np.flatnonzero(~np.isfinite(window))
+            if len(bad):  # a dropout of the recorder: say so for this window and go on listening
+                row["error"] = (f"{len(bad)} sample(s) are not numbers (NaN or inf), the first at "
+                                f"{t0 + bad[0] / self.sr:.3f} s: window not scored")
+                out.append(row)
+                self.buf = self.buf[self.hop:]
+                self.consumed += self.hop
+                continue
+            feats, _ = extract_features(window[None, :], self.sr, self.p.options.feature_sets)
             res = self.p.window_outputs(feats)
             if self.p.task == "anomaly":
                 score = float(res[0])
@@ -69,11 +75,20 @@ class StreamScorer:
         return out
 
 
-def pcm_chunks(stream: BinaryIO, fmt: str, channels: int, chunk_samples: int) -> Iterator[np.ndarray]:
+    def leftover_s(self) -> float:
+        """Seconds received after the last complete window (not scored when the stream ends)."""
+        return max(0, len(self.buf) - (self.win - self.hop)) / self.sr
+
+
+def check_pcm(fmt: str, channels: int) -> None:
     if fmt not in PCM_FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(PCM_FORMATS)}; got {fmt!r}.")
     if not 1 <= channels <= 64:
         raise InvalidInput(f"--channels must be 1..64; got {channels}.")
+
+
+def pcm_chunks(stream: BinaryIO, fmt: str, channels: int, chunk_samples: int) -> Iterator[np.ndarray]:
+    check_pcm(fmt, channels)
     dtype, scale = PCM_FORMATS[fmt]
     frame = np.dtype(dtype).itemsize * channels
     pending = b""

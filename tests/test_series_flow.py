@@ -185,7 +185,9 @@ def test_rest_predict_with_series_json(trained, server):
                     files={"file": ("test.ts", (trained["root"] / "test.ts").read_bytes())})
     assert up.status_code == 200, up.text
     assert len(up.json()["result"]["predictions"]) == 20
-    assert up.json()["predictions"] == up.json()["result"]["predictions"]  # top-level, as /predict answers
+    top = up.json()["predictions"]  # top-level, as /predict answers, probabilities as an object
+    assert [p["prediction"] for p in top] == [p["prediction"] for p in up.json()["result"]["predictions"]]
+    assert all(isinstance(p["probabilities"], dict) and len(p["probabilities"]) >= 2 for p in top)
     # the file's own labels come back beside the predictions, as `modelfab predict` writes them
     assert [p["label"] for p in up.json()["result"]["predictions"]] == list(trained["test_labels"])
     mixed = trained["root"] / "mixed.ts"

@@ -162,6 +162,21 @@ def test_cli_import_train_predict_listen(tmp_path, recordings):
     assert all(r["latency_ms"] < 1000 for r in rows)
     first, last = np.mean([r["score"] for r in rows[:3]]), np.mean([r["score"] for r in rows[-3:]])
     assert last > first
+    # a dropout (NaN samples at 1.25 s) skips the windows holding it and listening goes on
+    f32 = x.astype("<f4")
+    f32[int(1.25 * 16000):int(1.25 * 16000) + 10] = np.nan
+    proc = subprocess.run([sys.executable, "-m", "modelfab", "listen", "fan", "--json", "--format", "f32le", *w],
+                          input=f32.tobytes(), capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    rows = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    skipped = [r for r in rows if "error" in r]
+    assert len(rows) == 11 and [(r["start_s"], r["end_s"]) for r in skipped] == [(0.5, 1.5), (1.0, 2.0)]
+    assert "the first at 1.250 s" in skipped[0]["error"] and all("score" in r for r in rows if "error" not in r)
+    for bad, says in ((["--format", "mp3"], "--format must be one of"), (["--smooth", "0"], "--smooth is a number"),
+                      (["--sample-rate", "-5"], "--sample-rate is in Hz")):
+        proc = subprocess.run([sys.executable, "-m", "modelfab", "listen", "fan", *bad, *w], input=b"",
+                              capture_output=True, timeout=120)
+        assert proc.returncode == 2 and says in proc.stderr.decode() and "listening:" not in proc.stderr.decode()
 
 
 def test_anomaly_needs_normal_recordings(tmp_path, recordings):

@@ -106,6 +106,8 @@ def test_report_shows_top_terms_and_misclassified_examples(zh):
     assert wrong and all(r["true"] != r["predicted"] for r in wrong)
     html = Path(html_path).read_text("utf-8")
     assert "Top terms per class" in html
+    with Workspace.open(zh["ws"]) as ws:  # the dataset's hash as `data list` shows it (the content's, not its blob's)
+        assert f"<code title=\"{ws.dataset('reviews').content_sha}\">{ws.dataset('reviews').content_sha[:12]}</code>" in html
 
 
 def test_onnx_export_of_a_text_model_is_a_clear_error(zh):

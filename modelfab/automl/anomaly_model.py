@@ -178,8 +178,10 @@ class AnomalyModel:
         return X
 
     def transform(self, X) -> np.ndarray:
+        from .anomaly_prep import standardise
+
         X = self._check(X)
-        return (X[:, self.feature_index] - self.center) / self.scale * self.weights
+        return standardise(X[:, self.feature_index], self.center, self.scale) * self.weights
 
     def window_scores(self, X) -> np.ndarray:
         """One anomaly score per window (higher = more anomalous)."""
@@ -255,7 +257,9 @@ class AnomalyModel:
                 else:
                     row["start_s"] = float(t[i])
             windows.append(row)
-        Z = (X - self.ref_center) / self.ref_scale
+        from .anomaly_prep import standardise
+
+        Z = standardise(X, self.ref_center, self.ref_scale)
         z_top = Z[order].mean(axis=0)
         z_file = Z.mean(axis=0)
         feats = np.argsort(-np.abs(z_top), kind="stable")[: max(1, int(top_features))]

@@ -51,8 +51,19 @@ def heldout_spread(X: np.ndarray, gi: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(dev.sum(axis=0) / tot_N, 0.0))
 
 
+RELATIVE_FLOOR = 1e-4  # a feature's spread counts as at least this share of its mean
+Z_CLIP = 1e4           # deviations beyond this many spreads count as this many (a feature that hardly varied on
+                       # clean training sound gave z = 6.5e12 and file scores of 1e25-1e28: useless to read, and one
+                       # such window kept a smoothed live level over the threshold seconds after the fault)
+
+
 def _floor_scale(scale: np.ndarray, center: np.ndarray) -> np.ndarray:
-    return np.maximum(scale, np.maximum(1e-9 * np.abs(center), 1e-12))
+    return np.maximum(scale, np.maximum(RELATIVE_FLOOR * np.abs(center), 1e-12))
+
+
+def standardise(X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(X - center) / scale, bounded to +-``Z_CLIP`` (non-finite inputs are refused before this)."""
+    return np.clip((X - center) / scale, -Z_CLIP, Z_CLIP)
 
 
 @dataclass
@@ -65,7 +76,7 @@ class _Prep:
     weights: np.ndarray
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return (X[:, self.index] - self.center) / self.scale * self.weights
+        return standardise(X[:, self.index], self.center, self.scale) * self.weights
 
 
 def _separation(Xn_s: np.ndarray, Xa_s: np.ndarray) -> np.ndarray:

@@ -178,7 +178,7 @@ class ZMax(_Base):
         self.center_ = X.mean(axis=0)
         if self.params["standardize"]:
             sd = X.std(axis=0)
-            floor = max(1e-12, 1e-6 * float(np.median(sd)) if np.any(sd > 0) else 1e-12)
+            floor = max(1e-12, 1e-3 * float(np.median(sd)) if np.any(sd > 0) else 1e-12)  # see anomaly_prep.Z_CLIP
             self.scale_ = np.maximum(sd, floor)
         else:
             self.scale_ = np.ones(X.shape[1])

@@ -75,9 +75,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(code: str, message: str, exit_code: int, want_json: bool, hint: str | None = None) -> None:
     if want_json:
-        from .common import emit_json
+        import json
 
-        emit_json({"error": {"code": code, "message": message, "hint": hint}})
+        # one line: line-per-object readers (listen --json) take it like any other line
+        sys.stdout.write(json.dumps({"error": {"code": code, "message": message, "hint": hint}}, ensure_ascii=False)
+                         + "\n")
+        sys.stdout.flush()
     else:
         from rich.text import Text
 

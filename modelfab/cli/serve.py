@@ -204,8 +204,15 @@ def listen_cmd(
     import sys
 
     from ..errors import InvalidInput
-    from ..streaming import StreamScorer, follow_wav, pcm_chunks
+    from ..streaming import StreamScorer, check_pcm, follow_wav, pcm_chunks
 
+    if smooth < 1:
+        raise InvalidInput(f"--smooth is a number of windows, 1 or more (1: no smoothing); got {smooth}.")
+    if sample_rate is not None and not 1 <= sample_rate <= 1_000_000:
+        raise InvalidInput(f"--sample-rate is in Hz, 1..1,000,000; got {sample_rate}.",
+                           hint="Give the rate the recorder sends, e.g. 16000.")
+    if file is None:
+        check_pcm(fmt, channels)
     if file is not None and not file.is_file():
         what = "a folder" if file.is_dir() else "no such file"
         raise InvalidInput(f"--file {file}: expected a WAV file being written, got {what}.",
@@ -215,7 +222,7 @@ def listen_cmd(
     m = ws.model(model)
     pred = m.predictor
     if m.manifest.get("modality") != "signal":
-        raise InvalidInput(f"{m.ref} is a {m.manifest.get('modality')} model; listen needs a model trained on recordings.")
+        raise InvalidInput(f"{m.ref} is a model of {m.manifest.get('modality')} data; listen needs a model trained on recordings.")
     scorer = StreamScorer(pred, smooth=smooth)
     if file is not None:
         try:
@@ -235,6 +242,8 @@ def listen_cmd(
         for row in scorer.feed(chunk):
             if json_out:
                 sys.stdout.write(json.dumps(row) + "\n")
+            elif "error" in row:
+                sys.stdout.write(f"{row['start_s']:9.2f}-{row['end_s']:<9.2f} skipped: {row['error']}\n")
             elif pred.task == "anomaly":
                 flag = "ANOMALY" if row["is_anomaly"] else "ok"
                 sys.stdout.write(f"{row['start_s']:9.2f}-{row['end_s']:<9.2f} score {row['score']:8.3f}  "
@@ -242,3 +251,6 @@ def listen_cmd(
             else:
                 sys.stdout.write(f"{row['start_s']:9.2f}-{row['end_s']:<9.2f} {row['label']}  {row['confidence']:.3f}\n")
             sys.stdout.flush()
+    left = scorer.leftover_s()
+    if left > 0 and not json_out:
+        typer.echo(f"stream ended: the last {left:.2f} s did not fill a window and were not scored", err=True)

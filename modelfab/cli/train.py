@@ -274,8 +274,8 @@ def predict_cmd(
 
         require_local(runner, f"Batch prediction of {m.manifest['modality']} models")
         if sheet is not None:
-            raise InvalidInput(f"--sheet picks the sheet of an Excel table; {m.ref} is a {m.manifest['modality']} "
-                               "model.", hint="Leave out --sheet.")
+            raise InvalidInput(f"--sheet picks the sheet of an Excel table; {m.ref} is a model of "
+                               f"{m.manifest['modality']} data.", hint="Leave out --sheet.")
         runner = registry.batch_predictor(m.manifest["modality"])
         result = runner(ws, m, paths, out)
     else:

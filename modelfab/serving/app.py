@@ -32,8 +32,10 @@ class PredictFileResponse(BaseModel):
     model: str
     version: int
     predictions: list[dict[str, Any]] = Field(
-        description="One row per scored item, as in /predict: one row for a recording or an image, one per "
-                    "series of a file of series, one per table row.")
+        description="One row per scored item: one for a recording or an image, one per series of a file of "
+                    "series, one per table row. A classifier's row has `prediction` and `probabilities` (an "
+                    "object) as /predict's rows do, besides its own fields (`label`, `confidence`, `proba_<class>`, "
+                    "a recording's `windows`, ...); an anomaly model's row has `score`, `is_anomaly`, `threshold`.")
     result: dict[str, Any] | None = Field(
         default=None, description="Recordings, images and files of series: the same answer as before "
                                   "`predictions` was added (the row itself; for series {\"predictions\": [...]}). "
@@ -94,7 +96,8 @@ class _Guard:
         if length > limit:
             setting = "MODELFAB_MAX_UPLOAD_BYTES" if path.endswith("/predict-file") else "MODELFAB_MAX_REQUEST_BYTES"
             exc = TooLarge(f"Request body is {length:,} bytes; the limit is {limit:,}.",
-                           hint=f"Send fewer records per request, or raise {setting} on the server.")
+                           hint=("Send a smaller file (split it), " if path.endswith("/predict-file") else
+                                 "Send fewer records per request, ") + f"or raise {setting} on the server.")
             self._log(request_id, scope, exc.http_status, start)
             return await _error(exc, request_id)(scope, receive, send)
         if self.auth and path not in PUBLIC_PATHS and not path.startswith(DOCS_ASSETS + "/"):
@@ -364,7 +367,7 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
         result = m.predictor.predict_bytes(data, filename)
         # every answer has `predictions`, a list of rows, as /predict has; `result` stays for older clients
         rows = result["predictions"] if isinstance(result.get("predictions"), list) else [result]
-        return {"predictions": rows, "result": result}
+        return {"predictions": [_as_prediction(r) for r in rows], "result": result}
     suffix = Path(os.path.basename(filename)).suffix.lower()
     if suffix not in (".csv", ".tsv", ".parquet", ".pq", ".xlsx"):
         raise UnsupportedFormat(f"Upload a CSV, Parquet or Excel table for this model; got {filename!r}.")
@@ -378,7 +381,27 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
         raise TooLarge(f"{len(df):,} rows in one upload; the limit is {settings.max_records_per_request:,}.",
                        hint="Use `modelfab predict` for large files.")
     pred = m.predictor.predict(df)
-    return {"predictions": json.loads(pred.to_json(orient="records"))}
+    return {"predictions": [_as_prediction(r) for r in json.loads(pred.to_json(orient="records"))]}
+
+
+def _as_prediction(row: dict) -> dict:
+    """A row of a file's answer in /predict's terms as well: ``prediction`` (a classifier's ``label``) and
+    ``probabilities`` as an object (``proba_<class>`` columns, or the JSON text a CSV row holds); the row's own
+    fields stay."""
+    out = dict(row)
+    if "prediction" not in out and "label" in out and "score" not in out:
+        out = {"prediction": out["label"], **out}
+    probs = out.get("probabilities")
+    if isinstance(probs, str):
+        try:
+            out["probabilities"] = json.loads(probs)
+        except ValueError:
+            pass
+    elif probs is None:
+        cols = {k[len("proba_"):]: v for k, v in out.items() if k.startswith("proba_")}
+        if cols:
+            out["probabilities"] = cols
+    return out
 
 
 async def _read_records(request: Request, settings) -> list[dict]:
@@ -423,6 +446,8 @@ async def _read_records(request: Request, settings) -> list[dict]:
 def _describe(m) -> dict:
     man = m.manifest
     inputs = man.get("input_schema", {}).get("columns", [])
+    if man.get("modality") in ("signal", "image"):  # a file is the input (a recording classifier's schema lists
+        inputs = [{"name": "image" if man["modality"] == "image" else "recording", "kind": "file"}]  # features)
     if man.get("modality") == "series":  # packages from before 2026-12-07 said "values" whatever the channels
         from ..modalities.series_model import series_input
 

@@ -97,3 +97,27 @@ def test_json_records_to_a_signal_model_explains_what_to_do(served):
     base, auth = served
     r = httpx.post(base + "/v1/models/pump/predict", json={"records": [{"a": 1}]}, headers=auth)
     assert r.status_code == 422 and "/v1/models/pump/predict-file" in r.json()["error"]["message"]
+
+
+def test_file_answers_read_like_predict_answers():
+    from modelfab.serving.app import _as_prediction
+
+    rec = {"file": "a.wav", "label": "inner", "confidence": 0.9, "probabilities": '{"inner": 0.9, "outer": 0.1}'}
+    row = _as_prediction(rec)
+    assert row["prediction"] == "inner" and row["probabilities"] == {"inner": 0.9, "outer": 0.1}
+    assert row["label"] == "inner" and rec["probabilities"].startswith("{")  # own fields kept, input untouched
+    table = _as_prediction({"prediction": "defect", "proba_ok": 0.2, "proba_defect": 0.8})
+    assert table["probabilities"] == {"ok": 0.2, "defect": 0.8}
+    anomaly = _as_prediction({"file": "x.png", "score": 3.0, "is_anomaly": True, "threshold": 2.0})
+    assert "prediction" not in anomaly and "probabilities" not in anomaly
+
+
+def test_a_recording_classifier_is_described_by_its_file_input_not_its_features():
+    from types import SimpleNamespace
+
+    from modelfab.serving.app import _describe
+
+    man = {"modality": "signal", "labels": ["inner", "normal"], "input_schema": {"columns": [
+        {"name": "spectral_centroid_mean", "kind": "numeric"}, {"name": "time_rms", "kind": "numeric"}]}}
+    m = SimpleNamespace(name="bearings", version=1, task="classification", manifest=man, metrics={"accuracy": 1.0})
+    assert _describe(m)["inputs"] == [{"name": "recording", "kind": "file"}]
