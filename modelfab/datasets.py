@@ -19,6 +19,7 @@ import pandas as pd
 from .errors import InvalidInput
 from .modalities.tabular import column_stats, infer_schema
 from .modalities.tabular_io import open_table, read_table
+from .modalities.tabular_values import apply_number_formats
 from .registry import check_name
 from .storage.blobs import sha256_file
 
@@ -115,7 +116,7 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
         return ImportResult(DatasetVersion.from_row(existing), created=False, notes=list(src.notes))
     if df is None:
         df = read_table(src, ws.settings)
-    schema = infer_schema(df)
+    schema = infer_schema(df, src.delimiter)
     if kinds:
         from .modalities.tabular import KINDS
 
@@ -125,6 +126,7 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
                 raise InvalidInput(f"Cannot set column {col!r} to kind {kind!r}: expected a column of the file and "
                                    f"one of {', '.join(KINDS)}.")
             by_name[col]["kind"] = kind
+    notes = list(src.notes) + apply_number_formats(df, schema, p.name)  # '70,2', '12.039 mm' -> numbers
     schema.update(format=src.format, encoding=src.encoding, delimiter=src.delimiter, header_row=src.header_row)
     if src.format == "excel":
         schema.update(sheet=src.sheet, sheets=src.sheets)
@@ -138,7 +140,7 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
         n_rows=len(df), n_cols=len(df.columns), schema=schema, stats=stats, options={},
         created_by=current_user(), refs=[],
     )
-    return ImportResult(DatasetVersion.from_row(row), created=True, notes=list(src.notes))
+    return ImportResult(DatasetVersion.from_row(row), created=True, notes=notes)
 
 
 def _default_name(p: Path) -> str:

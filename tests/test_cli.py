@@ -135,3 +135,9 @@ def test_numbers_in_cli_tables_have_no_negative_zero():
     from modelfab.cli.common import fmt_num
 
     assert fmt_num(-0.00001) == "0.0000" and fmt_num(-0.5) == "-0.5000" and fmt_num(None) == "-" and fmt_num(3) == "3"
+
+
+def test_init_ends_its_output_with_a_newline(tmp_path):
+    """A black-box report said the 'Next: ...' line had no newline (not reproduced: a guard, piped output)."""
+    out = run_cli("init", str(tmp_path / "w")).stdout
+    assert out.endswith("--name NAME\n")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 import numbers
 import re
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInput
+from .tabular_values import detect_number_format, parse_datetimes, to_number, to_numbers
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "id", "empty")
 TRUE_WORDS = {"true", "yes", "y", "t", "1", "on", "是", "真", "ok", "pass"}
@@ -27,8 +27,9 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-
 
 
 def _is_bool_like(values: pd.Series) -> bool:
+    """Every value a true or a false word (TRUE_WORDS, FALSE_WORDS; of any languages mixed: Y/N/是/否)."""
     words = set(values.astype(str).str.strip().str.lower().unique())
-    return 0 < len(words) <= 2 and words <= (TRUE_WORDS | FALSE_WORDS) and not (words <= {"0", "1"} and len(words) == 1)
+    return 0 < len(words) and words <= (TRUE_WORDS | FALSE_WORDS) and not (words <= {"0", "1"} and len(words) == 1)
 
 
 def infer_kind(s: pd.Series, name: str) -> str:
@@ -53,10 +54,7 @@ def infer_kind(s: pd.Series, name: str) -> str:
         return "boolean"
     sample = values.sample(min(n, 500), random_state=0) if n > 500 else values
     if sample.str.contains(_DATEISH).mean() > 0.9:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-        if parsed.notna().mean() >= 0.95:
+        if parse_datetimes(sample).notna().mean() >= 0.95:
             return "datetime"
     numeric = pd.to_numeric(sample, errors="coerce")
     if numeric.notna().mean() >= 0.98:
@@ -87,11 +85,21 @@ def _json_num(x: Any) -> Any:
     return None if math.isnan(f) or math.isinf(f) else f
 
 
-def infer_schema(df: pd.DataFrame) -> dict:
+def infer_schema(df: pd.DataFrame, delimiter: str | None = None) -> dict:
+    """Each column's kind. A column of texts that are numbers with a decimal comma, thousands separators or a unit
+    is numeric with a ``number_format`` (tabular_values.detect_number_format; ``delimiter``, the CSV's, decides
+    a comma that reads either way; default: the one read_table kept in ``df.attrs``); the import converts it
+    (tabular_values.apply_number_formats) and the model reads new values by the same format."""
+    delimiter = delimiter if delimiter is not None else df.attrs.get("delimiter")
     cols = []
     for name in df.columns:
         s = df[name]
-        cols.append({"name": name, "kind": infer_kind(s, name), "dtype": str(s.dtype)})
+        col = {"name": name, "kind": infer_kind(s, name), "dtype": str(s.dtype)}
+        if col["kind"] in ("categorical", "text", "id") and not pd.api.types.is_numeric_dtype(s):
+            fmt = detect_number_format(s, delimiter)
+            if fmt is not None:
+                col.update(kind="numeric", number_format=fmt)
+        cols.append(col)
     return {"columns": cols}
 
 
@@ -101,7 +109,7 @@ def column_stats(df: pd.DataFrame, schema: dict, max_classes: int = 30) -> dict:
         s = df[col["name"]]
         st: dict[str, Any] = {"missing": int(s.isna().sum()), "unique": int(s.nunique(dropna=True))}
         if col["kind"] == "numeric":
-            num = pd.to_numeric(s, errors="coerce")
+            num = to_numbers(s, col.get("number_format"))
             st.update(min=_json_num(num.min()), max=_json_num(num.max()), mean=_json_num(num.mean()),
                       std=_json_num(num.std()))
         if col["kind"] in ("categorical", "boolean") or (col["kind"] == "numeric" and st["unique"] <= 10):
@@ -124,15 +132,8 @@ def _to_bool(s: pd.Series) -> np.ndarray:
 
 
 def _to_datetime(s: pd.Series) -> pd.Series:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if pd.api.types.is_datetime64_any_dtype(s):
-            d = s
-        else:
-            d = pd.to_datetime(s.astype(str).where(s.notna()), errors="coerce", format="mixed")
-    if getattr(d.dt, "tz", None) is not None:
-        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
-    return d
+    """Naive UTC datetimes (one function for training, prediction and the ONNX check: tabular_values)."""
+    return parse_datetimes(s)
 
 
 class TabularPreprocessor:
@@ -167,6 +168,8 @@ class TabularPreprocessor:
             if col["name"] in exclude:
                 continue
             entry = {"name": col["name"], "kind": col["kind"]}
+            if col["kind"] == "numeric" and col.get("number_format"):  # new texts are read as the import read them
+                entry["number_format"] = dict(col["number_format"])
             if col["kind"] == "categorical":
                 vc = df[col["name"]].dropna().astype(str).value_counts()
                 entry["categories"] = [str(v) for v in vc.index[:MAX_CATEGORIES]]
@@ -193,7 +196,7 @@ class TabularPreprocessor:
             s = df[c["name"]]
             kind = c["kind"]
             if kind == "numeric":
-                parts.append(pd.to_numeric(s, errors="coerce").astype(float).to_numpy()[:, None])
+                parts.append(to_numbers(s, c.get("number_format")).to_numpy(dtype=np.float64)[:, None])
             elif kind == "boolean":
                 parts.append(_to_bool(s)[:, None])
             elif kind == "categorical":
@@ -226,7 +229,7 @@ class TabularPreprocessor:
         for c in self.input_columns:
             kind, v = c["kind"], rec.get(c["name"])
             if kind == "numeric":
-                row.append(float("nan") if v is None else float(v))
+                row.append(to_number(v, c.get("number_format")))
             elif kind == "boolean":
                 if v is None:
                     row.append(float("nan"))
@@ -315,7 +318,8 @@ def check_records(records: list[dict], columns: list[dict]) -> None:
             v = rec[name]
             if v is None:
                 continue
-            if c["kind"] == "numeric" and (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)):
+            if c["kind"] == "numeric" and (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)) and not (
+                    isinstance(v, str) and c.get("number_format")):  # '12.1 mm' for a column read with its unit
                 errors.append(f"record {i}: field {name!r} must be a number or null, got {type(v).__name__} {str(v)[:40]!r}")
             elif c["kind"] in ("categorical", "text", "datetime") and (
                     not isinstance(v, (str, numbers.Real)) or (c["kind"] == "text" and isinstance(v, (bool, np.bool_)))):

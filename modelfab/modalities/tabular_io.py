@@ -320,7 +320,9 @@ def read_table(src: TableSource, settings: Settings, nrows: int | None = None) -
         _check_header([str(c) for c in df.columns], p.name, settings)
     else:  # pragma: no cover - detect_format returns one of the above
         raise UnsupportedFormat(f"{p.name}: unknown table format {src.format!r}.")
-    return normalise_columns(df, p.name, settings)
+    df = normalise_columns(df, p.name, settings)
+    df.attrs["delimiter"] = src.delimiter  # a comma that reads either way is decimal in a ';' file (infer_schema)
+    return df
 
 
 def _pick_sheet(src: TableSource, frames: dict) -> pd.DataFrame:

@@ -1,0 +1,118 @@
+"""Plant tables as they are written: timestamps of several formats and time zones in one column, numbers with a
+decimal comma or thousands separators, numbers with a unit, yes/no words of two languages. Read at import as
+datetimes, numbers and booleans, and read the same way by a trained model at prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelfab.modalities.tabular import TabularPreprocessor, check_records, infer_kind, infer_schema
+from modelfab.modalities.tabular_values import detect_number_format, parse_datetimes, to_numbers
+
+MIXED_TIMES = ["2026-03-29 09:23:30", "29.03.2026 09:23", "2026-03-29T09:23:30Z", "2026-03-29T11:23:30+02:00"]
+
+
+def _kinds(df, delimiter=None):
+    return {c["name"]: (c["kind"], c.get("number_format")) for c in infer_schema(df, delimiter)["columns"]}
+
+
+# -- datetimes ------------------------------------------------------------------------------------------------
+
+def test_mixed_time_zones_and_formats_are_one_datetime_column_naive_taken_as_utc():
+    s = pd.Series(MIXED_TIMES * 10)
+    assert infer_kind(s, "timestamp") == "datetime"  # was: ValueError: Mixed timezones detected
+    d = parse_datetimes(s)
+    assert d.dt.tz is None
+    assert d.iloc[0] == pd.Timestamp("2026-03-29 09:23:30")
+    assert d.iloc[1] == pd.Timestamp("2026-03-29 09:23:00")
+    assert d.iloc[2] == d.iloc[0] and d.iloc[3] == d.iloc[0]  # 'Z' and +02:00 converted to UTC
+
+
+def test_dotted_dates_are_day_first():
+    d = parse_datetimes(pd.Series(["03.04.2026 10:00", "2026-04-03 10:00", None]))
+    assert d.iloc[0] == d.iloc[1] == pd.Timestamp("2026-04-03 10:00")  # not March 4
+    assert pd.isna(d.iloc[2])
+
+
+def test_the_preprocessor_reads_mixed_time_zones_at_predict_time():
+    train = pd.DataFrame({"t": ["2026-03-01 08:00:00"] * 5 + ["2026-03-02 08:00:00"] * 5})
+    pre = TabularPreprocessor().fit(train, infer_schema(train))
+    new = pd.DataFrame({"t": ["2026-03-29 09:23:30", "29.03.2026 09:23", "2026-03-29T09:23:30Z"]})
+    x = pre.transform(new)  # was: ValueError: Mixed timezones detected
+    assert x[0, -1] == x[2, -1]  # epoch days: naive and 'Z' the same instant
+    assert x[:, :5].tolist()[0] == [2026, 3, 29, 6, 9]
+
+
+# -- numbers with a decimal comma, thousands separators, units ------------------------------------------------
+
+@pytest.mark.parametrize("values, delimiter, fmt, expected", [
+    (["70,2", "31,11", "72,1"], ";", {"decimal": ",", "unit": ""}, [70.2, 31.11, 72.1]),
+    (["1.486,7", "986,3", "1.314,2"], ";", {"decimal": ",", "unit": ""}, [1486.7, 986.3, 1314.2]),
+    (["1 486,7", "986,3", "1\u202f314,2"], ";", {"decimal": ",", "unit": ""}, [1486.7, 986.3, 1314.2]),
+    (["1,486.7", "986.3", "1,314.2"], ",", {"decimal": ".", "unit": ""}, [1486.7, 986.3, 1314.2]),
+    (["1,486", "2,001", "1,314"], ",", {"decimal": ".", "unit": ""}, [1486, 2001, 1314]),  # comma thousands
+    (["1,486", "2,001", "1,314"], ";", {"decimal": ",", "unit": ""}, [1.486, 2.001, 1.314]),  # ';' file: decimal
+    (["1,486", "2,5", "1,314"], ",", {"decimal": ",", "unit": ""}, [1.486, 2.5, 1.314]),  # '2,5' says decimal
+    (["12.039 mm", "11.713 mm", "12.1mm"], ",", {"decimal": ".", "unit": "mm"}, [12.039, 11.713, 12.1]),
+    (["40 %", "63 %", "34%"], ",", {"decimal": ".", "unit": "%"}, [40, 63, 34]),
+    (["3,5 bar", "4 bar", "2,25 bar"], ";", {"decimal": ",", "unit": "bar"}, [3.5, 4, 2.25]),
+    (["-1,5 °C", "\u22122,5 °C", "20 °C"], ";", {"decimal": ",", "unit": "°C"}, [-1.5, -2.5, 20]),
+])
+def test_number_formats_are_found_and_read(values, delimiter, fmt, expected):
+    s = pd.Series(values * 20)
+    assert detect_number_format(s, delimiter) == fmt
+    assert to_numbers(s, fmt).tolist()[:3] == pytest.approx(expected)
+    kind, found = _kinds(pd.DataFrame({"x": s}), delimiter)["x"]
+    assert (kind, found) == ("numeric", fmt)
+
+
+@pytest.mark.parametrize("values", [
+    ["L1", "L2", "L-2"], ["2026-03-29", "2026-03-30", "2026-03-31"], ["12 mm", "3 bar", "4 kg"],
+    ["1.2.3", "1.2.4", "2.0.1"], ["ok", "defect", "ok"], ["09:23", "10:11", "11:00"],
+])
+def test_texts_that_are_not_numbers_of_one_format_are_left_alone(values):
+    assert detect_number_format(pd.Series(values * 20), ";") is None
+
+
+def test_a_bare_unit_is_a_missing_value_and_another_unit_is_missing():
+    s = pd.Series(["12.039 mm"] * 60 + [" mm", None])
+    fmt = detect_number_format(s, ",")
+    assert fmt == {"decimal": ".", "unit": "mm"}
+    v = to_numbers(pd.Series(["12.5 mm", "12.5", "12.5 cm", "abc", None, 7.0], dtype=object), fmt)
+    assert v.tolist()[:2] == [12.5, 12.5] and v.iloc[5] == 7.0
+    assert v.iloc[2:5].isna().all()
+
+
+def test_the_preprocessor_keeps_the_format_and_reads_new_texts_with_it():
+    raw = pd.DataFrame({"force": ["1.486,7", "986,3", "1.314,2", "1.000,0"] * 10,
+                        "d": ["12.039 mm", "11.9 mm", "12.2 mm", "12 mm"] * 10})
+    schema = infer_schema(raw, ";")
+    stored = raw.copy()
+    from modelfab.modalities.tabular_values import apply_number_formats
+
+    notes = apply_number_formats(stored, schema, "plant.csv")
+    assert stored["force"].dtype == np.float64 and stored["force"].iloc[0] == pytest.approx(1486.7)
+    assert any("'force'" in n and "decimal comma" in n for n in notes)
+    assert any("d (mm)" in n for n in notes)
+    pre = TabularPreprocessor().fit(stored, schema)
+    pre = TabularPreprocessor.from_dict(pre.to_dict())  # as a package loads it
+    # a new file, read raw (batch prediction reads strings): the same numbers as the stored table
+    new = pd.DataFrame({"force": ["1.486,7", "2.000,5", None], "d": ["12.039 mm", "12.5 cm", "12,5 mm"]})
+    x = pre.transform(new)
+    assert x[0].tolist() == pytest.approx([1486.7, 12.039])
+    assert x[1, 0] == pytest.approx(2000.5) and np.isnan(x[1, 1])  # another unit: missing
+    assert np.isnan(x[2, 0])
+    # numbers (a JSON record, a parsed file) pass as they are; the serving fast path reads texts the same way
+    rec = {"force": "1.486,7", "d": 12.039}
+    check_records([rec], pre.input_columns)
+    assert pre.transform_record(rec).tolist() == x[:1].tolist()
+
+
+# -- yes/no words ---------------------------------------------------------------------------------------------
+
+def test_yes_no_words_of_two_languages_are_boolean():
+    s = pd.Series(["Y", "是", "N", "否", "Y"] * 10)
+    assert infer_kind(s, "coolant_ok") == "boolean"
+    assert infer_kind(pd.Series(["ok", "defect"] * 10), "quality") == "categorical"
