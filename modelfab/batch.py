@@ -106,8 +106,9 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     rows = 0
     writer = frames = None
     kept: list = []  # Excel: the frames, written at the end (a workbook is not appended to)
+    unreadable: dict[str, list] = {}  # column -> [count, examples]: values that are not numbers, read as missing
     try:
-        chunks = iter_table_chunks(src, chunk_rows)
+        chunks = _tally_unreadable(iter_table_chunks(src, chunk_rows), model.predictor, unreadable)
         if executor is None or executor.name == "local":
             predictor = model.predictor
             frames = (_predict_here(predictor, chunk, keep_columns) for chunk in chunks)
@@ -155,9 +156,37 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     result = {"model": model.ref, "input": str(path), "output": str(out), "rows": rows}
     if src.sheet is not None:
         result["sheet"] = src.sheet
-    if src.notes:
-        result["notes"] = list(src.notes)
+    notes = list(src.notes) + [
+        f"{n:,} value(s) of {col!r} are not numbers the model can read (e.g. "
+        f"{', '.join(repr(v) for v in examples)}) and were scored as missing: check the column"
+        for col, (n, examples) in unreadable.items()]
+    if notes:
+        result["notes"] = notes
+    if unreadable:
+        result["unreadable_values"] = {col: n for col, (n, _) in unreadable.items()}
     return result
+
+
+def _tally_unreadable(chunks, predictor, tally: dict):
+    """The chunks, unchanged; counts the values of numeric inputs that are given but read as missing ('abc',
+    '12.0 mm' for a plain number column, a unit the column was not imported with) into ``tally``."""
+    import pandas as pd
+
+    from .modalities.tabular_values import to_numbers
+
+    pre = getattr(predictor, "preprocessor", None)
+    numeric = [c for c in (pre.input_columns if pre is not None else []) if c["kind"] == "numeric"]
+    for chunk in chunks:
+        for c in numeric:
+            s = chunk.get(c["name"])
+            if s is None or pd.api.types.is_numeric_dtype(s):
+                continue
+            bad = s.notna() & s.astype(str).str.strip().ne("") & to_numbers(s, c.get("number_format")).isna()
+            if bad.any():
+                entry = tally.setdefault(c["name"], [0, []])
+                entry[0] += int(bad.sum())
+                entry[1] += [str(v)[:40] for v in s[bad].unique()[: 3 - len(entry[1])]]
+        yield chunk
 
 
 def _predict_here(predictor, chunk, keep_columns: bool):

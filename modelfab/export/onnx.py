@@ -98,7 +98,8 @@ def export_onnx(folder: Path, out: Path, *, check_data: pd.DataFrame | None = No
         "modelfab.task": predictor.task,
         "modelfab.labels": json.dumps(predictor.labels, default=str),
         "modelfab.manifest_sha256": sha256_file(folder / MANIFEST),
-        "modelfab.inputs": json.dumps([{k: c[k] for k in ("column", "name", "kind", "type")} for c in spec],
+        "modelfab.inputs": json.dumps([{k: c[k] for k in ("column", "name", "kind", "type", "number_format") if k in c}
+                                       for c in spec],
                                       ensure_ascii=False),
         "modelfab.input_names": json.dumps({c["column"]: c["name"] for c in spec}, ensure_ascii=False),
         "modelfab.feature_names": json.dumps(predictor.preprocessor.feature_names, ensure_ascii=False),
@@ -140,7 +141,8 @@ def export_onnx(folder: Path, out: Path, *, check_data: pd.DataFrame | None = No
                 {"name": "probabilities", "type": "float", "shape": [None, len(predictor.labels or [])]}]
                if predictor.task == "classification" else [{"name": "prediction", "type": "double", "shape": [None, 1]}])
     return {"path": str(out), "max_abs_diff": diff, "n_checked": n,
-            "inputs": [dict({k: c[k] for k in ("name", "column", "kind", "type")}, shape=[None, 1]) for c in spec],
+            "inputs": [dict({k: c[k] for k in ("name", "column", "kind", "type", "number_format") if k in c},
+                            shape=[None, 1]) for c in spec],
             "outputs": outputs, "opset": {"ai.onnx": OPSET, "ai.onnx.ml": ML_OPSET}}
 
 
@@ -179,6 +181,8 @@ def input_spec(columns: list[dict]) -> list[dict]:
         spec.append({"column": c["name"], "name": onnx_name(c["name"], taken), "kind": c["kind"],
                      "type": "string" if c["kind"] == "categorical" else "double",
                      "categories": c.get("categories"), "features": list(range(offset, offset + width))})
+        if c.get("number_format"):  # texts like '70,2' or '12.039 mm' at import: the graph takes the number
+            spec[-1]["number_format"] = dict(c["number_format"])
         offset += width
     return spec
 
@@ -294,7 +298,9 @@ def frame_to_feeds(df: pd.DataFrame, spec: list[dict]) -> dict[str, np.ndarray]:
     for c in spec:
         s = df[c["column"]]
         if c["kind"] == "numeric":
-            v = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
+            from ..modalities.tabular_values import to_numbers
+
+            v = to_numbers(s, c.get("number_format")).to_numpy(dtype=np.float64)
         elif c["kind"] == "boolean":
             v = _to_bool(s)
         elif c["kind"] == "datetime":

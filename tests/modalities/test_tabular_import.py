@@ -85,3 +85,21 @@ def test_onnx_export_of_a_model_with_converted_columns_takes_the_numbers(model, 
     kinds = {c["column"]: (c["kind"], c["type"]) for c in info["inputs"]}
     assert kinds["force_n"] == kinds["diameter"] == ("numeric", "double")
     assert info["n_checked"] > 0 and info["max_abs_diff"] <= 1e-5
+    # checked on rows as the file has them ('70,2', '12.039 mm'): the feeds read them by the column's format
+    raw = _mes(40, 9).drop(columns=["torque_nm"])
+    info = export_onnx(model.folder, tmp_path / "m2.onnx", check_data=raw)
+    assert info["n_checked"] == 40 and info["max_abs_diff"] <= 1e-5
+    assert next(c for c in info["inputs"] if c["column"] == "diameter")["number_format"]["unit"] == "mm"
+
+
+def test_predict_says_which_values_it_could_not_read(plant, model):
+    root = plant[0]
+    new = _mes(30, 8).drop(columns=["torque_nm"])
+    new.loc[:4, "temperature_c"] = "abc"          # not a number at all
+    new.loc[5:6, "diameter"] = "12,0 inch"        # another unit than the import's mm
+    new.to_csv(root / "bad.csv", sep=";", index=False)
+    from modelfab.batch import predict_table_file
+
+    res = predict_table_file(model, root / "bad.csv", root / "bad_scored.csv")
+    assert res["rows"] == 30 and res["unreadable_values"] == {"temperature_c": 5, "diameter": 2}
+    assert any("5 value(s) of 'temperature_c'" in n and "'abc'" in n for n in res["notes"])
