@@ -93,7 +93,16 @@ class TabularPredictor:
             raw = self.learner.predict_raw(np.vstack(rows))
         else:
             raw = self.predict_raw(pd.DataFrame.from_records(records))
-        return self._outputs(raw)
+        out = self._outputs(raw)
+        texts = [c["name"] for c in self.input_columns if c["kind"] == "text"]
+        if texts:  # a text model asked without its text answers from the other columns, or the class shares
+            alone = len(texts) == len(self.input_columns)
+            for rec, row in zip(records, out):
+                if all(not str(rec.get(t) if rec.get(t) is not None else "").strip() for t in texts):
+                    row["warning"] = (f"no text in {', '.join(map(repr, texts))}: " + (
+                        "the answer is only how often each class occurred in training" if alone else
+                        "the answer rests on the other fields only"))
+        return out
 
     def _outputs(self, raw) -> list[dict]:
         """The answers of ``predict_raw`` rows: prediction (and probabilities), as ``predict`` decides them."""

@@ -145,6 +145,7 @@ def test_rest_predict_with_text_json(zh):
         assert r.status_code == 200, r.text
         preds = r.json()["predictions"]
         assert preds[0]["prediction"] == "好评" and set(preds[0]["probabilities"]) == {"好评", "差评"}
+        assert "warning" not in preds[0] and preds[1]["warning"].startswith("no text in 'text': the answer rests")
         bad = httpx.post(base + "/v1/models/reviews/predict", json={"records": [{"text": {"a": 1}, "hours": 1}]},
                          headers=auth, timeout=30)
         assert bad.status_code == 422 and "text" in bad.text

@@ -20,6 +20,8 @@ log = logging.getLogger("modelfab.serving")
 class Prediction(BaseModel):
     prediction: Any = Field(description="Predicted class label or value.")
     probabilities: dict[str, float] | None = Field(default=None, description="Class probabilities (classification).")
+    warning: str | None = Field(default=None, description="Present when the record lacked what the model rests on "
+                                                          "(e.g. a text model's text was empty).")
 
 
 class PredictResponse(BaseModel):
