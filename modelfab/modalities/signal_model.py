@@ -138,7 +138,10 @@ class SignalPredictor:
         if was:
             _add_note(row, f"Recorded at {was:,} Hz, resampled to the model's {rec.sample_rate:,} Hz"
                            + (f" (it holds no sound above {was / 2:,.0f} Hz, which can score as a deviation)"
-                              if was < rec.sample_rate else ""))
+                              if was < rec.sample_rate else
+                              f" (the resampling filter weakens sound just under {rec.sample_rate / 2:,.0f} Hz: a "
+                              "deviation named in the top band can come from it; record at the model's rate to be "
+                              "sure)"))
         return row
 
     def _predict_recording(self, rec) -> dict:
