@@ -299,6 +299,16 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
+def _is_datetime_text(v: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(v.strip().replace("Z", "+00:00"))  # the usual case, microseconds
+        return True
+    except ValueError:
+        return bool(parse_datetimes(pd.Series([v])).notna().iloc[0])
+
+
 def check_records(records: list[dict], columns: list[dict]) -> None:
     """Strict validation of JSON records (serving): errors name the field."""
     if not isinstance(records, list) or not records:
@@ -329,6 +339,9 @@ def check_records(records: list[dict], columns: list[dict]) -> None:
                               "as \\ud83d, e.g. an emoji cut in half); send valid UTF-8 text")
             elif c["kind"] == "boolean" and not isinstance(v, (bool, np.bool_, numbers.Real, str)):
                 errors.append(f"record {i}: field {name!r} must be a boolean, got {type(v).__name__}")
+            elif c["kind"] == "datetime" and isinstance(v, str) and v.strip() and not _is_datetime_text(v):
+                errors.append(f"record {i}: field {name!r} must be a date/time such as '2026-03-29 09:23:30', "
+                              f"got {v[:40]!r}")
         if len(errors) >= 20:
             break
     if errors:

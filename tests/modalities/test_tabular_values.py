@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelfab.errors import InvalidInput
+
 from modelfab.modalities.tabular import TabularPreprocessor, check_records, infer_kind, infer_schema
 from modelfab.modalities.tabular_values import detect_number_format, parse_datetimes, to_numbers
 
@@ -116,3 +118,12 @@ def test_yes_no_words_of_two_languages_are_boolean():
     s = pd.Series(["Y", "是", "N", "否", "Y"] * 10)
     assert infer_kind(s, "coolant_ok") == "boolean"
     assert infer_kind(pd.Series(["ok", "defect"] * 10), "quality") == "categorical"
+
+
+def test_rest_records_with_a_date_that_is_no_date_are_refused_by_field():
+    cols = [{"name": "when", "kind": "datetime"}, {"name": "line", "kind": "categorical"}]
+    for ok in ("2026-03-29 09:23:30", "2026-03-29T09:23:30Z", "29.03.2026 09:23", "2026-03-29T09:23:30+02:00", ""):
+        check_records([{"when": ok, "line": "L1"}], cols)
+    with pytest.raises(InvalidInput) as err:
+        check_records([{"when": "2026-03-29", "line": "L1"}, {"when": "yesterday", "line": "L2"}], cols)
+    assert "record 1: field 'when' must be a date/time" in err.value.message and "'yesterday'" in err.value.message
