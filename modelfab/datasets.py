@@ -19,7 +19,7 @@ import pandas as pd
 from .errors import InvalidInput
 from .modalities.tabular import column_stats, infer_schema
 from .modalities.tabular_io import open_table, read_table
-from .modalities.tabular_values import apply_number_formats
+from .modalities.tabular_values import apply_number_formats, spelling_notes
 from .registry import check_name
 from .storage.blobs import sha256_file
 
@@ -127,6 +127,7 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
                                    f"one of {', '.join(KINDS)}.")
             by_name[col]["kind"] = kind
     notes = list(src.notes) + apply_number_formats(df, schema, p.name)  # '70,2', '12.039 mm' -> numbers
+    notes += spelling_notes(df, schema)  # 'L1' / 'l1' / 'L1 ': one line written three ways?
     schema.update(format=src.format, encoding=src.encoding, delimiter=src.delimiter, header_row=src.header_row)
     if src.format == "excel":
         schema.update(sheet=src.sheet, sheets=src.sheets)

@@ -180,3 +180,28 @@ def apply_number_formats(df: pd.DataFrame, schema: dict, source: str) -> list[st
         col["dtype"] = "float64"
         notes.append(number_format_note(source, col["name"], fmt, raw, values))
     return notes
+
+
+# -- categories written several ways -------------------------------------------------------------------------
+
+def spelling_notes(df: pd.DataFrame, schema: dict, limit: int = 5) -> list[str]:
+    """Notes on categorical columns whose values differ only in case, spaces, dashes or underscores ('L1', 'l1',
+    'L1 ', 'L-1'): the model treats each spelling as its own category, which is rarely what the plant meant."""
+    notes = []
+    for col in schema["columns"]:
+        if col["kind"] != "categorical" or col["name"] not in df.columns:
+            continue
+        values = pd.Series(df[col["name"]].dropna().astype(str).unique())
+        if len(values) < 2 or len(values) > 1000:
+            continue
+        key = values.str.lower().str.replace(r"[\s\-_.]+", "", regex=True)
+        groups = [sorted(g.tolist()) for _, g in values.groupby(key) if len(g) > 1]
+        if groups:
+            shown = "; ".join(" / ".join(repr(v) for v in g[:4]) for g in groups[:3])
+            more = f" and {len(groups) - 3} more" if len(groups) > 3 else ""
+            notes.append(f"Column {col['name']!r} has values that differ only in case, spaces or dashes ({shown}"
+                         f"{more}): each spelling is a category of its own. If they mean the same, clean the "
+                         "column and import it again.")
+        if len(notes) >= limit:
+            break
+    return notes

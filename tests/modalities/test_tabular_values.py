@@ -127,3 +127,12 @@ def test_rest_records_with_a_date_that_is_no_date_are_refused_by_field():
     with pytest.raises(InvalidInput) as err:
         check_records([{"when": "2026-03-29", "line": "L1"}, {"when": "yesterday", "line": "L2"}], cols)
     assert "record 1: field 'when' must be a date/time" in err.value.message and "'yesterday'" in err.value.message
+
+
+def test_categories_written_several_ways_are_noted():
+    from modelfab.modalities.tabular_values import spelling_notes
+
+    df = pd.DataFrame({"line": ["L1", "l1", "L1 ", "L-2", "L2", "L3"] * 5, "shift": ["A", "B", "C"] * 10})
+    schema = infer_schema(df)
+    notes = spelling_notes(df, schema)
+    assert len(notes) == 1 and "'line'" in notes[0] and "'L1' / 'L1 ' / 'l1'" in notes[0] and "'L-2' / 'L2'" in notes[0]
