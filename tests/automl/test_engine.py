@@ -183,3 +183,16 @@ def test_a_rare_class_missed_at_one_half_gets_a_note_with_a_better_threshold():
     found = float((p1[y == 1] >= 0.5).mean())
     assert found < 0.5 and f"finds {found:.0%} of the held-out 'defect' rows" in note
     assert _rare_class_threshold_note(y, np.where(y == 1, 0.9, 0.1), ["ok", "defect"]) is None  # 0.5 finds them
+
+
+def test_a_rare_class_found_at_no_threshold_says_so_and_a_weak_one_names_a_larger_rate():
+    from modelfab.automl.engine import _rare_class_threshold_note
+
+    rng = np.random.default_rng(4)
+    y = np.r_[np.zeros(800, int), np.ones(200, int)]
+    weak = np.r_[rng.normal(0.10, 0.05, 800), rng.normal(0.17, 0.05, 200)]  # AUC ~ 0.84, all under 0.5
+    note = _rare_class_threshold_note(y, weak, ["good", "bad"])
+    assert note.startswith("At the default threshold") and "finds 0%" in note and "--max-false-alarm" in note
+    noise = rng.uniform(0, 0.3, 1000)  # nothing to find
+    note = _rare_class_threshold_note(y, noise, ["good", "bad"])
+    assert "No threshold that flags at most 10% of 'good' finds many more" in note
