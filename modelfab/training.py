@@ -71,6 +71,7 @@ def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, l
     result = train_tabular(df, ds.schema, target=target, task=task, budget=clock, metric=metric, seed=seed,
                            progress=progress, learners=learners, ensemble=ensemble, executor=executor,
                            exclude=exclude)
+    result.notes = [n.replace("models threshold MODEL ", f"models threshold {name} ") for n in result.notes]
     kinds = ds.column_kinds()
     with package_folder(ws) as folder:
         # which dataset rows form the holdout (the UI shows a confusion-matrix cell's rows from it)
