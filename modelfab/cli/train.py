@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -277,7 +279,10 @@ def predict_cmd(
             raise InvalidInput(f"--sheet picks the sheet of an Excel table; {m.ref} is a model of "
                                f"{m.manifest['modality']} data.", hint="Leave out --sheet.")
         runner = registry.batch_predictor(m.manifest["modality"])
-        result = runner(ws, m, paths, out)
+        # a long recording or a folder of big images can take minutes: show that it is working
+        with err_console.status(f"predicting {m.manifest['modality']} with {m.ref} ...", spinner="dots") \
+                if not json_out else contextlib.nullcontext():
+            result = runner(ws, m, paths, out)
     else:
         if len(paths) != 1:
             raise InvalidInput(f"A table model predicts one file at a time; got {len(paths)} paths.")
