@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,8 +143,10 @@ def finish_lgbm(lgbm_class, config: dict, X_fit, y_fit, X_val, y_val, *, task: s
     rule = _StopRule(patience, time.monotonic() + seconds)
     model = est.estimator_class(**params)
     t0 = time.monotonic()
-    model.fit(X_fit, y_fit, sample_weight=sample_weight, eval_set=[(X_val, y_val)], eval_metric=eval_metric,
-              callbacks=[rule])
+    with warnings.catch_warnings():  # LightGBM 4.6 deprecates eval_set for eval_X/eval_y; older ones lack those
+        warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
+        model.fit(X_fit, y_fit, sample_weight=sample_weight, eval_set=[(X_val, y_val)], eval_metric=eval_metric,
+                  callbacks=[rule])
     fit_s = time.monotonic() - t0
     best = max(1, rule.best_iter + 1)
     if best < 2 or (rule.stopped_by_deadline and best < MIN_TREES):
