@@ -122,7 +122,7 @@ def import_cmd(
     verb = "Imported" if res.created else "Already imported (identical content), nothing written:"
     if ds.kind == "table":
         console.print(f"{verb} [bold]{ds.ref}[/]  {ds.n_rows:,} rows x {ds.n_cols} columns  sha256 {ds.content_sha[:12]}")
-        _schema_table(ds)
+        _schema_table(ds, limit=IMPORT_COLUMNS_SHOWN)
         for note in res.notes:
             console.print(f"[yellow]note[/] {note}", highlight=False)
     elif ds.kind == "series":
@@ -252,11 +252,22 @@ class _null:
         return False
 
 
-def _schema_table(ds) -> None:
+IMPORT_COLUMNS_SHOWN = 60  # a 2,000-column import printed 2,001 rows
+
+
+def _schema_table(ds, limit: int | None = None) -> None:
     t = Table(title=f"Columns of {ds.ref}", show_lines=False)
     for col in ("column", "kind", "missing", "unique", "summary"):
         t.add_column(col)
-    for c in ds.schema.get("columns", []):
+    columns = ds.schema.get("columns", [])
+    if limit is not None and len(columns) > limit:
+        from collections import Counter
+
+        kinds = ", ".join(f"{n:,} {k}" for k, n in Counter(c["kind"] for c in columns).most_common())
+        t.caption = (f"first {limit} of {len(columns):,} columns ({kinds}); all of them: "
+                     f"modelfab data show {ds.ref}")
+        columns = columns[:limit]
+    for c in columns:
         st = ds.stats.get(c["name"], {})
         summary = ""
         if "counts" in st:
