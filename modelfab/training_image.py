@@ -42,9 +42,13 @@ def train_image(ws, ds, *, target: str | None = None, task: str, budget, metric:
                     normal_label=normal_label, max_false_alarm=max_false_alarm)
 
 
-def image_manifest_part(ds, **extra) -> dict:
-    return dict({"features_version": ds.schema.get("features_version"), "feature_names": ds.schema.get("feature_names"),
-                 "colour": ds.schema.get("colour", False)}, **extra)
+def image_manifest_part(ds, files: pd.DataFrame | None = None, **extra) -> dict:
+    part = {"features_version": ds.schema.get("features_version"), "feature_names": ds.schema.get("feature_names"),
+            "colour": ds.schema.get("colour", False)}
+    if files is not None and len(files):  # the pixel counts trained on: prediction notes images far outside them
+        area = (files["width"] * files["height"]).to_numpy(float)
+        part["pixels"] = [int(area.min()), int(area.max())]
+    return dict(part, **extra)
 
 
 # ------------------------------------------------------------------ shortcuts
@@ -102,7 +106,7 @@ def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metri
     with package_folder(ws) as folder:
         spec = write_learner(folder, result)
         manifest = base_manifest(ds, result, budget, seed, spec, modality="image")
-        manifest.update(target="label", image=image_manifest_part(ds, shortcuts=found))
+        manifest.update(target="label", image=image_manifest_part(ds, lab_files, shortcuts=found))
         manifest["input_schema"] = {"columns": [{"name": "image", "kind": "file"}]}
         manifest["data"]["holdout_files"] = [str(f) for f in holdout_files]
         return finish(ws, folder, manifest, result, name=name, ds=ds)
@@ -267,7 +271,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
         manifest = {
             "modality": "image", "task": "anomaly", "labels": ["normal", "anomaly"], "normal_label": normal_label,
             "threshold": float(model.threshold), "max_false_alarm": float(max_false_alarm),
-            "image": image_manifest_part(ds, anomaly=spec), "input_schema": {"columns": [{"name": "image", "kind": "file"}]},
+            "image": image_manifest_part(ds, files, anomaly=spec), "input_schema": {"columns": [{"name": "image", "kind": "file"}]},
             "metrics": metrics, "metric": "auc",
             "learner": learner,
             "leaderboard": [],

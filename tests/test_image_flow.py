@@ -333,3 +333,18 @@ def test_report_grid_captions_draw_chinese_file_names():
         png = _grid_png([{"gray": np.zeros((16, 16)), "caption": "缺陷/划痕_02.png\n划痕, score 3.2"}], "网格")
     assert png[:4] == b"\x89PNG"
     assert not [w for w in seen if "missing from" in str(w.message)], [str(w.message) for w in seen]
+
+
+def test_an_image_far_larger_than_the_training_ones_gets_a_note(tmp_path):
+    from PIL import Image
+
+    ws = Workspace.init(tmp_path / "ws")
+    ws.import_images(_spots(tmp_path / "spots", shifted=False), "spots")
+    m = ws.train("spots", task="classification", budget=6, name="spots")
+    assert m.manifest["image"]["pixels"] == [64 * 64, 64 * 64]
+    big = np.random.default_rng(0).integers(0, 255, (1200, 1600), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    out = m.predict([tmp_path / "big.png", next((tmp_path / "spots" / "good").glob("*.png"))])
+    assert out["note"].iloc[0].startswith("1600x1200 is far from the training images' sizes (4,096 to 4,096 pixels)")
+    assert out["note"].iloc[1] == ""
+    ws.close()

@@ -22,6 +22,9 @@ from ..errors import IntegrityError, InvalidInput, UnsupportedFormat, describe_v
 from ..settings import Settings
 
 
+SIZE_FACTOR = 16  # an image with this many times more (or fewer) pixels than any training image gets a note
+
+
 class ImagePredictor:
     def __init__(self, folder: Path, manifest: dict, settings: Settings | None = None) -> None:
         from .image.features import FEATURES_VERSION
@@ -54,6 +57,15 @@ class ImagePredictor:
     # -- scoring ----------------------------------------------------------
     def predict_image(self, im) -> dict:
         """One decoded image (``ImageData``) -> a result row (anomaly rows carry ``score_map``)."""
+        row = self._predict_image(im)
+        lo_hi = (self.manifest.get("image") or {}).get("pixels")
+        area = im.size[0] * im.size[1]
+        if lo_hi and (area > SIZE_FACTOR * lo_hi[1] or area * SIZE_FACTOR < lo_hi[0]):
+            row["note"] = (f"{im.size[0]}x{im.size[1]} is far from the training images' sizes ({lo_hi[0]:,} to "
+                           f"{lo_hi[1]:,} pixels): the answer may not hold; check the camera or the crop")
+        return row
+
+    def _predict_image(self, im) -> dict:
         if self.task == "anomaly":
             score, smap = self.anomaly.score_image(im.gray)
             cy, cx = np.unravel_index(int(np.argmax(smap)), smap.shape)
@@ -121,7 +133,8 @@ class ImagePredictor:
         else:
             labels = [str(v) for v in self.labels or []]
             columns = ["file", "label", "probabilities", "confidence"] + [f"proba_{lab}" for lab in labels]
-        df = pd.DataFrame(rows, columns=columns + ["error"])
+        df = pd.DataFrame(rows, columns=columns + ["error", "note"])
+        df["note"] = df["note"].fillna("")
         for c in ("hotspot_x", "hotspot_y", "width", "height"):
             if c in df.columns:
                 df[c] = df[c].astype("Int64")  # whole numbers stay whole when a row has none
