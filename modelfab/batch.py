@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import InvalidInput
+from .modalities.tabular import unreadable_notes
 from .modalities.tabular_io import iter_table_chunks, open_table
 from .settings import Settings
 
@@ -106,7 +107,7 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     rows = 0
     writer = frames = None
     kept: list = []  # Excel: the frames, written at the end (a workbook is not appended to)
-    unreadable: dict[str, list] = {}  # column -> [count, examples]: values that are not numbers, read as missing
+    unreadable: dict[str, list] = {}  # column -> [count, examples]: values given but read as missing
     try:
         chunks = _tally_unreadable(iter_table_chunks(src, chunk_rows), model.predictor, unreadable)
         if executor is None or executor.name == "local":
@@ -156,10 +157,9 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     result = {"model": model.ref, "input": str(path), "output": str(out), "rows": rows}
     if src.sheet is not None:
         result["sheet"] = src.sheet
-    notes = list(src.notes) + [
-        f"{n:,} value(s) of {col!r} are not numbers the model can read (e.g. "
-        f"{', '.join(repr(v) for v in examples)}) and were scored as missing: check the column"
-        for col, (n, examples) in unreadable.items()]
+    pre = getattr(model.predictor, "preprocessor", None)
+    notes = list(src.notes) + unreadable_notes({c: (n, ex) for c, (n, ex) in unreadable.items()},
+                                               pre.input_columns if pre is not None else [])
     if notes:
         result["notes"] = notes
     if unreadable:
@@ -168,27 +168,21 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
 
 
 def _tally_unreadable(chunks, predictor, tally: dict):
-    """The chunks, unchanged; counts the values of numeric inputs that are given but read as missing ('abc',
-    '12.0 mm' for a plain number column, a unit the column was not imported with) into ``tally``."""
-    import pandas as pd
-
-    from .modalities.tabular_values import to_numbers
+    """The chunks, unchanged; counts the values of numeric, datetime and boolean inputs that are given but read
+    as missing ('abc', '12.0 mm' for a plain number column, a unit the column was not imported with, 'n/a' for a
+    date, 'vielleicht' for yes/no) into ``tally`` (tabular.unreadable_values)."""
+    from .modalities.tabular import unreadable_values
 
     pre = getattr(predictor, "preprocessor", None)
-    numeric = [c for c in (pre.input_columns if pre is not None else []) if c["kind"] == "numeric"]
+    columns = pre.input_columns if pre is not None else []
     for chunk in chunks:
-        for c in numeric:
-            s = chunk.get(c["name"])
-            if s is None or pd.api.types.is_numeric_dtype(s):
-                continue
-            bad = s.notna() & s.astype(str).str.strip().ne("") & to_numbers(s, c.get("number_format")).isna()
-            if bad.any():
-                entry = tally.setdefault(c["name"], [0, []])
-                entry[0] += int(bad.sum())
-                entry[1] += [str(v)[:40] for v in s[bad].unique()[: 3 - len(entry[1])]]
+        for name, (n, examples) in unreadable_values(chunk, columns).items():
+            entry = tally.setdefault(name, [0, []])
+            entry[0] += n
+            entry[1] += [v for v in examples if v not in entry[1]][: 3 - len(entry[1])]
         yield chunk
 
 
 def _predict_here(predictor, chunk, keep_columns: bool):
-    pred = predictor.predict(chunk)
+    pred = getattr(predictor, "_predict", predictor.predict)(chunk)  # the unreadable values are tallied here
     return chunk.join(pred, rsuffix="_pred") if keep_columns else pred

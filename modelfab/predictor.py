@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 from .artifacts import verify_package
 from .automl.learners import load_learner
 from .errors import IntegrityError
-from .modalities.tabular import TabularPreprocessor, check_records
+from .modalities.tabular import TabularPreprocessor, check_records, unreadable_notes, unreadable_values
 
 
 def _proba_col(label) -> str:
@@ -68,6 +69,20 @@ class TabularPredictor:
         return raw
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Predictions of the rows of ``df``. Inputs given but not readable ('abc' for a number, 'n/a' for a date,
+        a word that is neither yes nor no) are scored as missing: ``attrs["notes"]`` of the answer says which,
+        and a UserWarning says so too."""
+        out = self._predict(df)
+        found = unreadable_values(df, self.input_columns)
+        if found:
+            notes = unreadable_notes(found, self.input_columns)
+            out.attrs["notes"] = notes
+            out.attrs["unreadable_values"] = {col: n for col, (n, _) in found.items()}
+            for note in notes:
+                warnings.warn(note, UserWarning, stacklevel=2)
+        return out
+
+    def _predict(self, df: pd.DataFrame) -> pd.DataFrame:
         raw = self.predict_raw(df)
         if self.task == "regression":
             return pd.DataFrame({"prediction": raw}, index=df.index)

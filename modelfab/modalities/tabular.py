@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInput
-from .tabular_values import detect_number_format, parse_datetimes, to_number, to_numbers
+from .tabular_values import NUMBER_SHARE, detect_number_format, number_share, parse_datetimes, to_number, to_numbers
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "id", "empty")
-TRUE_WORDS = {"true", "yes", "y", "t", "1", "on", "是", "真", "ok", "pass"}
-FALSE_WORDS = {"false", "no", "n", "f", "0", "off", "否", "假", "ng", "fail"}
+# yes/no words of the plants modelfab serves (en, zh, de, fr, es); docs/onnx.md lists the same (a test keeps them so)
+TRUE_WORDS = {"true", "yes", "y", "t", "1", "on", "是", "真", "ok", "pass", "ja", "oui", "sí", "si"}
+FALSE_WORDS = {"false", "no", "n", "f", "0", "off", "否", "假", "ng", "fail", "nein", "non"}
 MAX_CATEGORIES = 256
 _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|serial|sn|key|编号|序号)($|[_\s-])|id$", re.IGNORECASE)
 _DATEISH = re.compile(r"\d{1,4}[-/.:年]\d{1,2}")
@@ -53,12 +54,14 @@ def infer_kind(s: pd.Series, name: str) -> str:
     if _is_bool_like(values):
         return "boolean"
     sample = values.sample(min(n, 500), random_state=0) if n > 500 else values
-    if sample.str.contains(_DATEISH).mean() > 0.9:
+    # numbers written as text first: '1,509.5' holds '509.5', which dateutil reads as the year 509
+    numberish = number_share(sample) >= NUMBER_SHARE
+    if not numberish and sample.str.contains(_DATEISH).mean() > 0.9:
         if parse_datetimes(sample).notna().mean() >= 0.95:
             return "datetime"
     numeric = pd.to_numeric(sample, errors="coerce")
-    if numeric.notna().mean() >= 0.98:
-        return "numeric"
+    if numeric.notna().mean() >= NUMBER_SHARE:
+        return "numeric"  # plain numbers, a few values that are not (the import counts them as missing)
     nunique = values.nunique()
     ratio = nunique / n
     # A CJK character carries about as much as two Latin letters, and Chinese has no spaces
@@ -95,7 +98,7 @@ def infer_schema(df: pd.DataFrame, delimiter: str | None = None) -> dict:
     for name in df.columns:
         s = df[name]
         col = {"name": name, "kind": infer_kind(s, name), "dtype": str(s.dtype)}
-        if col["kind"] in ("categorical", "text", "id") and not pd.api.types.is_numeric_dtype(s):
+        if col["kind"] in ("categorical", "text", "id", "numeric") and not pd.api.types.is_numeric_dtype(s):
             fmt = detect_number_format(s, delimiter)
             if fmt is not None:
                 col.update(kind="numeric", number_format=fmt)
@@ -208,7 +211,7 @@ class TabularPreprocessor:
                 d = _to_datetime(s)
                 epoch = (d - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0
                 block = np.column_stack([
-                    d.dt.year, d.dt.month, d.dt.day, d.dt.dayofweek, d.dt.hour, epoch,
+                    d.dt.year, d.dt.month, d.dt.day, d.dt.day_of_week, d.dt.hour, epoch,  # Monday = 0
                 ]).astype(float) if n else np.zeros((0, 6))
                 parts.append(block)
             elif kind == "text":
@@ -309,6 +312,48 @@ def _is_datetime_text(v: str) -> bool:
         return bool(parse_datetimes(pd.Series([v])).notna().iloc[0])
 
 
+def _format_example(fmt: dict) -> str:
+    """``e.g. '1.486,7 mm'``: how a number of a column's format is written."""
+    num = "1.486,7" if fmt.get("decimal") == "," else "1,486.7"
+    return f"e.g. {num + (' ' + fmt['unit'] if fmt.get('unit') else '')!r}"
+
+
+def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[int, list[str]]]:
+    """Column -> (count, up to three examples) of the inputs given but read as missing at prediction: a numeric
+    text that is no number (of the column's format: 'abc', another unit), a datetime text that is no date ('n/a',
+    '... CEST', epoch seconds as text), a boolean word that is none of TRUE_WORDS / FALSE_WORDS."""
+    from .tabular_values import unreadable
+
+    found: dict[str, tuple[int, list[str]]] = {}
+    for c in columns:
+        s = df.get(c["name"]) if isinstance(df, pd.DataFrame) else None
+        if s is None or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) \
+                or pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        if c["kind"] == "numeric":
+            values = to_numbers(s, c.get("number_format"))
+        elif c["kind"] == "datetime":
+            values = _to_datetime(s)
+        elif c["kind"] == "boolean":
+            values = pd.Series(_to_bool(s), index=s.index)
+        else:
+            continue
+        bad = unreadable(s, values)
+        if bad.any():
+            found[c["name"]] = (int(bad.sum()), [str(v)[:40] for v in s[bad].unique()[:3]])
+    return found
+
+
+def unreadable_notes(found: dict[str, tuple[int, list[str]]], columns: list[dict]) -> list[str]:
+    """The notes of :func:`unreadable_values`: what was given, that it was scored as missing, what to do."""
+    kinds = {c["name"]: c["kind"] for c in columns}
+    what = {"numeric": "numbers the model can read", "datetime": "dates/times the model can read (e.g. "
+            "'2026-03-29 09:23:30', '29.03.2026 09:23')", "boolean": "yes/no words the model knows"}
+    return [f"{n:,} value(s) of {col!r} are not {what.get(kinds.get(col), 'readable')} (e.g. "
+            f"{', '.join(repr(v) for v in examples)}) and were scored as missing: check the column"
+            for col, (n, examples) in found.items()]
+
+
 def check_records(records: list[dict], columns: list[dict]) -> None:
     """Strict validation of JSON records (serving): errors name the field."""
     if not isinstance(records, list) or not records:
@@ -331,6 +376,9 @@ def check_records(records: list[dict], columns: list[dict]) -> None:
             if c["kind"] == "numeric" and (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)) and not (
                     isinstance(v, str) and c.get("number_format")):  # '12.1 mm' for a column read with its unit
                 errors.append(f"record {i}: field {name!r} must be a number or null, got {type(v).__name__} {str(v)[:40]!r}")
+            elif c["kind"] == "numeric" and isinstance(v, str) and v.strip() and math.isnan(to_number(v, c["number_format"])):
+                errors.append(f"record {i}: field {name!r} must be a number written as the column was imported "
+                              f"({_format_example(c['number_format'])}), or a JSON number, or null; got {v[:40]!r}")
             elif c["kind"] in ("categorical", "text", "datetime") and (
                     not isinstance(v, (str, numbers.Real)) or (c["kind"] == "text" and isinstance(v, (bool, np.bool_)))):
                 errors.append(f"record {i}: field {name!r} must be a string, got {type(v).__name__}")

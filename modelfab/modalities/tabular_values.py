@@ -64,32 +64,72 @@ def _clean(num: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(num, errors="coerce")
 
 
-def _read(text: pd.Series, decimal: str, unit: str | None) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """(value, matched, unit written) of each text under a decimal mark; ``unit`` None: any unit is taken."""
+@lru_cache(maxsize=4)
+def _other_pattern(decimal: str) -> re.Pattern:
+    """A number written with the other decimal mark that cannot be a thousands group: one mark, not followed by
+    exactly three digits (``70.2``, ``1287.0`` in a decimal-comma column; ``70,2`` in a decimal-point one)."""
+    other = re.escape("." if decimal == "," else ",")
+    number = rf"[+\-\u2212]?\d+{other}(?:\d{{1,2}}|\d{{4,}})"
+    return re.compile(rf"^\s*(?P<num>{number})\s*(?P<unit>{_UNIT})?\s*$")
+
+
+def _read(text: pd.Series, decimal: str, unit: str | None,
+          other: bool = False) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(value, matched, unit written) of each text under a decimal mark; ``unit`` None: any unit is taken.
+    ``other``: also read a number that can only be written with the other decimal mark (:func:`_other_pattern`)."""
     ex = text.str.extract(_pattern(decimal).pattern)
     written = ex["unit"].fillna("").str.strip()
     ok = ex["num"].notna()
     if unit is not None:
         ok &= (written == unit) | (written == "")  # a bare number is taken as in the column's unit
     values = _clean(ex["num"].where(ok).fillna(""), decimal).where(ok)
+    if other and (~ok).any():
+        rest = text[~ok].str.extract(_other_pattern(decimal).pattern)
+        unit_ok = rest["unit"].fillna("").str.strip()
+        took = rest["num"].notna() & (((unit_ok == unit) | (unit_ok == "")) if unit is not None else True)
+        if took.any():
+            mark = "." if decimal == "," else ","
+            nums = rest["num"][took].str.replace(mark, ".", regex=False).str.replace("\u2212", "-")
+            values = values.astype(float)
+            values[nums.index] = pd.to_numeric(nums, errors="coerce")
+            ok = ok.copy()
+            ok[nums.index] = True
+            written = written.copy()
+            written[nums.index] = unit_ok[took]
     return values.astype(float), ok, written
+
+
+NUMBER_SHARE = 0.9  # a column is numbers when at least this share of its values read as numbers of one format
+
+
+def number_share(values: pd.Series) -> float:
+    """The share of the texts in ``values`` that read as numbers of either decimal mark (any unit): how
+    :func:`~modelfab.modalities.tabular.infer_kind` tells ``1,509.5`` (a number) from a date before trying dates."""
+    text = values.dropna().astype(str)
+    if text.empty:
+        return 0.0
+    return float(max(_read(text, d, None, other=True)[1].mean() for d in DECIMALS))
 
 
 def detect_number_format(values: pd.Series, delimiter: str | None = None) -> dict | None:
     """The number format of a column of texts, or None when they are not numbers that need one.
 
-    A format (``{"decimal": "," | ".", "unit": "mm" | "%" | ""}``) is returned when at least 98 % of the values are
-    numbers written with that decimal mark (and '.', ',', space or narrow-space thousands separators) followed by
-    one and the same unit or none, and something needs reading (a decimal comma, thousands separators or a unit).
+    A format (``{"decimal": "," | ".", "unit": "mm" | "%" | ""}``) is returned when at least 90 % (NUMBER_SHARE)
+    of the values are numbers written with that decimal mark (and '.', ',', space or narrow-space thousands
+    separators) followed by one and the same unit or none, and something needs reading (a decimal comma, thousands
+    separators, a unit, or a value written with the other decimal mark). A value that can only be written with the
+    other mark (``70.2`` or ``1287.0`` in a decimal-comma column: one '.', not followed by exactly three digits)
+    reads as that number; the values that do not read at all are missing (the import note names them).
     The decimal mark is decided from the evidence: ``70,2``, ``31,11`` or ``1.486,7`` say comma, ``1,486.7`` says
     dot; when every value reads either way (``1,234``), a ';'-separated file is taken to write a decimal comma and
     any other a comma between thousands."""
     text = values.dropna().astype(str)
     if text.empty:
         return None
-    if len(text) > 500 and _read(text.sample(500, random_state=0), ".", None)[1].mean() < 0.5 \
-            and _read(text.sample(500, random_state=0), ",", None)[1].mean() < 0.5:
-        return None  # a quick no for the categorical columns of a large table
+    if len(text) > 500:
+        sample = text.sample(500, random_state=0)
+        if max(_read(sample, d, None, other=True)[1].mean() for d in DECIMALS) < 0.5:
+            return None  # a quick no for the categorical columns of a large table
     read = {d: _read(text, d, None) for d in DECIMALS}
     ok = {d: r[1] for d, r in read.items()}
     only = {d: int((ok[d] & ~ok[other]).sum()) for d, other in zip(DECIMALS, DECIMALS[::-1])}
@@ -97,15 +137,18 @@ def detect_number_format(values: pd.Series, delimiter: str | None = None) -> dic
         decimal = "," if only[","] > only["."] else "."
     else:
         decimal = "," if delimiter == ";" and text.str.contains(",", regex=False).any() else "."
-    _, matched, written = read[decimal]
+    _, matched, written = _read(text, decimal, None, other=True)
     units = written[matched & (written != "")].value_counts()
-    unit = str(units.index[0]) if len(units) else ""
-    _, good, _ = _read(text, decimal, unit)
+    bare = int((matched & (written == "")).sum())
+    # the unit most values write; a few values with a unit among bare numbers ('70,2 cm') are not the column's
+    unit = str(units.index[0]) if len(units) and int(units.iloc[0]) >= bare else ""
+    _, good, _ = _read(text, decimal, unit, other=True)
+    strict = _read(text, decimal, unit)[1]
     blank = text.str.strip() == unit if unit else pd.Series(False, index=text.index)  # ' mm': a missing value
-    if good.sum() < 0.98 * (~blank).sum() or not good.any():
+    if good.sum() < NUMBER_SHARE * (~blank).sum() or not strict.any():
         return None
     grouped = text[good].str.contains(f"\\d[{re.escape(',.' + _GROUP_SPACES)}]\\d{{3}}(?:\\D|$)").any()
-    if decimal == "." and not unit and not grouped:
+    if decimal == "." and not unit and not grouped and not (good & ~strict).any():
         return None  # plain numbers: read as numbers without a format
     return {"decimal": decimal, "unit": unit}
 
@@ -113,14 +156,31 @@ def detect_number_format(values: pd.Series, delimiter: str | None = None) -> dic
 def to_numbers(s: pd.Series, fmt: dict | None) -> pd.Series:
     """Floats of a numeric column: numbers as they are; texts by the column's number format (``fmt``, see
     :func:`detect_number_format`; None: plain numbers). A text that is not a number of the format (another unit,
-    no number) is NaN."""
+    no number) is NaN; one that can only be written with the other decimal mark (``70.2`` in a decimal-comma
+    column) is that number."""
     if not fmt or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         return pd.to_numeric(s, errors="coerce").astype(float)
     is_text = s.map(lambda v: isinstance(v, str)).astype(bool)
     out = pd.to_numeric(s.where(~is_text), errors="coerce").astype(float)
     if is_text.any():
-        out[is_text] = _read(s[is_text].astype(str), fmt.get("decimal", "."), fmt.get("unit", "") or "")[0]
+        out[is_text] = _read(s[is_text].astype(str), fmt.get("decimal", "."), fmt.get("unit", "") or "",
+                             other=True)[0]
     return out
+
+
+def unreadable(raw: pd.Series, values: pd.Series) -> pd.Series:
+    """Where a value was given (not missing, not blank) but read as missing."""
+    given = raw.notna() & ~raw.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
+    return given & pd.Series(values, index=raw.index).isna()
+
+
+def unreadable_note(source: str, name: str, bad: pd.Series, raw: pd.Series, what: str = "numbers") -> str:
+    """``5 values of 'x' are not numbers (e.g. 'abc', '70,2 cm') and are missing``: the values ``bad`` marks."""
+    n = int(bad.sum())
+    shown = ", ".join(repr(str(v)[:30]) for v in raw[bad].astype(str).unique()[:3])
+    return (f"{source}: {n:,} value{'s' if n != 1 else ''} of {name!r} {'are' if n != 1 else 'is'} not {what} "
+            f"(e.g. {shown}) and {'are' if n != 1 else 'is'} missing; fix them in the file and import it again "
+            "to keep them.")
 
 
 def to_number(v, fmt: dict | None) -> float:
@@ -152,33 +212,34 @@ def number_format_note(source: str, name: str, fmt: dict, raw: pd.Series, values
     if fmt.get("unit"):
         how.append(f"the unit {fmt['unit']!r}")
     what = " and ".join(how) or "thousands separators"
-    lost = raw.notna() & values.isna()
-    missing = ""
-    if lost.any():
-        bad = ", ".join(repr(str(v)[:30]) for v in raw[lost].astype(str).unique()[:3])
-        missing = (f" {int(lost.sum()):,} value(s) that are not such numbers were read as missing (e.g. {bad}); "
-                   "fix them in the file and import it again to keep them.")
+    lost = unreadable(raw, values)
+    missing = " " + unreadable_note(source, name, lost, raw).split(": ", 1)[1] if lost.any() else ""
     return (f"{source}: column {name!r} holds numbers written with {what}{example}: read as numbers "
             f"({format_label(name, fmt)}); new data for a model is read the same way, and a value in another unit "
             f"or without a number is read as missing.{missing}")
 
 
 def apply_number_formats(df: pd.DataFrame, schema: dict, source: str) -> list[str]:
-    """Convert (in ``df``) every numeric column of ``schema`` that has a number format to floats; the notes say
-    what was read. A column whose kind is no longer numeric (a person chose another) loses its format."""
+    """Convert (in ``df``) every numeric column of ``schema`` held as texts to floats: by its number format, or as
+    plain numbers ('abc' among '70.2', '71.5': a column of numbers with a few that are not); the notes say what was
+    read and count the values that are not numbers (they are missing). A column whose kind is no longer numeric (a
+    person chose another) loses its format."""
     notes = []
     for col in schema["columns"]:
         fmt = col.get("number_format")
-        if not fmt:
-            continue
         if col["kind"] != "numeric":
-            col.pop("number_format")
+            col.pop("number_format", None)
             continue
         raw = df[col["name"]]
+        if not fmt and (pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw)):
+            continue
         values = to_numbers(raw, fmt)
         df[col["name"]] = values.to_numpy(dtype=np.float64)
         col["dtype"] = "float64"
-        notes.append(number_format_note(source, col["name"], fmt, raw, values))
+        if fmt:
+            notes.append(number_format_note(source, col["name"], fmt, raw, values))
+        elif unreadable(raw, values).any():
+            notes.append(unreadable_note(source, col["name"], unreadable(raw, values), raw))
     return notes
 
 

@@ -382,8 +382,15 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
     if len(df) > settings.max_records_per_request:
         raise TooLarge(f"{len(df):,} rows in one upload; the limit is {settings.max_records_per_request:,}.",
                        hint="Use `modelfab predict` for large files.")
-    pred = m.predictor.predict(df)
-    return {"predictions": [_as_prediction(r) for r in json.loads(pred.to_json(orient="records"))]}
+    import warnings
+
+    with warnings.catch_warnings():  # the notes go to the client, not the server's log
+        warnings.simplefilter("ignore", UserWarning)
+        pred = m.predictor.predict(df)
+    answer = {"predictions": [_as_prediction(r) for r in json.loads(pred.to_json(orient="records"))]}
+    if pred.attrs.get("notes"):  # values given but not readable ('abc', 'n/a' for a date): scored as missing
+        answer["notes"] = list(pred.attrs["notes"])
+    return answer
 
 
 def _as_prediction(row: dict) -> dict:

@@ -388,20 +388,21 @@ def test_graph_is_one_model_with_documented_io(tmp_path):
 
 # -- docs/onnx.md stays true ------------------------------------------------------------------
 
-def test_docs_example_scores_with_onnxruntime_alone(tmp_path):
+def _docs_block() -> str:
     text = (ROOT / "docs" / "onnx.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     assert len(blocks) == 1, "docs/onnx.md should hold exactly one python example"
-    df = frame(k=3, dt=True)
-    folder = make_package(tmp_path / "pkg", df, "classification", [("lightgbm-text", lgbm())])
-    work = tmp_path / "run"
+    return blocks[0]
+
+
+def _run_docs_example(folder: Path, work: Path, rows: pd.DataFrame) -> None:
+    """Export ``folder``, write ``rows`` as new_rows.csv, run the docs example without modelfab and compare its
+    answers with the package's own on the same file."""
     work.mkdir()
     export_onnx(folder, work / "model.onnx")
-    rows = fresh_rows(df)
-    rows["when"] = rows["when"].dt.strftime("%Y-%m-%d %H:%M:%S")
     rows.to_csv(work / "new_rows.csv", index=False)
     script = ("import sys\nsys.modules['modelfab'] = None  # the example must not need modelfab\n"
-              + blocks[0] + "\nscored.to_csv('scored.csv', index=False)\n")
+              + _docs_block() + "\nscored.to_csv('scored.csv', index=False)\n")
     (work / "score.py").write_text(script, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "score.py"], cwd=work, capture_output=True, text=True, timeout=120, env=env)
@@ -413,3 +414,44 @@ def test_docs_example_scores_with_onnxruntime_alone(tmp_path):
     assert list(got.columns) == ["prediction", *proba]
     assert np.abs(got[proba].to_numpy() - want[proba].to_numpy()).max() <= TOL
 
+
+def test_docs_example_scores_with_onnxruntime_alone(tmp_path):
+    df = frame(k=3, dt=True)
+    folder = make_package(tmp_path / "pkg", df, "classification", [("lightgbm-text", lgbm())])
+    rows = fresh_rows(df)
+    rows["when"] = rows["when"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    _run_docs_example(folder, tmp_path / "run", rows)
+
+
+def _plant_text(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as a German plant writes it: '50,3 °C', '1.486,70' (thousands dots), dates dd.mm.yyyy, ja/nein."""
+    out = df.copy()
+    out["temp"] = [None if v != v else f"{v:.2f} °C".replace(".", ",") for v in df["temp"]]
+    out["press ure (bar)"] = [None if v != v else f"{v * 1000:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")
+                              for v in df["press ure (bar)"]]
+    out["when"] = [None if v is pd.NaT or v != v else v.strftime("%d.%m.%Y %H:%M") for v in df["when"]]
+    out["ok"] = df["ok"].map({"yes": "ja", "no": "nein"})
+    return out
+
+
+def test_docs_example_reads_comma_numbers_units_and_day_first_dates_as_modelfab(tmp_path):
+    # the example read '50,3 °C' and '1.486,70' with pd.to_numeric (missing) and 03.04.2026 as March 4
+    df = _plant_text(frame(k=2, dt=True))
+    folder = make_package(tmp_path / "pkg", df, "classification", [("lightgbm-text", lgbm())])
+    formats = {c["name"]: c.get("number_format") for c in load_predictor(folder).input_columns}
+    assert formats["temp"] == {"decimal": ",", "unit": "°C"} and formats["press ure (bar)"]["decimal"] == ","
+    rows = _plant_text(fresh_rows(frame(k=2, dt=True)))
+    rows.loc[:4, "temp"] = ["70.25", "abc", "7,0 K", "-1,5 °C", "12,5"]  # a decimal point, no number, another unit
+    rows.loc[5:7, "when"] = ["03.04.2026 10:00", "2026-04-03T10:00:00Z", "03.04.2026"]
+    _run_docs_example(folder, tmp_path / "run", rows)
+
+
+def test_docs_yes_no_words_are_modelfabs():
+    import ast
+
+    from modelfab.modalities.tabular import FALSE_WORDS, TRUE_WORDS
+
+    tree = ast.parse(_docs_block())
+    words = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name) and t.id in ("TRUE", "FALSE")}
+    assert words == {"TRUE": TRUE_WORDS, "FALSE": FALSE_WORDS}

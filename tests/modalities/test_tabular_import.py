@@ -103,3 +103,45 @@ def test_predict_says_which_values_it_could_not_read(plant, model):
     res = predict_table_file(model, root / "bad.csv", root / "bad_scored.csv")
     assert res["rows"] == 30 and res["unreadable_values"] == {"temperature_c": 5, "diameter": 2}
     assert any("5 value(s) of 'temperature_c'" in n and "'abc'" in n for n in res["notes"])
+
+
+def test_predict_notes_dates_and_yes_no_words_it_could_not_read(plant, model):
+    root = plant[0]
+    new = _mes(30, 8).drop(columns=["torque_nm"])
+    new.loc[:2, "timestamp"] = ["garbage", "2026-03-29 09:23:30 CEST", "1743235410"]  # no dates modelfab reads
+    new.loc[3:4, "coolant_ok"] = "vielleicht"
+    new.to_csv(root / "bad_dates.csv", sep=";", index=False)
+    from modelfab.batch import predict_table_file
+
+    res = predict_table_file(model, root / "bad_dates.csv", root / "bad_dates_scored.csv")
+    assert res["unreadable_values"] == {"timestamp": 3, "coolant_ok": 2}
+    assert any("3 value(s) of 'timestamp' are not dates" in n and "'garbage'" in n for n in res["notes"])
+    # the Python API says the same: a warning, and the notes on the answer
+    with pytest.warns(UserWarning, match="2 value.s. of 'coolant_ok'"):
+        pred = model.predict(new)
+    assert pred.attrs["unreadable_values"] == {"timestamp": 3, "coolant_ok": 2}
+    # /predict-file of a table answers with the same notes
+    from types import SimpleNamespace
+
+    from modelfab.serving.app import _score_upload
+    from modelfab.settings import Settings
+
+    answer = _score_upload(SimpleNamespace(predictor=model.predictor), (root / "bad_dates.csv").read_bytes(),
+                           "bad_dates.csv", Settings())
+    assert len(answer["predictions"]) == 30 and answer["notes"] == pred.attrs["notes"]
+
+
+def test_an_excel_cell_holding_the_text_of_a_number_is_read_as_that_number(plant, model):
+    root = plant[0]
+    new = _mes(10, 8).drop(columns=["torque_nm"])
+    new["temperature_c"] = new["temperature_c"].str.replace(",", ".").astype(float).astype(object)
+    new.loc[0, "temperature_c"] = "68.9"  # a cell formatted as text: Excel keeps '68.9' a string
+    new.to_excel(root / "text_cell.xlsx", index=False)
+    from modelfab.batch import predict_table_file
+
+    res = predict_table_file(model, root / "text_cell.xlsx", root / "text_cell_scored.csv")
+    assert "unreadable_values" not in res
+    as_number = new.copy()
+    as_number.loc[0, "temperature_c"] = 68.9
+    scored = pd.read_csv(root / "text_cell_scored.csv")
+    assert scored["prediction"].iloc[0] == pytest.approx(float(model.predict(as_number)["prediction"].iloc[0]))

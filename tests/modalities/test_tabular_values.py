@@ -136,3 +136,85 @@ def test_categories_written_several_ways_are_noted():
     schema = infer_schema(df)
     notes = spelling_notes(df, schema)
     assert len(notes) == 1 and "'line'" in notes[0] and "'L1' / 'L1 ' / 'l1'" in notes[0] and "'L-2' / 'L2'" in notes[0]
+
+
+# -- numbers as text before dates; a clear majority of numbers is a numeric column ------------------------------
+
+def test_english_thousands_all_over_1000_are_numbers_not_dates():
+    # '1,509.5' holds '509.5', which dateutil read as the year 509: the column imported as datetime
+    s = pd.Series(["1,509.5", "9,486.6", "2,001.0", "1,860.4"] * 20)
+    assert _kinds(pd.DataFrame({"force": s}), ",")["force"] == ("numeric", {"decimal": ".", "unit": ""})
+    for dates in (["29.03.2026", "30.03.2026"], ["2026-03-29", "2026-03-30"], ["29.03.2026 09:23", "2026-03-29T09:23Z"]):
+        assert infer_kind(pd.Series(dates * 20), "when") == "datetime"
+
+
+def _import(df, delimiter=";"):
+    from modelfab.modalities.tabular import column_stats
+    from modelfab.modalities.tabular_values import apply_number_formats
+
+    df = df.copy()
+    schema = infer_schema(df, delimiter)
+    notes = apply_number_formats(df, schema, "plant.csv")
+    return df, {c["name"]: (c["kind"], c.get("number_format")) for c in schema["columns"]}, notes, \
+        column_stats(df, schema)
+
+
+def test_a_clear_majority_of_numbers_is_numeric_and_the_rest_is_counted():
+    n = 200
+    mostly = ["70,2"] * 190 + ["70.2"] * 4 + ["abc"] * 3 + ["70,2 cm"] * 3  # was: 193 categories, no note
+    df = pd.DataFrame({"x": mostly, "half": ["70,2", "70.2"] * (n // 2), "thou": ["1.739,0", "1287.0"] * (n // 2)})
+    out, kinds, notes, stats = _import(df)
+    assert kinds == {"x": ("numeric", {"decimal": ",", "unit": ""}), "half": ("numeric", {"decimal": ",", "unit": ""}),
+                     "thou": ("numeric", {"decimal": ",", "unit": ""})}
+    assert out["x"].iloc[190] == pytest.approx(70.2) and out["x"].isna().sum() == 6
+    assert out["half"].tolist()[:2] == pytest.approx([70.2, 70.2])
+    assert out["thou"].tolist()[:2] == pytest.approx([1739.0, 1287.0])
+    note = next(t for t in notes if "'x'" in t)
+    assert "6 values of 'x' are not numbers" in note and "'abc'" in note and "'70,2 cm'" in note
+    assert stats["x"]["missing"] == 6
+    assert not any("are not numbers" in t for t in notes if "'x'" not in t)
+
+
+def test_plain_numbers_with_a_few_words_count_them_as_missing():
+    df = pd.DataFrame({"p": ["75.3", "78.9", "81.25"] * 66 + ["abc", "abc"]})
+    out, kinds, notes, stats = _import(df, ",")
+    assert kinds["p"] == ("numeric", None) and out["p"].dtype == np.float64
+    assert stats["p"]["missing"] == 2  # was: missing 0, no note
+    assert any("2 values of 'p' are not numbers (e.g. 'abc') and are missing" in t for t in notes)
+
+
+# -- prediction: values given but not readable -------------------------------------------------------------------
+
+def test_rest_refuses_a_text_the_columns_number_format_does_not_read():
+    cols = [{"name": "t", "kind": "numeric", "number_format": {"decimal": ",", "unit": "mm"}}]
+    for ok in ("70,2 mm", "70,2", "1.486,7", "70.2", "", 70.2):
+        check_records([{"t": ok}], cols)
+    for bad in ("abc", "70,2 cm"):
+        with pytest.raises(InvalidInput) as err:
+            check_records([{"t": bad}], cols)
+        assert "field 't' must be a number" in err.value.message and repr(bad) in err.value.message
+
+
+def test_predict_notes_unreadable_numbers_dates_and_yes_no_words():
+    import warnings
+
+    from modelfab.modalities.tabular import unreadable_values
+
+    cols = [{"name": "x", "kind": "numeric", "number_format": {"decimal": ",", "unit": ""}},
+            {"name": "when", "kind": "datetime"}, {"name": "ok", "kind": "boolean"}]
+    df = pd.DataFrame({"x": ["70,2", "abc", None], "ok": ["ja", "vielleicht", "nein"],
+                       "when": ["29.03.2026", "n/a", "2026-03-29 09:23:30 CEST"]})
+    found = unreadable_values(df, cols)
+    assert found == {"x": (1, ["abc"]), "when": (2, ["n/a", "2026-03-29 09:23:30 CEST"]), "ok": (1, ["vielleicht"])}
+    assert unreadable_values(pd.DataFrame({"when": ["1743235410"]}), cols[1:2])["when"][0] == 1  # epoch as text
+    pre = TabularPreprocessor(cols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Series.dt.dayofweek warned at every prediction
+        x = pre.transform(df)
+    assert x[0, 0] == pytest.approx(70.2) and x[0, 4] == 6  # 2026-03-29 is a Sunday (Monday = 0)
+    assert x[:, -1].tolist()[0] == 1.0 and np.isnan(x[1, -1]) and x[2, -1] == 0.0  # ja / vielleicht / nein
+
+
+@pytest.mark.parametrize("yes, no", [("ja", "nein"), ("oui", "non"), ("sí", "no"), ("si", "no")])
+def test_yes_no_words_of_german_french_and_spanish_are_boolean(yes, no):
+    assert infer_kind(pd.Series([yes, no, yes.capitalize(), no.upper()] * 10), "ok") == "boolean"
