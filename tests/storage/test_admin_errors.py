@@ -279,3 +279,26 @@ def test_a_busy_port_is_said_before_any_banner(tmp_path):
         proc = run_cli("serve", "--port", str(s.getsockname()[1]), "-w", str(tmp_path / "ws"), check=False)
     assert proc.returncode == 4 and "Cannot listen" in proc.stderr, proc.stderr
     assert "Serving" not in proc.stdout
+
+
+def test_disk_full_during_import_is_said(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs (a real full disk)")
+    import numpy as np
+    import pandas as pd
+
+    pd.DataFrame(np.random.default_rng(0).random((40_000, 8)), columns=list("abcdefgh")).to_csv(
+        tmp_path / "big.csv", index=False)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    try:
+        run_cli("init", str(mnt / "ws"))
+        out = _fails("data", "import", str(tmp_path / "big.csv"), "--name", "big", "-w", str(mnt / "ws"), code=5)
+        assert "disk is full" in out
+        with Workspace.open(mnt / "ws") as ws:
+            assert ws.datasets() == []
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
