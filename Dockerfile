@@ -1,8 +1,18 @@
-# modelfab model server as a container.
-#   docker build -t modelfab .
-#   docker run -p 8000:8000 -v /srv/modelfab:/workspace modelfab serve --host 0.0.0.0
+# modelfab model server as a container (docs/deploy.md, "As a container", has the full steps).
+#   docker build -t modelfab .                                   # extras: signal,postgres (see EXTRAS below)
+#   docker build --build-arg EXTRAS=signal,image,series,postgres,s3 -t modelfab .
+#   sudo install -d -o 10001 -g 10001 /srv/modelfab              # the container runs as uid 10001
+#   docker run --rm -v /srv/modelfab:/workspace modelfab init /workspace
+#   docker run --rm -v /srv/modelfab:/workspace -v "$PWD":/in:ro modelfab models import /in/line3.mfpkg
+#   docker run --rm -v /srv/modelfab:/workspace modelfab models promote line3:1 --stage production
+#   docker run -d --name modelfab -p 8000:8000 -v /srv/modelfab:/workspace modelfab
+# ENTRYPOINT is `modelfab`: arguments after the image name are a modelfab command (`init`, `serve ...`), never
+# `modelfab ...` again. With no arguments the image serves every production model on 0.0.0.0:8000.
 # The workspace (metadata + blobs) lives on the mounted volume; the image holds no data.
 FROM python:3.11-slim
+
+# modelfab extras installed in the image (pyproject.toml [project.optional-dependencies]), comma-separated.
+ARG EXTRAS=signal,postgres
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 MODELFAB_HOME=/workspace
 RUN apt-get update && apt-get install -y --no-install-recommends libsndfile1 libgomp1 \
@@ -12,7 +22,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libsndfile1 lib
 WORKDIR /opt/modelfab
 COPY pyproject.toml README.md ./
 COPY modelfab ./modelfab
-RUN pip install ".[signal]"
+RUN pip install ".[${EXTRAS}]"
 
 USER modelfab
 VOLUME ["/workspace"]

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 from .errors import Conflict, IntegrityError, InvalidInput, WorkspaceError
 from .storage import snapshot as snap
 from .storage.blobs import BlobStore, LocalBlobStore, sha256_file
-from .storage.metadata import MetadataStore, head_revision, public_db_url
+from .storage.metadata import MetadataStore, head_revision, public_db_url, refuse_password
 from .workspace import MARKER, WORKSPACE_FORMAT, Workspace, resolve_path
 
 BACKUP_FORMAT = 1
@@ -73,31 +73,35 @@ def backup(ws: Workspace, dest: str | os.PathLike, progress: Progress | None = N
         raise Conflict(f"Backup destination {dest} exists and is not an empty folder.", hint="Give a new folder.")
     work = dest.with_name(dest.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
-    (work / "tables").mkdir(parents=True)
-    files: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    with snap.snapshot(ws.meta, ws.tmp_dir) as conn:
-        rev = snap.revision(conn)
-        for table in snap.table_order():
-            path = work / "tables" / f"{table.name}.jsonl"
-            n = 0
-            with open(path, "w", encoding="utf-8") as fh:
-                for row in snap.iter_rows(conn, table):
-                    fh.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
-                    n += 1
-            counts[table.name] = n
-            files[f"tables/{table.name}.jsonl"] = sha256_file(path)
-        shas = sorted(snap.referenced(conn))
-    out_blobs = LocalBlobStore(work / "blobs")
-    nbytes = _copy_blobs(ws.blobs, out_blobs, shas, progress)
-    out_blobs.clear_tmp()
-    manifest = {"format": BACKUP_FORMAT, "schema": rev, "source": {"db": ws.meta.url, "blobs": ws.blobs.url},
-                "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "rows": counts, "files": files, "blobs": shas, "blob_bytes": nbytes}
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    if dest.exists():
-        dest.rmdir()
-    os.replace(work, dest)
+    try:
+        (work / "tables").mkdir(parents=True)
+        files: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        with snap.snapshot(ws.meta, ws.tmp_dir) as conn:
+            rev = snap.revision(conn)
+            for table in snap.present_tables(conn):  # an older schema (before `migrate`) lacks later tables
+                path = work / "tables" / f"{table.name}.jsonl"
+                n = 0
+                with open(path, "w", encoding="utf-8") as fh:
+                    for row in snap.iter_rows(conn, table):
+                        fh.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
+                        n += 1
+                counts[table.name] = n
+                files[f"tables/{table.name}.jsonl"] = sha256_file(path)
+            shas = sorted(snap.referenced(conn))
+        out_blobs = LocalBlobStore(work / "blobs")
+        nbytes = _copy_blobs(ws.blobs, out_blobs, shas, progress)
+        out_blobs.clear_tmp()
+        manifest = {"format": BACKUP_FORMAT, "schema": rev, "source": {"db": ws.meta.url, "blobs": ws.blobs.url},
+                    "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "rows": counts, "files": files, "blobs": shas, "blob_bytes": nbytes}
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if dest.exists():
+            dest.rmdir()
+        os.replace(work, dest)
+    except BaseException:  # a failed backup (disk full, database gone) leaves nothing that blocks a retry
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return {"backup": str(dest), "schema": rev, "rows": counts, "blobs": len(shas), "blob_bytes": nbytes}
 
 
@@ -154,6 +158,7 @@ def _iter_jsonl(path: Path) -> Iterator[dict]:
 
 def _new_config(root: Path, db_url: str | None, blobs_url: str | None) -> tuple[dict, str]:
     db_url = db_url or os.environ.get("MODELFAB_DB") or "sqlite:///metadata.db"
+    refuse_password(db_url)
     config = {"format": WORKSPACE_FORMAT, "db": public_db_url(db_url),
               "blobs": blobs_url or os.environ.get("MODELFAB_BLOBS") or "blobs",
               "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -168,18 +173,7 @@ def _write_marker(root: Path, config: dict) -> None:
     os.replace(tmp, root / MARKER)
 
 
-def restore(src: str | os.PathLike, target: str | os.PathLike | None, *, db_url: str | None = None,
-            blobs_url: str | None = None, progress: Progress | None = None) -> dict:
-    """Restore a backup into a new workspace at ``target`` (empty or missing folder; empty database)."""
-    src = Path(src)
-    manifest = verify_backup(src)
-    root = resolve_path(target)
-    if (root / MARKER).exists() or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
-        raise Conflict(f"Restore target {root} is not empty.", hint="Restore into a new folder.")
-    root.mkdir(parents=True, exist_ok=True)
-    for sub in ("blobs", "cache", "tmp", "reports"):
-        (root / sub).mkdir(exist_ok=True)
-    config, url = _new_config(root, db_url, blobs_url)
+def _restore_into(src: Path, root: Path, config: dict, url: str, manifest: dict, progress) -> tuple[dict, int]:
     blobs = Workspace._blob_store(root, config)
     if hasattr(blobs, "ensure_bucket"):
         blobs.ensure_bucket()
@@ -197,6 +191,31 @@ def restore(src: str | os.PathLike, target: str | os.PathLike | None, *, db_url:
         meta.upgrade()  # an older backup comes up to this modelfab's schema
     finally:
         meta.close()
+    return counts, nbytes
+
+
+def restore(src: str | os.PathLike, target: str | os.PathLike | None, *, db_url: str | None = None,
+            blobs_url: str | None = None, progress: Progress | None = None) -> dict:
+    """Restore a backup into a new workspace at ``target`` (empty or missing folder; empty database)."""
+    src = Path(src)
+    manifest = verify_backup(src)
+    root = resolve_path(target)
+    if (root / MARKER).exists() or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+        raise Conflict(f"Restore target {root} is not empty.", hint="Restore into a new folder.")
+    config, url = _new_config(root, db_url, blobs_url)  # a refused URL creates nothing
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in ("blobs", "cache", "tmp", "reports"):
+            (root / sub).mkdir(exist_ok=True)
+        counts, nbytes = _restore_into(src, root, config, url, manifest, progress)
+    except BaseException:  # a failed restore (disk full, database gone) leaves the target as it was: retry works
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        elif root.is_dir():
+            for child in root.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        raise
     _write_marker(root, config)  # last: a half-restored folder is not a workspace
     return {"workspace": str(root), "schema": head_revision(), "rows": counts, "blobs": len(manifest["blobs"]),
             "blob_bytes": nbytes}
@@ -241,6 +260,7 @@ def migrate_storage(ws: Workspace, *, db_url: str | None, blobs_url: str | None,
     The old metadata file and blob folder are left untouched (delete them once you are happy)."""
     if not db_url and not blobs_url:
         raise InvalidInput("Give --db URL and/or --blobs URL to move the workspace to.")
+    refuse_password(db_url)
     config = json.loads((ws.root / MARKER).read_text("utf-8"))
     new_config = dict(config)
     if db_url:

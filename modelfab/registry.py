@@ -106,6 +106,35 @@ def registered_copy(rows: list[dict], manifest: dict) -> dict | None:
     return next((r for r in reversed(rows) if same(r["manifest"]) == wanted), None)
 
 
+def verify_stored(meta, blobs, row: dict) -> int:
+    """Read every stored file of a model version (manifest and package files) from the blob store and check
+    its sha256; raise IntegrityError naming the first bad one. Returns the number of files checked.
+    ``models promote`` calls it: a version whose files were changed must not reach production."""
+    ref = f"{row['name']}:{row['version']}"
+    refs = meta.blob_refs(f"models:{row['id']}")
+    if "package" not in refs:
+        raise IntegrityError(f"{ref} has no stored package; expected its manifest among the blobs.",
+                             hint="Import the model package again (modelfab models import FILE).")
+    for role, sha in sorted(refs.items(), key=lambda kv: kv[0] != "package"):
+        what = "manifest" if role == "package" else role.removeprefix("file:")
+        try:
+            with blobs.open(sha) as fh:
+                while fh.read(1 << 20):
+                    pass
+        except (IntegrityError, NotFound) as exc:
+            got = "is missing" if isinstance(exc, NotFound) else "does not match its sha256 (it was changed)"
+            raise IntegrityError(
+                f"{ref} failed its integrity check: its stored {what} (blob {sha[:12]}) {got}.",
+                hint="Nothing was changed; restore the workspace from a backup, or import the model package "
+                     "again (modelfab models import FILE) and promote that version.") from None
+    manifest = json.loads(blobs.get_bytes(refs["package"]).decode("utf-8"))
+    missing = [rel for rel in manifest.get("files", {}) if f"file:{rel}" not in refs]
+    if missing:
+        raise IntegrityError(f"{ref} failed its integrity check: its manifest lists {missing[0]}, which is not "
+                             "stored.", hint="Import the model package again (modelfab models import FILE).")
+    return len(refs)
+
+
 def materialise(meta, blobs, row: dict, cache_root: Path) -> Path:
     """Folder holding the verified package of a model row (cached by package hash)."""
     final = Path(cache_root) / row["package_sha"]

@@ -63,4 +63,11 @@ class Settings:
         for f in fields(cls):
             if f.type in ("int", int):
                 values[f.name] = _int_env(f"MODELFAB_{f.name.upper()}", getattr(s, f.name))
+        for name, value in values.items():  # limits and sizes: 0 or less means nothing would ever pass
+            if name != "seed" and value < 1:
+                from .errors import InvalidInput
+
+                raise InvalidInput(f"Environment variable MODELFAB_{name.upper()} must be a whole number above 0; "
+                                   f"got {value}.", hint=f"Unset it (default {getattr(s, name):,}) or give a "
+                                                         "positive number.")
         return replace(s, **values)

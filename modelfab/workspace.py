@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .errors import InvalidInput, Unauthorized, WorkspaceError
 from .settings import Settings
 from .storage.blobs import BlobStore, open_blob_store, sha256_file
-from .storage.metadata import MetadataStore, public_db_url, sqlite_url, utcnow
+from .storage.metadata import MetadataStore, public_db_url, refuse_password, sqlite_url, utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -38,6 +38,14 @@ def _check_path(path, what: str, argument: str = "path") -> None:
     got = ("an empty string" if isinstance(path, str) else "None" if path is None
            else f"{type(path).__name__} {path!r:.40}")
     raise InvalidInput(f"{argument}: expected the path of {what} (a str or Path); got {got}.")
+
+
+def _read_only_folder(root: Path) -> bool:
+    """A workspace folder this process cannot write (read-only mount, or no write permission)."""
+    try:
+        return bool(os.statvfs(root).f_flag & os.ST_RDONLY) or not os.access(root, os.W_OK)
+    except OSError:
+        return False
 
 
 def resolve_path(path: str | os.PathLike | None) -> Path:
@@ -68,15 +76,30 @@ class Workspace:
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"Cannot create a workspace at {root}: it is a file, expected a folder.",
                                  hint="Choose another path.")
+        refuse_password(db_url, "--db" if "MODELFAB_DB" not in os.environ else "--db / MODELFAB_DB")
         if (root / MARKER).is_file():
             ws = cls.open(root, settings=settings)
+            cls._check_same_storage(ws, db_url, blobs_url)
             return ws
+        created = not root.exists()
         try:
             root.mkdir(parents=True, exist_ok=True)
             for sub in ("blobs", "cache", "tmp", "reports"):
                 (root / sub).mkdir(exist_ok=True)
         except OSError as exc:
             raise WorkspaceError(f"Cannot create a workspace at {root}: {exc.strerror}.") from None
+        try:
+            return cls._init_storage(root, db_url, blobs_url, settings)
+        except BaseException:  # the database or bucket refused: leave no half-made folder behind
+            if created:
+                import shutil
+
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _init_storage(cls, root: Path, db_url: str | None, blobs_url: str | None,
+                      settings: Settings | None) -> "Workspace":
         config = {"format": WORKSPACE_FORMAT, "db": public_db_url(db_url or "sqlite:///metadata.db"),
                   "blobs": blobs_url or "blobs", "created_at": utcnow()}
         if os.environ.get("MODELFAB_S3_ENDPOINT") and config["blobs"].startswith("s3://"):
@@ -92,7 +115,9 @@ class Workspace:
         return cls(root, meta, blobs, settings or Settings.from_env())
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, *, settings: Settings | None = None) -> "Workspace":
+    def open(cls, path: str | os.PathLike | None = None, *, settings: Settings | None = None,
+             allow_older_schema: bool = False) -> "Workspace":
+        """Open a workspace; ``allow_older_schema``: also one whose schema needs `modelfab migrate` (backup)."""
         root = resolve_path(path)
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"Workspace path {root} is a file, expected a workspace folder.",
@@ -107,9 +132,51 @@ class Workspace:
             raise WorkspaceError(f"{marker} is unreadable ({exc}).") from None
         if not isinstance(config, dict) or config.get("format", 0) > WORKSPACE_FORMAT:
             raise WorkspaceError(f"The workspace at {root} was made by a newer modelfab.", hint="Upgrade modelfab.")
-        meta = MetadataStore(cls._db_url(root, config.get("db", "sqlite:///metadata.db")))
-        meta.check_schema()
+        url = cls._db_url(root, config.get("db", "sqlite:///metadata.db"))
+        if url.startswith("sqlite:///") and _read_only_folder(root):  # read commands work; writes say read-only
+            from .storage.metadata import sqlite_read_only_url
+
+            url = sqlite_read_only_url(url[len("sqlite:///"):])
+        meta = MetadataStore(url)
+        try:
+            meta.check_schema(allow_older=allow_older_schema)
+        except BaseException:
+            meta.close()
+            raise
         return cls(root, meta, cls._blob_store(root, config), settings or Settings.from_env())
+
+    @staticmethod
+    def _check_same_storage(ws: "Workspace", db_url: str | None, blobs_url: str | None) -> None:
+        """``init`` on an existing workspace opens it; storage URLs that differ from the recorded ones are
+        refused (they were once silently ignored)."""
+        from .storage.metadata import normalize_db_url
+
+        def same_db(url: str) -> bool:
+            if url.startswith("sqlite"):
+                return ws.meta.dialect == "sqlite" and Path(
+                    Workspace._db_url(ws.root, url)[len("sqlite:///"):]).resolve() == Path(
+                    ws.meta.engine.url.database).resolve()
+            return normalize_db_url(public_db_url(url)) == normalize_db_url(ws.meta.url)
+
+        def same_blobs(url: str) -> bool:
+            if url.startswith("s3://") or not hasattr(ws.blobs, "root"):
+                return url.rstrip("/") == str(ws.blobs.url).rstrip("/")
+            p = Path(url).expanduser()
+            return (p if p.is_absolute() else ws.root / p).resolve() == Path(ws.blobs.root).resolve()
+
+        if db_url and not same_db(db_url):
+            kind = "SQLite" if ws.meta.dialect == "sqlite" else "PostgreSQL"
+            ws.close()
+            raise WorkspaceError(
+                f"{ws.root} is already a {kind} workspace (metadata {ws.meta.url}); --db "
+                f"{public_db_url(db_url)} was not applied.",
+                hint="To move it, back it up and run `modelfab migrate-storage --db URL -w DIR`; for another "
+                     "workspace, init a new folder.")
+        if blobs_url and not same_blobs(blobs_url):
+            ws.close()
+            raise WorkspaceError(
+                f"{ws.root} is already a workspace, with its blobs in {ws.blobs.url}; --blobs {blobs_url} was not "
+                "applied.", hint="To move them, back it up and run `modelfab migrate-storage --blobs URL -w DIR`.")
 
     @staticmethod
     def _blob_store(root: Path, config: dict) -> BlobStore:
@@ -306,6 +373,9 @@ class Workspace:
     def create_token(self, name: str, scope: str = "predict", expires_at: str | None = None) -> tuple[int, str]:
         if scope not in TOKEN_SCOPES:
             raise InvalidInput(f"Token scope must be one of {', '.join(TOKEN_SCOPES)}; got {scope!r}.")
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise InvalidInput(f"A token needs a name of 1-100 characters to recognise it by; got {name!r}.",
+                               hint="E.g. `modelfab tokens create mes-line3`.")
         plain = "mf_" + secrets.token_urlsafe(32)
         token_id = self.meta.add_token(name, hashlib.sha256(plain.encode()).hexdigest(), scope, expires_at)
         return token_id, plain

@@ -69,8 +69,15 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # an internal error: one line, no traceback unless asked
         if debug:
             raise
-        _fail("internal", f"internal error: {type(exc).__name__}: {exc}", 1, want_json,
-              hint="Run again with --debug for the traceback, and report it.")
+        from ..storage.errors import mask_password, translate
+
+        known = translate(exc)  # database down, wrong password, S3 endpoint, disk full, ...: said plainly
+        if known is not None:
+            _fail(known.code, known.message, known.exit_code, want_json, hint=known.hint)
+        # never an SQL statement or its parameters (SQLAlchemy appends both), never a password
+        text = mask_password(str(exc).split("\n[SQL:")[0].split("\n(Background on this error")[0].strip())
+        _fail("internal", f"internal error: {type(exc).__name__}: {text.splitlines()[0][:500] if text else ''}", 1,
+              want_json, hint="Run again with --debug for the traceback, and report it.")
 
 
 def _fail(code: str, message: str, exit_code: int, want_json: bool, hint: str | None = None) -> None:

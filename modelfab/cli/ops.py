@@ -20,8 +20,10 @@ def backup_cmd(
 ) -> None:
     """Consistent snapshot of metadata + every referenced blob, safe while the workspace is in use."""
     from ..backup import backup
+    from ..workspace import Workspace
 
-    res = backup(open_ws(workspace), dest)
+    # an older schema is backed up as it is (the upgrade advice is "back it up, then run migrate")
+    res = backup(Workspace.open(workspace, allow_older_schema=True), dest)
     if json_out:
         emit_json(res)
         return

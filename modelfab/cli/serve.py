@@ -47,16 +47,37 @@ def _check_no_auth(host: str, no_auth: bool) -> None:
                            hint="Create a token with `modelfab tokens create NAME` and drop --no-auth.")
 
 
-def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool, workers: int = 1) -> None:
+def _check_listen_args(port: int, workers: int) -> None:
+    """--port and --workers checked before anything else (a port of 80000 was an OverflowError)."""
+    from ..errors import InvalidInput
+
+    if not 1 <= port <= 65535:
+        raise InvalidInput(f"--port must be 1..65535; got {port}.", hint="E.g. --port 8000.")
+    if workers < 1:
+        raise InvalidInput(f"--workers is a number of processes, 1 or more; got {workers}.",
+                           hint="E.g. --workers 2 (about one per CPU core).")
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 address in brackets (``http://[::1]:8000``)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool, workers: int = 1,
+               announce=None) -> None:
+    """Check the address, load and verify the models, then ``announce(model_set)`` (the banner: only what
+    was really loaded) and listen."""
     import uvicorn
 
-    from ..errors import InvalidInput
     from ..serving.app import configure_request_log, create_app
 
+    _check_listen_args(port, workers)
     _check_no_auth(host, no_auth)
     _check_port(host, port)
     configure_request_log()
     application = create_app(ws, refs, auth=not no_auth)  # loads and verifies every model before listening
+    if announce is not None:
+        announce(application.state.models)
     if workers > 1:
         import os
 
@@ -74,46 +95,78 @@ def run_server(ws, refs: list[str] | None, host: str, port: int, no_auth: bool, 
 def serve_cmd(
     models: Annotated[Optional[list[str]], typer.Argument(help="Model(s) to serve: NAME, NAME:VERSION or NAME@ALIAS (resolved at start). None: every production model, following promotions.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (1..65535).")] = 8000,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes (uvicorn).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes (uvicorn), 1 or more.")] = 1,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Serve models over REST: POST /v1/models/{name}/predict, /healthz, /docs."""
-    _check_no_auth(host, no_auth)  # before the banner: a refused start prints no "Serving ..."
+    """Serve models over REST: POST /v1/models/{name}/predict, /healthz, /readyz, /docs."""
+    _check_listen_args(port, workers)  # before the banner: a refused start prints no "Serving ..."
+    _check_no_auth(host, no_auth)
     ws = open_ws(workspace)
-    if models:
-        first = [ws.model(r) for r in models]
-        what = ", ".join(models)
-    else:
-        rows = ws.meta.models_in_stage("production")
-        first = [ws.model(f"{r['name']}:{r['version']}") for r in rows[:1]]
-        what = "production models (" + (", ".join(f"{r['name']}:{r['version']}" for r in rows) or "none") + "); promotions switch over live"
-    console.print(f"Serving {what} on http://{host}:{port}  (docs: http://{host}:{port}/docs)", markup=False)
-    if not no_auth:
-        console.print("Requests need 'Authorization: Bearer <token>' (create one: modelfab tokens create NAME).")
-    if first:
-        m = first[0]
-        route = "predict-file" if m.manifest.get("modality") in ("image", "signal") else "predict"
-        how = "  (multipart field 'file')" if route == "predict-file" else ""
-        console.print(f"Predict: POST http://{host}:{port}/v1/models/{m.name}/{route}{how}   Ctrl-C stops.")
-    run_server(ws, models or None, host, port, no_auth, workers=workers)
+    base = http_url(host, port)
+
+    def announce(model_set) -> None:  # after the port check and the model loading: only what is served
+        served = sorted(model_set.models.values(), key=lambda m: m.name)
+        names = ", ".join(m.ref for m in served) or "none"
+        if model_set.follow_production:
+            what = f"production models ({names}); promotions switch over live"
+        else:
+            what = names
+        console.print(f"Serving {what} on {base}  (docs: {base}/docs)", markup=False)
+        for ref, why in sorted(model_set.refused.items()):
+            console.print(f"Not serving {ref}: {why}", markup=False)
+        if not served:
+            console.print("No model can be served: /readyz answers 503 until a good version is promoted "
+                          "(modelfab models promote NAME:VERSION).", markup=False)
+        if not no_auth:
+            console.print("Requests need 'Authorization: Bearer <token>' (create one: modelfab tokens create NAME).")
+        if served:
+            m = served[0]
+            route = "predict-file" if m.manifest.get("modality") in ("image", "signal") else "predict"
+            how = "  (multipart field 'file')" if route == "predict-file" else ""
+            console.print(f"Predict: POST {base}/v1/models/{m.name}/{route}{how}   Ctrl-C stops.", markup=False)
+
+    run_server(ws, models or None, host, port, no_auth, workers=workers, announce=announce)
+
+
+def _expiry(expires_in: str | None) -> str | None:
+    """``30d``, ``12h``, ``90m`` (or a bare number of days) -> the UTC time the token stops working."""
+    import datetime as dt
+    import re
+
+    from ..errors import InvalidInput
+
+    if expires_in is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*([dhm]?)\s*", expires_in.lower())
+    if not m or int(m.group(1)) < 1:
+        raise InvalidInput(f"--expires-in must be a duration such as 30d, 12h or 90m (1 or more); got {expires_in!r}.")
+    unit = {"d": "days", "": "days", "h": "hours", "m": "minutes"}[m.group(2)]
+    amount = int(m.group(1))
+    if amount > {"days": 36500, "hours": 876000, "minutes": 52560000}[unit]:
+        raise InvalidInput(f"--expires-in {expires_in} is more than 100 years.", hint="Leave it out for no expiry.")
+    when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(**{unit: amount})
+    return when.isoformat(timespec="seconds")
 
 
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="A name to recognise the token by.")],
     scope: Annotated[str, typer.Option("--scope", help="predict | admin.")] = "predict",
+    expires_in: Annotated[Optional[str], typer.Option("--expires-in", help="Stop working after this long: 30d, 12h, 90m (default: never).")] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create an API token. It is shown once; only its hash is stored."""
+    expires_at = _expiry(expires_in)
     ws = open_ws(workspace)
-    token_id, plain = ws.create_token(name, scope)
+    token_id, plain = ws.create_token(name, scope, expires_at=expires_at)
     if json_out:
-        emit_json({"id": token_id, "name": name, "scope": scope, "token": plain})
+        emit_json({"id": token_id, "name": name, "scope": scope, "expires_at": expires_at, "token": plain})
         return
-    console.print(f"Token {token_id} ({scope}) — copy it now, it is not shown again:")
+    until = f", expires {expires_at}" if expires_at else ""
+    console.print(f"Token {token_id} ({scope}{until}) — copy it now, it is not shown again:", markup=False)
     console.print(plain, markup=False)
 
 
@@ -126,10 +179,11 @@ def tokens_list(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> No
         emit_json({"tokens": rows})
         return
     t = Table(title="API tokens")
-    for col in ("id", "name", "scope", "created", "revoked"):
+    for col in ("id", "name", "scope", "created", "expires", "revoked"):
         t.add_column(col)
     for r in rows:
-        add_row(t, str(r["id"]), r["name"], r["scope"], r["created_at"], r["revoked_at"] or "")
+        add_row(t, str(r["id"]), r["name"], r["scope"], r["created_at"], r["expires_at"] or "never",
+                r["revoked_at"] or "")
     console.print(t)
 
 

@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..errors import InvalidInput, ModelfabError, NotFound, TooLarge, UnsupportedFormat
+from .failures import known_error as _known_error
+from .failures import safe_text as _safe_text
 
 log = logging.getLogger("modelfab.serving")
 
@@ -107,9 +109,17 @@ class _Guard:
             token = header[7:].strip() if header.lower().startswith("bearer ") else ""
             try:
                 self.ws.check_token(token, "predict")
-            except ModelfabError as exc:
-                self._log(request_id, scope, exc.http_status, start)
-                return await _error(exc, request_id)(scope, receive, send)
+            except Exception as exc:  # a refused token, or the database behind it down (a JSON 503, not a 500)
+                known = exc if isinstance(exc, ModelfabError) else _known_error(exc)
+                if known is None:  # unknown: a JSON 500 with the request id, the traceback in one log line
+                    log_error(request_id=request_id, method=scope.get("method"), path=path, error=_safe_text(exc))
+                    known = ModelfabError(f"Internal error ({type(exc).__name__}); see the server log, request id "
+                                          f"{request_id}.")
+                    known.code = "internal"
+                elif not isinstance(exc, ModelfabError):
+                    _log_known(request_id, scope, known)
+                self._log(request_id, scope, known.http_status, start)
+                return await _error(known, request_id)(scope, receive, send)
         status = {"code": 500, "started": False}
         rid = request_id.encode("latin-1", "replace")
 
@@ -122,8 +132,15 @@ class _Guard:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # never a stack trace in a response
+            known = _known_error(exc)  # the database down, a body nested too deep, ...: said as such
+            if known is not None and not status["started"]:
+                _log_known(request_id, scope, known)
+                status["code"] = known.http_status
+                await _error(known, request_id)(scope, receive, send)
+                self._log(request_id, scope, status["code"], start)
+                return
             log_error(request_id=request_id, method=scope.get("method"), path=path,
-                      error=f"{type(exc).__name__}: {exc}"[:500])
+                      error=_safe_text(exc))
             if not status["started"]:
                 status["code"] = 500
                 await JSONResponse(status_code=500, content={"error": {
@@ -139,6 +156,12 @@ class _Guard:
         if log.isEnabledFor(logging.INFO):
             log.info(json.dumps({"request_id": request_id, "method": scope.get("method"), "path": path,
                                  "status": status, "ms": round((time.perf_counter() - start) * 1000, 2)}))
+
+
+def _log_known(request_id: str, scope, exc: ModelfabError) -> None:
+    """One JSON line for an error with a known cause (no traceback: the message says it all)."""
+    log.error(json.dumps({"request_id": request_id, "method": scope.get("method"), "path": scope.get("path", ""),
+                          "status": exc.http_status, "error": exc.code, "message": exc.message}))
 
 
 def log_error(**fields) -> None:
@@ -203,6 +226,7 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
     from starlette.concurrency import run_in_threadpool
 
     from .. import __version__
+    from .health import StoreHealth, readiness
     from .metrics import Metrics
     from .models import ModelSet
 
@@ -213,14 +237,22 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
     @asynccontextmanager
     async def lifespan(app):
         task = None
+        said: dict = {}
         if models.follow_production:
             async def follow():
                 while True:
                     await asyncio.sleep(reload_interval)
                     try:
                         await run_in_threadpool(models.refresh)
-                    except Exception:  # keep serving whatever happens to the database
-                        log_error(event="refresh failed")
+                        said["refresh"] = None
+                    except Exception as exc:  # keep serving whatever happens to the database
+                        known = _known_error(exc)
+                        if known is None:
+                            log_error(event="refresh failed")
+                        elif said.get("refresh") != known.message:  # once per cause, not every 2 s
+                            said["refresh"] = known.message
+                            log.error(json.dumps({"event": "refresh failed", "error": known.code,
+                                                  "message": known.message}))
             task = asyncio.create_task(follow())
         yield
         if task:
@@ -253,6 +285,21 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
         return _error(exc, getattr(request.state, "request_id", ""))
 
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException):  # unknown route, wrong method
+        rid = getattr(request.state, "request_id", "")
+        if exc.status_code == 404:
+            err = NotFound(f"No route {request.method} {request.url.path} on this server.",
+                           hint="Routes: /v1/models, /v1/models/NAME, /v1/models/NAME/predict, "
+                                "/v1/models/NAME/predict-file, /healthz, /readyz, /metrics, /docs.")
+        else:
+            err = ModelfabError(f"{request.method} {request.url.path}: {exc.detail}.",
+                                hint="See /docs for the routes and their methods.")
+            err.code, err.http_status = ("method_not_allowed" if exc.status_code == 405 else "http_error",
+                                         exc.status_code)
+        return _error(err, rid)
 
     @app.exception_handler(RequestValidationError)
     async def on_bad_request(request: Request, exc: RequestValidationError):  # FastAPI's own checks, same shape
@@ -286,9 +333,13 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
     def healthz() -> dict:
         return {"status": "ok"}
 
+    store_health = StoreHealth(ws.meta)
+
     @app.get("/readyz", tags=["health"])
-    def readyz() -> dict:
-        return {"status": "ready", "models": sorted(f"{m.name}:{m.version}" for m in models.models.values())}
+    def readyz():
+        """200 when a model is loaded and the metadata store answers; 503 with the reason otherwise."""
+        code, body = readiness(models, store_health)
+        return JSONResponse(status_code=code, content=body)
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     def prometheus():

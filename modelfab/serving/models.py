@@ -8,6 +8,7 @@ is always served by a fully loaded model. A version that fails to load
 
 from __future__ import annotations
 
+import json
 import logging
 
 from ..errors import ModelfabError, NotFound
@@ -20,6 +21,7 @@ class ModelSet:
         self.ws = ws
         self.follow_production = not refs
         self.models: dict = {}
+        self.refused: dict[str, str] = {}  # "NAME:VERSION" -> why it is not served (for /readyz and the banner)
         if refs:
             for ref in refs:
                 m = ws.model(ref)
@@ -53,10 +55,15 @@ class ModelSet:
             try:
                 candidate.predictor
             except ModelfabError as exc:
-                log.error("refusing %s:%s: %s (still serving %s)", row["name"], row["version"], exc,
-                          current.ref if current else "nothing")
+                ref = f"{row['name']}:{row['version']}"
+                if self.refused.get(ref) != str(exc):  # said once, not on every refresh
+                    log.error(json.dumps({"event": "model refused", "model": ref, "error": str(exc),
+                                          "still_serving": current.ref if current else None}))
+                self.refused[ref] = str(exc)
                 continue
+            for ref in [r for r in self.refused if r.rsplit(":", 1)[0] == row["name"]]:
+                del self.refused[ref]
             self.models[row["name"]] = candidate  # one dict assignment: atomic for readers
             swapped.append(candidate.ref)
-            log.info("now serving %s", candidate.ref)
+            log.info(json.dumps({"event": "now serving", "model": candidate.ref}))
         return swapped

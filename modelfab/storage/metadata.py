@@ -57,7 +57,39 @@ def public_db_url(url: str) -> str:
         u = sa.engine.make_url(url)
     except Exception:
         return url.split("@")[-1]
-    return u.set(password=None).render_as_string(hide_password=False) if u.password else url
+    # URL.set(password=None) keeps the password (None means "unchanged" in SQLAlchemy 2): replace the field
+    return u._replace(password=None).render_as_string(hide_password=False) if u.password else url
+
+
+def masked_db_url(url: str) -> str:
+    """The URL with its password shown as ``***`` (for messages)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def refuse_password(url: str | None, option: str = "--db") -> None:
+    """A database URL that will be recorded must not carry a password: workspace.json is readable by others,
+    and the next command could not find it anyway. Refused with how to give it instead."""
+    if url_password(url):
+        from ..errors import InvalidInput
+
+        raise InvalidInput(
+            f"{option} contains a password ({masked_db_url(url)}); modelfab never stores a database password "
+            "in workspace.json.",
+            hint=f"Give the URL without it ({public_db_url(url)}) and put the password in MODELFAB_DB_PASSWORD "
+                 "(or PGPASSWORD, or ~/.pgpass) for this and every later command.")
+
+
+def url_password(url: str | None) -> bool:
+    """Whether a database URL carries a password."""
+    if not url or url.startswith("sqlite"):
+        return False
+    try:
+        return bool(sa.engine.make_url(url).password)
+    except Exception:
+        return False
 
 
 def with_password(url: str) -> str:
@@ -92,7 +124,27 @@ _TOKEN_COLUMNS = tuple(c.name for c in t.tokens.columns)
 _TOKEN_SQL = f"SELECT {', '.join(_TOKEN_COLUMNS)} FROM tokens WHERE token_hash = ?"
 
 
+def _sqlite_read_only_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def sqlite_read_only_url(path: str | os.PathLike) -> str:
+    """A URL opening ``path`` read-only (a workspace on a read-only mount or folder): ``immutable`` when no
+    write-ahead log is pending (SQLite can then read without creating -shm/-wal next to the file)."""
+    p = Path(path).resolve()
+    wal = Path(str(p) + "-wal")
+    immutable = "&immutable=1" if not wal.exists() or wal.stat().st_size == 0 else ""
+    return f"sqlite:///file:{p}?mode=ro{immutable}&uri=true"
+
+
 def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite") and "mode=ro" in url:
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                  json_serializer=json_dumps)
+        event.listen(engine, "connect", _sqlite_read_only_pragmas)
+        return engine
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
                                   json_serializer=json_dumps)
@@ -135,6 +187,7 @@ class MetadataStore:
         self.engine = make_engine(url)
         self._token_conn = None  # SQLite: one connection kept for the token lookup of every REST request
         self._token_lock = threading.Lock()
+        self._ping_engine = None
 
     @property
     def dialect(self) -> str:
@@ -153,12 +206,18 @@ class MetadataStore:
         with self.engine.begin() as conn:
             command.upgrade(_alembic_config(conn), "head")
 
-    def check_schema(self) -> None:
-        """Refuse to work on a schema older or newer than this code."""
+    def check_schema(self, allow_older: bool = False) -> None:
+        """Refuse to work on a schema older or newer than this code (``allow_older``: an older one is fine,
+        for ``backup``, which copies rows whatever their schema)."""
         try:
             current = self.current_revision()
-        except OperationalError as exc:
-            raise WorkspaceError(f"Cannot read the workspace database ({exc.orig}).") from None
+        except sa.exc.DBAPIError as exc:
+            from .errors import translate
+
+            raise (translate(exc) or WorkspaceError(
+                f"Cannot read the workspace database ({str(exc.orig).strip().splitlines()[0][:200]}).",
+                hint="Check that the database is reachable and readable; restore from a backup if it is "
+                     "damaged.")) from None
         head = head_revision()
         if current == head:
             return
@@ -175,12 +234,34 @@ class MetadataStore:
                 f"The workspace was written by a newer modelfab (schema {current}; this one knows up to {head}).",
                 hint="Upgrade modelfab (pip install -U modelfab) to open it.",
             )
+        if allow_older:
+            return
         raise WorkspaceError(
             f"The workspace schema is {current}, this modelfab needs {head}.",
             hint="Back it up, then run `modelfab migrate`.",
         )
 
+    def ping(self, timeout: float = 2.0) -> None:
+        """A cheap check that the database answers (``SELECT 1``, at most ``timeout`` s to connect); raises
+        the driver's error when it does not (``/readyz``). PostgreSQL: a connection of its own, so a pool
+        full of dead connections does not hide a server that is back, nor a hung one stall the check."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+            return
+        if self._ping_engine is None:
+            from sqlalchemy.pool import NullPool
+
+            self._ping_engine = sa.create_engine(
+                self.engine.url, poolclass=NullPool,
+                connect_args={"connect_timeout": max(1, int(timeout)),
+                              "options": f"-c statement_timeout={int(timeout * 1000)}"})
+        with self._ping_engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar()
+
     def close(self) -> None:
+        if self._ping_engine is not None:
+            self._ping_engine.dispose()
         with self._token_lock:
             if self._token_conn is not None:
                 self._token_conn.close()
