@@ -162,6 +162,10 @@ class Model:
 
         if stage not in STAGES:
             raise InvalidInput(f"Stage must be one of {', '.join(STAGES)}; got {stage!r}.")
+        if stage in ("staging", "production"):  # every stored file re-read: a changed version goes no further
+            from .registry import verify_stored
+
+            verify_stored(self.ws.meta, self.ws.blobs, self.row)
         self.ws.meta.set_model_stage(self.row["id"], stage,
                                      archive_others_of=self.name if stage == "production" else None)
         self.row = self.ws.meta.get_model(self.name, self.version)

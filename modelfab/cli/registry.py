@@ -25,12 +25,9 @@ def promote_cmd(
 
     if stage not in ("staging", "production"):
         raise InvalidInput(f"--stage must be staging or production; got {stage!r}. Use `models archive` to archive.")
-    from ..registry import verify_stored
-
     ws = open_ws(workspace)
     m = ws.model(model)
-    verify_stored(ws.meta, ws.blobs, m.row)  # every stored file re-read: a changed version is refused here
-    m.promote(stage)
+    m.promote(stage)  # re-reads every stored file first: a changed version is refused
     if json_out:
         emit_json(model_dict(m))
     else:
