@@ -186,7 +186,10 @@ def _rare_class_threshold_note(y_test: np.ndarray, p1: np.ndarray, labels: list)
     head = (f"At the default threshold (probability of {labels[1]!r} >= 0.5) the model finds {found:.0%} of the "
             f"held-out {labels[1]!r} rows ({int((pos >= 0.5).sum())} of {len(pos)}).")
     for rate in (0.01, 0.05, 0.1):
-        thr = binary_threshold_for_false_alarm(y_test, p1, rate)
+        try:
+            thr = binary_threshold_for_false_alarm(y_test, p1, rate)
+        except InvalidInput:  # too many negative rows at probability 1: no threshold for this rate
+            continue
         better, flagged = float((pos >= thr).mean()), float((neg >= thr).mean())
         if better >= found + 0.15:
             return (f"{head} A lower threshold finds more: `modelfab models threshold MODEL --max-false-alarm "

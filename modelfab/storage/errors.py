@@ -36,9 +36,13 @@ class StorageError(ModelfabError):
 _PW = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
+_PW_QUERY = re.compile(r"([?&]password=)[^&\s'\"]+", re.IGNORECASE)
+
+
 def mask_password(text: str) -> str:
-    """``postgresql://mf:secret@host`` -> ``postgresql://mf:***@host`` anywhere in ``text``."""
-    return _PW.sub(r"\1***@", text)
+    """``postgresql://mf:secret@host`` -> ``postgresql://mf:***@host`` (and ``?password=secret`` ->
+    ``?password=***``) anywhere in ``text``."""
+    return _PW_QUERY.sub(r"\1***", _PW.sub(r"\1***@", text))
 
 
 def _chain(exc: BaseException):
@@ -78,6 +82,12 @@ def _one(exc: BaseException) -> ModelfabError | None:  # noqa: C901 - one flat t
                             f"'{exc.strerror}'. Nothing half-written was kept.",
                             hint="Free space on that disk (or move the workspace/target to a larger one), "
                                  "then run the command again.", code="disk_full")
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and exc.filename:
+        why = "is on a read-only file system" if exc.errno == errno.EROFS else "may not be written by this user"
+        return StorageError(f"{exc.filename} {why}: expected a folder modelfab can write, got "
+                            f"'{exc.strerror}'. Nothing half-written was kept.",
+                            hint="Pick a writable place, or fix the folder's permissions (or mount), then run the "
+                                 "command again.", code="not_writable")
     return None
 
 

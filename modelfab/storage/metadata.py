@@ -57,16 +57,19 @@ def public_db_url(url: str) -> str:
         u = sa.engine.make_url(url)
     except Exception:
         return url.split("@")[-1]
-    # URL.set(password=None) keeps the password (None means "unchanged" in SQLAlchemy 2): replace the field
-    return u._replace(password=None).render_as_string(hide_password=False) if u.password else url
+    if not url_password(url):
+        return url
+    # URL.set(password=None) keeps the password (None means "unchanged" in SQLAlchemy 2): replace the field;
+    # libpq also takes it as a query parameter (?password=...)
+    u = u._replace(password=None).difference_update_query([k for k in u.query if k.lower() == "password"])
+    return u.render_as_string(hide_password=False)
 
 
 def masked_db_url(url: str) -> str:
     """The URL with its password shown as ``***`` (for messages)."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    from .errors import mask_password
+
+    return mask_password(url)
 
 
 def refuse_password(url: str | None, option: str = "--db") -> None:
@@ -87,9 +90,10 @@ def url_password(url: str | None) -> bool:
     if not url or url.startswith("sqlite"):
         return False
     try:
-        return bool(sa.engine.make_url(url).password)
+        u = sa.engine.make_url(url)
+        return bool(u.password) or any(k.lower() == "password" for k in u.query)
     except Exception:
-        return False
+        return "password" in url.lower()
 
 
 def with_password(url: str) -> str:

@@ -196,3 +196,11 @@ def test_a_rare_class_found_at_no_threshold_says_so_and_a_weak_one_names_a_large
     noise = rng.uniform(0, 0.3, 1000)  # nothing to find
     note = _rare_class_threshold_note(y, noise, ["good", "bad"])
     assert "No threshold that flags at most 10% of 'good' finds many more" in note
+
+
+def test_the_rare_class_note_survives_probabilities_of_one():
+    from modelfab.automl.engine import _rare_class_threshold_note
+
+    y = np.r_[np.zeros(100, int), np.ones(20, int)]
+    p1 = np.r_[np.ones(30), np.zeros(70), np.full(20, 0.3)]  # 30 % of the negatives at probability 1
+    assert "No threshold that flags at most 10%" in _rare_class_threshold_note(y, p1, ["ok", "defect"])

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from modelfab.errors import IntegrityError
 from modelfab.workspace import Workspace
 from tests.conftest import start_server
 
@@ -64,7 +65,10 @@ def test_promotion_switches_without_dropping_requests(tmp_path, factory_csv):
         import shutil
 
         shutil.rmtree(ws.cache_dir / "models" / v3.row["package_sha"], ignore_errors=True)  # force a load from blobs
-        v3.promote("production")
+        with pytest.raises(IntegrityError):  # promotion itself re-reads the files now
+            v3.promote("production")
+        # changed behind the checks' back after promotion: the server refuses it and keeps serving v2
+        ws.meta.set_model_stage(v3.row["id"], "production", archive_others_of="factory")
         time.sleep(4)
         r = httpx.post(base + "/v1/models/factory/predict", json={"records": [RECORD]}, headers=auth)
         assert r.status_code == 200 and r.json()["version"] == 2

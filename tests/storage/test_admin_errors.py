@@ -33,6 +33,10 @@ def test_public_db_url_drops_the_password():
 
     assert public_db_url("postgresql://mf:secret@db.local:5432/modelfab") == "postgresql://mf@db.local:5432/modelfab"
     assert "secret" not in masked_db_url("postgresql://mf:secret@db.local/x")
+    # libpq's other way: a password query parameter
+    q = "postgresql://mf@db.local/x?password=secret&sslmode=disable"
+    assert public_db_url(q) == "postgresql://mf@db.local/x?sslmode=disable"
+    assert masked_db_url(q) == "postgresql://mf@db.local/x?password=***&sslmode=disable"
 
 
 def test_a_password_in_the_url_is_refused_and_never_written_or_printed(tmp_path, postgres_url, trained):
@@ -40,6 +44,8 @@ def test_a_password_in_the_url_is_refused_and_never_written_or_printed(tmp_path,
     out = _fails("init", str(tmp_path / "ws"), "--db", with_pw, code=2)
     assert "secret" not in out and "MODELFAB_DB_PASSWORD" in out and "***" in out
     assert not (tmp_path / "ws").exists()
+    out = _fails("init", str(tmp_path / "ws"), "--db", postgres_url + "?password=secret", code=2)
+    assert "secret" not in out and not (tmp_path / "ws").exists()
     # restore and migrate-storage record the URL too
     ws, _ = trained
     run_cli("backup", str(tmp_path / "bk"), "-w", str(ws.root))
@@ -302,3 +308,14 @@ def test_disk_full_during_import_is_said(tmp_path):
             assert ws.datasets() == []
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_folder_that_cannot_be_written_is_said_in_one_line():
+    import errno
+
+    from modelfab.storage.errors import translate
+
+    for code, says in ((errno.EROFS, "is on a read-only file system"), (errno.EACCES, "may not be written")):
+        err = translate(OSError(code, os.strerror(code), "ro/new"))
+        assert err is not None and err.message.startswith(f"ro/new {says}") and err.exit_code == 5
+    assert translate(OSError(errno.ENOENT, "No such file", "x")) is None  # not this kind of failure
