@@ -162,8 +162,11 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
                                                pre.input_columns if pre is not None else [])
     if notes:
         result["notes"] = notes
-    if unreadable:
-        result["unreadable_values"] = {col: n for col, (n, _) in unreadable.items()}
+    text = {c["name"] for c in (pre.input_columns if pre is not None else []) if c["kind"] == "text"}
+    if any(col in text for col in unreadable):
+        result["rows_without_text"] = {col: n for col, (n, _) in unreadable.items() if col in text}
+    if any(col not in text for col in unreadable):
+        result["unreadable_values"] = {col: n for col, (n, _) in unreadable.items() if col not in text}
     return result
 
 

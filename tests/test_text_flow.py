@@ -90,6 +90,11 @@ def test_cli_predict_on_a_gb18030_file(zh):
     assert res["rows"] == 2
     got = pd.read_csv(out)
     assert got["prediction"].tolist() == ["好评", "差评"]
+    assert "notes" not in res and "rows_without_text" not in res
+    new.assign(text=["质量很好。", "  "]).to_csv(src, index=False, encoding="gb18030")  # one row without text: said
+    res = cli_json("predict", "reviews", str(src), "-o", str(out), *zh["w"])
+    assert res["rows_without_text"] == {"text": 1} and "unreadable_values" not in res
+    assert "1 row(s) have no text in 'text': their answers rest on the other columns only" in res["notes"]
 
 
 def test_report_shows_top_terms_and_misclassified_examples(zh):

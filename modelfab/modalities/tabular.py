@@ -327,6 +327,11 @@ def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[
     found: dict[str, tuple[int, list[str]]] = {}
     for c in columns:
         s = df.get(c["name"]) if isinstance(df, pd.DataFrame) else None
+        if c["kind"] == "text" and s is not None:  # no text at all: said too (the answer cannot rest on it)
+            empty = s.isna() | s.astype(str).str.strip().eq("")
+            if empty.any():
+                found[c["name"]] = (int(empty.sum()), [])
+            continue
         if s is None or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) \
                 or pd.api.types.is_datetime64_any_dtype(s):
             continue
@@ -347,11 +352,16 @@ def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[
 def unreadable_notes(found: dict[str, tuple[int, list[str]]], columns: list[dict]) -> list[str]:
     """The notes of :func:`unreadable_values`: what was given, that it was scored as missing, what to do."""
     kinds = {c["name"]: c["kind"] for c in columns}
+    alone = sum(k == "text" for k in kinds.values()) == len(kinds)
+    notes = [f"{n:,} row(s) have no text in {col!r}: their answers " + (
+        "are only how often each class occurred in training" if alone else "rest on the other columns only")
+        for col, (n, _) in found.items() if kinds.get(col) == "text"]
+    found = {col: v for col, v in found.items() if kinds.get(col) != "text"}
     what = {"numeric": "numbers the model can read", "datetime": "dates/times the model can read (e.g. "
             "'2026-03-29 09:23:30', '29.03.2026 09:23')", "boolean": "yes/no words the model knows"}
-    return [f"{n:,} value(s) of {col!r} are not {what.get(kinds.get(col), 'readable')} (e.g. "
-            f"{', '.join(repr(v) for v in examples)}) and were scored as missing: check the column"
-            for col, (n, examples) in found.items()]
+    return notes + [f"{n:,} value(s) of {col!r} are not {what.get(kinds.get(col), 'readable')} (e.g. "
+                    f"{', '.join(repr(v) for v in examples)}) and were scored as missing: check the column"
+                    for col, (n, examples) in found.items()]
 
 
 def check_records(records: list[dict], columns: list[dict]) -> None:
