@@ -129,6 +129,8 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
     notes = list(src.notes) + apply_number_formats(df, schema, p.name)  # '70,2', '12.039 mm' -> numbers
     notes += spelling_notes(df, schema)  # 'L1' / 'l1' / 'L1 ': one line written three ways?
     schema.update(format=src.format, encoding=src.encoding, delimiter=src.delimiter, header_row=src.header_row)
+    if notes:  # kept with the version: the web's dataset page says what the import did
+        schema["import_notes"] = notes
     if src.format == "excel":
         schema.update(sheet=src.sheet, sheets=src.sheets)
     stats = column_stats(df, schema)

@@ -43,7 +43,11 @@ def preview(ws, folder: Path, meta: dict, n_sample: int = 8) -> dict:
     except ModelfabError as exc:
         exc.message = as_uploaded(exc.message)
         raise
-    schema = infer_schema(df)
+    schema = infer_schema(df, src.delimiter)
+    from ..modalities.tabular_values import apply_number_formats, spelling_notes
+
+    # what the import will do, said before it does it: decimal commas and units read, spellings of one value
+    format_notes = apply_number_formats(df, schema, meta.get("filename") or link) + spelling_notes(df, schema)
     stats = column_stats(df, schema)
     columns = []
     for c in schema["columns"][:300]:
@@ -55,7 +59,7 @@ def preview(ws, folder: Path, meta: dict, n_sample: int = 8) -> dict:
     head = df.head(n_sample)
     view = {"columns": columns, "n_rows": int(len(df)), "n_cols": int(len(df.columns)), "target_guess": guess,
             "series_guess": series_guess(columns, len(df)),
-            "notes": [as_uploaded(n) for n in src.notes],  # title rows, merged cells
+            "notes": [as_uploaded(n) for n in src.notes] + format_notes,  # title rows, merged cells, formats
             "rows": [[_cell(v) for v in row] for row in head.itertuples(index=False)][:n_sample],
             "link": link}
     cached.write_text(json.dumps(view), "utf-8")

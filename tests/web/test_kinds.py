@@ -427,3 +427,31 @@ def test_a_long_table_of_sensor_rows_is_imported_as_time_series_in_the_browser(s
 
     cols = [{"name": "part_id", "kind": "id", "unique": 600}, {"name": "timestamp", "kind": "datetime", "unique": 600}]
     assert series_guess(cols, 600)["id"] == ""
+
+
+def test_import_notes_show_in_the_preview_and_stay_on_the_dataset_page(site):
+    """Decimal commas, units and one value written several ways: said before the import and kept after it."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 60
+    df = pd.DataFrame({"temp": [f"{v:.1f}".replace(".", ",") for v in rng.normal(70, 3, n)],
+                       "width": [f"{v:.2f} mm" for v in rng.normal(12, 0.1, n)],
+                       "line": rng.choice(["L1", "l1", "L1 ", "L2"], n), "result": rng.choice(["ok", "defect"], n)})
+    path = site.tmp / "mes_notes.csv"
+    df.to_csv(path, sep=";", index=False)
+    c = site.client("admin")
+    r = c.post("/import", data={"csrf_token": c.csrf, "source": "table", "name": "mesnotes", "preview": "1"},
+               files={"file": ("mes_notes.csv", path.read_bytes(), "text/csv")}, headers={"Accept": "application/json"})
+    url = _json(r)["url"]
+    page = c.get(url).text
+    notes = page.split('id="preview-notes"')[1].split("</ul>")[0]
+    assert "temp" in notes and "mm" in notes and "differ only in case, spaces or dashes" in notes
+    r = c.post(url, data={"csrf_token": c.csrf, "name": "mesnotes", "target": "result", "action": "import"},
+               headers={"Accept": "application/json"})
+    job = site.wait_job(_json(r)["job"])
+    assert job["state"] == "done", site.ws.meta.get_job(job["id"])
+    page = c.get("/datasets/mesnotes/1").text
+    kept = page.split('id="import-notes"')[1].split("</section>")[0]
+    assert "mm" in kept and "differ only in case, spaces or dashes" in kept and "Notes from the import" in kept
