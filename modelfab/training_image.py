@@ -101,7 +101,7 @@ def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metri
     schema = {"columns": [{"name": n, "kind": "numeric"} for n in names] + [{"name": "label", "kind": "categorical"}]}
     result = train_tabular(table, schema, target="label", task="classification", budget=budget, metric=metric,
                            seed=seed, progress=progress, check_copies=False)
-    result.notes = notes + result.notes
+    result.notes = notes + [n.replace("rows: treat its metrics", "images: treat its metrics") for n in result.notes]
     holdout_files = labelled["file"].to_numpy()[result.holdout_index]
     with package_folder(ws) as folder:
         spec = write_learner(folder, result)

@@ -151,7 +151,15 @@ def rethreshold_binary(model, *, threshold: float | None, max_false_alarm: float
         manifest["metrics"] = metrics
     manifest["derived_from"] = {"model": model.ref, "package_sha": model.row["package_sha"],
                                 "change": f"decision threshold {0.5 if old is None else old:.6g} -> {threshold:.6g}"}
+    training = dict(manifest.get("training") or {})
+    training["notes"] = [n for n in training.get("notes") or [] if not str(n).startswith(CHOSEN_ON_HOLDOUT)] + [
+        f"{CHOSEN_ON_HOLDOUT} ({threshold:.4g}), so its metrics here are somewhat optimistic: expect new rows to do "
+        "a little worse (most with few held-out rows of the rarer class)."]
+    manifest["training"] = training
     return _copy_and_register(model, manifest)
+
+
+CHOSEN_ON_HOLDOUT = "The decision threshold was chosen on the same held-out rows these metrics come from"
 
 
 def _copy_and_register(model, manifest: dict):

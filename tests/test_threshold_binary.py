@@ -43,6 +43,8 @@ def test_new_version_predicts_the_second_label_from_the_threshold_and_recomputes
     assert new.manifest["decision_threshold"] == thr
     assert new.manifest["derived_from"]["model"] == model.ref
     assert new.manifest["derived_from"]["package_sha"] == model.row["package_sha"]
+    said = [n for n in new.manifest["training"]["notes"] if n.startswith("The decision threshold was chosen on")]
+    assert len(said) == 1 and "optimistic" in said[0]  # the metrics below were measured where it was picked
     after = new.predict(frame)
     np.testing.assert_array_equal(after[f"proba_{pos}"].to_numpy(), p_pos)  # the same learner, untouched
     assert list(after["prediction"]) == [pos if p >= thr else neg for p in p_pos]

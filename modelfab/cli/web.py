@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from . import app
@@ -41,7 +42,10 @@ def users_create(
     if json_out:
         emit_json({"id": user["id"], "name": user["name"], "role": user["role"]})
         return
-    console.print(f"Created {role} [bold]{user['name']}[/]. Start the UI with: [cyan]modelfab ui[/]", highlight=False)
+    import shlex
+
+    console.print(f"Created {role} [bold]{user['name']}[/]. Start the UI with: "
+                  f"[cyan]modelfab ui -w {escape(shlex.quote(str(ws.root)))}[/]", highlight=False)
 
 
 @users_app.command("list")

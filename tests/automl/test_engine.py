@@ -204,3 +204,12 @@ def test_the_rare_class_note_survives_probabilities_of_one():
     y = np.r_[np.zeros(100, int), np.ones(20, int)]
     p1 = np.r_[np.ones(30), np.zeros(70), np.full(20, 0.3)]  # 30 % of the negatives at probability 1
     assert "No threshold that flags at most 10%" in _rare_class_threshold_note(y, p1, ["ok", "defect"])
+
+
+def test_a_third_of_the_defects_missed_at_one_half_is_noted_too():
+    from modelfab.automl.engine import _rare_class_threshold_note
+
+    y = np.r_[np.zeros(500, int), np.ones(30, int)]
+    p1 = np.r_[np.linspace(0.0, 0.2, 500), np.full(10, 0.3), np.full(20, 0.9)]  # 20 of 30 found at 0.5
+    note = _rare_class_threshold_note(y, p1, ["ok", "defect"])
+    assert note and "finds 67% of the held-out 'defect' rows" in note and "finds 100%" in note

@@ -455,3 +455,5 @@ def test_import_notes_show_in_the_preview_and_stay_on_the_dataset_page(site):
     page = c.get("/datasets/mesnotes/1").text
     kept = page.split('id="import-notes"')[1].split("</section>")[0]
     assert "mm" in kept and "differ only in case, spaces or dashes" in kept and "Notes from the import" in kept
+    # a train link naming the dataset without its version picks its newest version (it picked another dataset)
+    assert '<option value="mesnotes:1" selected>' in c.get("/train?dataset=mesnotes").text

@@ -27,7 +27,8 @@ def router(site: Site) -> APIRouter:
         all_ds = ws.datasets()
         info = {d.ref: _train_info(d) for d in all_ds}
         latest = _latest_by_name(all_ds)
-        chosen = dataset if dataset in info else (latest[0].ref if latest else "")
+        by_name = {d.name: d.ref for d in latest}  # ?dataset=plates (no version): its newest version
+        chosen = dataset if dataset in info else by_name.get(dataset) or (latest[0].ref if latest else "")
         return site.render(request, "train.html", nav="train", datasets=all_ds, chosen=chosen,
                            js={"datasets": info, "target": target[:200], "messages": t_of(request).subset("train.js.")}, budgets=BUDGETS)
 
