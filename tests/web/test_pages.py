@@ -117,6 +117,7 @@ def test_train_with_live_progress_then_evaluate_threshold_promote_and_try(site, 
     page = c.post("/predict", data={"csrf_token": c.csrf, "model": f"{name}:{moved.version}"},
                   files={"file": ("../../machine <1>.wav", wav.read_bytes(), "audio/wav")}).text
     assert 'id="verdict"' in page and "machine _1_.wav" in page and "&lt;1&gt;" not in page
+    assert re.search(r'id="score-ratio"><dt>Compared with the threshold</dt><dd>(> 1,000|[\d.,]+) times</dd>', page)
     tok = c.post("/tokens", data={"csrf_token": c.csrf, "name": "mes", "scope": "predict", "model": name}).text
     plain = tok.split('id="token-value">')[1].split("<")[0]
     assert plain.startswith("mf_") and site.ws.check_token(plain)["name"] == "mes"

@@ -140,9 +140,14 @@ def router(site: Site) -> APIRouter:
                 js["confusion"].update(binary=True, examples=cm["examples"])
         from ..snippets import snippets
 
-        serve_port = _suggest_port(request.url.port)
+        from ..snippets import served_model
+
+        running = next((d for d in site.deployments.list() if d.get("state") in ("running", "starting")
+                        and getattr(served_model(ws, d), "name", None) == m.name), None)
+        serve_port = running["port"] if running else _suggest_port(request.url.port)
+        base = running["url"] if running else f"http://127.0.0.1:{serve_port}"  # the server that runs it, if one does
         return site.render(request, "model.html", nav="models", m=view, js=js, cm=cm, binary=binary,
-                           serve_port=serve_port, snippet=snippets(ws, m, base=f"http://127.0.0.1:{serve_port}"))
+                           serve_port=serve_port, snippet=snippets(ws, m, base=base))
 
     @r.get("/models/{name}/{version}/confusion/{i}/{j}")
     def model_confusion_cell(request: Request, name: str, version: int, i: int, j: int, threshold: str = ""):

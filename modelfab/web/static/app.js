@@ -30,6 +30,11 @@
     if (v === null || v === undefined || isNaN(v)) { return "–"; }
     return Number(v).toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
   }
+  function fmtThr(v) {  // thresholds near 0 (rare classes) differ in the 5th-6th digit: 4 significant digits
+    if (v === null || v === undefined || isNaN(v)) { return "–"; }
+    var a = Math.abs(Number(v));
+    return a !== 0 && a < 0.1 ? Number(v).toPrecision(4) : fmt(v, 4);
+  }
   function post(url, fields) {
     var body = new URLSearchParams();
     Object.keys(fields || {}).forEach(function (k) { body.append(k, fields[k] === null ? "" : fields[k]); });
@@ -294,7 +299,7 @@
           ? T("model.js.miss", { n: miss, total: abnormal.length, pct: fmt(100 * miss / abnormal.length, 1) })
           : T("model.js.no_abnormal"));
       }
-      setText("#thr-value", fmt(thr, 4));
+      setText("#thr-value", fmtThr(thr));
       if (input) { input.value = String(thr); }
       if (save) { save.disabled = thr === h.threshold; }
       thrState = { thr: thr, fa: fa, miss: miss, normal: normal.length, abnormal: abnormal.length };
@@ -341,7 +346,7 @@
             if (cmAnomaly) {
               var names = DATA.confusion.names || [];
               setText("#cm-examples-title", T("model.js.cm_anomaly_examples",
-                { "true": names[i], pred: names[j], thr: fmt(res.threshold, 4), n: res.count }));
+                { "true": names[i], pred: names[j], thr: fmtThr(res.threshold), n: res.count }));
             } else {
               setText("#cm-examples-title", T("model.js.cm_examples", { "true": res["true"], pred: res.pred, n: res.count }));
             }
