@@ -157,17 +157,24 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     result = {"model": model.ref, "input": str(path), "output": str(out), "rows": rows}
     if src.sheet is not None:
         result["sheet"] = src.sheet
-    pre = getattr(model.predictor, "preprocessor", None)
-    notes = list(src.notes) + unreadable_notes({c: (n, ex) for c, (n, ex) in unreadable.items()},
-                                               pre.input_columns if pre is not None else [])
+    used = _used_columns(model.predictor)
+    notes = list(src.notes) + unreadable_notes({c: (n, ex) for c, (n, ex) in unreadable.items()}, used)
     if notes:
         result["notes"] = notes
-    text = {c["name"] for c in (pre.input_columns if pre is not None else []) if c["kind"] == "text"}
+    text = {c["name"] for c in used if c["kind"] == "text"}
     if any(col in text for col in unreadable):
         result["rows_without_text"] = {col: n for col, (n, _) in unreadable.items() if col in text}
     if any(col not in text for col in unreadable):
         result["unreadable_values"] = {col: n for col, (n, _) in unreadable.items() if col not in text}
     return result
+
+
+def _used_columns(predictor) -> list[dict]:
+    """The input columns a table model's answer rests on (a text model kept alone uses only its text)."""
+    if hasattr(predictor, "used_columns"):
+        return predictor.used_columns
+    pre = getattr(predictor, "preprocessor", None)
+    return pre.input_columns if pre is not None else []
 
 
 def _tally_unreadable(chunks, predictor, tally: dict):
@@ -176,8 +183,7 @@ def _tally_unreadable(chunks, predictor, tally: dict):
     date, 'vielleicht' for yes/no) into ``tally`` (tabular.unreadable_values)."""
     from .modalities.tabular import unreadable_values
 
-    pre = getattr(predictor, "preprocessor", None)
-    columns = pre.input_columns if pre is not None else []
+    columns = _used_columns(predictor)
     for chunk in chunks:
         for name, (n, examples) in unreadable_values(chunk, columns).items():
             entry = tally.setdefault(name, [0, []])

@@ -45,6 +45,13 @@ class TabularPredictor:
     def input_columns(self) -> list[dict]:
         return self.preprocessor.input_columns
 
+    @property
+    def used_columns(self) -> list[dict]:
+        """The input columns the answer rests on: all of them, or only the text column whose model was kept alone."""
+        if getattr(self.learner, "format", "") == "text-scores":
+            return [c for c in self.input_columns if c["kind"] == "text"]
+        return self.input_columns
+
     def predict_raw(self, df: pd.DataFrame) -> np.ndarray:
         no_evidence: list[np.ndarray] = []  # per text column, from the same TF-IDF rows as its scores
         raw = self.learner.predict_raw(self.preprocessor.transform(df, no_evidence=no_evidence))
@@ -73,9 +80,9 @@ class TabularPredictor:
         a word that is neither yes nor no) are scored as missing: ``attrs["notes"]`` of the answer says which,
         and a UserWarning says so too."""
         out = self._predict(df)
-        found = unreadable_values(df, self.input_columns)
+        found = unreadable_values(df, self.used_columns)
         if found:
-            notes = unreadable_notes(found, self.input_columns)
+            notes = unreadable_notes(found, self.used_columns)
             out.attrs["notes"] = notes
             out.attrs["unreadable_values"] = {col: n for col, (n, _) in found.items()}
             for note in notes:
@@ -111,7 +118,7 @@ class TabularPredictor:
         out = self._outputs(raw)
         texts = [c["name"] for c in self.input_columns if c["kind"] == "text"]
         if texts:  # a text model asked without its text answers from the other columns, or the class shares
-            alone = len(texts) == len(self.input_columns)
+            alone = len(texts) == len(self.used_columns)
             for rec, row in zip(records, out):
                 if all(not str(rec.get(t) if rec.get(t) is not None else "").strip() for t in texts):
                     row["warning"] = (f"no text in {', '.join(map(repr, texts))}: " + (

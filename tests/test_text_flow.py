@@ -207,3 +207,34 @@ def test_notes_name_the_model_that_was_kept(tmp_path):
     assert str(learner).startswith("text:"), learner  # on texts alone the linear text model validates best
     assert "whose probabilities fit best" not in notes
     assert "Kept the text model of 'text'" in notes or "used the whole budget" in notes, notes
+
+
+def test_a_text_model_is_kept_alone_over_trees_using_noise_columns_too(tmp_path):
+    """Tickets in a few phrasings per fault beside an id-like code and random hours (a tester's set): trees on the
+    text model's out-of-fold scores sent a short new phrasing of a known fault ('轴承异响') and an empty text to
+    another class at 0.995; the text model alone validates as well, so it is kept and the other columns are said
+    to be unused."""
+    import numpy as np
+
+    from modelfab.workspace import Workspace
+
+    r = np.random.default_rng(3)
+    cls = {"轴承故障": ["bearing noise loud", "轴承异响，温度高", "bearing overheated 轴承磨损", "振动大 bearing worn"],
+           "电气故障": ["motor tripped breaker", "电机跳闸 保险丝烧了", "短路 fuse blown", "接线松动 wiring loose"],
+           "液压泄漏": ["oil leak under gearbox", "液压油泄漏", "hydraulic hose leaking 漏油", "油管破裂 pressure drop"],
+           "传感器故障": ["sensor reading wrong", "传感器无信号", "encoder fault 编码器故障", "探头损坏 probe broken"]}
+    rows = []
+    for k in range(200):
+        c = list(cls)[k % 4]
+        t = r.choice(cls[c]) + " " + r.choice(["二号线", "line 3", "夜班", "请尽快处理", "again", "已停机"])
+        rows.append([f"T{k:04d}", t, float(r.integers(1, 50)), c])
+    rows += rows[:15] + [["T9999", "", 3.0, "电气故障"]]
+    pd.DataFrame(rows, columns=["ticket", "desc", "hours", "fault"]).to_csv(tmp_path / "tickets.csv", index=False)
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.import_table(tmp_path / "tickets.csv", name="tickets")
+        m = ws.train("tickets", target="fault", budget=12)
+        assert m.manifest["learner"]["format"] == "text-scores", m.manifest["training"]["notes"]
+        assert any("so the other columns are not used" in n for n in m.manifest["training"]["notes"])
+        got = m.predict([{"ticket": "N1", "desc": "轴承异响", "hours": 5.0},
+                         {"ticket": "N2", "desc": "hydraulic oil leaking again", "hours": 3.0}])
+        assert got["prediction"].tolist() == ["轴承故障", "液压泄漏"]

@@ -440,7 +440,10 @@ def _pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[
                                 reverse=True)
     col = text_cols[0]
     linear = stage.best_score.get(col, float("nan"))
-    if result.learner is not None and (len(text_cols) != 1 or len(pre.input_columns) != 1):
+    # One text column: its linear model alone is a candidate beside the trees, also when the table has other
+    # columns (trees on the text model's out-of-fold scores of templated tickets split at 0.99 and sent a new
+    # short phrasing of a known fault, and an empty text, to another class at 0.995)
+    if result.learner is not None and len(text_cols) != 1:
         return
     # The simpler model is kept unless the trees validate clearly better (by more than fold noise).
     tol = 0.01 * abs(linear) if metric in ("log_loss", "rmse", "mae", "mse", "mape") else 0.002
@@ -451,9 +454,12 @@ def _pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[
         model = stage.models[col]
         if result.learner is not None:  # the trees lost: notes on how they were chosen would name the wrong model
             result.notes = [n for n in result.notes if not n.startswith("Learners tied for the best score")]
+            others = [c["name"] for c in pre.input_columns if c["name"] != col]
             result.notes.append(f"Kept the text model of {col!r} ({model.candidate}) alone: out of fold it scored "
-                                f"{linear:.4g}, the best tree learner on its scores {result.best_score:.4g} "
-                                f"({metric}); the simpler model is kept unless the trees are clearly better.")
+                                f"{linear:.4g}, the best tree learner on its scores"
+                                + (f" and {', '.join(map(repr, others[:5]))}" if others else "")
+                                + f" {result.best_score:.4g} ({metric}); the simpler model is kept unless the trees "
+                                "are clearly better" + (", so the other columns are not used." if others else "."))
         names = pre.feature_names
         cols = [names.index(n) for n in model.output_names]
         result.learner = TextScoresLearner(cols, task, n_classes)
