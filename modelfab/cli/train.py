@@ -39,7 +39,7 @@ def train_cmd(
     max_false_alarm: Annotated[float, typer.Option("--max-false-alarm", help="Anomaly: target false-alarm rate on held-out normal recordings or images.")] = 0.01,
     learners: Annotated[Optional[str], typer.Option("--learners", help="Comma-separated subset of lgbm,xgboost,xgb_limitdepth,rf,extra_tree,mlp (mlp: a small network fitted beside the boosters on large tables).")] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble", help="Try an ensemble of the best learners.")] = True,
-    exclude: Annotated[Optional[str], typer.Option("--exclude", help="Tables: comma-separated input columns to leave out (e.g. one that copies the target; training notes name such columns).")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Tables: input columns to leave out, comma-separated or the option repeated (e.g. one that copies the target; training notes name such columns).")] = None,
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     workspace: WorkspaceOpt = None,
@@ -74,7 +74,7 @@ def train_cmd(
                          normal_label=normal_label, max_false_alarm=max_false_alarm,
                          learners=tuple(x.strip() for x in learners.split(",") if x.strip()) if learners else None,
                          ensemble=ensemble, progress=on_progress, budget_clock=clock, executor=runner,
-                         exclude=tuple(x.strip() for x in exclude.split(",") if x.strip()) if exclude else ())
+                         exclude=tuple(x.strip() for e in exclude or () for x in e.split(",") if x.strip()))
         progress.update(bar, completed=seconds, left=clock.left(), spent=clock.elapsed(), description="trained")
     elapsed = clock.elapsed()
     report = ws.root / "reports" / f"{model.name}-v{model.version}" / "report.html"

@@ -93,5 +93,10 @@ def test_training_names_the_copy_and_exclude_leaves_it_out(ws, tmp_path):
     root = str(ws.root)
     out = cli_json("train", "faults", "--target", "fault", "--budget", "5", "--exclude", "code,shift", "-w", root)
     assert out["version"] == 3
+    # the option repeated adds up (only the last one counted before)
+    out = cli_json("train", "faults", "--target", "fault", "--budget", "5", "--exclude", "code", "--exclude", "shift",
+                   "-w", root)
+    inputs = [c["name"] for c in ws.model(f"faults:{out['version']}").manifest["input_schema"]["columns"]]
+    assert "code" not in inputs and "shift" not in inputs
     bad = run_cli("train", "faults", "--target", "fault", "--exclude", "nope", "-w", root, check=False)
     assert bad.returncode == 2 and "no such column" in bad.stderr and "Traceback" not in bad.stderr
