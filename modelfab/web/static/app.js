@@ -516,10 +516,17 @@
       rows[j].classList.add("flash");
       setTimeout(function () { rows[j].classList.remove("flash"); }, 300);
     };
+    // Saves go one after the other: fast key presses on a slow server kept arriving out of order, so a label and
+    // its undo could be applied the wrong way round and the saved count went back (it showed 9 of 10 labels).
+    var saveQueue = Promise.resolve();
     var saveMany = function (js, label) {
-      var req = js.length === 1
-        ? post(DATA.post, { item: items[js[0]].id, label: label === null ? "" : label })
-        : post(DATA.bulk, { items: js.map(function (j) { return items[j].id; }).join("\n"), label: label === null ? "" : label, column: DATA.column || "" });
+      var send = function () {
+        return js.length === 1
+          ? post(DATA.post, { item: items[js[0]].id, label: label === null ? "" : label })
+          : post(DATA.bulk, { items: js.map(function (j) { return items[j].id; }).join("\n"), label: label === null ? "" : label, column: DATA.column || "" });
+      };
+      var req = saveQueue.then(send, send);
+      saveQueue = req.catch(function () {});
       return req.then(function (r) { setText("#saved-count", String(r.saved)); scheduleAssist(); })
         .catch(function (err) { toast(T("label.js.save_failed", { error: err.message }), true); throw err; });
     };
