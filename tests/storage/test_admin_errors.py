@@ -3,6 +3,7 @@ code (real PostgreSQL, S3 and SQLite; no mocks), backups of old schemas, no debr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -14,6 +15,22 @@ import pytest
 from modelfab.workspace import Workspace
 from tests.conftest import run_cli
 from tests.storage.servers import PostgresServer, free_port
+
+
+@contextlib.contextmanager
+def _tmpfs(mnt: Path, size: str, why: str):
+    """A small tmpfs at ``mnt`` for the test (a real full or read-only disk), unmounted after; skipped without root
+    (``why`` says what root is needed for) or where mounting is not allowed."""
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root to mount {why}")
+    mnt.mkdir(exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def _fails(*args, env=None, code=None, timeout=180):
@@ -157,8 +174,6 @@ def test_a_locked_database_error_has_no_sql_and_no_parameters(tmp_path):
 
 
 def test_disk_full_during_backup_is_said_and_leaves_nothing(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs (a real full disk)")
     import numpy as np
     import pandas as pd
 
@@ -167,17 +182,10 @@ def test_disk_full_during_backup_is_said_and_leaves_nothing(tmp_path):
     pd.DataFrame(rng.random((40_000, 8)), columns=list("abcdefgh")).to_csv(tmp_path / "big.csv", index=False)
     ws.import_table(tmp_path / "big.csv", name="big")
     ws.close()
-    small = tmp_path / "small"
-    small.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
+    with _tmpfs(tmp_path / "small", "256k", "a small tmpfs (a real full disk)") as small:
         out = _fails("backup", str(small / "bk"), "-w", str(tmp_path / "ws"), code=5)
         assert "disk is full" in out and "Free space" in out
         assert list(small.iterdir()) == []  # no bk.partial left to block a retry
-    finally:
-        subprocess.run(["umount", str(small)], check=False)
 
 
 # -- 6. backups of an older schema; no debris after a failed restore ------------------------------------------
@@ -256,14 +264,7 @@ def test_module_sizes_stay_small():
 
 
 def test_a_read_only_workspace_reads_and_says_read_only_on_writes(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a read-only tmpfs (file modes do not bind root)")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
+    with _tmpfs(tmp_path / "mnt", "16m", "a read-only tmpfs (file modes do not bind root)") as mnt:
         run_cli("init", str(mnt / "ws"))
         run_cli("tokens", "create", "kept", "-w", str(mnt / "ws"))
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
@@ -271,8 +272,6 @@ def test_a_read_only_workspace_reads_and_says_read_only_on_writes(tmp_path):
         run_cli("data", "list", "-w", str(mnt / "ws"))
         out = _fails("tokens", "create", "new", "-w", str(mnt / "ws"), code=5)
         assert "read-only" in out and "Cannot read" not in out
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_a_busy_port_is_said_before_any_banner(tmp_path):
@@ -288,26 +287,17 @@ def test_a_busy_port_is_said_before_any_banner(tmp_path):
 
 
 def test_disk_full_during_import_is_said(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs (a real full disk)")
     import numpy as np
     import pandas as pd
 
     pd.DataFrame(np.random.default_rng(0).random((40_000, 8)), columns=list("abcdefgh")).to_csv(
         tmp_path / "big.csv", index=False)
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
+    with _tmpfs(tmp_path / "mnt", "600k", "a small tmpfs (a real full disk)") as mnt:
         run_cli("init", str(mnt / "ws"))
         out = _fails("data", "import", str(tmp_path / "big.csv"), "--name", "big", "-w", str(mnt / "ws"), code=5)
         assert "disk is full" in out
         with Workspace.open(mnt / "ws") as ws:
             assert ws.datasets() == []
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_a_folder_that_cannot_be_written_is_said_in_one_line():
