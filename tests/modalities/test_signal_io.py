@@ -83,6 +83,24 @@ def test_wave_format_extensible_multichannel_channel_choice(tmp_path):
         assert "0..3" in _one_line(ei, "multi.wav")
 
 
+def test_multichannel_audio_is_decoded_block_by_block_keeping_one_channel(tmp_path, monkeypatch):
+    from modelfab.modalities.signal import io as signal_io
+
+    monkeypatch.setattr(signal_io, "AUDIO_BLOCK_FRAMES", 1000)  # 5,500 frames: six blocks, the last one short
+    x = _signal(5500, 3)
+    sf.write(tmp_path / "s.flac", x, 16000, subtype="PCM_24")
+    full = sf.read(tmp_path / "s.flac", dtype="float32", always_2d=True)[0]
+    for channel, want in ((None, full[:, 0]), (2, full[:, 2]), ("1", full[:, 1]),
+                          ("mean", full.astype(np.float64).mean(axis=1))):
+        rec = read_recording(tmp_path / "s.flac", channel=channel)
+        assert rec.samples.shape == (5500,) and np.allclose(rec.samples, want, atol=1e-7)
+        assert rec.n_channels_in_file == 3 and rec.meta["channel"] == (0 if channel is None else
+                                                                         "mean" if channel == "mean" else int(channel))
+        assert "picked" not in rec.meta and "truncated" not in rec.meta
+    with pytest.raises(InvalidInput, match=r"expected channel 0\.\.2 or 'mean', got 3"):
+        read_recording(tmp_path / "s.flac", channel=3)
+
+
 def test_flac_and_ogg(tmp_path):
     t = np.arange(16000) / 16000
     x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)

@@ -97,7 +97,7 @@ def _check_rate(value, src: str, what: str = "sample_rate") -> int | None:
 
 
 # --------------------------------------------------------------------------- readers
-def _read_audio(p: Path, src: str, variable, settings: Settings) -> _Raw:
+def _read_audio(p: Path, src: str, variable, settings: Settings, channel=None) -> _Raw:
     import soundfile as sf
 
     meta: dict = {}
@@ -117,7 +117,14 @@ def _read_audio(p: Path, src: str, variable, settings: Settings) -> _Raw:
                                 f"{_short(exc)}.", hint="Check that the file is really audio; re-export it as WAV.")
     _limits(src, int(info.frames), int(info.channels), settings)
     try:
-        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        if info.channels == 1:
+            data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        else:  # decode block by block, keeping only the channel asked for: a long stereo file is not held twice
+            picked = _channel_index(0 if channel is None else channel, int(info.channels), src)
+            data, rate = _read_audio_channel(sf, p, info, picked)
+            meta.update(picked=picked, channels_in_file=int(info.channels))
+    except InvalidInput:
+        raise
     except Exception as exc:
         raise InvalidInput(f"{src}: expected {info.frames:,} decodable frames, but decoding failed: {_short(exc)}.",
                            hint="The file is damaged or truncated; re-export or drop it.")
@@ -125,6 +132,34 @@ def _read_audio(p: Path, src: str, variable, settings: Settings) -> _Raw:
         meta["truncated"] = True
     meta.update(format=str(info.format).lower(), subtype=str(info.subtype))
     return _Raw(data, int(rate), meta)
+
+
+def _channel_index(channel, n: int, src: str) -> int | str:
+    """A channel of an audio file (index, digits or 'mean'), checked before anything is decoded."""
+    if isinstance(channel, str) and channel.strip().lower() == "mean":
+        return "mean"
+    if isinstance(channel, str) and re.fullmatch(r"\s*\d+\s*", channel):
+        channel = int(channel)
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < n:
+        raise InvalidInput(f"{src}: expected channel 0..{n - 1} or 'mean', got {channel!r}.",
+                           hint="Pick an existing channel with --channel.")
+    return int(channel)
+
+
+AUDIO_BLOCK_FRAMES = 1 << 20
+
+
+def _read_audio_channel(sf, p: Path, info, channel: int | str) -> tuple[np.ndarray, int]:
+    out = np.empty((int(info.frames), 1), dtype=np.float32)
+    done = 0
+    for block in sf.blocks(str(p), blocksize=AUDIO_BLOCK_FRAMES, dtype="float32", always_2d=True):
+        part = block.mean(axis=1, dtype=np.float64) if channel == "mean" else block[:, channel]
+        n = min(len(part), len(out) - done)
+        out[done:done + n, 0] = part[:n]
+        done += n
+        if done >= len(out):
+            break
+    return out[:done], int(info.samplerate)
 
 
 def _read_npy(p: Path, src: str, variable, settings: Settings) -> _Raw:
@@ -270,11 +305,19 @@ def _read_recording(path, channel, sample_rate, variable, settings, source) -> R
     if size > settings.max_import_bytes:
         raise TooLarge(f"{src}: expected at most {settings.max_import_bytes:,} bytes, got {size:,}.",
                        hint="Split the recording or raise MODELFAB_MAX_IMPORT_BYTES.")
-    raw = _READERS[ext](p, src, variable, settings)
+    if ext in AUDIO_EXTENSIONS:
+        raw = _read_audio(p, src, variable, settings, channel)
+    else:
+        raw = _READERS[ext](p, src, variable, settings)
     frames, n_ch = raw.data.shape
     if frames == 0:
         raise InvalidInput(f"{src}: expected samples, got 0 frames.", hint="Drop the file or re-export it.")
-    x, chosen = _pick_channel(raw, channel, src)
+    if "picked" in raw.meta:  # the audio reader kept only the channel asked for
+        chosen = raw.meta.pop("picked")
+        n_ch = raw.meta.pop("channels_in_file")
+        x = raw.data[:, 0]
+    else:
+        x, chosen = _pick_channel(raw, channel, src)
     with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 -> inf -> counted below
         x = np.asarray(x, dtype=np.float32)
     bad = int(x.size - np.count_nonzero(np.isfinite(x)))
