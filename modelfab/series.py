@@ -63,6 +63,18 @@ class SeriesOptions:
                 "value_columns": list(self.value_columns) if self.value_columns else None,
                 "wide_steps": self.wide_steps, "layout": self.layout}
 
+    def describe(self) -> str:
+        """The layout a model reads new files in, in words (for errors at prediction)."""
+        if self.id_column and self.layout != "wide":
+            vals = f"value column(s) {', '.join(map(repr, self.value_columns))}" if self.value_columns \
+                else "value columns"
+            time = f", time column {self.time_column!r}" if self.time_column else ""
+            return f"a long table: one row per series and time step, id column {self.id_column!r}{time}, {vals}"
+        if self.id_column or self.wide_steps or self.label_column:
+            ident = f"id column {self.id_column!r} and " if self.id_column else ""
+            return f"a wide table: one row per series, {ident}one column per time step (as in the training file)"
+        return "a .ts file or a table laid out as the training file"
+
     def for_prediction(self) -> "SeriesOptions":
         """The options a model reads new files with: the layout its dataset had, never guessed again (an id
         column without a stored layout is the long format)."""

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelfab.errors import InvalidInput
 from modelfab.workspace import Workspace
 from tests.conftest import cli_json, run_cli, run_docs_python
 from tests.modalities.test_series_io import make_series, write_long, write_ts, write_wide
@@ -223,6 +224,14 @@ def test_regression_multivariate_unequal_long_table(tmp_path):
     scored = model.predictor.predict_file(tmp_path / "long.csv")  # same layout; the label column is ignored
     truth = [target[int(i[1:])] for i in scored["id"]]  # ids are m0, m1, ...
     assert len(scored) == 40 and np.corrcoef(scored["prediction"], truth)[0, 1] > 0.5
+    # a file of another layout: the error names the layout the model reads, not an option the user never gave
+    write_wide(tmp_path / "wide.csv", series[:5], [None] * 5)
+    with pytest.raises(InvalidInput) as ei:
+        model.predictor.predict_file(tmp_path / "wide.csv")
+    assert "expected the id column 'machine' (the layout the model was trained on)" in ei.value.message
+    assert "--id-column" not in ei.value.message
+    assert ei.value.hint == ("This model reads a long table: one row per series and time step, id column 'machine', "
+                             "time column 't', value column(s) 'ch0', 'ch1'. Give new series in that layout.")
     ws.close()
 
 

@@ -272,9 +272,14 @@ class SeriesPredictor:
         from ..series import SeriesOptions, read_file
         from .series.io import lenient_reading
 
-        with lenient_reading():  # a series that cannot be scored is refused alone (predict_series)
-            return read_file(path, self.settings, SeriesOptions.from_dict(self.options).for_prediction(),
-                             with_labels=False)
+        opts = SeriesOptions.from_dict(self.options).for_prediction()
+        try:
+            with lenient_reading():  # a series that cannot be scored is refused alone (predict_series)
+                return read_file(path, self.settings, opts, with_labels=False)
+        except InvalidInput as exc:  # the whole file: say which layout the model reads
+            if type(exc) is InvalidInput and ("(the layout the model" in exc.message or "non-number" in exc.message):
+                exc.hint = f"This model reads {opts.describe()}. Give new series in that layout."
+            raise
 
     def predict_file(self, path: Path) -> pd.DataFrame:
         """One row per series of the file; when the file carries labels in its layout (a ``.ts`` file with class

@@ -200,6 +200,10 @@ def _read_frame(path: Path, settings: Settings, ignore: tuple[str, ...] = ()) ->
 def _need(df: pd.DataFrame, col: str | None, what: str, name: str) -> None:
     if col is not None and col not in df.columns:
         shown = ", ".join(repr(str(c)) for c in list(df.columns)[:12])
+        if _LENIENT.get():  # prediction: the user named no column, the model's layout did
+            what = what.lstrip("-").replace("-", " ")
+            raise InvalidInput(f"{name}: expected the {what} {col!r} (the layout the model was trained on); the file's "
+                               f"columns are {shown}.")
         raise InvalidInput(f"{name}: {what} {col!r} is not a column; columns are {shown}.")
 
 
