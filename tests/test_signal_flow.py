@@ -173,7 +173,8 @@ def test_cli_import_train_predict_listen(tmp_path, recordings):
     assert len(rows) == 11 and [(r["start_s"], r["end_s"]) for r in skipped] == [(0.5, 1.5), (1.0, 2.0)]
     assert "the first at 1.250 s" in skipped[0]["error"] and all("score" in r for r in rows if "error" not in r)
     for bad, says in ((["--format", "mp3"], "--format must be one of"), (["--smooth", "0"], "--smooth is a number"),
-                      (["--sample-rate", "-5"], "--sample-rate is in Hz")):
+                      (["--sample-rate", "-5"], "--sample-rate is in Hz"),
+                      (["--idle-timeout", "-1"], "--idle-timeout is a number of seconds above 0")):
         proc = subprocess.run([sys.executable, "-m", "modelfab", "listen", "fan", *bad, *w], input=b"",
                               capture_output=True, timeout=120)
         assert proc.returncode == 2 and says in proc.stderr.decode() and "listening:" not in proc.stderr.decode()

@@ -265,6 +265,9 @@ def listen_cmd(
     if sample_rate is not None and not 1 <= sample_rate <= 1_000_000:
         raise InvalidInput(f"--sample-rate is in Hz, 1..1,000,000; got {sample_rate}.",
                            hint="Give the rate the recorder sends, e.g. 16000.")
+    if not (idle_timeout > 0 and idle_timeout < float("inf")):  # NaN fails both
+        raise InvalidInput(f"--idle-timeout is a number of seconds above 0; got {idle_timeout}.",
+                           hint="e.g. --idle-timeout 30 to stop after 30 s without new data.")
     if file is None:
         check_pcm(fmt, channels)
     if file is not None and not file.is_file():
