@@ -261,6 +261,9 @@ def _mask_notes(pairing, n_masks: int, pictures: list[str], multipage: list[str]
     if pairing.mask_dirs:
         notes.append(f"{n_masks} mask(s) paired with their images; mask folder(s), never imported as images: "
                      f"{', '.join(sorted(pairing.mask_dirs)[:5])}")
+    elif n_masks:
+        notes.append(f"{n_masks} mask(s) paired with their images (a file named like X_mask.png beside X.*); masks are "
+                     "never imported as images")
     if pairing.unmatched:
         n = len(pairing.unmatched)
         more = f" (and {n - 5} more)" if n > 5 else ""

@@ -46,6 +46,7 @@ def test_folder_import_labels_masks_and_idempotence(ws, surfaces):
     assert ds.kind == "image" and ds.n_rows == 12 and ds.n_cols == len(ds.schema["feature_names"]) > 100
     assert ds.stats["labels"] == {"good": 4, "scratch": 4, "spot": 4}
     assert ds.stats["masks"] == 12  # *_mask.png are masks, never images
+    assert any(n.startswith("12 mask(s) paired with their images (a file named like X_mask.png") for n in ds.stats["notes"])
     from modelfab.images import load_image_tables
 
     feats, files = load_image_tables(ws, ds)
