@@ -137,7 +137,7 @@ class TabularPredictor:
         else:
             codes = raw.argmax(axis=1)
         plain, names = [_plain(lab) for lab in labels], [str(lab) for lab in labels]
-        return [{"prediction": plain[c], "probabilities": dict(zip(names, p))}
+        return [{"prediction": plain[c], "confidence": p[c], "probabilities": dict(zip(names, p))}
                 for c, p in zip(codes.tolist(), raw.tolist())]
 
 

@@ -169,6 +169,7 @@ def test_rest_predict_with_series_json(trained, server):
     preds = r.json()["predictions"]
     assert len(preds) == 6  # in the order of the records
     assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-6 for p in preds)
+    assert all(p["confidence"] == max(p["probabilities"].values()) for p in preds)  # as every classifier row
     right = sum(p["prediction"] == y for p, y in zip(preds, trained["test_labels"][:6]))
     assert right >= 5
     bad = httpx.post(base + "/v1/models/shapes/predict", json={"records": [{"values": [1, "x", 3]}]}, headers=auth)

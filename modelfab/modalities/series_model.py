@@ -262,6 +262,7 @@ class SeriesPredictor:
                 out.append(item)
                 continue
             if self.task == "classification":
+                item["confidence"] = float(row["confidence"])
                 item["probabilities"] = {str(lab): float(row[f"proba_{lab}"]) for lab in self.labels or []}
             if row.get("warning"):
                 item["warning"] = row["warning"]

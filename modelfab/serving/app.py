@@ -409,6 +409,9 @@ def _as_prediction(row: dict) -> dict:
         cols = {k[len("proba_"):]: v for k, v in out.items() if k.startswith("proba_")}
         if cols:
             out["probabilities"] = cols
+    probs = out.get("probabilities")
+    if "confidence" not in out and isinstance(probs, dict) and str(out.get("prediction")) in probs:
+        out["confidence"] = probs[str(out["prediction"])]  # every classifier row has it, as /predict's do
     return out
 
 

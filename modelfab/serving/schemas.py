@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 class Prediction(BaseModel):
     prediction: Any = Field(description="Predicted class label or value.")
+    confidence: float | None = Field(default=None, description="Probability of the predicted class "
+                                                               "(classification).")
     probabilities: dict[str, float] | None = Field(default=None, description="Class probabilities (classification).")
     warning: str | None = Field(default=None, description="Present when the record lacked what the model rests on "
                                                           "(e.g. a text model's text was empty).")

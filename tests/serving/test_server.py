@@ -124,6 +124,7 @@ def test_predict_single_and_batch(server):
     p = body["predictions"][0]
     assert p["prediction"] in ("ok", "defect")
     assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
+    assert p["confidence"] == p["probabilities"][str(p["prediction"])]  # every classifier row says it
     batch = [dict(RECORD, tool_wear_pct=float(i)) for i in range(200)]
     r = httpx.post(url, json={"records": batch}, headers=_auth(token))
     assert r.status_code == 200 and len(r.json()["predictions"]) == 200

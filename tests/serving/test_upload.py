@@ -107,7 +107,7 @@ def test_file_answers_read_like_predict_answers():
     assert row["prediction"] == "inner" and row["probabilities"] == {"inner": 0.9, "outer": 0.1}
     assert row["label"] == "inner" and rec["probabilities"].startswith("{")  # own fields kept, input untouched
     table = _as_prediction({"prediction": "defect", "proba_ok": 0.2, "proba_defect": 0.8})
-    assert table["probabilities"] == {"ok": 0.2, "defect": 0.8}
+    assert table["probabilities"] == {"ok": 0.2, "defect": 0.8} and table["confidence"] == 0.8  # as /predict rows
     anomaly = _as_prediction({"file": "x.png", "score": 3.0, "is_anomaly": True, "threshold": 2.0})
     assert "prediction" not in anomaly and "probabilities" not in anomaly
 
