@@ -123,7 +123,7 @@ class TabularPredictor:
                 if all(not str(rec.get(t) if rec.get(t) is not None else "").strip() for t in texts):
                     row["warning"] = (f"no text in {', '.join(map(repr, texts))}: " + (
                         "the answer is only how often each class occurred in training" if alone else
-                        "the answer rests on the other fields only"))
+                        "the answer rests on the other fields and is less reliable (the model learnt from rows with text)"))
         return out
 
     def _outputs(self, raw) -> list[dict]:

@@ -98,7 +98,7 @@ def test_cli_predict_on_a_gb18030_file(zh):
 
     with Workspace.open(zh["ws"]) as ws:  # the text model may be kept alone (then 'hours' is unused) or trees
         alone = ws.model("reviews").manifest["learner"]["format"] == "text-scores"
-    said = "are only how often each class occurred in training" if alone else "rest on the other columns only"
+    said = "are only how often each class occurred in training" if alone else "rest on the other columns and are less reliable"
     assert f"1 row(s) have no text in 'text': their answers {said}" in res["notes"]
 
 
@@ -157,7 +157,7 @@ def test_rest_predict_with_text_json(zh):
         assert preds[0]["prediction"] == "好评" and set(preds[0]["probabilities"]) == {"好评", "差评"}
         with Workspace.open(zh["ws"]) as ws:  # the text model alone (then 'hours' is unused) or trees
             alone = ws.model("reviews").manifest["learner"]["format"] == "text-scores"
-        said = "is only how often each class occurred" if alone else "rests on the other fields only"
+        said = "is only how often each class occurred" if alone else "rests on the other fields and is less reliable"
         assert "warning" not in preds[0] and preds[1]["warning"].startswith(f"no text in 'text': the answer {said}")
         bad = httpx.post(base + "/v1/models/reviews/predict", json={"records": [{"text": {"a": 1}, "hours": 1}]},
                          headers=auth, timeout=30)

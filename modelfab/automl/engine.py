@@ -337,7 +337,11 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
                             progress=progress, learners=check_learners(learners), ensemble=ensemble,
                             executor=executor)
     if stage is not None:
-        _pick_text_learner(result, stage, pre, text_cols, task=task, metric=metric, n_classes=n_classes)
+        from .text_pick import pick_text_learner
+
+        pick_text_learner(result, stage, pre, text_cols, task=task, metric=metric, n_classes=n_classes,
+                          others=(X_train, y_train, None if groups is None else groups[train_idx]), budget=budget,
+                          seed=seed)
     notes += result.notes  # after the pick: a note on how the trees were chosen goes when the text model is kept
     raw = result.learner.predict_raw(X_test)
     if task == "classification":
@@ -424,46 +428,3 @@ def _fit_text_to_budget(df, schema, target, y, train_idx, test_idx, task, budget
                  f"({budget.total:.0f} s): the model was trained on a random {len(kept):,} of them. "
                  "Give a larger --budget to use them all.")
     return kept
-
-
-def _pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[str], *, task: str, metric: str,
-                       n_classes: int) -> None:
-    """Add the text models to the leaderboard; with one text column as the only input, keep its linear
-    model alone when it validates better than the tree learners on its scores (in place)."""
-    from ..modalities.text.column import better
-    from ..modalities.text.stage import TextScoresLearner
-
-    table = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-    greater = table[metric][1]
-    result.leaderboard = sorted(result.leaderboard + stage.leaderboard,
-                                key=lambda r: (np.isfinite(r["score"]), r["score"] if greater else -r["score"]),
-                                reverse=True)
-    col = text_cols[0]
-    linear = stage.best_score.get(col, float("nan"))
-    # One text column: its linear model alone is a candidate beside the trees, also when the table has other
-    # columns (trees on the text model's out-of-fold scores of templated tickets split at 0.99 and sent a new
-    # short phrasing of a known fault, and an empty text, to another class at 0.995)
-    if result.learner is not None and len(text_cols) != 1:
-        return
-    # The simpler model is kept unless the trees validate clearly better (by more than fold noise).
-    tol = 0.01 * abs(linear) if metric in ("log_loss", "rmse", "mae", "mse", "mape") else 0.002
-    margin = -tol if greater else tol
-    trees_win = np.isfinite(result.best_score) and (not np.isfinite(linear)
-                                                    or better(metric, result.best_score + margin, linear))
-    if result.learner is None or not trees_win:
-        model = stage.models[col]
-        if result.learner is not None:  # the trees lost: notes on how they were chosen would name the wrong model
-            result.notes = [n for n in result.notes if not n.startswith("Learners tied for the best score")]
-            others = [c["name"] for c in pre.input_columns if c["name"] != col]
-            result.notes.append(f"Kept the text model of {col!r} ({model.candidate}) alone: out of fold it scored "
-                                f"{linear:.4g}, the best tree learner on its scores"
-                                + (f" and {', '.join(map(repr, others[:5]))}" if others else "")
-                                + f" {result.best_score:.4g} ({metric}); the simpler model is kept unless the trees "
-                                "are clearly better" + (", so the other columns are not used." if others else "."))
-        names = pre.feature_names
-        cols = [names.index(n) for n in model.output_names]
-        result.learner = TextScoresLearner(cols, task, n_classes)
-        result.learner_name = f"text:{model.candidate.split()[0]}"
-        result.config = {"text_model": model.candidate, "column": col}
-        result.best_score, result.ensemble = linear, None
-        result.refit = None  # the text model stands alone: nothing of the search is refit

@@ -354,7 +354,7 @@ def unreadable_notes(found: dict[str, tuple[int, list[str]]], columns: list[dict
     kinds = {c["name"]: c["kind"] for c in columns}
     alone = sum(k == "text" for k in kinds.values()) == len(kinds)
     notes = [f"{n:,} row(s) have no text in {col!r}: their answers " + (
-        "are only how often each class occurred in training" if alone else "rest on the other columns only")
+        "are only how often each class occurred in training" if alone else "rest on the other columns and are less reliable (the model learnt from rows with text)")
         for col, (n, _) in found.items() if kinds.get(col) == "text"]
     found = {col: v for col, v in found.items() if kinds.get(col) != "text"}
     what = {"numeric": "numbers the model can read", "datetime": "dates/times the model can read (e.g. "
