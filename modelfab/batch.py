@@ -141,7 +141,8 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
             writer.close()
             writer = None
         if rows == 0:
-            raise InvalidInput(f"{Path(path).name} has no data rows to predict.")
+            raise InvalidInput(f"{Path(path).name}: expected at least one data row under the header; the file has none.",
+                               hint="Check that the right file was given (an export may have failed).")
         if fmt == "excel":
             import pandas as pd
 

@@ -53,6 +53,9 @@ class TabularPredictor:
         return self.input_columns
 
     def predict_raw(self, df: pd.DataFrame) -> np.ndarray:
+        if isinstance(df, pd.DataFrame) and len(df) == 0:  # a header-only file: no rows, no answers (learners refuse 0 rows)
+            self.preprocessor.transform(df.head(0))  # the same column checks as for rows
+            return np.zeros((0, len(self.labels or [])) if self.task == "classification" else 0, dtype=np.float64)
         no_evidence: list[np.ndarray] = []  # per text column, from the same TF-IDF rows as its scores
         raw = self.learner.predict_raw(self.preprocessor.transform(df, no_evidence=no_evidence))
         return self._prior_without_evidence(raw, no_evidence)

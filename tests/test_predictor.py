@@ -82,3 +82,33 @@ def test_batch_of_records_equals_frame_path(ws, target):
     assert pred.predict_records(recs[:1]) == fast[:1]
     with pytest.raises(InvalidInput, match="non-empty list"):
         pred.predict_records([])
+
+
+@pytest.mark.parametrize("target", ["quality", "wear"])
+def test_a_header_only_file_gives_no_rows_not_an_internal_error(ws, target, tmp_path):
+    """A header-only CSV crashed inside the learner ("Found array with 0 sample(s) ... ExtraTreesClassifier")."""
+    from modelfab.batch import predict_table_file
+
+    model = ws.train("t", target=target, budget=5, seed=0)
+    other = "wear" if target == "quality" else "quality"  # the other target is an input of this model
+    header = pd.DataFrame(columns=["temp", "count", "line", "shift", "ok_flag", other])
+    out = model.predict(header)
+    assert len(out) == 0 and "prediction" in out.columns
+    (tmp_path / "empty.csv").write_text(",".join(header.columns) + "\n")
+    with pytest.raises(InvalidInput, match="empty.csv: expected at least one data row under the header"):
+        predict_table_file(model, tmp_path / "empty.csv", tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+    with pytest.raises(InvalidInput, match="missing 1 column"):  # the column checks still apply
+        model.predict(header.drop(columns="temp"))
+
+
+def test_a_missing_column_names_the_look_alike_the_file_has(ws):
+    model = ws.train("t", target="wear", budget=5, learners=("lgbm",), ensemble=False)
+    rows = pd.DataFrame({"Temp": [70.0], "count": [1], "line ": ["L1"], "shift": ["A"], "ok_flag": ["yes"],
+                         "quality": ["good"]})
+    with pytest.raises(InvalidInput, match="missing 2 column") as ei:
+        model.predict(rows)
+    assert "the file has 'Temp' for 'temp', 'line ' for 'line'" in ei.value.hint
+    with pytest.raises(InvalidInput) as ei:
+        model.predict(rows.rename(columns={"Temp": "pressure", "line ": "zone"}))
+    assert "Rename" not in ei.value.hint and "named as at training" in ei.value.hint

@@ -190,9 +190,8 @@ class TabularPreprocessor:
                                hint="model.predict also takes a list of records (dicts) or one record (a dict).")
         missing = [c["name"] for c in self.input_columns if c["name"] not in df.columns]
         if missing:
-            shown = ", ".join(repr(m) for m in missing[:10])
-            raise InvalidInput(f"Input is missing {len(missing)} column(s) the model needs: {shown}.",
-                               hint="Send every input column of the model (see `modelfab models show`).")
+            message, hint = _missing_columns_message(missing, [str(c) for c in df.columns])
+            raise InvalidInput(message, hint=hint)
         parts: list[np.ndarray] = []
         n = len(df)
         for c in self.input_columns:
@@ -347,6 +346,26 @@ def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[
         if bad.any():
             found[c["name"]] = (int(bad.sum()), [str(v)[:40] for v in s[bad].unique()[:3]])
     return found
+
+
+
+def _missing_columns_message(missing: list[str], given: list[str]) -> tuple[str, str]:
+    """(message, hint) for input columns the model needs and the rows lack: the columns given that look like them
+    ('Description' for 'description', 'downtime h' for 'downtime_h') are named."""
+    import difflib
+
+    def key(name: str) -> str:
+        return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+    shown = ", ".join(repr(m) for m in missing[:10])
+    pairs = []
+    for m in missing[:10]:
+        same = [g for g in given if key(g) == key(m)] or difflib.get_close_matches(m, given, n=1, cutoff=0.75)
+        if same:
+            pairs.append(f"{same[0]!r} for {m!r}")
+    hint = ("Rename the column(s): the file has " + ", ".join(pairs) + ". " if pairs else "") + \
+        "Send every input column of the model, named as at training (see `modelfab models show`)."
+    return f"Input is missing {len(missing)} column(s) the model needs: {shown}.", hint
 
 
 def unreadable_notes(found: dict[str, tuple[int, list[str]]], columns: list[dict]) -> list[str]:
