@@ -133,7 +133,8 @@ def test_fault_classification_by_file(tmp_path, recordings):
                    "--workspace", str(w.root))
     assert res["rows"] == 18
     df = pd.read_csv(tmp_path / "p.csv")
-    assert list(df.columns[:3]) == ["file", "label", "probabilities"]
+    assert list(df.columns[:4]) == ["file", "prediction", "label", "probabilities"]
+    assert (df["prediction"] == df["label"]).all()  # `prediction` as every kind names it; `label` kept
     probs = json.loads(df["probabilities"].iloc[0])
     assert abs(sum(probs.values()) - 1) < 1e-4
     acc = (df["label"] == df["file"].str.split("/").str[0]).mean()

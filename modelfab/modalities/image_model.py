@@ -80,7 +80,7 @@ class ImagePredictor:
         proba = self.tabular.predict_raw(frame)[0]
         labels = [str(v) for v in self.labels or []]
         best = int(np.argmax(proba))
-        out = {"file": im.source, "label": labels[best], "confidence": float(proba[best]),
+        out = {"file": im.source, "prediction": labels[best], "label": labels[best], "confidence": float(proba[best]),
                "probabilities": json.dumps({lab: round(float(p), 6) for lab, p in zip(labels, proba)}, ensure_ascii=False)}
         for lab, p in zip(labels, proba):
             out[f"proba_{lab}"] = float(p)
@@ -132,7 +132,8 @@ class ImagePredictor:
             columns = ["file", "score", "is_anomaly", "threshold", "hotspot_x", "hotspot_y", "width", "height"]
         else:
             labels = [str(v) for v in self.labels or []]
-            columns = ["file", "label", "probabilities", "confidence"] + [f"proba_{lab}" for lab in labels]
+            # `prediction` as every other kind names it; `label` (the same) kept for existing scripts
+            columns = ["file", "prediction", "label", "probabilities", "confidence"] + [f"proba_{lab}" for lab in labels]
         df = pd.DataFrame(rows, columns=columns + ["error", "note"])
         df["note"] = df["note"].fillna("")
         for c in ("hotspot_x", "hotspot_y", "width", "height"):

@@ -159,7 +159,7 @@ class SignalPredictor:
         mean = proba.mean(axis=0)
         best = int(mean.argmax())
         labels = [str(v) for v in self.labels or []]
-        out = {"file": rec.source, "label": labels[best], "confidence": float(mean[best]),
+        out = {"file": rec.source, "prediction": labels[best], "label": labels[best], "confidence": float(mean[best]),
                "probabilities": json.dumps({lab: round(float(p), 6) for lab, p in zip(labels, mean)}, ensure_ascii=False),
                "windows": len(ff.features)}
         for lab, p in zip(labels, mean):
@@ -231,7 +231,7 @@ class SignalPredictor:
         rows = score_files(items, self._file_row, progress)
         if progress:
             progress(len(items), len(items), "")
-        first = ["file", "score", "is_anomaly", "threshold"] if self.task == "anomaly" else ["file", "label", "probabilities"]
+        first = ["file", "score", "is_anomaly", "threshold"] if self.task == "anomaly" else ["file", "prediction", "label", "probabilities"]
         df = pd.DataFrame(rows)
         return df[[c for c in first if c in df.columns] + [c for c in df.columns if c not in first]]
 
