@@ -201,6 +201,10 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     same_name_pngs = [p for p in pictures if p in by_stem]  # said by the pngs_as_images note
     mask_notes = _mask_notes(pairing, int(sum(bool(r.get("mask")) for r in good)),
                              [p for p in pictures if p not in by_stem], multipage)
+    if opts.labels == "folder":
+        from .modalities.image.io import folder_label_notes
+
+        mask_notes = folder_label_notes([r["file"] for r in good]) + mask_notes
     existing = ws.meta.find_dataset(name, content)
     if existing is not None:
         return ImportResult(DatasetVersion.from_row(existing), created=False, notes=_notes_of(existing))

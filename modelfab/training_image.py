@@ -85,15 +85,21 @@ def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metri
     names = ds.schema["feature_names"]
     keep = feats["label"].notna().to_numpy()
     labelled = feats[keep].reset_index(drop=True)
+    boxed = int((pd.to_numeric(files.get("n_boxes", pd.Series(dtype=float)), errors="coerce").fillna(0) > 0).sum())
+    marked = (f"{boxed} image(s) have boxes marking defects: give each image its class with --labels FILE.csv "
+              "(file,label) or label them in the browser (an anomaly model would learn the boxed images as normal)."
+              if boxed else "")
     if labelled.empty:
         raise InvalidInput(f"Dataset {ds.ref} has no labelled images; classification needs labels.",
-                           hint="Import with --labels folder|FILE.csv, or train with --task anomaly.")
+                           hint=marked or "Import with --labels folder|FILE.csv, or train with --task anomaly.")
     counts = labelled["label"].astype(str).value_counts()
     if len(counts) < 2:
         raise InvalidInput(f"Classification needs at least two labels; {ds.ref} has only {list(counts.index)}.",
-                           hint="Train with --task anomaly to learn from good images only.")
+                           hint=marked or "Train with --task anomaly to learn from good images only.")
     if counts.min() < 2:
-        raise InvalidInput(f"Each label needs at least two images; {counts.idxmin()!r} has {counts.min()}.")
+        raise InvalidInput(f"Each label needs at least two images; {counts.idxmin()!r} has {counts.min()}.",
+                           hint="Add images of that class, or move its folder out (a stray sub-folder is a class of "
+                                "its own) and import again; the import notes name nested folders.")
     lab_files = files.set_index("file").loc[labelled["file"]].reset_index()
     codes = pd.Categorical(labelled["label"].astype(str)).codes
     notes, found = shortcut_notes(lab_files, np.asarray(codes), seed)
@@ -165,13 +171,18 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
             raise InvalidInput(f"No images labelled {normal_label!r} to learn good surfaces from; labels are "
                                f"{sorted({str(v) for v in lab.dropna()})}.",
                                hint="Pass --normal-label with the label of defect-free images.")
-    else:
-        normal, abnormal = np.ones(len(files), bool), np.zeros(len(files), bool)
+        marked_note = ""
+    else:  # no labels: the images whose boxes or mask mark a defect are the known defects, the others the good ones
+        abnormal = _marked_defects(files)
+        normal = ~abnormal
+        marked_note = (f"{int(abnormal.sum())} unlabelled image(s) with boxes or a mask marking a defect were not "
+                       "learnt as good: they are the known defects the model is checked on." if abnormal.any() else "")
     from .training_image_few import CROSSFIT_BELOW, MIN_GOOD, crossfit_padim
 
     if normal.sum() < MIN_GOOD:
+        what = f"labelled {normal_label!r}" if lab.notna().any() else "without boxes or a mask marking a defect"
         raise InvalidInput(f"Anomaly detection needs at least {MIN_GOOD} defect-free images to learn from and set a "
-                           f"threshold on; got {int(normal.sum())} labelled {normal_label!r}.",
+                           f"threshold on; got {int(normal.sum())} {what}.",
                            hint="Add good images (a few hundred make a threshold you can trust).")
     rng = np.random.default_rng(seed)
     normal_files = files["file"][normal].to_numpy()
@@ -182,7 +193,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     short = np.minimum(files["width"][normal], files["height"][normal]).median()
     scale = float(min(1.0, WORK_SHORT_SIDE / float(short)))
     refs = ws.meta.blob_refs(f"datasets:{ds.id}")
-    notes: list[str] = []
+    notes: list[str] = [marked_note] if marked_note else []
     # fit on as many normal images as the budget allows (the first chunks time the rest)
     paths = {rel: ws.blob_path(refs[f"file:{rel}"]) for rel in files["file"]}
     masks = {rel: ws.blob_path(refs[f"mask:{rel}"]) for rel in files["file"] if f"mask:{rel}" in refs}
@@ -494,6 +505,14 @@ def _orientation_note(good: pd.DataFrame) -> list[str]:
             "turned, rotate the images to one orientation (and new ones the same way); if they are different parts, "
             "one model per kind of part learns each better. A new image of a shape no good image had is compared "
             "with the wrong places."]
+
+
+def _marked_defects(files: pd.DataFrame) -> np.ndarray:
+    """Images whose boxes or mask mark a defect (an unlabelled COCO/YOLO/VOC set keeps its boxes)."""
+    boxes = pd.to_numeric(files["n_boxes"], errors="coerce").fillna(0) > 0 if "n_boxes" in files else False
+    mask = pd.to_numeric(files["defect_fraction"], errors="coerce").fillna(0) > 0 if "defect_fraction" in files \
+        else False
+    return np.asarray(boxes | mask, dtype=bool) & np.ones(len(files), bool)
 
 
 def _anomaly_shortcuts(files: pd.DataFrame, normal: np.ndarray, abnormal: np.ndarray) -> list[str]:

@@ -307,3 +307,41 @@ def test_labels_from_file_names_and_zips_of_a_folder(ws, tmp_path):
         for p in sorted((root / "a").glob("*.png")):
             zf.write(p, f"good/{p.name}")
     assert ws.import_images(one, "one").dataset.stats["labels"] == {"good": 2}
+
+
+def test_folder_labels_skip_layout_folders_and_name_nested_class_folders():
+    from modelfab.modalities.image.io import folder_label_notes, label_from_folder
+
+    assert [label_from_folder(f) for f in ("good/a.png", "train/good/a.png", "images/a.png", "images/train/a.jpg",
+                                           "JPEGImages/a.jpg", "a.png", "good/old_backup/a.png")] == \
+        ["good", "good", None, None, None, None, "old_backup"]
+    notes = folder_label_notes(["good/a.png", "good/b.png", "good/old_backup/c.png", "dent/d.png",
+                                "images/e.jpg", "images/f.jpg", "train/good/g.png"])
+    assert notes[0].startswith("2 image(s) sit in folders of a dataset layout, not class folders ('images/' (2))")
+    assert notes[1].startswith("'good/old_backup/' (1 image(s)) is a folder inside the class folder 'good/'")
+    assert len(notes) == 2  # train/good/ is a class folder in a split folder: nothing to say
+    assert folder_label_notes(["train/good/a.png", "test/good/b.png", "test/crack/c.png"]) == []
+
+
+def test_an_unlabelled_coco_set_learns_its_unboxed_images_as_good_and_checks_on_the_boxed(ws, tmp_path):
+    """A COCO layout (every image in images/) became one class 'images' and an anomaly model learnt the boxed
+    defects as normal."""
+    root = tmp_path / "coco"
+    (root / "images").mkdir(parents=True)
+    entries, annotations = [], []
+    for i in range(30):
+        Image.fromarray(make_surface(48, seed=i)[0]).save(root / "images" / f"p{i:02d}.png")
+        entries.append({"id": i, "file_name": f"p{i:02d}.png", "width": 48, "height": 48})
+        if i < 8:
+            annotations.append({"image_id": i, "category_id": 1, "bbox": [5, 5, 10, 10]})
+    (root / "annotations.json").write_text(json.dumps({"images": entries, "annotations": annotations,
+                                                       "categories": [{"id": 1, "name": "dent"}]}))
+    ds = ws.import_images(root, "cocoset").dataset
+    assert ds.stats["labels"] == {} and ds.stats["unlabelled"] == 30 and ds.stats["images_with_boxes"] == 8
+    assert any("dataset layout" in n and "'images/' (30)" in n for n in ds.stats["notes"])
+    with pytest.raises(InvalidInput) as ei:
+        ws.train("cocoset", task="classification", budget=5)
+    assert "8 image(s) have boxes marking defects" in ei.value.hint and "--labels FILE.csv" in ei.value.hint
+    model = ws.train("cocoset", task="anomaly", budget=20)
+    assert model.metrics["n_anomaly"] == 8 and model.metrics["n"] == 30
+    assert any(n.startswith("8 unlabelled image(s) with boxes") for n in model.manifest["training"]["notes"])

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -303,10 +304,47 @@ def list_images(root: Path) -> list[str]:
     return split_images_and_masks(list_files(root))[0]
 
 
+# Folders of a dataset layout, never a class: COCO/YOLO/VOC keep every image in images/ (or images/train/),
+# JPEGImages/ or a split folder. An image directly in one of them is unlabelled.
+LAYOUT_FOLDERS = frozenset({"images", "imgs", "img", "jpegimages", "train", "training", "val", "valid", "validation",
+                            "test", "testing"})
+
+
 def label_from_folder(rel: str) -> str | None:
-    """``--labels folder``: the name of the folder that holds the image (None at the top level)."""
+    """``--labels folder``: the name of the folder that holds the image (None at the top level, or in a folder of a
+    dataset layout such as ``images/`` or ``train/``: see :data:`LAYOUT_FOLDERS`)."""
     parts = PurePosixPath(rel).parts
-    return parts[-2] if len(parts) > 1 else None
+    if len(parts) < 2 or parts[-2].casefold() in LAYOUT_FOLDERS:
+        return None
+    return parts[-2]
+
+
+def folder_label_notes(images: list[str]) -> list[str]:
+    """What ``--labels folder`` made of the folders that a person should know: images left unlabelled because
+    their folder is a layout folder (``images/``), and class folders inside another class folder (a stray
+    ``good/old_backup/`` became a class of its own)."""
+    notes = []
+    layout = Counter(PurePosixPath(f).parts[-2] for f in images
+                     if len(PurePosixPath(f).parts) > 1 and PurePosixPath(f).parts[-2].casefold() in LAYOUT_FOLDERS)
+    if layout:
+        shown = ", ".join(f"'{k}/' ({n})" for k, n in layout.most_common(4))
+        notes.append(f"{sum(layout.values())} image(s) sit in folders of a dataset layout, not class folders ({shown}): "
+                     "they are imported unlabelled (boxes and masks are kept). Give classes with --labels FILE.csv "
+                     "(file,label), or label them in the browser")
+    holders = {str(PurePosixPath(f).parent) for f in images if len(PurePosixPath(f).parts) > 1}
+    nested = Counter()
+    for f in images:
+        parent = PurePosixPath(f).parent
+        if len(parent.parts) > 1 and label_from_folder(f) is not None and \
+                any(str(a) in holders and label_from_folder(str(a / "x")) is not None for a in parent.parents
+                    if str(a) != "."):
+            nested[str(parent)] += 1
+    for folder, n in sorted(nested.items())[:5]:
+        outer = next(str(a) for a in PurePosixPath(folder).parents if str(a) in holders)
+        notes.append(f"'{folder}/' ({n} image(s)) is a folder inside the class folder '{outer}/': its images got the "
+                     f"label '{PurePosixPath(folder).name}'. If that is not a class, move the folder out or delete it "
+                     "and import again, or give labels with --labels FILE.csv")
+    return notes
 
 
 # ---------------------------------------------------------------- zips
