@@ -85,6 +85,19 @@ def _train_table(ws, ds, *, target, task, clock, metric, name, seed, progress, l
         return finish(ws, folder, manifest, result, name=name, ds=ds)
 
 
+def resolve_normal_label(labels: set[str], normal_label: str) -> str:
+    """The label of good items when the default 'normal' names none of the dataset's labels: its only label (a
+    folder of good parts only), or its only label that reads as good (ok, good, pass, 合格, ...)."""
+    if normal_label in labels or normal_label != "normal" or not labels:
+        return normal_label
+    if len(labels) == 1:
+        return next(iter(labels))
+    from .automl.engine import NORMAL_CLASS_NAMES
+
+    good = sorted(lab for lab in labels if lab.strip().lower() in NORMAL_CLASS_NAMES)
+    return good[0] if len(good) == 1 else normal_label
+
+
 def choose_task(task: str, allowed: tuple[str, ...], what: str, labels: set[str], *, normal_label: str,
                 max_false_alarm: float) -> str:
     """The task for a dataset of files (recordings, images): checked, and ``auto`` decided from the labels

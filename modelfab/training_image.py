@@ -20,8 +20,8 @@ import pandas as pd
 
 from .errors import InvalidInput, TrainingError
 from .images import image_blob, load_image_tables
-from .training import (add_arrays, base_manifest, choose_task, data_lineage, finish, package_folder, training_info,
-                       write_learner)
+from .training import (add_arrays, base_manifest, choose_task, data_lineage, finish, package_folder,
+                       resolve_normal_label, training_info, write_learner)
 
 IMAGE_TASKS = ("auto", "classification", "anomaly")
 WORK_SHORT_SIDE = 128   # anomaly: images are scaled so that the median short side is about this
@@ -34,7 +34,9 @@ def train_image(ws, ds, *, target: str | None = None, task: str, budget, metric:
                 progress, normal_label: str, max_false_alarm: float):
     """Train on a dataset of images (``target`` is unused: labels come from the import)."""
     feats, files = load_image_tables(ws, ds)
-    task = choose_task(task, IMAGE_TASKS, "images", {str(v) for v in files["label"].dropna()},
+    labels = {str(v) for v in files["label"].dropna()}
+    normal_label = resolve_normal_label(labels, normal_label)
+    task = choose_task(task, IMAGE_TASKS, "images", labels,
                        normal_label=normal_label, max_false_alarm=max_false_alarm)
     if task == "classification":
         return _classify(ws, ds, feats, files, budget=budget, metric=metric, name=name, seed=seed, progress=progress)
@@ -455,15 +457,18 @@ def _fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s: float, s
             say(f"learning synthetic defects {made}/{len(order)}")
             yield model.residuals(feats, szs), np.stack(fracs)
 
-    why = (f"the budget left no time for it ({max(room, 0.0):.0f} s after reserving {scoring_s:.0f} s to score the "
-           "held-out images)")
+    why = (f"the budget left too little time for it ({max(room, 0.0):.0f} s to make synthetic defects, after "
+           f"keeping {scoring_s:.0f} s to score the held-out images, {regression_s:.0f} s to fit the head and a "
+           "reserve to write the model)")
     if room > 0:
         try:
             model.head = dh.DefectHead.fit(batches(), model.sd, len(sources) * dh.PER_IMAGE, seed=seed,
                                            min_images=dh.MIN_SOURCES)
         except ValueError as exc:  # too few synthetic images in the time, or cells of one class
             model.head = None
-            why = (f"only {made} synthetic defects were made in the {room:.0f} s the budget left" if made
+            why = (f"only {made} synthetic defects could be made in the {max(room, 0.0):.0f} s the budget left for "
+                   f"them (after keeping {scoring_s + regression_s:.0f} s to score the held-out images and fit the "
+                   "head)" if made
                    < dh.MIN_SOURCES * dh.PER_IMAGE else f"it could not be fitted ({exc})")
     if model.head is None:
         notes.append(f"No defect head (learned from synthetic defects on the good images): {why}; a longer budget "

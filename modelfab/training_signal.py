@@ -11,8 +11,8 @@ import pandas as pd
 
 from .errors import InvalidInput
 from .recordings import load_signal_tables
-from .training import (add_arrays, base_manifest, choose_task, data_lineage, finish, package_folder, training_info,
-                       write_learner)
+from .training import (add_arrays, base_manifest, choose_task, data_lineage, finish, package_folder,
+                       resolve_normal_label, training_info, write_learner)
 
 SIGNAL_TASKS = ("auto", "classification", "anomaly")
 
@@ -21,7 +21,9 @@ def train_signal(ws, ds, *, target: str | None = None, task: str, budget, metric
                  progress, normal_label: str, max_false_alarm: float):
     """Train on a dataset of recordings (``target`` is unused: the labels come from the import)."""
     feats, files = load_signal_tables(ws, ds)
-    task = choose_task(task, SIGNAL_TASKS, "recordings", {str(v) for v in files["label"].dropna()},
+    labels = {str(v) for v in files["label"].dropna()}
+    normal_label = resolve_normal_label(labels, normal_label)
+    task = choose_task(task, SIGNAL_TASKS, "recordings", labels,
                        normal_label=normal_label, max_false_alarm=max_false_alarm)
     if task == "classification":
         return _classify(ws, ds, feats, files, budget=budget, metric=metric, name=name, seed=seed, progress=progress)
