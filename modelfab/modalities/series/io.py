@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ...errors import InvalidInput, UnsupportedFormat
 from ...settings import Settings
@@ -76,7 +77,15 @@ def read_ts(path: str | Path, settings: Settings) -> SeriesSet:
             chans = [np.array([math.nan if v.strip() in ("?", "", "NaN", "nan") else float(v)
                                for v in f.split(",")], dtype=np.float64) for f in fields]
         except ValueError as exc:
-            raise InvalidInput(f"{path.name} line {no}: expected comma-separated numbers ({exc}).") from None
+            bad = InvalidInput(f"{path.name} line {no}: expected comma-separated numbers ({exc}).")
+            if not _LENIENT.get():
+                raise bad from None
+            series.append(bad)  # prediction: this series alone is refused, with the reason
+            numbers.append(case)
+            case += 1
+            if has_label:
+                labels.append(label)
+            continue
         where, case = f"{path.name} line {no}", case + 1
         arr = _ts_case(chans, where)
         if isinstance(arr, np.ndarray):
@@ -95,7 +104,7 @@ def read_ts(path: str | Path, settings: Settings) -> SeriesSet:
     if has_label:
         out_labels = [float(v) for v in labels] if target_label else labels
     ids = [f"{path.stem}_{i}" for i in numbers]  # a series left out keeps its number free (ids follow the lines)
-    dims = series[0].shape[0] if series else 0
+    dims = next((s.shape[0] for s in series if isinstance(s, np.ndarray)), 0)  # lenient: a refused series first
     sset = SeriesSet(series, ids, out_labels, [f"dim_{c}" for c in range(dims)], "ts", notes)
     return check_limits(sset, path.name, settings)
 
@@ -151,11 +160,28 @@ def read_series(path: str | Path, settings: Settings, *, id_column: str | None =
         sset = _wide(df, path.name, settings, label_column=label_column or found, id_column=None, wide_steps=True)
         sset.notes[:0] = notes
         return sset
-    df = _read_frame(path, settings, ignore)
-    if layout is None:
-        layout = table_layout(df, id_column, label_column, path.name)
+    return read_frame(_read_frame(path, settings, ignore), path.name, settings, id_column=id_column,
+                      time_column=time_column, value_columns=value_columns, label_column=label_column,
+                      wide_steps=wide_steps, layout=layout)
+
+
+def read_frame(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str | None = None,
+               time_column: str | None = None, value_columns: list[str] | None = None,
+               label_column: str | None = None, wide_steps: bool = True, layout: str | None = None) -> SeriesSet:
+    """The series of a table already read (a file's, or a DataFrame given to a model), long or wide as in
+    :func:`read_series` (whose ``layout`` rules apply). A long table found by its repeated ids (``layout`` None,
+    no time or value columns: an import) takes a column that looks like time as its time column (see
+    ``SeriesSet.time_column``)."""
+    if not id_column and (time_column or value_columns):
+        raise InvalidInput("--time-column and --value-column describe the long format, which needs --id-column too.")
+    guess_time = False
+    if layout is None and id_column and (time_column or value_columns):
+        layout = "long"
+    if layout is None and id_column:
+        layout = table_layout(df, id_column, label_column, name)
         wide_steps = True  # a wide table with ids is new (2026-12): its numbered columns are the steps
+        guess_time = layout == "long"
     if layout == "wide" or not id_column:
-        return _wide(df, path.name, settings, label_column=label_column, id_column=id_column, wide_steps=wide_steps)
-    return _long(df, path.name, settings, id_column=id_column, time_column=time_column, value_columns=value_columns,
-                 label_column=label_column)
+        return _wide(df, name, settings, label_column=label_column, id_column=id_column, wide_steps=wide_steps)
+    return _long(df, name, settings, id_column=id_column, time_column=time_column, value_columns=value_columns,
+                 label_column=label_column, guess_time=guess_time)

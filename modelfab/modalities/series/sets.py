@@ -27,6 +27,7 @@ class SeriesSet:
     channel_names: list[str] = field(default_factory=list)
     format: str = ""
     notes: list[str] = field(default_factory=list)
+    time_column: str | None = None  # a long table's time column, when the reader found it by itself (at import)
 
     @property
     def n_channels(self) -> int:

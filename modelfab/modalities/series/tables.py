@@ -14,6 +14,7 @@ from ...settings import Settings
 from .clean import _LENIENT, _SKIP, MIN_LENGTH, Fill, _read_clean, empty_label_note, skipped_note
 from .sets import SeriesSet, _check_file, check_limits
 
+
 def _read_frame(path: Path, settings: Settings, ignore: tuple[str, ...] = ()) -> pd.DataFrame:
     from ..tabular_io import open_table, read_table
 
@@ -31,18 +32,42 @@ def _need(df: pd.DataFrame, col: str | None, what: str, name: str) -> None:
         raise InvalidInput(f"{name}: {what} {col!r} is not a column; columns are {shown}.")
 
 
-def _numeric(df: pd.DataFrame, cols: list[str], name: str) -> np.ndarray:
+def _row_no(df: pd.DataFrame, i: int) -> int:
+    """The data row (from 1, as in the file) of position ``i``: the frame's index is the file's row order (the
+    rows of a long table are sorted by time before they are read)."""
+    lab = df.index[i]
+    return int(lab) + 1 if isinstance(lab, (int, np.integer)) else i + 1
+
+
+NUMERIC_HINT = ("At import, name the non-value columns with --id-column/--time-column/--label-column; to predict, "
+                "give the series in the layout and columns the model was trained on.")
+
+
+def _numeric(df: pd.DataFrame, cols: list[str], name: str, bad: dict[int, str] | None = None) -> np.ndarray:
+    """The columns as float64 (empty cells NaN). A cell that is not a number refuses the file with its row; with
+    ``bad`` (lenient reading: prediction) it is NaN and ``bad[position]`` says why, for the caller to refuse its
+    series alone, unless most of the column is not numbers (a text column, not a mistyped cell)."""
     out = np.empty((len(df), len(cols)), dtype=np.float64)
     for j, c in enumerate(cols):
         v = pd.to_numeric(df[c], errors="coerce")
-        bad = v.isna() & df[c].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InvalidInput(f"{name}: column {c!r} holds a non-number ({str(df[c].iloc[i])[:30]!r} in data row {i + 1}); "
-                               "expected numeric values.", hint="At import, name the non-value columns with --id-column/--time-column/--label-column; to predict, "
-                                    "give the series in the layout and columns the model was trained on.")
+        wrong = (v.isna() & df[c].notna()).to_numpy()
+        if wrong.any():
+            at = np.flatnonzero(wrong)
+            if bad is None or 2 * len(at) > int(df[c].notna().sum()):
+                i = int(at[0])
+                raise InvalidInput(f"{name}: column {c!r} holds a non-number ({str(df[c].iloc[i])[:30]!r} in data row "
+                                   f"{_row_no(df, i)}); expected numeric values.", hint=NUMERIC_HINT)
+            for i in at:
+                bad.setdefault(int(i), f"column {c!r} holds a non-number ({str(df[c].iloc[i])[:30]!r} in data row "
+                                       f"{_row_no(df, int(i))}); expected numbers (an empty cell for a gap)")
         out[:, j] = v.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+def _refused(where: str, rows, bad: dict[int, str]) -> InvalidInput | None:
+    """Lenient reading: the series at ``rows`` refused for its first cell that is not a number (None: no such cell)."""
+    hit = [bad[int(r)] for r in sorted(rows) if int(r) in bad]
+    return InvalidInput(f"{where}: {hit[0]}.") if hit else None
 
 
 def read_wide(path: str | Path, settings: Settings, *, label_column: str | None = None,
@@ -75,11 +100,14 @@ def _wide(df: pd.DataFrame, name: str, settings: Settings, *, label_column: str 
     if len(channels) > 1:
         notes.append(f"Read as {len(channels)} channels by column prefix: "
                      + ", ".join(f"{k!r} ({len(v)} steps)" for k, v in channels.items()) + ".")
-    blocks = [_numeric(df, v, name) for v in channels.values()]
+    bad: dict[int, str] | None = {} if _LENIENT.get() else None  # prediction: a cell not a number refuses its row
+    blocks = [_numeric(df, v, name, bad) for v in channels.values()]
     ids = df[id_column].astype(str).tolist() if id_column else [f"row_{i + 1}" for i in range(len(df))]
     series, kept, fill = [], [], Fill()
     for i in range(len(df)):
-        arr = _read_clean(np.stack([b[i] for b in blocks]), f"{name} row {i + 1}", fill)
+        arr = _refused(f"series {ids[i]!r}", [i], bad) if bad else None
+        if arr is None:
+            arr = _read_clean(np.stack([b[i] for b in blocks]), f"{name} row {i + 1}", fill)
         if arr is not None:
             series.append(arr)
             kept.append(i)
