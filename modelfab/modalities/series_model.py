@@ -396,7 +396,7 @@ def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
     frames, notes = [], []
     for p in paths:
         df = predictor.predict_file(Path(p))
-        notes += [n if n.startswith(Path(p).name) else f"{Path(p).name}: {n}" for n in df.attrs.get("notes", [])]
+        notes += [n if Path(p).name in n else f"{Path(p).name}: {n}" for n in df.attrs.get("notes", [])]
         df.insert(0, "file", Path(p).name)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
