@@ -139,6 +139,8 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
         sset = read_file(p, ws.settings, opts)
     if opts.id_column and sset.format == "wide":  # each id on one row: a wide table keeping its ids
         opts = replace(opts, layout="wide", wide_steps=True)
+    if sset.time_column and not opts.time_column:  # found by its name or steps: new files are read with it too
+        opts = replace(opts, time_column=sset.time_column)
     data, offsets = sset.packed()
     ids = np.array(sset.ids, dtype=str)
     labels = sset.labels

@@ -55,6 +55,27 @@ NO_ONNX_BECAUSE = {
 }
 
 
+# What the members of a series model compute, by the start of their names (manifest ``series.members``).
+_SERIES_PARTS = (
+    ("minirocket", "the ROCKET transform (random dilated convolutions with pooling)"),
+    ("multirocket", "the ROCKET transform (random dilated convolutions with pooling)"),
+    ("features", "the series feature extraction that feeds its LightGBM (distribution, trend, autocorrelation, "
+                 "crossings and spectral shape of each channel, computed with numpy)"),
+)
+
+
+def no_onnx_reason(manifest: dict) -> str:
+    """Why a package of another modality has no ONNX graph, naming what this model computes (a series model
+    says which of its members' transforms has no converter)."""
+    modality = manifest.get("modality")
+    if modality == "series":
+        names = [str(m.get("name", "")) for m in (manifest.get("series") or {}).get("members") or []]
+        parts = list(dict.fromkeys(what for n in names for start, what in _SERIES_PARTS if n.startswith(start)))
+        if parts:
+            return f"{' and '.join(parts)} {'have' if len(parts) > 1 else 'has'} no ONNX converter"
+    return NO_ONNX_BECAUSE.get(modality, "no ONNX converter covers its feature extraction")
+
+
 def export_onnx(folder: Path, out: Path, *, check_data: pd.DataFrame | None = None, tolerance: float = 1e-5,
                 model_name: str | None = None, model_version: int | str | None = None, n_check: int = 2000,
                 seed: int = 0) -> dict:
@@ -83,10 +104,11 @@ def export_onnx(folder: Path, out: Path, *, check_data: pd.DataFrame | None = No
         if exporter is not None:
             return exporter(folder, out, manifest, model_name=model_name, model_version=model_version)
         modality = manifest.get("modality")
-        why = NO_ONNX_BECAUSE.get(modality, "no ONNX converter covers its feature extraction")
+        why = no_onnx_reason(manifest)
         raise UnsupportedFormat(f"Only table models export to ONNX; this one is for {modality!r} data: {why}.",
-                                hint="Serve it with `modelfab serve`, or export its package (`modelfab export MODEL "
-                                     "--format mfpkg`) to run it with modelfab on another machine.")
+                                hint="Serve it over REST with `modelfab serve` (POST /v1/models/NAME/predict), or "
+                                     "export its package (`modelfab export MODEL --format mfpkg`) to run it with "
+                                     "modelfab on another machine.")
     if manifest.get("task") not in ("classification", "regression"):
         raise UnsupportedFormat(f"Only classification and regression models export to ONNX; this one is "
                                 f"{manifest.get('task')!r}.")

@@ -62,6 +62,11 @@ class SeriesPredictor:
             got = _describe(s) if bad is None else f"{_describe(bad)} among the values"
             raise InvalidInput(f"{where}: expected numbers (a list of them, or one list per channel); got {got}.",
                                hint="Send numbers, or null/NaN for a gap.") from None
+        if s.ndim == 2 and s.shape[0] != self.n_channels and s.shape[1] == self.n_channels:
+            raise InvalidInput(f"{where}: an array of shape {s.shape} looks transposed (one row per time step); the "
+                               f"model was trained on {self.n_channels} channel(s): expected (channels, length) = "
+                               f"({self.n_channels}, {s.shape[0]}); pass array.T",
+                               hint="Send each series as one row per channel, in the order of training.")
         limit = self.settings.max_signal_samples
         if s.size > limit:  # the import's limit, per series: refused before its transform takes minutes
             raise TooLarge(f"{where}: {s.size:,} values ({s.shape[-1]:,} time steps); expected at most {limit:,} per "
@@ -172,13 +177,15 @@ class SeriesPredictor:
         return out
 
     def predict(self, data) -> pd.DataFrame:
-        """One row per series, ``id`` from 0 (a DataFrame: its index). ``data``: a wide DataFrame (one row per
+        """One row per series, ``id`` from 0 (a DataFrame: its index). ``data``: a DataFrame laid out as the
+        training table (with its id column: long, one row per series and time step, or wide with ids; read as
+        ``predict_file`` reads a file, ``id`` from the id column); a wide DataFrame (one row per
         one-channel series); a list of series (each a list or 1-D array of numbers, or a (channels, length) array);
         one list of numbers or a 1-D array (one one-channel series); a 2-D array (one row per series for a
         one-channel model, else one (channels, length) series); a 3-D array (series, channels, length); or the path
         of a file of series (str or Path: ``predict_file``)."""
         if isinstance(data, (str, os.PathLike)):
-            return self.predict_file(Path(data))
+            return _warn_notes(self.predict_file(Path(data)))
         if isinstance(data, (list, tuple)) and data and all(
                 isinstance(v, (int, float, np.number)) and not isinstance(v, bool) or v is None for v in data):
             data = np.asarray([np.nan if v is None else v for v in data], dtype=np.float64)
@@ -190,9 +197,19 @@ class SeriesPredictor:
                                    f"array (series, channels, length); got a {data.ndim}-D array of shape "
                                    f"{data.shape}.")
         if isinstance(data, pd.DataFrame):
+            opts = self._reading_options()
+            if opts.id_column and opts.id_column in data.columns:  # the model's own layout (long, or wide with ids)
+                return _warn_notes(self.predict_frame(data))
+            if self.n_channels != 1 and opts.id_column:
+                shown = ", ".join(repr(str(c)) for c in list(data.columns)[:8])
+                raise InvalidInput(f"This model reads {opts.describe()}; the DataFrame has no column "
+                                   f"{opts.id_column!r} (its columns: {shown}).",
+                                   hint="Pass a DataFrame in that layout, its path, or a list of (channels, length) "
+                                        "arrays.")
             if self.n_channels != 1:
                 raise InvalidInput("A DataFrame holds one-channel series (one row each); this model needs "
-                                   f"{self.n_channels} channels: pass a list of (channels, length) arrays.")
+                                   f"{self.n_channels} channels.", hint="Pass a list of (channels, length) arrays (one "
+                                   "row per channel), or the path of a file laid out as the training file.")
             values = data.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
             return self.predict_series(list(values), [str(i) for i in data.index]).set_index(data.index)
         if not isinstance(data, (list, tuple, np.ndarray)):
@@ -269,24 +286,50 @@ class SeriesPredictor:
             out.append(item)
         return out
 
-    def read_file(self, path: Path):
-        from ..series import SeriesOptions, read_file
+    def _reading_options(self):
+        from ..series import SeriesOptions
+
+        return SeriesOptions.from_dict(self.options).for_prediction()
+
+    def _read_leniently(self, read):
+        """``read()`` (a file's or a DataFrame's series) in lenient reading: a series that cannot be scored is
+        refused alone (predict_series); a whole table refused says which layout the model reads."""
         from .series.io import lenient_reading
 
-        opts = SeriesOptions.from_dict(self.options).for_prediction()
         try:
-            with lenient_reading():  # a series that cannot be scored is refused alone (predict_series)
-                return read_file(path, self.settings, opts, with_labels=False)
-        except InvalidInput as exc:  # the whole file: say which layout the model reads
+            with lenient_reading():
+                return read()
+        except InvalidInput as exc:
             if type(exc) is InvalidInput and ("(the layout the model" in exc.message or "non-number" in exc.message):
-                exc.hint = f"This model reads {opts.describe()}. Give new series in that layout."
+                exc.hint = f"This model reads {self._reading_options().describe()}. Give new series in that layout."
             raise
+
+    def read_file(self, path: Path):
+        from ..series import read_file
+
+        return self._read_leniently(lambda: read_file(path, self.settings, self._reading_options(), with_labels=False))
 
     def predict_file(self, path: Path) -> pd.DataFrame:
         """One row per series of the file; when the file carries labels in its layout (a ``.ts`` file with class
-        labels, a UCR table's first column), they are kept in a ``label`` column beside the prediction."""
-        sset = self.read_file(path)
-        return _with_labels(self.predict_series(sset.series, sset.ids), sset.labels)
+        labels, a UCR table's first column), they are kept in a ``label`` column beside the prediction.
+        ``attrs["notes"]``: what reading did to the values (gaps filled, ...), as the import says it."""
+        return self._predict_set(self.read_file(path))
+
+    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The series of a DataFrame laid out as the model's training table (its id column, and time and value
+        columns for a long table), as :meth:`predict_file` reads a file of that layout."""
+        from .series.io import read_frame
+
+        opts = self._reading_options()
+        frame = df.drop(columns=[opts.label_column] if opts.label_column in df.columns else []).reset_index(drop=True)
+        return self._predict_set(self._read_leniently(
+            lambda: read_frame(frame, "the DataFrame", self.settings, **opts.reading())))
+
+    def _predict_set(self, sset) -> pd.DataFrame:
+        out = _with_labels(self.predict_series(sset.series, sset.ids), sset.labels)
+        if sset.notes:
+            out.attrs["notes"] = list(sset.notes)
+        return out
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
         """Score an uploaded file of series (REST ``predict-file``)."""
@@ -302,8 +345,11 @@ class SeriesPredictor:
             path.write_bytes(data)
             sset = self.read_file(path)
             self.check_request(sset.series)
-            df = _with_labels(self.predict_series(sset.series, sset.ids), sset.labels)
-        return {"predictions": [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]}
+            df = self._predict_set(sset)
+        answer = {"predictions": [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]}
+        if df.attrs.get("notes"):  # gaps filled by interpolation, ...
+            answer["notes"] = list(df.attrs["notes"])
+        return answer
 
 
 
@@ -347,14 +393,17 @@ def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
 
     predictor = model.predictor
     out = output_path(out)
-    frames = []
+    frames, notes = [], []
     for p in paths:
         df = predictor.predict_file(Path(p))
+        notes += [n if Path(p).name in n else f"{Path(p).name}: {n}" for n in df.attrs.get("notes", [])]
         df.insert(0, "file", Path(p).name)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
     write_frame(df, out)
     res = {"model": model.ref, "output": str(out), "rows": len(df), "files": len(paths)}
+    if notes:  # what reading did to the values (gaps filled by interpolation, ...): the CLI prints them
+        res["notes"] = notes
     for col, key in (("error", "series_with_errors"), ("warning", "series_with_warnings")):
         if col in df:
             hit = df[col].fillna("").astype(str) != ""
@@ -416,6 +465,15 @@ def _series_png(s: np.ndarray, title: str, channel_names=None) -> bytes:
     ax.set_xlabel("time step", fontsize=8)
     ax.tick_params(labelsize=7)
     return _png(fig)
+
+
+def _warn_notes(out: pd.DataFrame) -> pd.DataFrame:
+    """A UserWarning per note of the answer (as table models warn of values scored as missing)."""
+    import warnings
+
+    for note in out.attrs.get("notes", []):
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return out
 
 
 def _with_labels(out: pd.DataFrame, labels) -> pd.DataFrame:

@@ -51,17 +51,23 @@ class Fill:
     edge: int = 0         # before the first or after the last value of a channel: its nearest value
     edge_series: int = 0  # series with such edge values
     example: str = ""     # where the first edge fill was
+    inner_series: int = 0  # series with gaps inside
+    inner_example: str = ""  # where the first gap inside was
 
     def add(self, other: "Fill") -> None:
         self.inner += other.inner
         self.edge += other.edge
         self.edge_series += other.edge_series
         self.example = self.example or other.example
+        self.inner_series += other.inner_series
+        self.inner_example = self.inner_example or other.inner_example
 
     def notes(self) -> list[str]:
         out = []
         if self.inner:
-            out.append(f"{_values(self.inner)} inside series {_were(self.inner)} filled by linear interpolation.")
+            where = f" (in {self.inner_series:,} series, e.g. {self.inner_example})" if self.inner_example else ""
+            out.append(f"{_values(self.inner)} inside series {_were(self.inner)} filled by linear interpolation"
+                       f"{where}.")
         if self.edge:
             out.append(f"{_values(self.edge)} before the first or after the last value of a channel (in "
                        f"{self.edge_series:,} series, e.g. {self.example}) {_were(self.edge)} filled with the "
@@ -150,6 +156,8 @@ def clean_series_detail(x: np.ndarray, where: str) -> tuple[np.ndarray, Fill]:
             x[c] = np.interp(t, t[ok], x[c, ok])
         if fill.edge:
             fill.edge_series, fill.example = 1, where
+        if fill.inner:
+            fill.inner_series, fill.inner_example = 1, where
     if x.shape[1] < MIN_LENGTH:
         raise InvalidInput(f"{where}: has {x.shape[1]} time step(s); at least {MIN_LENGTH} are needed.")
     return x, fill

@@ -1,0 +1,185 @@
+"""Tables of series: the wide layout (one row per series, one column per time step), the choice between long
+and wide, and what long and wide tables share (columns named, values read as numbers)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import InvalidInput
+from ...settings import Settings
+from .clean import _LENIENT, _SKIP, MIN_LENGTH, Fill, _read_clean, empty_label_note, skipped_note
+from .sets import SeriesSet, _check_file, check_limits
+
+
+def _read_frame(path: Path, settings: Settings, ignore: tuple[str, ...] = ()) -> pd.DataFrame:
+    from ..tabular_io import open_table, read_table
+
+    df = read_table(open_table(path, settings), settings)
+    return df.drop(columns=[c for c in ignore if c in df.columns])
+
+
+def _need(df: pd.DataFrame, col: str | None, what: str, name: str) -> None:
+    if col is not None and col not in df.columns:
+        shown = ", ".join(repr(str(c)) for c in list(df.columns)[:12])
+        if _LENIENT.get():  # prediction: the user named no column, the model's layout did
+            what = what.lstrip("-").replace("-", " ")
+            raise InvalidInput(f"{name}: expected the {what} {col!r} (the layout the model was trained on); the file's "
+                               f"columns are {shown}.")
+        raise InvalidInput(f"{name}: {what} {col!r} is not a column; columns are {shown}.")
+
+
+def _row_no(df: pd.DataFrame, i: int) -> int:
+    """The data row (from 1, as in the file) of position ``i``: the frame's index is the file's row order (the
+    rows of a long table are sorted by time before they are read)."""
+    lab = df.index[i]
+    return int(lab) + 1 if isinstance(lab, (int, np.integer)) else i + 1
+
+
+NUMERIC_HINT = ("At import, name the non-value columns with --id-column/--time-column/--label-column; to predict, "
+                "give the series in the layout and columns the model was trained on.")
+
+
+def _numeric(df: pd.DataFrame, cols: list[str], name: str, bad: dict[int, str] | None = None) -> np.ndarray:
+    """The columns as float64 (empty cells NaN). A cell that is not a number refuses the file with its row; with
+    ``bad`` (lenient reading: prediction) it is NaN and ``bad[position]`` says why, for the caller to refuse its
+    series alone, unless most of the column is not numbers (a text column, not a mistyped cell)."""
+    out = np.empty((len(df), len(cols)), dtype=np.float64)
+    for j, c in enumerate(cols):
+        v = pd.to_numeric(df[c], errors="coerce")
+        wrong = (v.isna() & df[c].notna()).to_numpy()
+        if wrong.any():
+            at = np.flatnonzero(wrong)
+            if bad is None or 2 * len(at) > int(df[c].notna().sum()):
+                i = int(at[0])
+                raise InvalidInput(f"{name}: column {c!r} holds a non-number ({str(df[c].iloc[i])[:30]!r} in data row "
+                                   f"{_row_no(df, i)}); expected numeric values.", hint=NUMERIC_HINT)
+            for i in at:
+                bad.setdefault(int(i), f"column {c!r} holds a non-number ({str(df[c].iloc[i])[:30]!r} in data row "
+                                       f"{_row_no(df, int(i))}); expected numbers (an empty cell for a gap)")
+        out[:, j] = v.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def _refused(where: str, rows, bad: dict[int, str]) -> InvalidInput | None:
+    """Lenient reading: the series at ``rows`` refused for its first cell that is not a number (None: no such cell)."""
+    hit = [bad[int(r)] for r in sorted(rows) if int(r) in bad]
+    return InvalidInput(f"{where}: {hit[0]}.") if hit else None
+
+
+def read_wide(path: str | Path, settings: Settings, *, label_column: str | None = None,
+              id_column: str | None = None, ignore: tuple[str, ...] = (), wide_steps: bool = True) -> SeriesSet:
+    """Wide format: one row per series, one column per time step (shorter series end in empty cells).
+    ``wide_steps``: numbered columns are the steps (see :func:`wide_channels`); False: every column, one channel
+    (how datasets made before 2026-12-04 were read)."""
+    path = Path(path)
+    _check_file(path, settings)
+    return _wide(_read_frame(path, settings, ignore), path.name, settings, label_column=label_column,
+                 id_column=id_column, wide_steps=wide_steps)
+
+
+def _wide(df: pd.DataFrame, name: str, settings: Settings, *, label_column: str | None, id_column: str | None,
+          wide_steps: bool) -> SeriesSet:
+    _need(df, label_column, "--label-column", name)
+    _need(df, id_column, "--id-column", name)
+    if id_column and df[id_column].isna().any():
+        raise InvalidInput(f"{name}: {int(df[id_column].isna().sum())} row(s) have no series id in {id_column!r}.")
+    cols = [c for c in df.columns if c not in (label_column, id_column)]
+    if len(cols) < MIN_LENGTH:
+        raise InvalidInput(f"{name}: {len(cols)} value column(s); a wide table needs one column per time step "
+                           f"(at least {MIN_LENGTH}).", hint="For one row per time step pass --id-column (long format).")
+    channels, other = wide_channels([str(c) for c in cols]) if wide_steps else ({"value": list(cols)}, [])
+    notes = []
+    if other:
+        notes.append(f"Column(s) {', '.join(repr(c) for c in other[:8])}{' ...' if len(other) > 8 else ''} do not "
+                     "follow the numbered time-step columns and were left out of the series (name a label with "
+                     "--label-column, the series ids with --id-column).")
+    if len(channels) > 1:
+        notes.append(f"Read as {len(channels)} channels by column prefix: "
+                     + ", ".join(f"{k!r} ({len(v)} steps)" for k, v in channels.items()) + ".")
+    bad: dict[int, str] | None = {} if _LENIENT.get() else None  # prediction: a cell not a number refuses its row
+    blocks = [_numeric(df, v, name, bad) for v in channels.values()]
+    ids = df[id_column].astype(str).tolist() if id_column else [f"row_{i + 1}" for i in range(len(df))]
+    series, kept, fill = [], [], Fill()
+    for i in range(len(df)):
+        arr = _refused(f"series {ids[i]!r}", [i], bad) if bad else None
+        if arr is None:
+            arr = _read_clean(np.stack([b[i] for b in blocks]), f"{name} row {i + 1}", fill)
+        if arr is not None:
+            series.append(arr)
+            kept.append(i)
+    ids = [ids[i] for i in kept]
+    labels = [None if pd.isna(v) else _plain(v) for v in df[label_column].iloc[kept]] if label_column else None
+    notes += fill.notes() + skipped_note(_SKIP.get() or [])
+    if label_column:
+        notes += empty_label_note(labels, label_column)
+    names = list(channels) if len(channels) > 1 else ["value"]
+    return check_limits(SeriesSet(series, ids, labels, names, "wide", notes), name, settings)
+
+
+_STEP = re.compile(r"^(.*?)[_\-. ]?(\d+)$")
+
+
+def wide_channels(cols: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """({channel: its time-step columns in step order}, columns that are not time steps) of a wide table.
+
+    Columns named like ``t0..t59``, ``p_0..p_29`` or ``1..60`` (a word, or nothing, then consecutive whole
+    numbers) are time steps; several such words with the same number of steps (``p_0..p_29`` and
+    ``q_0..q_29``) are channels. Anything else (dates, ``0.5``-style times, scattered numbers) reads every column
+    as one channel's steps, in file order, as before."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for c in cols:
+        m = _STEP.match(c.strip())
+        if m and (m.group(1) == "" or (m.group(1)[0].isalpha() and m.group(1)[-1].isalpha())):
+            groups.setdefault(m.group(1), []).append((int(m.group(2)), c))
+    big = {}
+    for k, v in groups.items():
+        nums = sorted(n for n, _ in v)
+        if len(v) >= MIN_LENGTH and nums == list(range(nums[0], nums[0] + len(nums))) and nums[0] in (0, 1):
+            big[k] = [c for _, c in sorted(v)]
+    if not big or sum(len(v) for v in big.values()) < 0.5 * len(cols):
+        return {"value": list(cols)}, []
+    sizes = {len(v) for v in big.values()}
+    if len(big) > 1 and len(sizes) > 1:  # prefixes of different lengths: not channels of one series; keep the longest
+        top = max(big, key=lambda k: len(big[k]))
+        big = {top: big[top]}
+    used = {c for v in big.values() for c in v}
+    return big, [c for c in cols if c not in used]
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def table_layout(df: pd.DataFrame, id_column: str, label_column: str | None, name: str) -> str:
+    """The layout, "long" or "wide", of a table with an id column but no time or value columns. Long repeats ids
+    (one row per series and time step); wide has each id on one row and at least MIN_LENGTH other columns (the
+    steps). A table that is neither (each id once, too few columns) is refused with what each layout would need."""
+    _need(df, id_column, "--id-column", name)
+    ids = df[id_column]
+    if ids.duplicated().any() or ids.isna().any():
+        return "long"
+    steps = [c for c in df.columns if c not in (id_column, label_column)]
+    if len(steps) >= MIN_LENGTH:
+        return "wide"
+    raise InvalidInput(f"{name}: every id in {id_column!r} is on one row, so read as a long table each series would "
+                       f"have 1 time step, and read as a wide table it has {len(steps)} time-step column(s); at least "
+                       f"{MIN_LENGTH} time steps are needed.",
+                       hint="A long table has one row per series and time step (ids repeated; --time-column orders "
+                            "them); a wide table has one row per series and one column per time step.")
+
+
+def read_labels_file(path: str | Path, settings: Settings) -> dict[str, object]:
+    """A CSV of ``id,label`` (first two columns) -> {id: label}."""
+    path = Path(path)
+    _check_file(path, settings)
+    df = _read_frame(path, settings)
+    if df.shape[1] < 2:
+        raise InvalidInput(f"{path.name}: expected two columns (series id, label); got {df.shape[1]}.")
+    ids = df.iloc[:, 0].astype(str)
+    if ids.duplicated().any():
+        raise InvalidInput(f"{path.name}: id {ids[ids.duplicated()].iloc[0]!r} is listed twice.")
+    return {i: (None if pd.isna(v) else _plain(v)) for i, v in zip(ids, df.iloc[:, 1])}
