@@ -187,6 +187,14 @@ def test_rest_predict_with_series_json(trained, server):
                     files={"file": ("test.ts", (trained["root"] / "test.ts").read_bytes())})
     assert up.status_code == 200, up.text
     assert len(up.json()["result"]["predictions"]) == 20
+    gappy = (trained["root"] / "test.ts").read_text().replace("@missing false", "@missing true").splitlines()
+    first = gappy.index("@data") + 1
+    values = gappy[first].split(",")
+    gappy[first] = ",".join(values[:5] + ["?"] + values[6:])  # one gap inside the first series
+    gap = httpx.post(base + "/v1/models/shapes/predict-file", headers=auth, timeout=60,
+                     files={"file": ("gap.ts", "\n".join(gappy).encode())})
+    assert gap.status_code == 200 and any("interpolation" in n for n in gap.json()["notes"]), gap.text
+    assert "notes" not in up.json()  # nothing to say about a clean file
     top = up.json()["predictions"]  # top-level, as /predict answers, probabilities as an object
     assert [p["prediction"] for p in top] == [p["prediction"] for p in up.json()["result"]["predictions"]]
     assert all(isinstance(p["probabilities"], dict) and len(p["probabilities"]) >= 2 for p in top)

@@ -368,7 +368,10 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
         result = m.predictor.predict_bytes(data, filename)
         # every answer has `predictions`, a list of rows, as /predict has; `result` stays for older clients
         rows = result["predictions"] if isinstance(result.get("predictions"), list) else [result]
-        return {"predictions": [_as_prediction(r) for r in rows], "result": result}
+        answer = {"predictions": [_as_prediction(r) for r in rows], "result": result}
+        if result.get("notes"):  # what reading did to the values (a series' gaps filled, ...), as tables say it
+            answer["notes"] = list(result["notes"])
+        return answer
     suffix = Path(os.path.basename(filename)).suffix.lower()
     if suffix not in (".csv", ".tsv", ".parquet", ".pq", ".xlsx"):
         raise UnsupportedFormat(f"Upload a CSV, Parquet or Excel table for this model; got {filename!r}.")

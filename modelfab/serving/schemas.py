@@ -30,6 +30,8 @@ class PredictFileResponse(BaseModel):
                     "series, one per table row. A classifier's row has `prediction` and `probabilities` (an "
                     "object) as /predict's rows do, besides its own fields (`label`, `confidence`, `proba_<class>`, "
                     "a recording's `windows`, ...); an anomaly model's row has `score`, `is_anomaly`, `threshold`.")
+    notes: list[str] | None = Field(default=None, description="What reading the file did to its values (numbers "
+                                                         "read as missing, a series' gaps filled), when anything.")
     result: dict[str, Any] | None = Field(
         default=None, description="Recordings, images and files of series: the same answer as before "
                                   "`predictions` was added (the row itself; for series {\"predictions\": [...]}). "
