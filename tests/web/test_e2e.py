@@ -301,8 +301,11 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     assert httpx.get(f"http://127.0.0.1:{free}/healthz", timeout=5).status_code == 200
     page.locator("#deployments").scroll_into_view_if_needed()
     _shot(page, "21-deploy")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))  # stopping a server asks first
     page.click("#deploy-table button.danger")
     page.wait_for_selector("#deploy-table", state="detached")
+    assert asked and "Stop the server" in asked[0], asked
     page.goto(url + "/compare?a=pump:1&b=pump:2")
     _shot(page, "22-compare")
     page.click("nav.main-nav >> text=Try it")
