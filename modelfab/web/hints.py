@@ -14,6 +14,11 @@ BROWSER_HINTS = (
     (re.compile(r"See `modelfab models list`\."), "hint.models_page"),
     (re.compile(r"See `modelfab data list`\."), "hint.datasets_page"),
     (re.compile(r"See `modelfab tokens list`\."), "hint.tokens_page"),
+    # --skip-bad is the import form's checkbox "Skip files that cannot be read"
+    (re.compile(r"Fix or remove them, or pass --skip-bad to import the rest\."), "hint.skip_bad"),
+    (re.compile(r"Fix or remove the annotation file, or pass --skip-bad to [^.]*\."), "hint.skip_bad_annotation"),
+    (re.compile(r"Fix or remove that series; or import with --skip-bad \(Python: skip_bad=True\) to leave out the "
+                r"series that cannot be read \(the import lists them\)\."), "hint.skip_bad_series"),
 )
 
 

@@ -163,11 +163,16 @@ def series_thumb(site, ds, idx: int, px: tuple[int, int] = SERIES_THUMB_PX) -> P
         return render_series_png(np.asarray(data[:, offsets[idx]:offsets[idx + 1]]).T, *px)
 
     size = "" if tuple(px) == SERIES_THUMB_PX else f"-{px[0]}x{px[1]}"
-    return cached_png(site.ws, f"ser-{ds.data_sha}-{idx}{size}", render)
+    return cached_png(site.ws, f"ser2-{ds.data_sha}-{idx}{size}", render)  # ser2: one band per channel
+
+
+SERIES_COLOURS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
 
 
 def render_series_png(x: np.ndarray, width_px: int = 260, height_px: int = 70) -> bytes:
-    """One series (time x channels, or time) as a small line plot, one colour per channel, no axes."""
+    """One series (time x channels, or time) as a small line plot, one colour per channel, no axes. Channels are
+    drawn one above the other, each on its own scale (a channel near 0 is not flat next to one near 20); the
+    page's legend names them in the same colours (SERIES_COLOURS)."""
     from matplotlib.figure import Figure
 
     x = np.asarray(x, dtype=np.float64)
@@ -176,16 +181,21 @@ def render_series_png(x: np.ndarray, width_px: int = 260, height_px: int = 70) -
     dpi = 100
     fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     fig.patch.set_facecolor("#ffffff")
-    ax = fig.add_axes((0, 0.04, 1, 0.92))
-    colours = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
+    colours = SERIES_COLOURS
     step = max(1, len(x) // 1000)  # at most ~1000 points a line
-    for c in range(min(x.shape[1], len(colours))):
+    n = min(x.shape[1], len(colours))
+    band = 0.92 / max(1, n)
+    for c in range(n):
+        ax = fig.add_axes((0, 0.04 + (n - 1 - c) * band, 1, band * 0.94))  # channel 1 on top
         y = x[::step, c]
         ok = np.isfinite(y)
         if ok.any():
             ax.plot(np.flatnonzero(ok) * step, y[ok], color=colours[c], linewidth=1.1)
-    ax.set_xlim(0, max(1, len(x) - 1))
-    ax.set_axis_off()
+            lo, hi = float(np.min(y[ok])), float(np.max(y[ok]))
+            pad = (hi - lo) * 0.08 or max(abs(hi), 1.0) * 0.05
+            ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlim(0, max(1, len(x) - 1))
+        ax.set_axis_off()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor=fig.get_facecolor())
     return buf.getvalue()

@@ -19,6 +19,7 @@ from .config import WebSettings
 from .i18n import LANGUAGES, Translator
 from .store import ROLE_RANK
 from .uploads import Form, read_form
+from .quality import weak_text
 from .views import metric, num, pct, short, sig
 
 HERE = Path(__file__).parent
@@ -50,6 +51,7 @@ class Site:
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.env.filters.update(num=num, pct=pct, short=short, sig=sig, metric=metric)
+        self.env.globals.update(weak_text=weak_text)
         self.tables_cache: dict[int, Any] = {}
         self.deployments = None  # set by create_web_app (deploy.Deployments)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from fastapi import Request
 from ..errors import TooLarge
 from .config import WebSettings
 from .jobs import TERMINAL
+from .quality import quality
 from .uploads import safe_suffix
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".xls")
@@ -22,7 +24,7 @@ RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".mat", ".npy", ".csv")
 PAGE = 50
 
 # -- helpers (no app state) -------------------------------------------------------------
-BUDGETS = (("30", 30), ("60", 60), ("120", 120), ("300", 300), ("600", 600), ("1800", 1800))
+BUDGETS = (("30", 30), ("60", 60), ("90", 90), ("120", 120), ("300", 300), ("600", 600), ("1800", 1800))
 
 
 def _safe_next(nxt: str) -> str:
@@ -153,7 +155,8 @@ def _model_view(m, full: bool = False) -> dict:
             "dataset": data.get("dataset"), "dataset_version": data.get("version"),
             "created_at": m.row.get("created_at"), "created_by": m.row.get("created_by"),
             "learner": (man.get("learner") or {}).get("name"), "derived_from": (man.get("derived_from") or {}).get("model"),
-            "threshold": man.get("threshold")}
+            "threshold": man.get("threshold"), "quality": quality(m.task, m.metrics),
+            "takes": _takes(man), "form_inputs": _form_inputs(man)}
     if full:
         training = man.get("training") or {}
         view.update(
@@ -166,6 +169,20 @@ def _model_view(m, full: bool = False) -> dict:
     return view
 
 
+def _takes(man: dict) -> str:
+    """What "Try it" gives the model: a recording, an image, a file of series or a table."""
+    modality = man.get("modality", "tabular")
+    return {"signal": "recording", "image": "image", "series": "series"}.get(modality, "table")
+
+
+def _form_inputs(man: dict) -> list[dict] | None:
+    """The input columns of a text model, typed into "Try it" (None for other models): name, kind."""
+    if man.get("modality", "tabular") != "tabular":
+        return None
+    cols = [{"name": str(c["name"]), "kind": c.get("kind")} for c in (man.get("input_schema") or {}).get("columns", [])]
+    return cols[:12] if any(c["kind"] == "text" for c in cols) else None
+
+
 def _job_view(job: dict, t=None) -> dict:
     """A job as the pages show it; with ``t`` (the request's translator) its error's CLI hints read as the
     browser's words."""
@@ -175,6 +192,8 @@ def _job_view(job: dict, t=None) -> dict:
     result = job.get("result") or {}
     error = for_browser(job.get("error"), t) if t is not None else job.get("error")
     live = dict(result.get("live") or {})
+    if job["state"] in TERMINAL and isinstance(result.get("elapsed_s"), (int, float)):
+        live["elapsed_s"] = result["elapsed_s"]  # the run's final figure (a training: the model's "time used")
     if "elapsed_s" not in live and job["state"] in TERMINAL:
         try:  # imports and label applications report files, not seconds: the job's own times tell
             from datetime import datetime
@@ -208,10 +227,11 @@ def _train_info(ds) -> dict:
         return {"kind": "series", "name": ds.name, "labels": labels,
                 "suggested": auto_task(ds.schema.get("label_kind"), len(labels) if labels else 10**9)}
     # recordings and images share the form: classification, or anomaly detection from normal items
-    suggested = "anomaly" if (not labels or set(labels) <= {"normal"} or set(labels) == {"normal", "abnormal"}) \
-        else "classification"
-    # the label of the good items: one obviously so, else empty (the form asks); unlabelled data: all are good
-    normal = next((lab for lab in labels if GOOD_LABEL.match(lab)), "" if labels else "normal")
+    # one label (good-only images) or none: nothing to tell apart, training makes an anomaly model
+    suggested = "anomaly" if (len(labels) <= 1 or set(labels) == {"normal", "abnormal"}) else "classification"
+    # the label of the good items: one obviously so, the only one, else empty (the form asks); unlabelled: all good
+    normal = next((lab for lab in labels if GOOD_LABEL.match(lab)), labels[0] if len(labels) == 1 else
+                  ("" if labels else "normal"))
     return {"kind": "signal", "media": "image" if ds.kind == "image" else "signal", "name": ds.name,
             "labels": labels, "suggested": suggested, "normal": normal}
 
@@ -267,6 +287,21 @@ def _cell(v) -> str:
     return str(v)[:200]
 
 
+def _share_cell(v) -> str:
+    """A probability as a percentage: 75.0%, <0.1% (not 0.000001 or 1.43e-05), >99.9% (not 1)."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return _cell(v)
+    if not math.isfinite(v):
+        return ""
+    if 0 < v < 0.0005:
+        return "<0.1%"
+    if 0.9995 < v < 1:
+        return ">99.9%"
+    return f"{v * 100:.1f}%"
+
+
 def _label_page(current: list, label: str, page: int, page_size: int = PAGE) -> dict:
     """One page of the items whose label (``current[i]``, None when unlabelled) matches the filter
     (``""`` all, ``"__unlabelled__"``, or a label), with the counts the filter chips show."""
@@ -320,7 +355,35 @@ def _predict_file(ws, m, up) -> dict:
     df = read_table(open_table(path, ws.settings), ws.settings)
     _check_records(len(df), ws.settings, "rows")
     inputs = [c for c in df.columns if c != (m.manifest.get("target"))][:6]
-    return _prediction_table(m, up, m.predict(df), df[inputs])
+    with warnings.catch_warnings(record=True) as caught:  # rows without text, values not readable: shown
+        warnings.simplefilter("always", UserWarning)
+        pred = m.predict(df)
+    out = _prediction_table(m, up, pred, df[inputs])
+    out["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+    return out
+
+
+def _predict_record(m, fields: dict[str, str]) -> dict:
+    """"Try it" of a text model: one record typed into the page's fields, answered as /predict answers it
+    (with its ``warning`` when the text is empty)."""
+    cols = _form_inputs(m.manifest or {}) or []
+    record: dict[str, Any] = {}
+    for c in cols:
+        v = str(fields.get(c["name"], ""))
+        if c["kind"] == "numeric":
+            try:
+                record[c["name"]] = float(v) if v.strip() else None
+            except ValueError:
+                record[c["name"]] = v
+        else:
+            record[c["name"]] = v if (v.strip() or c["kind"] == "text") else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        row = m.predictor.predict_records([record])[0]
+    shown = {"label": row.get("prediction"), "confidence": row.get("confidence")}
+    shown.update({f"proba_{k}": v for k, v in (row.get("probabilities") or {}).items()})
+    return {"kind": "record", "task": m.task, "file": "", "row": shown, "prediction": row.get("prediction"),
+            "warning": row.get("warning"), "fields": {c["name"]: fields.get(c["name"], "") for c in cols}}
 
 
 def _check_records(n: int, settings, what: str) -> None:
@@ -334,8 +397,9 @@ def _prediction_table(m, up, pred, inputs=None) -> dict:
     """The result of "Try it" as a table: the first 200 predictions, then (for tables) input columns."""
     shown = pred.head(200)
     extra = [] if inputs is None else list(inputs.columns)
-    rows = [[_cell(shown.iloc[i][c]) for c in shown.columns] + [_cell(inputs.iloc[i][c]) for c in extra]
-            for i in range(len(shown))]
+    share = [c == "confidence" or str(c).startswith("proba_") for c in shown.columns]
+    rows = [[_share_cell(shown.iloc[i][c]) if share[j] else _cell(shown.iloc[i][c]) for j, c in enumerate(shown.columns)]
+            + [_cell(inputs.iloc[i][c]) for c in extra] for i in range(len(shown))]
     return {"kind": "table", "task": m.task, "file": up.filename, "columns": list(shown.columns) + extra,
             "rows": rows, "n": len(pred), "n_pred_cols": len(shown.columns)}
 

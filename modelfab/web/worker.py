@@ -78,12 +78,13 @@ class Reporter:
             self.last_check = now
             self._cancel_from_any_thread()
 
-    def files(self, i: int, n: int, rel: str) -> None:
-        """Import progress: file i of n."""
+    def files(self, i: int, n: int, rel: str, message: str = "importing", progress: float | None = None) -> None:
+        """Import progress: file i of n (``progress``: the share of the whole job, when it is not i / n)."""
         now = time.monotonic()
         if now - self.last_write >= 0.5 or i == n:
             self.last_write = now
-            self.ws.meta.update_job(self.job_id, progress=(i / n) if n else 0.0, message="importing",
+            share = progress if progress is not None else ((i / n) if n else 0.0)
+            self.ws.meta.update_job(self.job_id, progress=share, message=message,
                                     result={"live": {"files_done": i, "files_total": n}})
             self.check_cancel()
 
@@ -101,6 +102,18 @@ def _guard_registration(reporter: Reporter) -> None:
         return real(*args, **kwargs)
 
     training.register_package = guarded
+
+
+def _two_passes(reporter: "Reporter"):
+    """The image import's progress counts every image twice (checked, then read: ``n`` is twice the images):
+    the job shows images, 'checking' then 'importing', so 40 images read 40 / 40, not 80 / 80."""
+    def report(i: int, n: int, rel: str) -> None:
+        half = max(1, n // 2)
+        if i < half:
+            reporter.files(i, half, rel, message="checking", progress=i / n if n else 0.0)
+        else:
+            reporter.files(min(i - half, half) if i < n else half, half, rel, progress=i / n if n else 0.0)
+    return report
 
 
 def run_train(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
@@ -127,8 +140,12 @@ def run_train(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
         tempfile.tempdir = None
         _remove_scratch(scratch)
     board = (model.manifest or {}).get("leaderboard") or []
+    # the job's final elapsed time is the model's "time used" (its own clock), so that the two pages agree
+    used = ((model.manifest or {}).get("training") or {}).get("elapsed_s")
+    elapsed = used if isinstance(used, (int, float)) else round(clock.elapsed(), 1)
     return {"model": model.ref, "name": model.name, "version": model.version, "task": model.task,
-            "elapsed_s": round(clock.elapsed(), 1), "live": reporter.live, "final_board": _final_board(board)}
+            "elapsed_s": elapsed, "live": dict(reporter.live or {}, elapsed_s=elapsed),
+            "final_board": _final_board(board)}
 
 
 def _remove_scratch(scratch) -> None:
@@ -231,7 +248,7 @@ def _import_folder(ws, root: Path, name: str | None, params: dict, reporter: Rep
 
     labels, skip_bad = params.get("labels") or "folder", bool(params.get("skip_bad"))
     if detect_kind(root) == "images":
-        return ws.import_images(root, name, labels=labels, skip_bad=skip_bad, progress=reporter.files)
+        return ws.import_images(root, name, labels=labels, skip_bad=skip_bad, progress=_two_passes(reporter))
     return ws.import_recordings(root, name, labels=labels, skip_bad=skip_bad, progress=reporter.files)
 
 

@@ -301,8 +301,11 @@ def test_a_new_user_goes_from_recordings_to_a_tried_model(browser, server, tmp_p
     assert httpx.get(f"http://127.0.0.1:{free}/healthz", timeout=5).status_code == 200
     page.locator("#deployments").scroll_into_view_if_needed()
     _shot(page, "21-deploy")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))  # stopping a server asks first
     page.click("#deploy-table button.danger")
     page.wait_for_selector("#deploy-table", state="detached")
+    assert asked and "Stop the server" in asked[0], asked
     page.goto(url + "/compare?a=pump:1&b=pump:2")
     _shot(page, "22-compare")
     page.click("nav.main-nav >> text=Try it")
@@ -379,7 +382,7 @@ def test_images_and_series_in_the_browser(browser, server, tmp_path):
     # label the images: the big picture follows the current image; key 2 gives it the second label
     page.goto(url + "/datasets/tiles/1")
     page.click("text=Label images")
-    page.wait_for_url(url + "/label/tiles/1")
+    page.wait_for_url(re.compile(re.escape(url + "/label/tiles/1") + r"(#item-\d+)?$"))  # the page keeps its item in the address
     _wait(page, "document.getElementById('current-thumb').complete && "
                 "document.getElementById('current-thumb').naturalWidth > 0")
     assert "thumb/0.png?size=large" in page.get_attribute("#current-thumb", "src")
@@ -402,7 +405,7 @@ def test_images_and_series_in_the_browser(browser, server, tmp_path):
     assert page.locator("#series tbody tr").count() == 30
     _shot(page, "26-series")
     page.click("text=Label series")
-    page.wait_for_url(url + "/label/shapes/1")
+    page.wait_for_url(re.compile(re.escape(url + "/label/shapes/1") + r"(#item-\d+)?$"))
     _wait(page, "document.getElementById('current-thumb').naturalWidth === 720")
     _shot(page, "26b-label-series")
 

@@ -243,9 +243,9 @@ def test_rates_read_as_percentages_and_each_metric_is_explained(site, zh_model):
         acc = "Accuracy" if lang == "en" else "准确率"
         assert by_value[acc].endswith("%"), by_value
         assert words in page
-        # the home page and the models list show the headline metric the same way, explained on hover
+        # the home page and the models list show the model's quality the same way, explained on hover
         for other in ("/", "/models"):
-            assert re.search(r'<span title="[^"]+">[^<]+ <b>[0-9.]+%?</b></span>', c.get(other).text), other
+            assert re.search(r'<span class="quality" title="[^"]+">[^<]+ <b>[0-9.]+%?</b>', c.get(other).text), other
     c.cookies.set("mf_lang", "en")
 
 

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InvalidInput
 from ..site import Site
 from ..store import ROLES
-from ..views import _model_view, _predict_file
+from ..views import _form_inputs, _model_view, _predict_file, _predict_record
 
 
 def router(site: Site) -> APIRouter:
@@ -31,10 +31,15 @@ def router(site: Site) -> APIRouter:
             ref = str(form.get("model"))
             m = ws.model(ref)
             up = form.file("file")
-            if up is None:
+            fields = {k[len("field:"):]: v for k, v in form.fields.items() if k.startswith("field:")}
+            if up is None and fields and _form_inputs(m.manifest or {}) and not form.empty_file("file"):  # a text model: the typed record
+                result = await run_in_threadpool(_predict_record, m, fields)
+            elif up is None:
                 t = t_of(request)
-                raise InvalidInput(t("predict.no_file"))
-            result = await run_in_threadpool(_predict_file, ws, m, up)
+                empty = form.empty_file("file")
+                raise InvalidInput(t("predict.empty_file", file=empty.filename) if empty else t("predict.no_file"))
+            else:
+                result = await run_in_threadpool(_predict_file, ws, m, up)
         finally:
             form.cleanup()
         return site.render(request, "predict.html", nav="predict", models=[_model_view(x) for x in ws.models()],

@@ -83,7 +83,8 @@ def router(site: Site) -> APIRouter:
     @r.get("/jobs/{job_id}", response_class=HTMLResponse)
     def job_page(request: Request, job_id: int):
         job = _job_view(runner.get(job_id), t_of(request))
-        return site.render(request, "job.html", nav="home", job=job,
+        nav = {"train": "train", "import": "import", "threshold": "models"}.get(job["kind"], "home")
+        return site.render(request, "job.html", nav=nav, job=job,
                            js={"job": job, "events": f"/jobs/{job_id}/events", "lower_is_better": sorted(LOWER_IS_BETTER),
                            "messages": t_of(request).subset("job.js.") | t_of(request).subset("metric.")})
 

@@ -68,6 +68,13 @@
     });
   });
 
+  /* -- actions that stop something ask first ---------------------------------------------------- */
+  $all("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) { e.preventDefault(); e.stopImmediatePropagation(); }
+    });
+  });
+
   /* -- drop zones and uploads with progress ---------------------------------------------- */
   $all("[data-drop]").forEach(function (zone) {
     var input = $("input[type=file]", zone);
@@ -100,13 +107,24 @@
       xhr.setRequestHeader("X-CSRF-Token", CSRF);
       xhr.setRequestHeader("Accept", "application/json");
       xhr.setRequestHeader("X-Requested-With", "fetch");
-      xhr.upload.onprogress = function (ev) { if (ev.lengthComputable) { bar.value = ev.loaded / ev.total; } };
+      var status = $("[data-upload-status]", form);
+      xhr.upload.onprogress = function (ev) {
+        if (ev.lengthComputable) {
+          bar.value = ev.loaded / ev.total;
+          if (status) { status.hidden = false; setText(status, T("common.js.uploading", { pct: fmt(100 * ev.loaded / ev.total, 0) })); }
+        }
+      };
+      xhr.upload.onload = function () {  // all sent: the server reads the file now (an indeterminate bar)
+        bar.removeAttribute("value");
+        if (status) { status.hidden = false; setText(status, T("common.js.reading")); }
+      };
       xhr.onload = function () {
         var j = {};
         try { j = JSON.parse(xhr.responseText); } catch (x) { j = {}; }
         if (xhr.status >= 200 && xhr.status < 300 && j.url) { window.location = j.url; return; }
         button.disabled = false;
         bar.hidden = true;
+        if (status) { status.hidden = true; }
         err.hidden = false;
         err.textContent = (j.error && (j.error.detail || j.error.message)) || T("common.js.upload_failed", { status: xhr.status });
       };
@@ -116,6 +134,24 @@
       xhr.send(new FormData(form));
     });
   });
+
+  /* -- try it: the drop zone names what the chosen model takes; text models have fields to type into -- */
+  var predictModel = $("#predict-model");
+  if (predictModel) {
+    var choosePredictModel = function () {
+      var opt = predictModel.options[predictModel.selectedIndex], ref = predictModel.value, typed = false;
+      $all("[data-fields-for]").forEach(function (fs) {
+        var mine = fs.getAttribute("data-fields-for") === ref;
+        fs.hidden = !mine; fs.disabled = !mine; typed = typed || mine;
+      });
+      var file = $("#predict-form input[type=file]");
+      if (file) { file.required = !typed; }
+      var hint = $("#predict-drop-text"), takes = opt ? opt.getAttribute("data-takes") : "";
+      if (hint && takes && hint.getAttribute("data-" + takes)) { setText(hint, hint.getAttribute("data-" + takes)); }
+    };
+    predictModel.addEventListener("change", choosePredictModel);
+    choosePredictModel();
+  }
 
   /* -- train page --------------------------------------------------------------------------- */
   var trainForm = $("#train-form");
@@ -194,8 +230,8 @@
       var live = job.live || {};
       var prog = $("#job-progress");
       if (prog) { prog.value = job.state === "done" ? 1 : job.progress; }
-      if (live.elapsed_s !== undefined) { setText("#live-elapsed", T("job.js.seconds", { n: fmt(live.elapsed_s, 0) })); }
-      var over = terminal.indexOf(job.state) >= 0;
+      var over = terminal.indexOf(job.state) >= 0;  // the final time with a decimal, as the model's "time used"
+      if (live.elapsed_s !== undefined) { setText("#live-elapsed", T("job.js.seconds", { n: fmt(live.elapsed_s, over ? 1 : 0) })); }
       if (over) { setText("#live-left", "–"); }  // nothing is left once the job has ended
       else if (live.left_s !== undefined) { setText("#live-left", T("job.js.seconds", { n: fmt(live.left_s, 0) })); }
       if (live.trials !== undefined) { setText("#live-trials", String(live.trials)); }
@@ -386,7 +422,7 @@
                 }
                 if (it.item) {
                   var link = document.createElement("a"); link.className = "item-link"; link.href = it.item;
-                  link.textContent = T("model.js.cm_open_item"); cap.appendChild(link);
+                  link.textContent = T("model.js.cm_open_item"); cap.appendChild(document.createTextNode(" ")); cap.appendChild(link);
                 }
                 if (it.idx !== null && it.idx !== undefined && /\.(wav|flac|ogg)$/i.test(it.file)) {
                   var au = document.createElement("audio"); au.controls = true; au.preload = "none";
@@ -481,10 +517,12 @@
       if (!items.length) { return; }
       cur = Math.max(0, Math.min(items.length - 1, i));
       rows.forEach(function (r, j) { r.classList.toggle("cur", j === cur); });
-      rows[cur].scrollIntoView({ block: "nearest" });
+      var phone = window.matchMedia && window.matchMedia("(max-width: 600px)").matches;
+      if (!phone) { rows[cur].scrollIntoView({ block: "nearest" }); }  // phones: the list is below the picture
       var it = items[cur];
       setText("#current-file", it.title);
       setText("#position", T("label.js.position", { i: (DATA.offset || 0) + cur + 1, n: DATA.total || items.length }));
+      if (history.replaceState) { history.replaceState(null, "", "#item-" + cur); }  // a reload comes back here
       if (DATA.kind === "table") {
         var body = $("#current-row tbody");
         body.innerHTML = "";
@@ -567,7 +605,12 @@
         } else if (e.ctrlKey || e.metaKey || (e.target && e.target.classList.contains("pick"))) {
           toggle(j, !selected[j]); anchor = j; drawSelection();
         } else { anchor = j; }
-        show(j, false); list.focus();
+        show(j, false); list.focus({ preventScroll: true });
+        // phones: the picture and the label buttons are below the list; bring them to the finger
+        var viewer = $("#labeler .current");
+        if (viewer && window.matchMedia && window.matchMedia("(max-width: 600px)").matches) {
+          viewer.scrollIntoView({ block: "start" });
+        }
       });
     });
     var selPage = $("#select-page");
@@ -680,8 +723,9 @@
       }
     });
     drawSelection();
-    show(0, false);
-    list.focus();
+    var at = /^#item-(\d+)$/.exec(location.hash || "");
+    show(at ? Number(at[1]) : 0, false);
+    list.focus({ preventScroll: true });  // keys work at once; the page stays at its top (phones: the picture)
     loadAssist();
   }
 })();
