@@ -344,7 +344,8 @@ def test_image_screens_talk_about_images_and_the_form_not_recordings_or_flags(si
                                "normal_label": ""}, headers={"Accept": "application/json"})
     assert r.status_code == 422 and "choose their label" in r.json()["error"]["detail"] and "good" in r.text
     r = c.post("/train", data={"csrf_token": c.csrf, "dataset": "surf:1", "task": "anomaly", "budget": "10",
-                               "normal_label": "normal", "name": "surf-wrong"}, headers={"Accept": "application/json"})
+                               "normal_label": "flawless", "name": "surf-wrong"},  # no image has it
+               headers={"Accept": "application/json"})
     job_id = _json(r)["job"]
     assert site.wait_job(job_id)["state"] == "failed"
     job_page = c.get(f"/jobs/{job_id}").text
