@@ -84,6 +84,16 @@ class ReportInput:
 
 
 # ------------------------------------------------------------------ helpers
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a rate of k in n (sensible at 0 and n, unlike the normal approximation)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
 def _readable(x):
     """For people: floats to 4 significant digits (0.34642895775339777 -> 0.3464); the JSON file keeps them all."""
     if isinstance(x, dict):
@@ -233,6 +243,9 @@ def _classification(inp: ReportInput, m: dict, figs: _Figures, notes: list[str],
         return NO_METRICS, []
     text = (f"On {n:,} held-out {inp.items} ({inp.items} the model never saw during training) the model is right "
             f"{_pct(acc)} of the time")
+    if n < 1000:  # a small holdout: how far the true rate may be from this one (Wilson 95 % interval)
+        lo, hi = wilson_interval(round(acc * n), n)
+        text += f" (on new {inp.items} likely between {_pct(lo, 0)} and {_pct(hi, 0)}, with {n:,} checked)"
     if len(labels) == 2 and labels[1] in per_class:
         pc = per_class[labels[1]]
         if pc.get("recall") is not None:

@@ -336,7 +336,8 @@ def _error_grid(model, refs, files, hold):
     wrong = np.flatnonzero(pred != y)
     wrong = wrong[np.argsort(-proba[wrong, pred[wrong]])][:MAX_GRID]
     if not len(wrong):
-        text = f"All {len(y)} held-out images were classified correctly. The least confident ones:"
+        text = (f"All {len(y)} held-out images were classified correctly; below, the {min(8, len(y))} it was "
+                "least sure of (true label -> predicted, confidence).")
         wrong = np.argsort(proba[np.arange(len(y)), pred])[: min(8, len(y))]
         title = "Least confident held-out images"
     else:
@@ -348,8 +349,8 @@ def _error_grid(model, refs, files, hold):
         im = _load(model, refs, files[i])
         items.append({"gray": im.gray, "caption": f"{_short_name(files[i])}\n{labels[y[i]]} -> {labels[pred[i]]} "
                                                   f"({proba[i, pred[i]]:.0%})"})
-    return ReportSection(title, text + " Heat maps are drawn for anomaly models; a classifier on whole-image "
-                         "texture features has no per-pixel map.", figures=[(_grid_png(items, title), title)])
+    return ReportSection(title, text + " (Heat maps are drawn for anomaly models only: a classifier on "
+                         "whole-image texture features has no per-pixel map.)", figures=[(_grid_png(items, title), title)])
 
 
 def _anomaly_grid(model, refs, files, hold, labels: dict | None = None):

@@ -100,6 +100,12 @@ def test_classification_report(binary_input):
     assert w > 300 and h > 300
     acc = binary_input.metrics["accuracy"]
     assert f"On 400 held-out rows" in html and f"right {100 * acc:.1f}% of the time" in html
+    from modelfab.evaluation.report import wilson_interval
+
+    lo, hi = wilson_interval(round(acc * 400), 400)  # a small holdout says how sure its rate is
+    assert f"(on new rows likely between {100 * lo:.0f}% and {100 * hi:.0f}%, with 400 checked)" in html
+    assert wilson_interval(28, 32) == pytest.approx((0.719, 0.950), abs=1e-3)
+    assert wilson_interval(32, 32)[1] == 1.0 and wilson_interval(0, 10) == pytest.approx((0.0, 0.278), abs=1e-3)
     assert "The holdout has only 400 rows." in html
     assert "press line 4" in html and "ab12ab12ab12" in html and "<b>42 s</b> of 60 s budget" in html
     assert 'class="chosen"' in html  # the chosen learner is highlighted in the leaderboard
