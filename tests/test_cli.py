@@ -141,3 +141,6 @@ def test_init_ends_its_output_with_a_newline(tmp_path):
     """A black-box report said the 'Next: ...' line had no newline (not reproduced: a guard, piped output)."""
     out = run_cli("init", str(tmp_path / "w")).stdout
     assert out.endswith("--name NAME\n")
+    again = run_cli("init", str(tmp_path / "w")).stdout  # repeating init changes nothing and says so
+    assert "A workspace already exists at" in again and "0 dataset(s), 0 model(s)" in again.replace("\n", "")
+    assert "nothing changed" in again and "Next:" not in again

@@ -28,10 +28,18 @@ def init_cmd(
     """Create a workspace: metadata (SQLite, or PostgreSQL) + a content-addressed blob store (folder, or S3)."""
     from ..workspace import Workspace
 
+    from ..workspace import MARKER, resolve_path
+
+    existed = (resolve_path(directory or workspace) / MARKER).is_file()
     ws = Workspace.init(directory or workspace, db_url=db, blobs_url=blobs)
     if json_out:
         emit_json({"workspace": str(ws.root.resolve()), "database": ws.meta.url, "blobs": ws.blobs.url,
-                   "schema": ws.meta.current_revision()})
+                   "schema": ws.meta.current_revision(), "created": not existed})
+        return
+    if existed:  # init is safe to repeat: it changes nothing, and says what is there
+        n_data, n_models = len({d.name for d in ws.datasets()}), len({m.name for m in ws.models()})
+        console.print(f"A workspace already exists at [bold]{ws.root.resolve()}[/] ({n_data} dataset(s), {n_models} "
+                      f"model(s); metadata {ws.meta.url}, blobs {ws.blobs.url}): nothing changed.")
         return
     console.print(f"Workspace ready at [bold]{ws.root.resolve()}[/]  (metadata {ws.meta.url}, blobs {ws.blobs.url})")
     console.print("Next: [cyan]modelfab data import FILE --name NAME[/]")

@@ -56,6 +56,12 @@ class _Guard:
             header = headers.get("authorization", "")
             token = header[7:].strip() if header.lower().startswith("bearer ") else ""
             try:
+                if header.strip() and not token:  # a header without the 'Bearer ' word (a bare token, 'Token x')
+                    from ..errors import Unauthorized
+
+                    raise Unauthorized("The Authorization header must read 'Bearer <token>'; got a header without "
+                                       "'Bearer '.", hint="Send 'Authorization: Bearer mf_...' (curl: -H "
+                                                          "'Authorization: Bearer mf_...').")
                 self.ws.check_token(token, "predict")
             except Exception as exc:  # a refused token, or the database behind it down (a JSON 503, not a 500)
                 known = exc if isinstance(exc, ModelfabError) else _known_error(exc)

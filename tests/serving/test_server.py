@@ -112,6 +112,8 @@ def test_predict_requires_a_valid_token(server):
     ws.meta.revoke_token(tid)
     r = httpx.post(url, json={"records": [RECORD]}, headers=_auth(other))
     assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+    bare = httpx.post(url, json={"records": [RECORD]}, headers={"Authorization": token})  # no 'Bearer '
+    assert bare.status_code == 401 and "must read 'Bearer <token>'" in bare.json()["error"]["message"]
 
 
 def test_predict_single_and_batch(server):
