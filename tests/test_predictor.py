@@ -112,3 +112,14 @@ def test_a_missing_column_names_the_look_alike_the_file_has(ws):
     with pytest.raises(InvalidInput) as ei:
         model.predict(rows.rename(columns={"Temp": "pressure", "line ": "zone"}))
     assert "Rename" not in ei.value.hint and "named as at training" in ei.value.hint
+
+
+def test_a_category_never_seen_in_training_is_noted(ws):
+    model = ws.train("t", target="wear", budget=5, learners=("lgbm",), ensemble=False)
+    rows = pd.DataFrame({"temp": [70.0, 71.0, 72.0], "count": [1, 2, 3], "line": ["L9", "L1", "l1 "],
+                         "shift": ["A", "B", None], "ok_flag": ["yes", "no", "yes"], "quality": ["good"] * 3})
+    with pytest.warns(UserWarning, match="never seen in training"):
+        out = model.predict(rows)
+    notes = " ".join(out.attrs["notes"])
+    assert "2 value(s) of 'line' were never seen in training (e.g. 'L9', 'l1 ')" in notes
+    assert "'shift'" not in notes  # a missing value is not an unseen one

@@ -320,7 +320,8 @@ def _format_example(fmt: dict) -> str:
 def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[int, list[str]]]:
     """Column -> (count, up to three examples) of the inputs given but read as missing at prediction: a numeric
     text that is no number (of the column's format: 'abc', another unit), a datetime text that is no date ('n/a',
-    '... CEST', epoch seconds as text), a boolean word that is none of TRUE_WORDS / FALSE_WORDS."""
+    '... CEST', epoch seconds as text), a boolean word that is none of TRUE_WORDS / FALSE_WORDS, a category never
+    seen in training (when training kept all its categories)."""
     from .tabular_values import unreadable
 
     found: dict[str, tuple[int, list[str]]] = {}
@@ -340,6 +341,13 @@ def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[
             values = _to_datetime(s)
         elif c["kind"] == "boolean":
             values = pd.Series(_to_bool(s), index=s.index)
+        elif c["kind"] == "categorical" and c.get("categories") and len(c["categories"]) < MAX_CATEGORIES:
+            # every category of training was kept: a value not among them was never seen (a new line, a typo)
+            given = s.notna() & s.astype(str).str.strip().ne("")
+            bad = given & ~s.astype(str).isin(set(c["categories"]))
+            if bad.any():
+                found[c["name"]] = (int(bad.sum()), [str(v)[:40] for v in s[bad].unique()[:3]])
+            continue
         else:
             continue
         bad = unreadable(s, values)
@@ -378,9 +386,13 @@ def unreadable_notes(found: dict[str, tuple[int, list[str]]], columns: list[dict
     found = {col: v for col, v in found.items() if kinds.get(col) != "text"}
     what = {"numeric": "numbers the model can read", "datetime": "dates/times the model can read (e.g. "
             "'2026-03-29 09:23:30', '29.03.2026 09:23')", "boolean": "yes/no words the model knows"}
-    return notes + [f"{n:,} value(s) of {col!r} are not {what.get(kinds.get(col), 'readable')} (e.g. "
-                    f"{', '.join(repr(v) for v in examples)}) and were scored as missing: check the column"
-                    for col, (n, examples) in found.items()]
+    return notes + [
+        f"{n:,} value(s) of {col!r} were never seen in training (e.g. {', '.join(repr(v) for v in examples)}) and were "
+        "scored as missing: their answers rest on the other columns (a new category, or another spelling of a known one?)"
+        if kinds.get(col) == "categorical" else
+        f"{n:,} value(s) of {col!r} are not {what.get(kinds.get(col), 'readable')} (e.g. "
+        f"{', '.join(repr(v) for v in examples)}) and were scored as missing: check the column"
+        for col, (n, examples) in found.items()]
 
 
 def check_records(records: list[dict], columns: list[dict]) -> None:
