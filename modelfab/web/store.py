@@ -45,6 +45,8 @@ def check_role(role: str) -> str:
     return role
 
 
+CARRIED = " (carried over)"  # the author suffix of labels Apply labels copies into the new version
+
 class WebStore:
     def __init__(self, meta) -> None:
         self.engine = meta.engine
@@ -185,6 +187,14 @@ class WebStore:
         with self.engine.connect() as conn:
             top, n = conn.execute(q).first()
         return int(top or 0), int(n or 0)
+
+    def label_changes(self, dataset_id: int) -> int:
+        """Label rows saved on this version (undos count too), not the ones carried over from the version it
+        was made from by Apply labels (their author ends with CARRIED)."""
+        q = sa.select(sa.func.count()).where(t.labels.c.dataset_id == dataset_id,
+                                              sa.not_(t.labels.c.author.like("%" + CARRIED)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
 
     def last_label_by(self, dataset_id: int, author: str) -> dict | None:
         q = (sa.select(t.labels).where(t.labels.c.dataset_id == dataset_id, t.labels.c.author == author)

@@ -258,7 +258,7 @@ def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     labelling goes on there."""
     from ..images import relabel_images
     from ..series import relabel_series
-    from .store import WebStore
+    from .store import CARRIED, WebStore
 
     ds = ws.dataset(params["dataset"])
     store = WebStore(ws.meta)
@@ -274,7 +274,7 @@ def run_relabel(ws, job_id: int, params: dict, reporter: Reporter) -> dict:
     new = res.dataset
     if res.created:
         for item, label in layer.items():
-            store.add_label(new.id, item, label, params.get("user", "ui"))
+            store.add_label(new.id, item, label, params.get("user", "ui") + CARRIED)
     return {"dataset": new.ref, "name": new.name, "version": new.version, "created": res.created, "kind": new.kind}
 
 

@@ -93,6 +93,7 @@ def test_images_are_labelled_in_the_browser_and_applied_as_a_new_version(site, s
     assert '<span class="chip">spot 7</span>' in home and "unlabelled 2" in home
     # the layer carried over: labelling goes on in the new version; applying it again changes nothing
     assert 'href="/label/surf/2"' in c.get("/datasets/surf/2").text
+    assert '<b id="saved-count">0</b>' in c.get("/label/surf/2").text  # carried over, not changes of this version
     assert _apply(c, site, "surf", 2) == {**res, "created": False}
     # the same folder imported again is still version 1 (the version's content hash did not change)
     again = site.ws.import_images(surf, "surf")

@@ -86,7 +86,7 @@ def router(site: Site) -> APIRouter:
         items = lab.items(ds, column or None)
         sel = select(ds, items, filter, page)
         defs = lab.definitions(ds, items, sel["layer"])
-        _, n_layer = store.labels_version(ds.id)
+        n_layer = store.label_changes(ds.id)
         base_q = f"?column={items.column}&" if items.column else "?"
         url = f"/label/{ds.name}/{ds.version}"
         js = {"dataset": f"{ds.name}/{ds.version}", "kind": items.kind, "items": sel["rows"], "defs": defs[:9],
@@ -126,7 +126,7 @@ def router(site: Site) -> APIRouter:
         if missing:
             raise NotFound("No such item in this dataset.")
         last = await run_in_threadpool(store.add_labels, ds.id, ids, label, user["name"])
-        _, n = await run_in_threadpool(store.labels_version, ds.id)
+        n = await run_in_threadpool(store.label_changes, ds.id)
         return last, n
 
     @r.post("/label/{name}/{version}")
