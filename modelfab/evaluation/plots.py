@@ -267,8 +267,10 @@ def feature_importance_png(importances: dict[str, float], top: int = 25) -> byte
     if not items:
         raise InvalidInput("No feature importances to plot.")
     items.sort(key=lambda kv: -abs(kv[1]))
-    hidden = max(0, len(items) - top)
-    items = items[:top]
+    used = [kv for kv in items if kv[1] != 0] or items  # inputs the model never used are counted, not drawn
+    unused = len(items) - len(used)
+    hidden = max(0, len(used) - top)
+    items = used[:top]
     fig = _figure(7.5, 1.2 + 0.3 * len(items))
     ax = fig.add_subplot()
     pos = np.arange(len(items))[::-1]
@@ -276,7 +278,8 @@ def feature_importance_png(importances: dict[str, float], top: int = 25) -> byte
     ax.set_yticks(pos, [_safe(_short(k, 36)) for k, _ in items], fontsize=9)
     ax.set_ylim(-0.6, len(items) - 0.4)
     ax.set_xlabel("Importance (higher = the model relies on it more)")
-    ax.set_title(f"Most important inputs (top {len(items)}" + (f" of {len(items) + hidden})" if hidden else ")"))
+    ax.set_title(f"Most important inputs (top {len(items)}" + (f" of {len(items) + hidden}" if hidden else "")
+                 + (f"; {unused} not used at all)" if unused else ")"))
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
