@@ -119,6 +119,7 @@ def test_the_latest_image_model_says_where_it_disagrees(site, surf, monkeypatch)
     _json(c.post("/label/surf/1", data={"csrf_token": c.csrf, "item": "spot/spot_5.png", "label": "good"}))
     page = c.get("/label/surf/1?filter=disagree").text
     assert "surf-anom:1" in page and "spot/spot_5.png" in page
+    assert "the model&#39;s answer (the pale chip) before the current label" in page  # the two chips explained
     monkeypatch.setattr(labeling, "MAX_IMAGE_OPINIONS", 5)
     site.ws.train("surf:1", task="anomaly", budget=10, normal_label="good", name="surf-anom")  # not cached yet
     page = c.get("/label/surf/1?filter=disagree").text
