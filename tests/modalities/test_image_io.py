@@ -345,3 +345,26 @@ def test_an_unlabelled_coco_set_learns_its_unboxed_images_as_good_and_checks_on_
     model = ws.train("cocoset", task="anomaly", budget=20)
     assert model.metrics["n_anomaly"] == 8 and model.metrics["n"] == 30
     assert any(n.startswith("8 unlabelled image(s) with boxes") for n in model.manifest["training"]["notes"])
+
+
+def test_ultralytics_and_voc_twin_folders_pair_their_annotations(ws, tmp_path):
+    """images/train/X.jpg beside labels/train/X.txt (the ultralytics layout) imported with 0 boxes, so an
+    anomaly model would have learnt the defects as good."""
+    root = tmp_path / "yolo"
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(make_surface(40, seed=i)[0]).save(root / "images" / split / f"{split}{i}.jpg")
+        (root / "labels" / split / f"{split}0.txt").write_text("0 0.5 0.5 0.25 0.5\n")
+    (root / "classes.txt").write_text("dent\n")
+    ds = ws.import_images(root, "ultra").dataset
+    assert ds.stats["boxes"] == 2 and ds.stats["images_with_boxes"] == 2 and ds.stats["box_formats"] == ["yolo"]
+    voc = tmp_path / "voc"
+    (voc / "JPEGImages").mkdir(parents=True)
+    (voc / "Annotations").mkdir()
+    Image.fromarray(make_surface(40, seed=3)[0]).save(voc / "JPEGImages" / "a.jpg")
+    (voc / "Annotations" / "a.xml").write_text(
+        "<annotation><size><width>40</width><height>40</height></size><object><name>spot</name>"
+        "<bndbox><xmin>2</xmin><ymin>4</ymin><xmax>10</xmax><ymax>12</ymax></bndbox></object></annotation>")
+    assert ws.import_images(voc, "vocset").dataset.stats["boxes"] == 1

@@ -6,7 +6,9 @@ differs from the real image, the boxes are rescaled to the real size and counted
 annotations made on a resized copy are a common trap.
 
 Where files are looked for, for an image ``DIR/X.ext``: VOC ``DIR/X.xml`` or ``X.xml`` in a
-top-level ``annotations``/``Annotations`` folder; YOLO ``DIR/X.txt`` or ``labels/DIR/X.txt``
+top-level ``annotations``/``Annotations`` folder; YOLO ``DIR/X.txt`` or ``labels/DIR/X.txt``; and for an image in
+``.../images/S/X.ext`` (``JPEGImages``), the same path with ``labels`` (``annotations``) in place of that folder, as
+ultralytics (``images/train`` beside ``labels/train``) and VOC (``JPEGImages`` beside ``Annotations``) lay them out;
 with class names from a top-level ``classes.txt`` (one per line); COCO: every top-level
 ``*.json`` with ``images`` and ``annotations`` lists (``file_name`` matched by relative path,
 then by bare name).
@@ -116,6 +118,8 @@ def load_coco(root: Path, files: list[str]) -> dict[str, tuple[list[dict], tuple
     return out
 
 
+IMAGE_DIRS = ("images", "jpegimages")  # the folder whose twin (labels/, Annotations/) holds the annotations
+
 class Annotations:
     """Finds and parses the boxes of every image of a folder listing."""
 
@@ -135,6 +139,11 @@ class Annotations:
         p = PurePosixPath(rel)
         cands = [str(p.with_suffix(ext))] + [f"{d}/{p.stem}{ext}" for d in folders] + \
                 [str(PurePosixPath(d, *p.with_suffix(ext).parts)) for d in folders]
+        parts = list(p.with_suffix(ext).parts)
+        for i in range(len(parts) - 2, -1, -1):  # ultralytics: images/train/X.jpg <-> labels/train/X.txt (last 'images')
+            if parts[i].lower() in IMAGE_DIRS:
+                cands += [str(PurePosixPath(*parts[:i], d, *parts[i + 1:])) for d in folders]
+                break
         return next((c for c in cands if c in self.present), None)
 
     def boxes_for(self, rel: str, width: int, height: int) -> tuple[list[dict], bool]:
