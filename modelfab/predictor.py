@@ -52,7 +52,17 @@ class TabularPredictor:
             return [c for c in self.input_columns if c["kind"] == "text"]
         return self.input_columns
 
+    def _unused_filled(self, df):
+        """``df`` with the input columns the answer does not rest on (a text model kept alone: every column but
+        its text) added as missing when absent: a file of the text alone is enough."""
+        if not isinstance(df, pd.DataFrame):
+            return df
+        used = {c["name"] for c in self.used_columns}
+        absent = [c["name"] for c in self.input_columns if c["name"] not in used and c["name"] not in df.columns]
+        return df.assign(**{name: None for name in absent}) if absent else df
+
     def predict_raw(self, df: pd.DataFrame) -> np.ndarray:
+        df = self._unused_filled(df)
         if isinstance(df, pd.DataFrame) and len(df) == 0:  # a header-only file: no rows, no answers (learners refuse 0 rows)
             self.preprocessor.transform(df.head(0))  # the same column checks as for rows
             return np.zeros((0, len(self.labels or [])) if self.task == "classification" else 0, dtype=np.float64)
@@ -110,7 +120,11 @@ class TabularPredictor:
     def predict_records(self, records: list[dict]) -> list[dict]:
         """JSON records (validated against the input schema) -> one answer each, as ``predict`` gives them.
         Records of numeric/boolean/categorical inputs skip pandas (the serving path; same numbers, see tests)."""
-        check_records(records, self.input_columns)
+        used = {c["name"] for c in self.used_columns}
+        check_records(records, self.used_columns)  # a text model kept alone needs its text only
+        if len(used) < len(self.input_columns):
+            records = [{**{c["name"]: None for c in self.input_columns if c["name"] not in used},
+                        **{k: v for k, v in r.items() if k in used}} for r in records]
         rows = None
         if self.fast_single:
             rows = [self.preprocessor.transform_record(r) for r in records]

@@ -53,9 +53,9 @@ def pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[s
             if silent is not None:
                 result.notes.append(
                     f"Kept the text model of {col!r} ({model.candidate}) alone: {shown} predict nothing by "
-                    f"themselves ({silent}), so the trees on the text scores and them ({result.best_score:.4g} "
-                    f"{metric} out of fold, against {linear:.4g}) could only re-read the text model's scores, which "
-                    "generalises worse to new wordings; the other columns are not used.")
+                    f"themselves ({silent}), so the trees on them and the text ({result.best_score:.4g} {metric} out "
+                    f"of fold, against {linear:.4g}) could only re-read the text (its model's scores, its length), "
+                    "which generalises worse to new wordings; the other columns are not used.")
             else:
                 result.notes.append(
                     f"Kept the text model of {col!r} ({model.candidate}) alone: out of fold it scored {linear:.4g}, "
@@ -72,9 +72,11 @@ def pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[s
 
 
 def _other_columns(pre: TabularPreprocessor, stage) -> list[int]:
-    """Feature positions that are not a text model's scores."""
+    """Feature positions of the input columns that are not text: neither a text model's scores nor what is
+    measured on a text (its length, its number of words: ``COLUMN.length``, ``COLUMN.words``)."""
     text = {n for m in stage.models.values() for n in m.output_names}
-    return [i for i, n in enumerate(pre.feature_names) if n not in text]
+    prefixes = tuple(f"{c['name']}." for c in pre.input_columns if c["kind"] == "text")
+    return [i for i, n in enumerate(pre.feature_names) if n not in text and not n.startswith(prefixes)]
 
 
 def _silent_columns(X, y, groups, idx: list[int], *, task: str, n_classes: int, budget, seed: int) -> str | None:

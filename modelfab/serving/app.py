@@ -473,6 +473,10 @@ def _describe(m) -> dict:
 
         spec = man.get("series") or {}
         inputs = [series_input(spec.get("n_channels", 1), spec.get("channel_names"))]
+    used = getattr(m.predictor, "used_columns", None) if man.get("modality", "tabular") == "tabular" else None
+    if used is not None and len(used) < len(inputs):  # a text model kept alone: the other fields may be left out
+        names = {c["name"] for c in used}
+        inputs = [dict(c, required=c["name"] in names) for c in inputs]
     return {"name": m.name, "version": m.version, "task": m.task, "target": man.get("target"),
             "labels": man.get("labels"), "inputs": inputs,
             "metrics": {k: v for k, v in m.metrics.items() if isinstance(v, (int, float))}}

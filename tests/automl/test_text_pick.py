@@ -41,3 +41,27 @@ def test_text_with_columns_that_predict_nothing_keeps_the_text_model_alone():
     notes = " ".join(res.notes)
     assert res.learner_name.startswith("text:"), (res.learner_name, notes)
     assert "Kept the text model of" in notes and "'workshop'" in notes, notes
+
+
+def test_a_text_model_kept_alone_predicts_from_its_text_alone(tmp_path):
+    """A tester's text-only file was refused: 'Input is missing 3 column(s) the model needs: hours, shift, line'
+    although the model kept uses none of them."""
+    import pandas as pd
+
+    from modelfab.workspace import Workspace
+
+    df = make_reports(200, lang="zh", seed=5).drop(columns="hours")
+    rng = np.random.default_rng(2)
+    df["workshop"] = rng.choice(["一车间", "二车间"], len(df))
+    df.to_csv(tmp_path / "t.csv", index=False)
+    ws = Workspace.init(tmp_path / "ws")
+    ws.import_table(tmp_path / "t.csv", name="t")
+    model = ws.train("t", target="label", budget=20, seed=0)
+    assert model.manifest["learner"]["name"].startswith("text:"), model.manifest["training"]["notes"]
+    texts = df[["text"]].head(5)
+    with_all = model.predict(df.drop(columns="label").head(5))
+    alone = model.predict(texts)
+    assert list(alone["prediction"]) == list(with_all["prediction"])
+    rec = model.predictor.predict_records([{"text": str(df["text"].iloc[0])}])
+    assert rec[0]["prediction"] == with_all["prediction"].iloc[0]
+    ws.close()
