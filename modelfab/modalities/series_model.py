@@ -65,7 +65,7 @@ class SeriesPredictor:
         if s.ndim == 2 and s.shape[0] != self.n_channels and s.shape[1] == self.n_channels:
             raise InvalidInput(f"{where}: an array of shape {s.shape} looks transposed (one row per time step); the "
                                f"model was trained on {self.n_channels} channel(s): expected (channels, length) = "
-                               f"({self.n_channels}, {s.shape[0]}); pass array.T",
+                               f"({self.n_channels}, {s.shape[0]}); pass array.T.",
                                hint="Send each series as one row per channel, in the order of training.")
         limit = self.settings.max_signal_samples
         if s.size > limit:  # the import's limit, per series: refused before its transform takes minutes

@@ -56,7 +56,7 @@ class _Guard:
             header = headers.get("authorization", "")
             token = header[7:].strip() if header.lower().startswith("bearer ") else ""
             try:
-                if header.strip() and not token:  # a header without the 'Bearer ' word (a bare token, 'Token x')
+                if header.strip() and not token and header.strip().lower() != "bearer":  # a bare token, 'Token x'
                     from ..errors import Unauthorized
 
                     raise Unauthorized("The Authorization header must read 'Bearer <token>'; got a header without "

@@ -62,6 +62,11 @@ def test_a_counter_is_taken_as_time_and_without_one_the_rows_are_in_file_order(t
     s = read_series(tmp_path / "counted.csv", Settings(), id_column="unit")
     assert s.time_column == "sample" and s.channel_names == ["v"]
     assert any("rise in equal steps" in n for n in s.notes)
+    shuffled = counted.sample(frac=1.0, random_state=3)  # rows in any order: the counter is still the time
+    shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
+    again = read_series(tmp_path / "shuffled.csv", Settings(), id_column="unit")
+    assert again.time_column == "sample" and again.channel_names == ["v"]
+    assert np.allclose(again.series[again.ids.index("a")][0], counted["v"][:8])  # in counter order, not file order
     plain = counted.drop(columns=["sample"]).assign(w=rng.normal(size=24))
     plain.to_csv(tmp_path / "plain.csv", index=False)
     s = read_series(tmp_path / "plain.csv", Settings(), id_column="unit")

@@ -103,6 +103,9 @@ def test_try_a_text_model_by_typing_with_a_warning_for_no_text(site, text_model)
     ref = text_model.ref
     page = c.get(f"/predict?model={quote(ref)}").text
     assert f'data-fields-for="{ref}"' in page and 'name="field:text"' in page and 'name="field:hours"' in page
+    by_name = c.get(f"/predict?model={quote(text_model.name)}").text  # a name alone picks that model's version
+    assert f'<option value="{ref}" data-takes=' in by_name
+    assert re.search(rf'<option value="{re.escape(ref)}" data-takes="[^"]*" selected>', by_name)
     r = c.post("/predict", data={"csrf_token": c.csrf, "model": ref, "field:text": "oil leak under the pump",
                                  "field:hours": "3"})
     assert r.status_code == 200, r.text[:500]

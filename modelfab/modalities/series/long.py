@@ -98,12 +98,14 @@ def _looks_like_time(df: pd.DataFrame, col, id_column: str) -> str:
     if named:
         repeated = pd.DataFrame({"i": ids, "t": tv}).duplicated().any()
         return "" if repeated else "its name, and no time repeats within a series"
-    step = pd.Series(tv).groupby(ids).diff()
+    # sorted within each series (rows may come in any order): distinct values in equal steps
+    frame = pd.DataFrame({"i": ids, "t": tv}).sort_values(["i", "t"], kind="stable")
+    step = frame["t"].groupby(frame["i"]).diff()
     if not (step.dropna() > 0).all():
         return ""
-    per = step.groupby(ids).agg(["min", "max"]).dropna()
+    per = step.groupby(frame["i"]).agg(["min", "max"]).dropna()
     even = bool(((per["max"] - per["min"]) <= 1e-3 * per["max"].abs()).all())
-    return "its values rise in equal steps within every series" if even else ""
+    return "its values rise in equal steps within every series (in whatever order the rows come)" if even else ""
 
 
 def _guess_time(df: pd.DataFrame, id_column: str, used: set) -> tuple[str | None, str]:

@@ -20,6 +20,11 @@ def router(site: Site) -> APIRouter:
     # -- try it --------------------------------------------------------------------
     @r.get("/predict", response_class=HTMLResponse)
     def predict_page(request: Request, model: str = ""):
+        if model and ":" not in model:  # a name alone (?model=parts): the version `ws.model` gives, as the CLI does
+            try:
+                model = ws.model(model).ref
+            except Exception:  # an unknown name: the page opens on the first model, as for any other unknown value
+                pass
         return site.render(request, "predict.html", nav="predict", models=[_model_view(m) for m in ws.models()],
                            chosen=model, result=None)
 
