@@ -84,9 +84,9 @@ def crossfit_padim(ws, normal_files, abnormal_files, paths, masks, budget, notes
     notes += covariates_note(model, n)
     # the defect head (from 20 good images), learned on the kept model; the folds' maps get it too, on their scale
     from .modalities.image.defect_head import WEIGHT
-    from .training_image import _fit_head
+    from .training_image_head import fit_head
 
-    _fit_head(ws, model, list(normal_files), paths, budget, notes, seed,
+    fit_head(ws, model, list(normal_files), paths, budget, notes, seed,
               per_image * 1.3 * (len(abnormal_files) + min(len(abnormal_files), 80)) + 5.0, say)
     if model.head is not None:
         model.head_weight = float(WEIGHT * np.median(model.combine(np.stack(dist), None)))
