@@ -144,3 +144,13 @@ def test_init_ends_its_output_with_a_newline(tmp_path):
     again = run_cli("init", str(tmp_path / "w")).stdout  # repeating init changes nothing and says so
     assert "A workspace already exists at" in again and "0 dataset(s), 0 model(s)" in again.replace("\n", "")
     assert "nothing changed" in again and "Next:" not in again
+
+
+def test_train_output_gives_the_accuracy_range_of_a_small_holdout(capsys):
+    from modelfab.cli.train import _metrics_table
+
+    _metrics_table({"accuracy": 0.875, "n": 32})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "accuracy on 32 held-out items: 87.5%; on new items likely between 72% and 95% (95 % range)" in out
+    _metrics_table({"accuracy": 0.9, "n": 5000})  # a large holdout: the rate itself is the answer
+    assert "likely between" not in capsys.readouterr().out

@@ -103,6 +103,13 @@ def _metrics_table(metrics: dict) -> None:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             add_row(t, k, fmt_num(v))
     console.print(t)
+    n, acc = metrics.get("n"), metrics.get("accuracy")
+    if isinstance(n, int) and isinstance(acc, (int, float)) and 0 < n < 1000:  # as the report says it
+        from ..evaluation.report import wilson_interval
+
+        lo, hi = wilson_interval(round(acc * n), n)
+        console.print(f"accuracy on {n:,} held-out items: {acc:.1%}; on new items likely between {lo:.0%} and "
+                      f"{hi:.0%} (95 % range)")
 
 
 @models_app.command("list")

@@ -74,8 +74,10 @@ class SeriesPredictor:
                            "the limit")
         s, _ = clean_series(s, where)
         if s.shape[0] != self.n_channels:
+            names = f" ({', '.join(map(repr, self.channel_names))})" if self.channel_names else ""
             raise InvalidInput(f"{where} has {s.shape[0]} channel(s); the model was trained on "
-                               f"{self.n_channels}.", hint="Send the same channels, in the same order, as at training.")
+                               f"{self.n_channels}{names}.", hint="Send the same channels, in the same order, as at "
+                                                                  "training (a column missing from the file?).")
         return s
 
     def _limit(self, series: list[np.ndarray]) -> list[np.ndarray]:

@@ -257,3 +257,13 @@ def test_cli_onnx_export_of_a_series_model_names_its_members_and_what_to_use(lon
     assert ("ROCKET transform" in said) == ("rocket" in learner)
     assert ("series feature extraction" in said) == ("features" in learner)
     assert "--format mfpkg" in said and "modelfab serve" in said
+
+
+def test_a_series_with_too_few_channels_is_told_the_channels_of_training(long_model):
+    from modelfab.workspace import Workspace
+
+    with Workspace.open(long_model["ws"]) as ws:
+        with pytest.raises(InvalidInput, match=r"record 0 has 1 channel\(s\); the model was trained on 2 \('ch0', "
+                                               r"'ch1'\)") as ei:
+            ws.model("cyc").predictor.predict_records([{"values": [0.1, 0.2, 0.3, 0.4, 0.5]}])
+    assert "a column missing from the file?" in ei.value.hint
