@@ -14,8 +14,9 @@ SIGNAL_MAX_ROWS = 20_000
 
 def pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[str], *, task: str, metric: str,
                       n_classes: int, others=None, budget=None, seed: int = 0) -> None:
-    """Add the text models to the leaderboard; with one text column as the only input, keep its linear
-    model alone when it validates better than the tree learners on its scores (in place)."""
+    """Add the text models to the leaderboard; with one text column, keep its linear model alone unless the tree
+    learners on its scores (and the other columns) validate clearly better, and never when the other columns
+    predict nothing by themselves (``others``: the training matrix, labels and groups to check that on)."""
     from ..modalities.text.column import better
     from ..modalities.text.stage import TextScoresLearner
 
@@ -47,7 +48,6 @@ def pick_text_learner(result, stage, pre: TabularPreprocessor, text_cols: list[s
         model = stage.models[col]
         if result.learner is not None:  # the trees lost: notes on how they were chosen would name the wrong model
             result.notes = [n for n in result.notes if not n.startswith("Learners tied for the best score")]
-            others = [c["name"] for c in pre.input_columns if c["name"] != col]
             cols_named = [c["name"] for c in pre.input_columns if c["name"] != col]
             shown = ", ".join(map(repr, cols_named[:5])) + (" ..." if len(cols_named) > 5 else "")
             if silent is not None:
