@@ -31,14 +31,10 @@ def _number(v) -> float | None:
 
 
 def _binom_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    if k <= 0:
-        return 1.0
-    if p <= 0:
-        return 0.0
-    if p >= 1:
-        return 1.0
-    return min(1.0, sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+    """P(X >= k) for X ~ Binomial(n, p) (scipy: a sum of exact terms overflowed a float beyond ~1,000 items)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))
 
 
 def _classification(metrics: dict) -> dict | None:

@@ -40,6 +40,12 @@ def test_every_kind_has_a_headline_a_person_reads():
     assert quality("anomaly", dict(ANOM, auc=0.55))["weak"][0] == "quality.weak_auc"
     assert quality("regression", {"r2": 0.92, "rmse": 1.2})["metric"] == "r2"
     assert quality("regression", {"r2": 0.05})["weak"][0] == "quality.weak_r2"
+    # a large holdout (20,000 rows): the binomial tail overflowed a float ("int too large to convert to float")
+    per = {"ok": {"support": 11000, "recall": 0.5}, "ng": {"support": 9000, "recall": 0.4}}
+    big = quality("classification", {"accuracy": 0.455, "balanced_accuracy": 0.45, "n": 20000, "per_class": per})
+    assert big["weak"] and big["weak"][0] == "quality.weak_majority"
+    good = {"accuracy": 0.9, "balanced_accuracy": 0.9, "n": 20000, "per_class": per}
+    assert quality("classification", good)["weak"] is None
 
 
 @pytest.fixture(scope="module")
