@@ -105,7 +105,7 @@ def _metrics_table(metrics: dict) -> None:
     console.print(t)
     n, acc = metrics.get("n"), metrics.get("accuracy")
     if isinstance(n, int) and isinstance(acc, (int, float)) and 0 < n < 1000:  # as the report says it
-        from ..evaluation.report import wilson_interval
+        from ..evaluation.metrics import wilson_interval
 
         lo, hi = wilson_interval(round(acc * n), n)
         console.print(f"accuracy on {n:,} held-out items: {acc:.1%}; on new items likely between {lo:.0%} and "

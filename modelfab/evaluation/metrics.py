@@ -334,6 +334,16 @@ def false_alarm_upper_bound(n_above: int, n: int, confidence: float = 0.95) -> f
     return float(beta.ppf(confidence, n_above + 1, n - n_above))
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a rate of k in n (sensible at 0 and n, unlike the normal approximation)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _anomaly_inputs(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     y = _as_1d(y_true, "y_true")
     s = _as_1d(scores, "scores")

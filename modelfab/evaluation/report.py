@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from . import metrics as M
+from .metrics import wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +85,6 @@ class ReportInput:
 
 
 # ------------------------------------------------------------------ helpers
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a rate of k in n (sensible at 0 and n, unlike the normal approximation)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 def _readable(x):
     """For people: floats to 4 significant digits (0.34642895775339777 -> 0.3464); the JSON file keeps them all."""
