@@ -343,8 +343,8 @@ def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[
             values = pd.Series(_to_bool(s), index=s.index)
         elif c["kind"] == "categorical" and c.get("categories") and len(c["categories"]) < MAX_CATEGORIES:
             # every category of training was kept: a value not among them was never seen (a new line, a typo)
-            given = s.notna() & s.astype(str).str.strip().ne("")
-            bad = given & ~s.astype(str).isin(set(c["categories"]))
+            as_text = s.astype(str)
+            bad = s.notna() & as_text.str.strip().ne("") & ~as_text.isin(set(c["categories"]))
             if bad.any():
                 found[c["name"]] = (int(bad.sum()), [str(v)[:40] for v in s[bad].unique()[:3]])
             continue

@@ -120,7 +120,7 @@ def _read_audio(p: Path, src: str, variable, settings: Settings, channel=None) -
         if info.channels == 1:
             data, rate = sf.read(str(p), dtype="float32", always_2d=True)
         else:  # decode block by block, keeping only the channel asked for: a long stereo file is not held twice
-            picked = _channel_index(0 if channel is None else channel, int(info.channels), src)
+            picked = _channel_index(channel, int(info.channels), src)
             data, rate = _read_audio_channel(sf, p, info, picked)
             meta.update(picked=picked, channels_in_file=int(info.channels))
     except InvalidInput:
@@ -134,14 +134,20 @@ def _read_audio(p: Path, src: str, variable, settings: Settings, channel=None) -
     return _Raw(data, int(rate), meta)
 
 
-def _channel_index(channel, n: int, src: str) -> int | str:
-    """A channel of an audio file (index, digits or 'mean'), checked before anything is decoded."""
+def _channel_index(channel, n: int, src: str, names: list[str] | None = None) -> int | str:
+    """The channel asked for (None: 0; an index, its digits, a name of ``names``, or 'mean') as an index or
+    'mean', checked against the ``n`` channels (for audio: before anything is decoded)."""
+    if channel is None:
+        channel = 0
     if isinstance(channel, str) and channel.strip().lower() == "mean":
         return "mean"
-    if isinstance(channel, str) and re.fullmatch(r"\s*\d+\s*", channel):
+    if isinstance(channel, str) and names and channel in names:
+        channel = names.index(channel)
+    elif isinstance(channel, str) and re.fullmatch(r"\s*\d+\s*", channel):
         channel = int(channel)
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < n:
-        raise InvalidInput(f"{src}: expected channel 0..{n - 1} or 'mean', got {channel!r}.",
+        shown = f" ({listing(names)})" if names else ""
+        raise InvalidInput(f"{src}: expected channel 0..{n - 1}{shown} or 'mean', got {channel!r}.",
                            hint="Pick an existing channel with --channel.")
     return int(channel)
 
@@ -228,20 +234,10 @@ _READERS = {".wav": _read_audio, ".flac": _read_audio, ".ogg": _read_audio, ".np
 
 # --------------------------------------------------------------------------- public
 def _pick_channel(raw: _Raw, channel, src: str) -> tuple[np.ndarray, object]:
-    data, n = raw.data, raw.data.shape[1]
-    if channel is None:
-        channel = 0
-    if isinstance(channel, str) and channel.strip().lower() == "mean":
-        return data.mean(axis=1, dtype=np.float64), "mean"
-    if isinstance(channel, str) and raw.names and channel in raw.names:
-        channel = raw.names.index(channel)
-    elif isinstance(channel, str) and re.fullmatch(r"\s*\d+\s*", channel):
-        channel = int(channel)
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < n:
-        names = f" ({listing(raw.names)})" if raw.names else ""
-        raise InvalidInput(f"{src}: expected channel 0..{n - 1}{names} or 'mean', got {channel!r}.",
-                           hint="Pick an existing channel with --channel.")
-    return data[:, int(channel)], int(channel)
+    picked = _channel_index(channel, raw.data.shape[1], src, raw.names)
+    if picked == "mean":
+        return raw.data.mean(axis=1, dtype=np.float64), "mean"
+    return raw.data[:, picked], picked
 
 
 def _resample(x: np.ndarray, rate: int, target: int, src: str, settings: Settings) -> np.ndarray:
