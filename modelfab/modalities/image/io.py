@@ -324,23 +324,20 @@ def folder_label_notes(images: list[str]) -> list[str]:
     their folder is a layout folder (``images/``), and class folders inside another class folder (a stray
     ``good/old_backup/`` became a class of its own)."""
     notes = []
-    layout = Counter(PurePosixPath(f).parts[-2] for f in images
-                     if len(PurePosixPath(f).parts) > 1 and PurePosixPath(f).parts[-2].casefold() in LAYOUT_FOLDERS)
+    parents = [PurePosixPath(f).parent for f in images if len(PurePosixPath(f).parts) > 1]
+    layout = Counter(p.name for p in parents if p.name.casefold() in LAYOUT_FOLDERS)
     if layout:
         shown = ", ".join(f"'{k}/' ({n})" for k, n in layout.most_common(4))
         notes.append(f"{sum(layout.values())} image(s) sit in folders of a dataset layout, not class folders ({shown}): "
                      "they are imported unlabelled (boxes and masks are kept). Give classes with --labels FILE.csv "
                      "(file,label), or label them in the browser")
-    holders = {str(PurePosixPath(f).parent) for f in images if len(PurePosixPath(f).parts) > 1}
-    nested = Counter()
-    for f in images:
-        parent = PurePosixPath(f).parent
-        if len(parent.parts) > 1 and label_from_folder(f) is not None and \
-                any(str(a) in holders and label_from_folder(str(a / "x")) is not None for a in parent.parents
-                    if str(a) != "."):
-            nested[str(parent)] += 1
-    for folder, n in sorted(nested.items())[:5]:
-        outer = next(str(a) for a in PurePosixPath(folder).parents if str(a) in holders)
+    classes = Counter(str(p) for p in parents if p.name.casefold() not in LAYOUT_FOLDERS)  # folder -> images
+    nested = []
+    for folder, n in sorted(classes.items()):
+        outer = next((str(a) for a in PurePosixPath(folder).parents if str(a) in classes), None)
+        if outer is not None:
+            nested.append((folder, n, outer))
+    for folder, n, outer in nested[:5]:
         notes.append(f"'{folder}/' ({n} image(s)) is a folder inside the class folder '{outer}/': its images got the "
                      f"label '{PurePosixPath(folder).name}'. If that is not a class, move the folder out or delete it "
                      "and import again, or give labels with --labels FILE.csv")
