@@ -87,7 +87,7 @@ def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metri
     names = ds.schema["feature_names"]
     keep = feats["label"].notna().to_numpy()
     labelled = feats[keep].reset_index(drop=True)
-    boxed = int((pd.to_numeric(files.get("n_boxes", pd.Series(dtype=float)), errors="coerce").fillna(0) > 0).sum())
+    boxed = int(_positive(files, "n_boxes").sum())
     marked = (f"{boxed} image(s) have boxes marking defects: give each image its class with --labels FILE.csv "
               "(file,label) or label them in the browser (an anomaly model would learn the boxed images as normal)."
               if boxed else "")
@@ -445,12 +445,16 @@ def _orientation_note(good: pd.DataFrame) -> list[str]:
             "with the wrong places."]
 
 
+def _positive(files: pd.DataFrame, column: str) -> np.ndarray:
+    """Rows whose ``column`` is a number above 0 (none when the table has no such column)."""
+    if column not in files:
+        return np.zeros(len(files), bool)
+    return pd.to_numeric(files[column], errors="coerce").fillna(0).to_numpy() > 0
+
+
 def _marked_defects(files: pd.DataFrame) -> np.ndarray:
     """Images whose boxes or mask mark a defect (an unlabelled COCO/YOLO/VOC set keeps its boxes)."""
-    boxes = pd.to_numeric(files["n_boxes"], errors="coerce").fillna(0) > 0 if "n_boxes" in files else False
-    mask = pd.to_numeric(files["defect_fraction"], errors="coerce").fillna(0) > 0 if "defect_fraction" in files \
-        else False
-    return np.asarray(boxes | mask, dtype=bool) & np.ones(len(files), bool)
+    return _positive(files, "n_boxes") | _positive(files, "defect_fraction")
 
 
 def _anomaly_shortcuts(files: pd.DataFrame, normal: np.ndarray, abnormal: np.ndarray) -> list[str]:
