@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInput, TrainingError
-from .images import image_blob, load_image_tables
+from .images import load_image_tables
 from .training import (add_arrays, base_manifest, choose_task, data_lineage, finish, package_folder,
                        resolve_normal_label, training_info, write_learner)
 

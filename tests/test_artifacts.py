@@ -42,7 +42,6 @@ def test_trained_package_is_complete_and_pickle_free(trained):
 
 
 def test_tampered_file_is_refused(package):
-    manifest = json.loads((package / "manifest.json").read_text())
     rel = "preprocess.json"
     with open(package / rel, "ab") as fh:
         fh.write(b" ")

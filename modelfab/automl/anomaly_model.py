@@ -30,7 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import IntegrityError, InvalidInput, TrainingError
-from .detectors import Detector, _jsonable, detector_from_state
+from .detector_base import Detector, _jsonable
+from .detectors import detector_from_state
 
 __all__ = ["AGGREGATIONS", "AnomalyModel", "aggregate", "file_auc", "partial_auc", "auc_standard_error",
            "threshold_for_rate"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import os
 import re
 from dataclasses import dataclass, field

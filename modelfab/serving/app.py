@@ -216,7 +216,6 @@ def create_app(ws, model_refs: list[str] | None = None, *, auth: bool = True, se
                   description="Predictions from models trained and registered with modelfab. "
                               "Send `Authorization: Bearer <token>` (see `modelfab tokens create`).")
     app.state.models = models
-    loaded = models.models  # read-only view for listing
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -46,7 +46,6 @@ def test_text_with_columns_that_predict_nothing_keeps_the_text_model_alone():
 def test_a_text_model_kept_alone_predicts_from_its_text_alone(tmp_path):
     """A tester's text-only file was refused: 'Input is missing 3 column(s) the model needs: hours, shift, line'
     although the model kept uses none of them."""
-    import pandas as pd
 
     from modelfab.workspace import Workspace
 

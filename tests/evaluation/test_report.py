@@ -21,7 +21,6 @@ from modelfab.evaluation.metrics import (
     curves,
     regression_metrics,
     threshold_above_for_false_alarm,
-    threshold_for_false_alarm,
 )
 from modelfab.evaluation.report import ReportInput, build_report, write_report
 
@@ -99,7 +98,7 @@ def test_classification_report(binary_input):
     w, h = _png_size(imgs["confusion_matrix"])
     assert w > 300 and h > 300
     acc = binary_input.metrics["accuracy"]
-    assert f"On 400 held-out rows" in html and f"right {100 * acc:.1f}% of the time" in html
+    assert "On 400 held-out rows" in html and f"right {100 * acc:.1f}% of the time" in html
     from modelfab.evaluation.report import wilson_interval
 
     lo, hi = wilson_interval(round(acc * 400), 400)  # a small holdout says how sure its rate is

@@ -2,7 +2,6 @@
 per-position Gaussian over the packaged backbone (aligned parts with a rim), and the patch k-NN
 fallback when the backbone is not installed."""
 
-import io
 import pickle
 import struct
 

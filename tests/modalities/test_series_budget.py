@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from modelfab import training_series as ts
+from modelfab import training_series_plan as tp
 from modelfab.automl.budget import Budget
 from modelfab.modalities.series.heads import RocketRidge, blas_limit, blas_threads
 from tests.modalities.test_series_io import make_series
@@ -30,13 +31,13 @@ def _many_short(n: int, length: int = 12, seed: int = 0):
 
 def test_the_floor_of_a_large_set_has_an_honest_estimate():
     data, off, _ = _many_short(20_000)
-    full, floor = ts._features_for("multirocket", 20_000)
+    full, floor = tp._features_for("multirocket", 20_000)
     assert full == floor == 3_360  # nothing to choose: before, the floor was returned as "fits" unexamined
-    f, need, clear = ts.rocket_plan("multirocket", data, off, 1.0, 0, rate=1e10)
+    f, need, clear = tp.rocket_plan("multirocket", data, off, 1.0, 0, rate=1e10)
     assert f == floor and not clear
     # ridge on 20,000 x 3,360 features: 9e11 flops at the rate given + the per-cell copies, far above 1 s
-    assert need >= ts._head_seconds(20_000, floor, 1e10) > 60
-    assert ts.rocket_features("multirocket", data, off, 1.0, 0) == floor  # the count itself is unchanged
+    assert need >= tp._head_seconds(20_000, floor, 1e10) > 60
+    assert tp.rocket_features("multirocket", data, off, 1.0, 0) == floor  # the count itself is unchanged
 
 
 def test_a_rocket_fit_that_cannot_fit_is_skipped_before_it_starts():
@@ -51,7 +52,7 @@ def test_a_small_set_is_never_skipped_by_the_estimate():
     series, labels, _ = make_series(40, 60, seed=3)
     y = np.array([0 if v == "bump" else 1 for v in labels])
     data, off = _packed(series)
-    f, need, clear = ts.rocket_plan("multirocket", data, off, 20.0, 0)
+    f, need, clear = tp.rocket_plan("multirocket", data, off, 20.0, 0)
     assert (f, clear) == (50_000, True) and need <= 20.0
     m = ts._fit("multirocket", "classification", 2, data, off, series, y, 0, Budget(60), None, may_take=1e-6)
     assert m.transform.n_outputs > 40_000 and m.oof.shape == (40, 2)
@@ -75,9 +76,9 @@ def test_refit_estimate_follows_the_measured_ridge_cost():
 
 
 def test_measured_rate_is_only_taken_from_a_long_enough_fit():
-    assert ts.measured_rate(80_000, 840, 0.5) is None
-    r = ts.measured_rate(80_000, 840, 10.0)
-    head = ts._head_seconds(80_000, 840, r)
+    assert tp.measured_rate(80_000, 840, 0.5) is None
+    r = tp.measured_rate(80_000, 840, 10.0)
+    head = tp._head_seconds(80_000, 840, r)
     assert head == pytest.approx(10.0)
 
 

@@ -173,33 +173,33 @@ def test_choose_weights_keeps_the_rocket_average_unless_clearly_beaten():
 
 
 def test_feature_count_of_a_small_data_set_ignores_the_machine_speed(monkeypatch):
-    from modelfab import training_series as ts
+    from modelfab import training_series_plan as tp
 
     series, _, _ = make_series(80, 300, seed=10)
     data, off = _packed(series)
-    monkeypatch.setattr(ts, "_flop_rate", lambda: 1.0)  # a probe on a hopelessly slow machine
-    assert ts.rocket_features("minirocket", data, off, 20.0, 0) == 10_000
-    assert ts.rocket_features("multirocket", data, off, 20.0, 0) == 50_000
-    assert ts.rocket_features("multirocket", data, off, 0.01, 0) == 3_360  # no time at all: the floor
+    monkeypatch.setattr(tp, "_flop_rate", lambda: 1.0)  # a probe on a hopelessly slow machine
+    assert tp.rocket_features("minirocket", data, off, 20.0, 0) == 10_000
+    assert tp.rocket_features("multirocket", data, off, 20.0, 0) == 50_000
+    assert tp.rocket_features("multirocket", data, off, 0.01, 0) == 3_360  # no time at all: the floor
 
 
 def test_no_speed_probe_when_the_probe_itself_would_not_fit(monkeypatch):
     """Very long series: timing even one of them would take much of the budget; the pessimistic static count is
     used without running any transform (a transform here would fail the test)."""
-    from modelfab import training_series as ts
+    from modelfab import training_series_plan as tp
     from modelfab.modalities.series import rocket
 
     n, length = 4, 400_000
     data, off = np.zeros((1, n * length), np.float32), np.arange(0, n * length + 1, length)
-    assert ts._probe_count("minirocket", off, 1, 10_000, 1.0) == 0
-    assert ts._probe_count("minirocket", np.arange(0, 80 * 300 + 1, 300), 1, 10_000, 1.0) == ts.PROBE
+    assert tp._probe_count("minirocket", off, 1, 10_000, 1.0) == 0
+    assert tp._probe_count("minirocket", np.arange(0, 80 * 300 + 1, 300), 1, 10_000, 1.0) == tp.PROBE
 
     def no_transform(*a, **k):
         raise AssertionError("the probe ran")
 
     monkeypatch.setattr(rocket.RocketTransform, "fit", no_transform)
-    f = ts.rocket_features("minirocket", data, off, 10.0, 0)
-    assert ts._features_for("minirocket", n)[1] <= f < 10_000
+    f = tp.rocket_features("minirocket", data, off, 10.0, 0)
+    assert tp._features_for("minirocket", n)[1] <= f < 10_000
 
 
 def test_refit_with_more_series_keeps_the_transform_and_refits_the_head():

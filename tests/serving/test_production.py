@@ -1,6 +1,5 @@
 """Serving production models: promotion switches traffic live, a tampered version is refused, /metrics."""
 
-import json
 import socket
 import threading
 import time

@@ -35,7 +35,6 @@ def test_text_tables_are_labelled_by_reading_their_texts_under_a_chinese_name(we
     (the first four columns were shown before: ids and codes, never the ticket); an empty column can be labelled."""
     import pandas as pd
 
-    from tests.web.conftest import csrf_of
 
     long_text = "电机跳闸，保险丝烧断。" * 30                        # 330 characters: more than a cell's 200
     df = pd.DataFrame({"工单号": [f"WO{i:05d}" for i in range(40)], "车间": ["焊装", "冲压"] * 20,

@@ -452,7 +452,7 @@ def test_compare_matches_the_cli_and_recordings_cells_show_thumbnails(site):
                 assert it["file"].startswith(labels[i] + "/")  # folders are the true labels
                 seen.append(it["file"])
     assert sorted(seen) == sorted(files)
-    thumb = c.get(cell["items"][0]["thumb"] if cell["items"] else f"/datasets/fan/1/thumb/0.png")
+    thumb = c.get(cell["items"][0]["thumb"] if cell["items"] else "/datasets/fan/1/thumb/0.png")
     assert thumb.status_code == 200 and thumb.content[:4] == b"\x89PNG"
     # an anomaly model against a classifier: metric names are words in each language, and metrics of the
     # same name mean different things across tasks, so no difference and no winner (nor for the threshold)

@@ -140,7 +140,6 @@ LOCKED = bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 504 + b"EncryptionInfo" + b
 
 
 def test_password_protected_workbook_and_empty_file_are_named_and_explained(site):
-    import os
 
     c = site.client("labeler")
     before = _uploads_left(site)

@@ -20,7 +20,7 @@ REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; fram
 
 def router(site: Site) -> APIRouter:
     r = APIRouter()
-    ws, store, runner, cfg, t_of = site.ws, site.store, site.runner, site.cfg, site.t_of
+    ws, runner, t_of = site.ws, site.runner, site.t_of
 
     # -- models ------------------------------------------------------------------
     def aliases_by_model(name: str | None = None) -> dict[int, list[dict]]:

@@ -15,7 +15,7 @@ from ..views import _form_inputs, _model_view, _predict_file, _predict_record
 
 def router(site: Site) -> APIRouter:
     r = APIRouter()
-    ws, store, runner, cfg, t_of = site.ws, site.store, site.runner, site.cfg, site.t_of
+    ws, store, t_of = site.ws, site.store, site.t_of
 
     # -- try it --------------------------------------------------------------------
     @r.get("/predict", response_class=HTMLResponse)

@@ -18,7 +18,7 @@ from ..views import LOWER_IS_BETTER, BUDGETS, _check_model_name, _job_view, _lat
 
 def router(site: Site) -> APIRouter:
     r = APIRouter()
-    ws, store, runner, cfg, t_of = site.ws, site.store, site.runner, site.cfg, site.t_of
+    ws, runner, t_of = site.ws, site.runner, site.t_of
 
     # -- training ----------------------------------------------------------------
     @r.get("/train", response_class=HTMLResponse)
