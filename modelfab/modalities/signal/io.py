@@ -73,16 +73,20 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(msg).split())[:200].rstrip(". ")
 
 
-def _limits(src: str, frames: int, channels: int, settings: Settings, what: str = "") -> None:
+def _limits(src: str, frames: int, channels: int, settings: Settings, what: str = "", held: int | None = None) -> None:
+    """Channel count and size checks before decoding. ``held``: channels kept in memory when fewer than the file's
+    (audio is decoded block by block keeping one), which is what the sample limit counts."""
     if channels <= 0:
         raise InvalidInput(f"{src}: expected at least 1 channel, got {channels}{what}.",
                            hint="The file is damaged or not a signal; re-export it.")
     if channels > settings.max_channels:
         raise TooLarge(f"{src}: expected at most {settings.max_channels} channels, got {channels}{what}.",
                        hint="Split the channels into separate files or raise MODELFAB_MAX_CHANNELS.")
-    if frames * channels > settings.max_signal_samples:
+    kept = channels if held is None else min(held, channels)
+    if frames * kept > settings.max_signal_samples:
         raise TooLarge(f"{src}: expected at most {settings.max_signal_samples:,} samples per recording, got "
-                       f"{frames:,} frames x {channels} channels{what}.",
+                       f"{frames:,} frames x {kept} channel{'s' if kept != 1 else ''}"
+                       f"{f' (one kept of {channels})' if kept < channels else ''}{what}.",
                        hint="Cut the recording into shorter files or raise MODELFAB_MAX_SIGNAL_SAMPLES.")
 
 
@@ -115,7 +119,7 @@ def _read_audio(p: Path, src: str, variable, settings: Settings, channel=None) -
     except Exception as exc:  # libsndfile: not audio, damaged header, ...
         raise UnsupportedFormat(f"{src}: expected a readable {p.suffix.lower()} audio file, but libsndfile says: "
                                 f"{_short(exc)}.", hint="Check that the file is really audio; re-export it as WAV.")
-    _limits(src, int(info.frames), int(info.channels), settings)
+    _limits(src, int(info.frames), int(info.channels), settings, held=1)
     try:
         if info.channels == 1:
             data, rate = sf.read(str(p), dtype="float32", always_2d=True)
