@@ -215,6 +215,15 @@ def test_rest_predict_with_series_json(trained, server):
     preds = r.json()["predictions"]
     assert preds[0]["prediction"] in {"bump", "step"} and preds[1]["prediction"] is None
     assert preds[1]["error"] == "record 1: has 2 time step(s); at least 3 are needed"
+    # null gaps in a JSON record are filled and said, per record (a file's gaps are said in the top-level notes)
+    vals = trained["test"][0][0].round(4).tolist()
+    holed = [{"id": "holed", "values": [None] + vals[1:5] + [None, None] + vals[7:]}, {"id": "whole", "values": vals}]
+    r = httpx.post(base + "/v1/models/shapes/predict", json={"records": holed}, headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    assert preds[0]["note"] == ("2 missing value(s) inside the series filled by linear interpolation; 1 missing value(s) "
+                                "at its start or end set to the nearest value; the answer rests partly on filled values")
+    assert "note" not in preds[1] and preds[0]["prediction"] == preds[1]["prediction"]
 
 
 def test_regression_multivariate_unequal_long_table(tmp_path):
@@ -395,6 +404,16 @@ def test_try_it_in_the_web_ui_refuses_a_bad_series_alone(trained, tmp_path):
     rows = [dict(zip(res["columns"], r)) for r in res["rows"]]
     assert res["n"] == 3 and [bool(r["error"]) for r in rows] == [False, True, False]
     assert "2 time step(s)" in rows[1]["error"] and rows[1]["prediction"] == "" and rows[0]["prediction"]
+    assert res["warnings"] == []
+    gappy = (trained["root"] / "test.ts").read_text().replace("@missing false", "@missing true").splitlines()
+    first = gappy.index("@data") + 1
+    values = gappy[first].split(",")
+    gappy[first] = ",".join(values[:5] + ["?"] + values[6:])  # one gap inside the first series
+    path.write_text("\n".join(gappy))
+    up = UploadedFile(field="file", filename="gap.ts", raw_name="gap.ts", path=path)
+    with Workspace.open(trained["ws"]) as ws:
+        res = predict_series_upload(ws, ws.model("shapes"), up)
+    assert res["n"] == 20 and any("interpolation" in w for w in res["warnings"]), res["warnings"]
 
 
 def test_cli_hash_of_a_relabelled_series_version_is_its_own(tmp_path):

@@ -52,8 +52,9 @@ class SeriesPredictor:
         return [series_input(self.n_channels, self.channel_names)]
 
     # -- core -------------------------------------------------------------
-    def _clean_one(self, s, where: str) -> np.ndarray:
-        from .series.io import clean_series
+    def _clean_one(self, s, where: str, fills: list | None = None) -> np.ndarray:
+        """The series checked and cleaned (gaps filled); ``fills``: gets what the cleaning filled (a Fill)."""
+        from .series.clean import clean_series_detail
 
         try:
             s = np.asarray(s, dtype=np.float64)
@@ -72,7 +73,9 @@ class SeriesPredictor:
             raise TooLarge(f"{where}: {s.size:,} values ({s.shape[-1]:,} time steps); expected at most {limit:,} per "
                            "series (MODELFAB_MAX_SIGNAL_SAMPLES, as at import): send it in shorter parts or raise "
                            "the limit")
-        s, _ = clean_series(s, where)
+        s, fill = clean_series_detail(s, where)
+        if fills is not None:
+            fills.append(fill)
         if s.shape[0] != self.n_channels:
             names = f" ({', '.join(map(repr, self.channel_names))})" if self.channel_names else ""
             raise InvalidInput(f"{where} has {s.shape[0]} channel(s); the model was trained on "
@@ -138,12 +141,12 @@ class SeriesPredictor:
         ids = ids if ids is not None else [str(i) for i in range(len(series))]
         errors = [""] * len(series)
         if keep_going:  # each series cleaned once, the unusable ones set aside with their reason
-            good, cleaned, first = [], [], None
+            good, cleaned, first, fills = [], [], None, []
             for i, one in enumerate(series):
                 try:
                     if isinstance(one, InvalidInput):
                         raise one
-                    cleaned.append(self._clean_one(one, where[i] if where else f"series {ids[i]!r}"))
+                    cleaned.append(self._clean_one(one, where[i] if where else f"series {ids[i]!r}", fills))
                     good.append(i)
                 except InvalidInput as exc:
                     errors[i] = exc.message.rstrip(".")
@@ -155,7 +158,7 @@ class SeriesPredictor:
                 raise InvalidInput(f"None of the {len(series)} series could be scored: {shown}.", hint=first.hint)
             raw_good = self._score(self._limit(cleaned))
         else:
-            good = list(range(len(series)))
+            good, fills = list(range(len(series))), []
             raw_good = self.predict_raw(series)
         out = pd.DataFrame({"id": ids})
         if self.task == "regression":
@@ -174,6 +177,11 @@ class SeriesPredictor:
                 for i, one in enumerate(series)]
         if any(warn):
             out["warning"] = warn
+        filled = [""] * len(series)
+        for i, fill in zip(good, fills):
+            filled[i] = _fill_note(fill)
+        if any(filled):  # gaps (null/NaN) the series came with: said per series, as the import says it per file
+            out["note"] = filled
         if any(errors):
             out["error"] = errors
         return out
@@ -285,6 +293,8 @@ class SeriesPredictor:
                 item["probabilities"] = {str(lab): float(row[f"proba_{lab}"]) for lab in self.labels or []}
             if row.get("warning"):
                 item["warning"] = row["warning"]
+            if row.get("note"):
+                item["note"] = row["note"]
             out.append(item)
         return out
 
@@ -354,6 +364,16 @@ class SeriesPredictor:
         return answer
 
 
+
+
+def _fill_note(fill) -> str:
+    """What cleaning did to one series' missing values, in words; empty when nothing was missing."""
+    parts = []
+    if fill.inner:
+        parts.append(f"{fill.inner} missing value(s) inside the series filled by linear interpolation")
+    if fill.edge:
+        parts.append(f"{fill.edge} missing value(s) at its start or end set to the nearest value")
+    return "; ".join(parts) + ("; the answer rests partly on filled values" if parts else "")
 
 
 def series_input(n_channels: int, channel_names=None) -> dict:

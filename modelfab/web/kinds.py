@@ -254,4 +254,6 @@ def predict_series_upload(ws, m, up) -> dict:
     sset = m.predictor.read_file(path)
     _check_records(len(sset.series), ws.settings, "series")
     m.predictor.check_request(sset.series)
-    return _prediction_table(m, up, m.predictor.predict_series(sset.series, sset.ids))
+    out = _prediction_table(m, up, m.predictor.predict_series(sset.series, sset.ids))
+    out["warnings"] = list(sset.notes)  # what reading did to the values (gaps filled, ...), as the CLI says it
+    return out
