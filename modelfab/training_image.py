@@ -209,7 +209,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
             from .automl.search import Progress
 
             progress(Progress(elapsed_s=budget.elapsed(), left_s=budget.left(), trials=0, best_score=None,
-                              best_learner=None, metric="", message=message))
+                              best_learner=None, metric="", message=message, searched=False))
 
     few = None
     if backbone.available():

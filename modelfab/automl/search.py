@@ -66,6 +66,7 @@ class Progress:
     best_learner: str | None
     metric: str
     message: str = ""
+    searched: bool = True  # False: a model fitted without a search (image anomaly): no trials to count
 
 
 ProgressFn = Callable[[Progress], None]

@@ -61,7 +61,7 @@ class Reporter:
                          "left_s": round(max(0.0, float(get("left_s", 0.0) or 0.0)), 1),
                          "trials": int(get("trials", 0) or 0), "best_score": get("best_score"),
                          "best_learner": get("best_learner"), "metric": get("metric"),
-                         "message": get("message", "") or ""}
+                         "message": get("message", "") or "", "searched": bool(get("searched", True))}
             if self.board is not None:
                 live = self.live
                 self.board.update(elapsed_s=live["elapsed_s"], trials=live["trials"], best_score=live["best_score"],

@@ -235,6 +235,26 @@ def test_ts_file_imports_as_series_trains_and_scores_an_upload(site, monkeypatch
     c.cookies.set("mf_lang", "en")
 
 
+def test_a_job_fitted_without_a_search_shows_no_trials_even_with_task_auto(site):
+    """'auto' on a set of good images only trains an image anomaly model: no search, so no "Tried 0" (the page
+    hid the row for task 'anomaly' only)."""
+    from modelfab.automl.search import Progress
+    from modelfab.web.worker import Reporter
+
+    c = site.client("admin")
+    job_id = site.ws.meta.create_job("train", {"task": "auto", "dataset": "x:1", "budget": 60})
+    site.ws.meta.update_job(job_id, state="running")
+    rep = Reporter(site.ws, job_id, 60)
+    rep(Progress(1.0, 59.0, 0, None, None, "", "fitting the model of good images", searched=False))
+    page = c.get(f"/jobs/{job_id}").text
+    assert re.search(r'class="live-search" hidden><dt>', page) and 'id="live-trials"' in page
+    rep.last_write = 0.0
+    rep(Progress(2.0, 58.0, 3, 0.9, "lgbm", "accuracy", "searching"))  # a search shows its trials
+    page = c.get(f"/jobs/{job_id}").text
+    assert not re.search(r'class="live-search" hidden', page)
+    site.ws.meta.update_job(job_id, state="cancelled")
+
+
 def test_image_classifier_confusion_cells_open_their_images(site, surfaces):
     c = site.client("admin")
     if "surf" not in {d.name for d in site.ws.datasets()}:

@@ -235,6 +235,9 @@
       if (over) { setText("#live-left", "–"); }  // nothing is left once the job has ended
       else if (live.left_s !== undefined) { setText("#live-left", T("job.js.seconds", { n: fmt(live.left_s, 0) })); }
       if (live.trials !== undefined) { setText("#live-trials", String(live.trials)); }
+      if (live.searched === false) {  // fitted without a search (image anomaly): no trials or best score to show
+        document.querySelectorAll(".live-search").forEach(function (row) { row.hidden = true; });
+      }
       if (live.files_total !== undefined) {
         setText("#live-files", live.files_done + " / " + live.files_total);
         var filesRow = $("#live-files-row"); if (filesRow) { filesRow.hidden = false; }
