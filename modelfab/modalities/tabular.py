@@ -384,14 +384,14 @@ def unreadable_notes(found: dict[str, tuple[int, list[str]]], columns: list[dict
         "are only how often each class occurred in training" if alone else "rest on the other columns and are less reliable (the model learnt from rows with text)")
         for col, (n, _) in found.items() if kinds.get(col) == "text"]
     found = {col: v for col, v in found.items() if kinds.get(col) != "text"}
-    what = {"numeric": "numbers the model can read", "datetime": "dates/times the model can read (e.g. "
-            "'2026-03-29 09:23:30', '29.03.2026 09:23')", "boolean": "yes/no words the model knows"}
+    what = {"numeric": "numbers the model can read", "datetime": "dates/times the model can read (such as "
+            "'2026-03-29 09:23:30' or '29.03.2026 09:23')", "boolean": "yes/no words the model knows"}
     return notes + [
         f"{n:,} value(s) of {col!r} were never seen in training (e.g. {', '.join(repr(v) for v in examples)}) and were "
         "scored as missing: their answers rest on the other columns (a new category, or another spelling of a known one?)"
         if kinds.get(col) == "categorical" else
-        f"{n:,} value(s) of {col!r} are not {what.get(kinds.get(col), 'readable')} (e.g. "
-        f"{', '.join(repr(v) for v in examples)}) and were scored as missing: check the column"
+        f"{n:,} value(s) of {col!r} are not {what.get(kinds.get(col), 'readable')}: "
+        f"{', '.join(repr(v) for v in examples)}{', ...' if n > len(examples) else ''}; scored as missing: check the column"
         for col, (n, examples) in found.items()]
 
 

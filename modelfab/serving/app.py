@@ -394,10 +394,30 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
     with warnings.catch_warnings():  # the notes go to the client, not the server's log
         warnings.simplefilter("ignore", UserWarning)
         pred = m.predictor.predict(df)
-    answer = {"predictions": [_as_prediction(r) for r in json.loads(pred.to_json(orient="records"))]}
+    rows = [_as_prediction(r) for r in json.loads(pred.to_json(orient="records"))]
+    _echo_unused(rows, df, m.predictor)
+    answer = {"predictions": rows}
     if pred.attrs.get("notes"):  # values given but not readable ('abc', 'n/a' for a date): scored as missing
         answer["notes"] = list(pred.attrs["notes"])
     return answer
+
+
+ECHOED_COLUMNS = 5
+
+
+def _echo_unused(rows: list[dict], df, predictor) -> None:
+    """Each answer row repeats the uploaded table's columns the model does not read (an order number, a part id:
+    up to :data:`ECHOED_COLUMNS`), so a client can match answers to its rows; a name the answer already uses is
+    left out."""
+    used = {c["name"] for c in getattr(predictor, "input_columns", [])}
+    target = (getattr(predictor, "manifest", None) or {}).get("target")
+    taken = set().union(*(r.keys() for r in rows)) if rows else set()
+    extra = [c for c in df.columns if c not in used and c != target and str(c) not in taken][:ECHOED_COLUMNS]
+    if not extra:
+        return
+    values = json.loads(df[extra].to_json(orient="records", date_format="iso"))
+    for row, echo in zip(rows, values):
+        row.update(echo)
 
 
 def _as_prediction(row: dict) -> dict:

@@ -129,6 +129,14 @@ def test_predict_notes_dates_and_yes_no_words_it_could_not_read(plant, model):
     answer = _score_upload(SimpleNamespace(predictor=model.predictor), (root / "bad_dates.csv").read_bytes(),
                            "bad_dates.csv", Settings())
     assert len(answer["predictions"]) == 30 and answer["notes"] == pred.attrs["notes"]
+    assert set(answer["predictions"][0]) == {"prediction"}  # every column is an input: nothing to repeat
+    # a column the model does not read (the order number) comes back in each row, to match answers to rows
+    new.insert(0, "order_no", [f"A-{i:03d}" for i in range(len(new))])
+    new.to_csv(root / "with_ids.csv", sep=";", index=False)
+    answer = _score_upload(SimpleNamespace(predictor=model.predictor), (root / "with_ids.csv").read_bytes(),
+                           "with_ids.csv", Settings())
+    assert [r["order_no"] for r in answer["predictions"]] == list(new["order_no"])
+    assert all(isinstance(r["prediction"], float) for r in answer["predictions"])
 
 
 def test_an_excel_cell_holding_the_text_of_a_number_is_read_as_that_number(plant, model):
