@@ -52,6 +52,21 @@ def test_classification_trains_in_budget_and_reloads_without_pickle(img_ws, surf
     html = Path(m.write_report()[0]).read_text("utf-8")
     assert ("Misclassified held-out images" in html or "Least confident held-out images" in html)
     assert html.count("data:image/png;base64") >= 2
+    # the top features are said in words beside their names (int_skew, glcm_contrast_8 say nothing to a user)
+    assert "What the top image features measure" in html
+    top = max(m.manifest["feature_importance"].items(), key=lambda kv: kv[1])[0]
+    from modelfab.modalities.image.features import describe_image_feature
+
+    assert describe_image_feature(top) and describe_image_feature(top) in html
+
+
+def test_every_image_feature_has_words():
+    from modelfab.modalities.image.features import describe_image_feature, image_features
+
+    names = list(image_features(np.random.default_rng(0).random((64, 64))))
+    assert len(names) > 300 and [n for n in names if not describe_image_feature(n)] == []
+    assert describe_image_feature("glcm_contrast_8") == "local grey-level contrast at 8 px (co-occurrence matrix)"
+    assert describe_image_feature("not_a_feature") == ""
 
 
 def test_anomaly_heatmap_points_at_the_defect(img_ws, surfaces):

@@ -276,6 +276,9 @@ def report_sections(model) -> list:
             sections.append(located)
     else:
         sections.append(_error_grid(model, refs, files, hold))
+        meaning = _feature_meaning(m.get("feature_importance") or {})
+        if meaning is not None:
+            sections.append(meaning)
     if shortcuts:
         sections.append(ReportSection("Shortcut check", "How well image size or brightness alone predicts the label "
                                       "(compare with always guessing the largest class). Much better than that means the "
@@ -283,6 +286,26 @@ def report_sections(model) -> list:
                                       table=[{"signal": k, "accuracy alone": round(v, 4) if isinstance(v, float) else v}
                                              for k, v in shortcuts.items()]))
     return sections
+
+
+def _feature_meaning(importance: dict, top: int = 12):
+    """The most important image features in words (their names, int_skew or glcm_contrast_8, say nothing to a
+    quality engineer); None when there are none."""
+    import math
+
+    from ..evaluation.report import ReportSection
+    from .image.features import describe_image_feature
+
+    ranked = sorted(((str(k), float(v)) for k, v in importance.items() if v is not None and math.isfinite(float(v))
+                     and float(v) > 0), key=lambda kv: -kv[1])[:top]
+    rows = [{"feature": k, "what it measures": describe_image_feature(k) or "-", "importance": round(v, 4)}
+            for k, v in ranked]
+    if not rows:
+        return None
+    return ReportSection("What the top image features measure",
+                         "The classifier reads numbers computed from each image (brightness, texture, edges, spots), "
+                         "not the pixels. The ones it relies on most, in words: a model resting on brightness alone "
+                         "may be learning the lighting rather than the defect.", table=rows)
 
 
 def _labels_of(model, ds) -> dict:

@@ -237,6 +237,62 @@ def image_features(gray: np.ndarray, rgb: np.ndarray | None = None) -> dict[str,
     return {k: float(v) for k, v in out.items()}
 
 
+_GLCM_WORDS = {"contrast": "local grey-level contrast", "dissimilarity": "grey-level differences between neighbours",
+               "homogeneity": "smoothness (neighbours of similar grey)", "energy": "uniform, repetitive texture",
+               "correlation": "how well a pixel predicts its neighbour", "ASM": "uniform, repetitive texture (squared)"}
+_INT_WORDS = {"mean": "mean brightness", "std": "brightness spread (contrast)", "skew": "brightness skew (a few very "
+              "bright or dark pixels)", "kurt": "brightness tails (rare extreme pixels)"}
+
+
+def _nth(i: int) -> str:
+    return "" if i == 1 else {2: "2nd ", 3: "3rd "}.get(i, f"{i}th ")
+
+
+def describe_image_feature(name: str) -> str:
+    """A classification feature's name (:func:`image_features`) in words, for the report; empty when unknown."""
+    import re
+
+    n = str(name)
+    if m := re.fullmatch(r"int_(mean|std|skew|kurt)", n):
+        return _INT_WORDS[m[1]]
+    if m := re.fullmatch(r"int_p(\d+)", n):
+        return f"brightness at its {m[1]} % percentile"
+    if m := re.fullmatch(r"int_hist_(\d+)", n):
+        return f"share of pixels in brightness band {int(m[1]) + 1} of 16 (dark to bright)"
+    if m := re.fullmatch(r"lbp(h?)_(\d+)_(\d+)_(\d+)", n):
+        return (f"fine texture pattern {m[4]} of {int(m[2]) + 2} (local binary pattern, {m[2]} neighbours at radius "
+                f"{m[3]}{', half resolution' if m[1] else ''})")
+    if m := re.fullmatch(r"glcm_(\w+?)_(\d+)(_aniso)?", n):
+        what = _GLCM_WORDS.get(m[1], m[1])
+        return (f"{what} at {m[2]} px" + (": how much it differs between directions" if m[3] else "")
+                + " (co-occurrence matrix)")
+    if m := re.fullmatch(r"gabor_s(\d)_o(\d)_(mean|std)", n):
+        return (f"texture energy at scale {int(m[1]) + 1} of 5 (1 = finest), in its {_nth(int(m[2]) + 1)}strongest direction"
+                + (" (spread)" if m[3] == "std" else ""))
+    if m := re.fullmatch(r"gabor_s(\d)_aniso", n):
+        return f"how directional the texture is at scale {int(m[1]) + 1} of 5 (streaks, scratches)"
+    if m := re.fullmatch(r"spec_r(\d+)", n):
+        return f"share of detail at size band {int(m[1]) + 1} of 16 (coarse to fine)"
+    if m := re.fullmatch(r"spec_a(\d)", n):
+        return f"share of detail in the {_nth(int(m[1]) + 1)}strongest of 8 directions"
+    if m := re.fullmatch(r"grad([\d.]+)_(h(\d+)|mean|std|p90)", n):
+        scale = "fine" if m[1] == "1.0" else "coarse"
+        if m[3] is not None:
+            return f"share of {scale} edges in the {_nth(int(m[3]) + 1)}strongest of 12 directions"
+        return {"mean": f"{scale} edge strength", "std": f"{scale} edge strength spread",
+                "p90": f"strongest {scale} edges (90 % percentile)"}[m[2]]
+    if m := re.fullmatch(r"rocket_(\d+)_(ppv|max)", n):
+        return (f"random pattern filter {m[1]}: " + ("share of the image where it responds" if m[2] == "ppv"
+                                                     else "its strongest response"))
+    if m := re.fullmatch(r"spot_(bright|dark)_([\d.]+)_(frac|n)", n):
+        return (f"{m[1]} spots (over {m[2]} standard deviations): "
+                + ("share of the image they cover" if m[3] == "frac" else "how many"))
+    if m := re.fullmatch(r"col_([rgb])_(mean|std)", n):
+        colour = {"r": "red", "g": "green", "b": "blue"}[m[1]]
+        return f"{colour} channel {'mean' if m[2] == 'mean' else 'spread'}"
+    return ""
+
+
 def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([resize(rgb[..., c], width, height) for c in range(3)], -1)
 
