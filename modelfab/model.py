@@ -101,7 +101,7 @@ class Model:
                 raise InvalidInput(f"{expected}; got an empty list.", hint="Send at least one record.")
             from .modalities.tabular import check_records
 
-            check_records(list(data), predictor.input_columns)  # the same checks as a REST request's records
+            check_records(list(data), predictor.used_columns)  # the same checks as a REST request's records
             return predictor.predict(pd.DataFrame.from_records(list(data)))
         hint = ("To score a file, read it first (e.g. pd.read_csv(path)) or run `modelfab predict MODEL FILE`."
                 if isinstance(data, (str, os.PathLike)) else None)

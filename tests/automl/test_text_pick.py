@@ -63,4 +63,6 @@ def test_a_text_model_kept_alone_predicts_from_its_text_alone(tmp_path):
     assert list(alone["prediction"]) == list(with_all["prediction"])
     rec = model.predictor.predict_records([{"text": str(df["text"].iloc[0])}])
     assert rec[0]["prediction"] == with_all["prediction"].iloc[0]
+    # Model.predict of records follows the same rule as REST and the predictor (it asked for 'workshop')
+    assert model.predict([{"text": str(df["text"].iloc[0])}])["prediction"].iloc[0] == rec[0]["prediction"]
     ws.close()
