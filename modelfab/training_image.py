@@ -340,8 +340,10 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
     The first ``n_hold_normal`` of ``eval_files`` are held-out good images (they scale the head's share)."""
     from .modalities.image.io import read_image, read_mask
     from .modalities.image.padim import BATCH, GaussianAccumulator, PositionGaussian, cell_features, warm_up
+    from .training_image_calib import KeptFeatures, calibrate
 
     channels = PositionGaussian.channels_for()
+    kept = KeptFeatures(len(fit_files))  # features of good images for the family calibration
     warm_up()  # one-time costs (torch import, weights read) are not per-image time
     acc, n_eval = GaussianAccumulator(size_norm=size_norm), len(eval_files)
     # the fit itself (a regression and a 152x152 inversion per cell): ~5 s for 32x32 cells on an idle 2-core
@@ -354,6 +356,7 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
         feats = cell_features(grays, canvas, channels=channels)
         t2 = time.monotonic()
         acc.add(feats, sizes=[(g.shape[1], g.shape[0]) for g in grays])
+        kept.add(feats, [(g.shape[1], g.shape[0]) for g in grays])
         # the first add allocates and pages in the sums (~0.3 GB for 32x32 cells: 1-4 s); the adds after it take
         # ~10 ms an image. Timing the first batch with it stopped training after 8 of 457 tiles at --budget 60.
         work += (t2 - t1) + (time.monotonic() - t2 if start else 0.01 * len(grays))
@@ -367,21 +370,30 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
     if acc.n < 4:
         raise TrainingError("The budget ran out before the model saw enough images.", hint="Train with a longer --budget.")
     say(f"fitting one Gaussian per position on {acc.n} good images")
+    t_fit = time.monotonic()
     model = PositionGaussian.fit(acc, channels, canvas=canvas)
+    t_fit = time.monotonic() - t_fit
     notes += covariates_note(model, acc.n)
     fitted = list(fit_files[:acc.n])
+    # what must still fit after the calibration and the head: scoring the held-out images, then the painted-out
+    # check (<= 80 more)
+    scoring_s = per * 1.3 * (n_eval + min(n_eval, 80)) + 5.0
+    calibrate(model, acc, kept, budget, notes, seed, t_fit, scoring_s, say)
+    n_fit = acc.n
+    del kept, acc  # the sums (~0.3 GB) and kept features are not needed any more
     if n_hold_normal >= 2:
-        # what must still fit after the head: scoring the held-out images, then the painted-out check (<= 80 more)
         from .training_image_head import fit_head
 
-        fit_head(ws, model, fitted, paths, budget, notes, seed, per * 1.3 * (n_eval + min(n_eval, 80)) + 5.0, say)
-    parts, shapes = [], []
+        fit_head(ws, model, fitted, paths, budget, notes, seed, scoring_s, say)
+    parts, shapes, factors = [], [], []
     for start in range(0, n_eval, BATCH):
         say(f"scoring held-out images {start}/{n_eval}")
         ims = [read_image(paths[r], ws.settings, r).gray for r in eval_files[start:start + BATCH]]
-        dist, prob = model.map_parts(cell_features(ims, model.canvas, model.blocks, model.channels, model.pool),
-                                     [(g.shape[1], g.shape[0]) for g in ims])
+        feats = cell_features(ims, model.canvas, model.blocks, model.channels, model.pool)
+        szs = [(g.shape[1], g.shape[0]) for g in ims]
+        dist, prob = model.map_parts(feats, szs)
         parts += list(zip(dist, prob)) if prob is not None else [(d, None) for d in dist]
+        factors += list(model.family_factor(feats, szs))
         shapes += [g.shape for g in ims]
     if model.head is not None:  # the head's share in distance units: the median distance on held-out good images
         good = model.combine(np.stack([d for d, _ in parts[:n_hold_normal]]), None)
@@ -389,8 +401,8 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
 
         model.head_weight = float(WEIGHT * np.median(good))
     rows = []
-    for i, (r, (dist, prob), shape) in enumerate(zip(eval_files, parts, shapes)):
-        smap = model.combine(dist[None], None if prob is None else prob[None])[0]
+    for i, (r, (dist, prob), shape, fac) in enumerate(zip(eval_files, parts, shapes, factors)):
+        smap = model.combine(dist[None], None if prob is None else prob[None])[0] * fac
         score = float(smap.max())
         if masks.get(r) is None:
             rows.append((score, None, None))
@@ -399,7 +411,7 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
         hm = model.heatmap(smap, shape)
         idx = np.random.default_rng(seed + i).choice(hm.size, size=min(hm.size, 5000), replace=False)
         rows.append((score, hm.ravel()[idx], m.ravel()[idx]))
-    return model, acc.n, rows
+    return model, n_fit, rows
 
 
 def covariates_note(model, n: int) -> list[str]:

@@ -198,11 +198,11 @@ def load_anomaly_model(folder: Path, spec: dict):
         from .image.patchknn import PatchKNN
 
         return PatchKNN.load(folder, spec)
-    from .image.padim import KIND, KIND_HEAD, PositionGaussian
+    from .image.padim import KINDS, PositionGaussian
 
-    if kind not in (KIND, KIND_HEAD):
-        raise IntegrityError(f"Unknown image anomaly model {kind!r} (this modelfab knows 'patch-knn', {KIND!r} and "
-                             f"{KIND_HEAD!r}).", hint="Use the modelfab that trained it.")
+    if kind not in KINDS:
+        raise IntegrityError(f"Unknown image anomaly model {kind!r} (this modelfab knows 'patch-knn' and "
+                             f"{', '.join(map(repr, KINDS))}).", hint="Use the modelfab that trained it.")
     return PositionGaussian.load(folder, spec)
 
 
