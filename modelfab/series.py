@@ -41,6 +41,28 @@ class SeriesOptions:
     # with an id column, wide without (as before 2026-12, when an id column always meant the long format).
     layout: str | None = None
 
+    def __post_init__(self) -> None:
+        """Column names checked as given from Python: one name (a str) for value_columns is that one column, not
+        its letters; a list where one name is expected is refused with the option's name."""
+        for key in ("id_column", "time_column", "label_column"):
+            v = getattr(self, key)
+            if v is not None and not isinstance(v, str):
+                raise InvalidInput(f"{key} names one column; expected a str, got {_what(v)}.",
+                                   hint=f"Pass {key}='COLUMN' (the channels go in value_columns).")
+        v = self.value_columns
+        if isinstance(v, str):
+            v = (v,)
+        elif v is not None:
+            if not isinstance(v, (list, tuple)) or not all(isinstance(c, str) for c in v):
+                raise InvalidInput(f"value_columns names the channel columns; expected a list of column names (or "
+                                   f"one name), got {_what(v)}.", hint="Pass value_columns=['pressure', 'temp'].")
+            v = tuple(v) or None
+        object.__setattr__(self, "value_columns", v)
+        if self.labels_file is not None and not isinstance(self.labels_file, (str, os.PathLike)):
+            raise InvalidInput(f"labels_file is the path of a CSV of id,label; got {_what(self.labels_file)}.")
+        if self.labels_file is not None:
+            object.__setattr__(self, "labels_file", str(self.labels_file))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["value_columns"] = list(self.value_columns) if self.value_columns else None
@@ -83,6 +105,13 @@ class SeriesOptions:
         return replace(self, layout="long") if self.id_column and self.layout is None else self
 
 
+def _what(v) -> str:
+    from .errors import describe_value
+
+    shown = f" ({str(list(v))[:60]})" if isinstance(v, (list, tuple, set)) else ""
+    return describe_value(v) + shown
+
+
 def read_file(path, settings, opts: SeriesOptions, *, with_labels: bool = True):
     from .modalities.series.io import read_labels_file, read_series
 
@@ -101,6 +130,20 @@ def read_file(path, settings, opts: SeriesOptions, *, with_labels: bool = True):
         if missing:
             sset.notes.append(f"{len(missing)} series have no row in the labels file and stay unlabelled.")
     return sset
+
+
+def label_spelling_notes(labels, column: str | None) -> list[str]:
+    """The note tables give on a categorical column (values that differ only in case, spaces or dashes: each
+    spelling a class of its own), for the class labels of series; ``column``: the label column (None: a labels
+    file's second column)."""
+    from .modalities.tabular_values import spelling_notes
+
+    name = column or "label"
+    vals = pd.DataFrame({name: pd.Series([None if v is None else str(v) for v in labels or []], dtype=object)})
+    notes = spelling_notes(vals, {"columns": [{"name": name, "kind": "categorical"}]})
+    if not column:  # say where the labels came from
+        notes = [n.replace(f"Column {name!r} has values", "The labels file has labels", 1) for n in notes]
+    return [n.replace("is a category of its own", "is a class of its own") for n in notes]
 
 
 def _label_kind(labels: list | None) -> str | None:
@@ -172,6 +215,7 @@ def import_series(ws, path: str | os.PathLike, name: str | None, opts: SeriesOpt
              "notes": sset.notes}
     if lkind == "categorical":
         stats["labels"] = dict(Counter(str(v) for v in labels if v is not None).most_common())
+        sset.notes += label_spelling_notes(labels, opts.label_column)  # 'ok' / 'OK' / 'ok ': one class or three?
     elif lkind == "numeric":
         vals = np.array([v for v in labels if v is not None], dtype=float)
         stats["target"] = {"min": float(vals.min()), "mean": float(vals.mean()), "max": float(vals.max())}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InvalidInput, TrainingError
-from .series import auto_task, load_series
+from .series import auto_task, label_spelling_notes, load_series
 from .modalities.series_model import series_input
 from .training import data_lineage, finish, package_folder, training_info
 from .training_series_plan import SLOW_FLOPS, _head_seconds, measured_rate, rocket_plan
@@ -254,6 +254,8 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
     d_te, o_te, s_te = pack(te)
     folds = _folds(y[tr], task, seed, _fold_repeats(len(tr)))
     fitted, board, notes, spent = [], [], [], {}
+    if labels:  # as the import said it: 'ok', 'OK' and 'ok ' are three classes
+        notes += label_spelling_notes(labels, opts.get("label_column"))
     fitted_rows: list[int] = []  # the board row of each fitted candidate
     rate = None  # the matrix rate the first ridge head showed, for the later ones' estimates
     for kind in CANDIDATES:

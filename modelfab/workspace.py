@@ -311,7 +311,7 @@ class Workspace:
         return import_images(self, path, name, ImageOptions(labels=str(labels)), skip_bad=skip_bad, progress=progress)
 
     def import_series(self, path: str | os.PathLike, name: str | None = None, *, id_column: str | None = None,
-                      time_column: str | None = None, value_columns: list[str] | None = None,
+                      time_column: str | None = None, value_columns: list[str] | str | None = None,
                       label_column: str | None = None, labels_file: str | os.PathLike | None = None,
                       skip_bad: bool = False) -> "ImportResult":
         """Import time series: a UCR/UEA ``.ts`` file or table, a long table (``id_column``: one row per series and
@@ -323,8 +323,8 @@ class Workspace:
         _check_path(path, "a file of series (.ts, CSV or Parquet)")
         if labels_file is not None:
             _check_path(labels_file, "a CSV of id,label", "labels_file")
-        opts = SeriesOptions(id_column=id_column, time_column=time_column,
-                             value_columns=tuple(value_columns) if value_columns else None, label_column=label_column,
+        opts = SeriesOptions(id_column=id_column, time_column=time_column,  # value_columns: a list, or one str
+                             value_columns=value_columns, label_column=label_column,
                              labels_file=str(labels_file) if labels_file else None)
         return import_series(self, path, name, opts, skip_bad=skip_bad)
 

@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import InvalidInput, TooLarge, UnsupportedFormat
 from ..errors import describe_value as _describe
 from ..settings import Settings
+from .series.report import report_sections  # noqa: F401  (the modality registry finds it here)
 
 
 CHUNK = 256  # series per transform call (a MultiRocket row is ~50k features)
@@ -182,6 +183,7 @@ class SeriesPredictor:
             filled[i] = _fill_note(fill)
         if any(filled):  # gaps (null/NaN) the series came with: said per series, as the import says it per file
             out["note"] = filled
+            out.attrs["notes"] = _fill_summary(fills)  # and for the whole answer (Python: attrs, a UserWarning)
         if any(errors):
             out["error"] = errors
         return out
@@ -221,12 +223,17 @@ class SeriesPredictor:
                                    f"{self.n_channels} channels.", hint="Pass a list of (channels, length) arrays (one "
                                    "row per channel), or the path of a file laid out as the training file.")
             values = data.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-            return self.predict_series(list(values), [str(i) for i in data.index]).set_index(data.index)
+            out = self.predict_series(list(values), [str(i) for i in data.index])
+            notes = out.attrs.get("notes")
+            out = out.set_index(data.index)
+            if notes:
+                out.attrs["notes"] = notes
+            return _warn_notes(out)
         if not isinstance(data, (list, tuple, np.ndarray)):
             raise InvalidInput(f"A series model scores series: expected a DataFrame (one row per series), a list of "
                                f"series, an array or the path of a file of series; got {_describe(data)}.",
                                hint="For JSON-like records use predictor.predict_records([{'values': [...]}]).")
-        return self.predict_series(list(data))
+        return _warn_notes(self.predict_series(list(data)))
 
     # -- REST -------------------------------------------------------------
     def _record(self, i: int, rec) -> np.ndarray:
@@ -338,9 +345,15 @@ class SeriesPredictor:
             lambda: read_frame(frame, "the DataFrame", self.settings, **opts.reading())))
 
     def _predict_set(self, sset) -> pd.DataFrame:
+        from .series.mismatch import channel_note, label_note
+
         out = _with_labels(self.predict_series(sset.series, sset.ids), sset.labels)
-        if sset.notes:
-            out.attrs["notes"] = list(sset.notes)
+        notes = list(sset.notes) + out.attrs.get("notes", [])
+        notes += channel_note(sset.format, sset.channel_names, self.channel_names)  # a .ts file for a named table
+        if self.task == "classification":
+            notes += label_note(sset.labels, self.labels)  # other data than the model knows?
+        if notes:
+            out.attrs["notes"] = notes
         return out
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
@@ -374,6 +387,16 @@ def _fill_note(fill) -> str:
     if fill.edge:
         parts.append(f"{fill.edge} missing value(s) at its start or end set to the nearest value")
     return "; ".join(parts) + ("; the answer rests partly on filled values" if parts else "")
+
+
+def _fill_summary(fills) -> list[str]:
+    """What cleaning filled in all the series of an answer, as an import says it for a file."""
+    from .series.clean import Fill
+
+    total = Fill()
+    for fill in fills:
+        total.add(fill)
+    return total.notes()
 
 
 def series_input(n_channels: int, channel_names=None) -> dict:
@@ -432,61 +455,6 @@ def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
             res[key] = int(hit.sum())
             res["first_" + col + "s"] = [f"{i}: {e}" for i, e in zip(df.loc[hit, "id"][:3], df.loc[hit, col][:3])]
     return res
-
-
-def report_sections(model) -> list:
-    """Plots of the held-out series the model got wrong (or, for regression, got furthest off)."""
-    from ..evaluation.report import ReportSection
-
-    hold = model.holdout()
-    if "ex_data" not in hold:
-        return []
-    from .series.io import unpack
-
-    series = unpack(hold["ex_data"], hold["ex_offsets"])
-    idx = hold["ex_index"]
-    y, ids = hold["y_true"], hold.get("ids")
-    m = model.manifest
-    figs, rows = [], []
-    for s, i in zip(series, idx):
-        sid = str(ids[i]) if ids is not None else str(i)
-        if m["task"] == "regression":
-            pred = float(hold["y_pred"][i])
-            title = f"{sid}: true {float(y[i]):.4g}, predicted {pred:.4g}"
-            rows.append({"series": sid, "true": round(float(y[i]), 6), "predicted": round(pred, 6)})
-        else:
-            p = hold["proba"][i]
-            labels = [str(v) for v in m.get("labels") or []]
-            truth, guess = labels[int(y[i])], labels[int(p.argmax())]
-            if truth == guess:
-                continue
-            title = f"{sid}: true {truth}, predicted {guess} ({p.max():.0%})"
-            rows.append({"series": sid, "true": truth, "predicted": guess, "confidence": round(float(p.max()), 4)})
-        figs.append((_series_png(s, title, m.get("series", {}).get("channel_names")), title))
-        if len(figs) >= 8:
-            break
-    if m["task"] == "classification" and not figs:
-        return [ReportSection("Misclassified series", "Every held-out series was classified correctly.")]
-    what = ("held-out series furthest off" if m["task"] == "regression" else "held-out series the model got wrong")
-    return [ReportSection("Misclassified series" if m["task"] == "classification" else "Worst predicted series",
-                          f"The {what}, as plotted values over time: look for a shared shape, a sensor fault or a "
-                          "label that may be wrong.", figs, rows)]
-
-
-def _series_png(s: np.ndarray, title: str, channel_names=None) -> bytes:
-    from ..evaluation.plots import _figure, _png, _safe
-
-    fig = _figure(6.5, 2.2)
-    ax = fig.add_subplot(1, 1, 1)
-    for c in range(s.shape[0]):
-        name = channel_names[c] if channel_names and c < len(channel_names) else f"channel {c}"
-        ax.plot(np.arange(s.shape[1]), s[c], lw=1.0, label=_safe(name))
-    if s.shape[0] > 1:
-        ax.legend(fontsize=7, loc="best")
-    ax.set_title(_safe(title), fontsize=9)
-    ax.set_xlabel("time step", fontsize=8)
-    ax.tick_params(labelsize=7)
-    return _png(fig)
 
 
 def _warn_notes(out: pd.DataFrame) -> pd.DataFrame:

@@ -231,11 +231,18 @@ def inspect_csv(path: Path, settings: Settings, header_row: int | None = None) -
     return src
 
 
-def _read_csv(src: TableSource, nrows: int | None = None, chunksize: int | None = None):
+def _read_csv(src: TableSource, nrows: int | None = None, chunksize: int | None = None, text_columns=()):
+    """``text_columns``: columns (names as after :func:`normalise_columns`, or positions from 0) read as text, so
+    that an identifier such as ``007`` stays ``007``."""
+    kw = {"sep": src.delimiter, "encoding": src.encoding, "encoding_errors": "strict",
+          "skiprows": src.skip_lines or None}
+    dtype = None
+    if text_columns:
+        header = [str(c).strip() for c in pd.read_csv(src.path, nrows=0, **kw).columns]
+        dtype = {i: str for i, c in enumerate(header) if c in text_columns or i in text_columns}
     return pd.read_csv(
-        src.path, sep=src.delimiter, encoding=src.encoding, on_bad_lines="error",
-        skip_blank_lines=True, nrows=nrows, chunksize=chunksize, low_memory=False,
-        encoding_errors="strict", skiprows=src.skip_lines or None,
+        src.path, on_bad_lines="error", skip_blank_lines=True, nrows=nrows, chunksize=chunksize, low_memory=False,
+        dtype=dtype, **kw,
     )
 
 
@@ -277,12 +284,13 @@ def open_table(path: str | os.PathLike, settings: Settings, header_row: int | No
     return TableSource(path=p, format=fmt, header_row=header_row)
 
 
-def read_table(src: TableSource, settings: Settings, nrows: int | None = None) -> pd.DataFrame:
-    """Load a whole (already inspected) table into a DataFrame."""
+def read_table(src: TableSource, settings: Settings, nrows: int | None = None, text_columns=()) -> pd.DataFrame:
+    """Load a whole (already inspected) table into a DataFrame. ``text_columns``: CSV columns read as text (see
+    :func:`_read_csv`; Parquet and Excel cells keep the type they were written with)."""
     p = src.path
     if src.format == "csv":
         try:
-            df = _read_csv(src, nrows=nrows)
+            df = _read_csv(src, nrows=nrows, text_columns=text_columns)
         except pd.errors.EmptyDataError:
             raise InvalidInput(f"{p.name}: no columns found; expected a header row and data rows.") from None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:

@@ -160,7 +160,7 @@ def read_series(path: str | Path, settings: Settings, *, id_column: str | None =
         sset = _wide(df, path.name, settings, label_column=label_column or found, id_column=None, wide_steps=True)
         sset.notes[:0] = notes
         return sset
-    return read_frame(_read_frame(path, settings, ignore), path.name, settings, id_column=id_column,
+    return read_frame(_read_frame(path, settings, ignore, ids=(id_column,)), path.name, settings, id_column=id_column,
                       time_column=time_column, value_columns=value_columns, label_column=label_column,
                       wide_steps=wide_steps, layout=layout)
 

@@ -13,7 +13,7 @@ from ...errors import InvalidInput
 from ...settings import Settings
 from .clean import _LENIENT, _SKIP, MIN_LENGTH, Fill, _read_clean, empty_label_note, skipped_note
 from .sets import SeriesSet, _check_file, check_limits
-from .tables import _need, _numeric, _plain, _read_frame, _refused
+from .tables import _need, _numeric, _plain, _read_frame, _refused, _row_no, drop_rows_without_id, id_texts
 
 def _time_gap_notes(df: pd.DataFrame, id_column: str, time_column: str) -> list[str]:
     """A note when some series skip time steps (a step over 1.5x the usual one): the rows are used in order,
@@ -35,27 +35,35 @@ def _time_gap_notes(df: pd.DataFrame, id_column: str, time_column: str) -> list[
             "rows are used in time order as if equally spaced."]
 
 
-def _times(df: pd.DataFrame, time_column: str, id_column: str, name: str) -> pd.Series:
+def _times(df: pd.DataFrame, time_column: str, id_column: str, name: str,
+           refused: dict[str, str] | None = None) -> pd.Series:
     """The time column as numbers, or else as dates: ISO 8601 of any precision (``2024-05-01T12:00:00`` beside
     ``...12:00:00.500000``, as Python's isoformat writes), or one other format pandas recognises. An empty cell
-    is named by its row and series."""
+    is named by its row and series; with ``refused`` (prediction) it refuses only its series (``refused[id]``:
+    why) and its time stays empty."""
     t = df[time_column]
-    empty = t.isna() | (t.astype(str).str.strip() == "")
+    empty = (t.isna() | (t.astype(str).str.strip() == "")).to_numpy()
     if empty.any():
-        i = int(np.flatnonzero(empty.to_numpy())[0])
-        raise InvalidInput(f"{name}: data row {i + 1} (series {_plain(df[id_column].iloc[i])!r}) has no time in "
-                           f"{time_column!r}; expected a time on every row.",
-                           hint="Fill in the time, or remove the row.")
+        i = int(np.flatnonzero(empty)[0])
+        if refused is None:
+            raise InvalidInput(f"{name}: data row {_row_no(df, i)} (series {_plain(df[id_column].iloc[i])!r}) has no "
+                               f"time in {time_column!r}; expected a time on every row.",
+                               hint="Fill in the time, or remove the row.")
+        for i in np.flatnonzero(empty):
+            refused.setdefault(str(df[id_column].iloc[i]), f"data row {_row_no(df, int(i))} has no time in "
+                                                           f"{time_column!r}; expected a time on every row (fill it "
+                                                           "in, or remove the row)")
+        t = t.where(~empty, None)
     tnum = pd.to_numeric(t, errors="coerce")
-    if not tnum.isna().any():
+    if not tnum[~empty].isna().any():
         return tnum
     with warnings.catch_warnings():  # pandas warns (with its own file path) when it falls back to dateutil
         warnings.simplefilter("ignore", UserWarning)
         tnum = pd.to_datetime(t, errors="coerce", format="ISO8601")
-        if tnum.isna().any():
+        if tnum[~empty].isna().any():
             tnum = pd.to_datetime(t, errors="coerce")
-    if tnum.isna().any():
-        i = int(np.flatnonzero(tnum.isna().to_numpy())[0])
+    if tnum[~empty].isna().any():
+        i = int(np.flatnonzero(tnum.isna().to_numpy() & ~empty)[0])
         raise InvalidInput(f"{name}: --time-column {time_column!r} holds values that are neither numbers nor dates "
                            f"(e.g. {str(t.iloc[i])[:30]!r} in data row {i + 1}); expected numbers, ISO 8601 dates "
                            "(2024-05-01T12:00:00.5) or dates in one format throughout.",
@@ -69,7 +77,7 @@ def read_long(path: str | Path, settings: Settings, *, id_column: str, time_colu
     """Long format: one row per (series, time step); one value column per channel."""
     path = Path(path)
     _check_file(path, settings)
-    return _long(_read_frame(path, settings, ignore), path.name, settings, id_column=id_column,
+    return _long(_read_frame(path, settings, ignore, ids=(id_column,)), path.name, settings, id_column=id_column,
                  time_column=time_column, value_columns=value_columns, label_column=label_column)
 
 
@@ -158,8 +166,9 @@ def _long(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str, ti
     used = {id_column, time_column, label_column} - {None}
     importing = not _LENIENT.get()
     notes: list[str] = []
-    if df[id_column].isna().any():
-        raise InvalidInput(f"{name}: {int(df[id_column].isna().sum())} row(s) have no series id in {id_column!r}.")
+    df, dropped = drop_rows_without_id(df, id_column, name, importing)
+    notes += dropped
+    df = df.assign(**{id_column: id_texts(df[id_column])})
     if importing:
         _one_row_per_id(df, id_column, name)
     if guess_time and time_column is None and not value_columns:
@@ -194,12 +203,19 @@ def _long(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str, ti
     # the columns used, in one block per dtype: a table read column by column is "highly fragmented" and pandas
     # would warn (with its own file path) at the time column added below
     df = df[list(dict.fromkeys(c for c in (id_column, time_column, label_column, *values) if c is not None))].copy()
+    refused: dict[str, str] | None = None if importing else {}  # prediction: a bad row refuses its series alone
     if time_column is not None:
-        df = df.assign(_t=_times(df, time_column, id_column, name))
-        if df.duplicated([id_column, "_t"]).any():
-            dup = df[df.duplicated([id_column, "_t"])].iloc[0]
+        df = df.assign(_t=_times(df, time_column, id_column, name, refused))
+        twice = df.duplicated([id_column, "_t"]) & df["_t"].notna()
+        if twice.any() and refused is None:
+            dup = df[twice].iloc[0]
             raise InvalidInput(f"{name}: series {str(dup[id_column])!r} has two rows at time {dup[time_column]}; "
-                               "expected one row per series and time step.")
+                               "expected one row per series and time step.",
+                               hint="Remove the repeated row (a logger that wrote a row twice?).")
+        for k in np.flatnonzero(twice.to_numpy()):
+            refused.setdefault(str(df[id_column].iloc[k]), f"data row {_row_no(df, int(k))} repeats the time "
+                                                           f"{df[time_column].iloc[k]} of an earlier row; expected one "
+                                                           "row per series and time step (remove the repeated row)")
         df = df.sort_values([id_column, "_t"], kind="stable")
     bad: dict[int, str] | None = None if importing else {}  # prediction: a cell not a number refuses its series
     vals = _numeric(df, values, name, bad)
@@ -213,6 +229,8 @@ def _long(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str, ti
     for k, sid in enumerate(order):
         rows = idx[bounds[k]:bounds[k + 1]]
         arr = _refused(f"series {sid!r}", rows, bad) if bad else None
+        if refused and sid in refused:
+            arr = InvalidInput(f"series {sid!r}: {refused[sid]}.")
         if arr is None:
             arr = _read_clean(vals[rows].T, f"{name} series {sid!r}", fill)
         if arr is None:
@@ -227,7 +245,7 @@ def _long(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str, ti
             labels.append(_plain(labs[0]) if len(labs) else None)
     notes += fill.notes() + skipped_note(_SKIP.get() or [])
     if time_column is not None:
-        notes += _time_gap_notes(df, id_column, time_column)
+        notes += _time_gap_notes(df[~df[id_column].isin(list(refused or ()))], id_column, time_column)
     if label_column:
         notes += empty_label_note(labels, label_column)
     sset = SeriesSet(series, kept, labels, [str(c) for c in values], "long", notes,

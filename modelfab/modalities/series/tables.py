@@ -15,11 +15,40 @@ from .clean import _LENIENT, _SKIP, MIN_LENGTH, Fill, _read_clean, empty_label_n
 from .sets import SeriesSet, _check_file, check_limits
 
 
-def _read_frame(path: Path, settings: Settings, ignore: tuple[str, ...] = ()) -> pd.DataFrame:
+def _read_frame(path: Path, settings: Settings, ignore: tuple[str, ...] = (), ids=()) -> pd.DataFrame:
+    """The table of a file; ``ids``: the id column(s) (names, or positions from 0), read as text so that ids such
+    as ``007`` are kept as written (a CSV reader would make them the number 7)."""
     from ..tabular_io import open_table, read_table
 
-    df = read_table(open_table(path, settings), settings)
-    return df.drop(columns=[c for c in ignore if c in df.columns])
+    df = read_table(open_table(path, settings), settings, text_columns=tuple(c for c in ids if c is not None))
+    # the rows numbered as in the file (a Parquet file may carry the index of the frame it was written from)
+    return df.drop(columns=[c for c in ignore if c in df.columns]).reset_index(drop=True)
+
+
+def drop_rows_without_id(df: pd.DataFrame, id_column: str, name: str, importing: bool) -> tuple[pd.DataFrame, list]:
+    """(the rows that have a series id, a note on those left out). At import a row without an id is refused; at
+    prediction it belongs to no series and is left out, and the note says how many (the row numbers stay those of
+    the file)."""
+    none = df[id_column].isna() | (df[id_column].astype(str).str.strip() == "")
+    if not none.any():
+        return df, []
+    first = _row_no(df, int(np.flatnonzero(none.to_numpy())[0]))
+    if importing:
+        raise InvalidInput(f"{name}: {int(none.sum())} row(s) have no series id in {id_column!r} (the first: data row "
+                           f"{first}); expected an id on every row.",
+                           hint="Fill in the ids, or remove those rows.")
+    return df[~none.to_numpy()], [f"{int(none.sum()):,} row(s) have no series id in {id_column!r} (the first: data "
+                                  f"row {first}) and were left out: a row without an id belongs to no series."]
+
+
+def id_texts(col: pd.Series) -> pd.Series:
+    """Series ids as text, as written: a whole number stored as a float (a Parquet column of ints with an empty
+    cell) is ``7``, not ``7.0``; empty cells stay empty."""
+    if pd.api.types.is_float_dtype(col):
+        whole = col.dropna()
+        if len(whole) and (whole == np.floor(whole)).all():
+            return col.astype("Int64").astype(str).where(col.notna(), None)
+    return col.astype(str).where(col.notna(), None)
 
 
 def _need(df: pd.DataFrame, col: str | None, what: str, name: str) -> None:
@@ -77,7 +106,7 @@ def read_wide(path: str | Path, settings: Settings, *, label_column: str | None 
     (how datasets made before 2026-12-04 were read)."""
     path = Path(path)
     _check_file(path, settings)
-    return _wide(_read_frame(path, settings, ignore), path.name, settings, label_column=label_column,
+    return _wide(_read_frame(path, settings, ignore, ids=(id_column,)), path.name, settings, label_column=label_column,
                  id_column=id_column, wide_steps=wide_steps)
 
 
@@ -85,14 +114,14 @@ def _wide(df: pd.DataFrame, name: str, settings: Settings, *, label_column: str 
           wide_steps: bool) -> SeriesSet:
     _need(df, label_column, "--label-column", name)
     _need(df, id_column, "--id-column", name)
-    if id_column and df[id_column].isna().any():
-        raise InvalidInput(f"{name}: {int(df[id_column].isna().sum())} row(s) have no series id in {id_column!r}.")
+    notes = []
+    if id_column:
+        df, notes = drop_rows_without_id(df, id_column, name, not _LENIENT.get())
     cols = [c for c in df.columns if c not in (label_column, id_column)]
     if len(cols) < MIN_LENGTH:
         raise InvalidInput(f"{name}: {len(cols)} value column(s); a wide table needs one column per time step "
                            f"(at least {MIN_LENGTH}).", hint="For one row per time step pass --id-column (long format).")
     channels, other = wide_channels([str(c) for c in cols]) if wide_steps else ({"value": list(cols)}, [])
-    notes = []
     if other:
         notes.append(f"Column(s) {', '.join(repr(c) for c in other[:8])}{' ...' if len(other) > 8 else ''} do not "
                      "follow the numbered time-step columns and were left out of the series (name a label with "
@@ -102,12 +131,12 @@ def _wide(df: pd.DataFrame, name: str, settings: Settings, *, label_column: str 
                      + ", ".join(f"{k!r} ({len(v)} steps)" for k, v in channels.items()) + ".")
     bad: dict[int, str] | None = {} if _LENIENT.get() else None  # prediction: a cell not a number refuses its row
     blocks = [_numeric(df, v, name, bad) for v in channels.values()]
-    ids = df[id_column].astype(str).tolist() if id_column else [f"row_{i + 1}" for i in range(len(df))]
+    ids = id_texts(df[id_column]).tolist() if id_column else [f"row_{i + 1}" for i in range(len(df))]
     series, kept, fill = [], [], Fill()
     for i in range(len(df)):
         arr = _refused(f"series {ids[i]!r}", [i], bad) if bad else None
         if arr is None:
-            arr = _read_clean(np.stack([b[i] for b in blocks]), f"{name} row {i + 1}", fill)
+            arr = _read_clean(np.stack([b[i] for b in blocks]), f"{name} row {_row_no(df, i)}", fill)
         if arr is not None:
             series.append(arr)
             kept.append(i)
@@ -176,10 +205,10 @@ def read_labels_file(path: str | Path, settings: Settings) -> dict[str, object]:
     """A CSV of ``id,label`` (first two columns) -> {id: label}."""
     path = Path(path)
     _check_file(path, settings)
-    df = _read_frame(path, settings)
+    df = _read_frame(path, settings, ids=(0,))
     if df.shape[1] < 2:
         raise InvalidInput(f"{path.name}: expected two columns (series id, label); got {df.shape[1]}.")
-    ids = df.iloc[:, 0].astype(str)
+    ids = id_texts(df.iloc[:, 0]).astype(str)
     if ids.duplicated().any():
         raise InvalidInput(f"{path.name}: id {ids[ids.duplicated()].iloc[0]!r} is listed twice.")
     return {i: (None if pd.isna(v) else _plain(v)) for i, v in zip(ids, df.iloc[:, 1])}
