@@ -74,30 +74,29 @@ def _examine(path: Path, rel: str, mask: Path | None, mask_rel: str | None, weak
         return {"file": rel, "error": reason + (f" {exc.hint}" if exc.hint else "")}
 
 
-def _labels(root: Path, images: list[str], source: str) -> tuple[dict[str, str | None], list[str]]:
-    """Each image's label, and the entries of a labels CSV that name no image."""
+def _labels(root: Path, images: list[str], source: str) -> tuple[dict[str, str | None], list[str], list[str]]:
+    """Each image's label, the entries of a labels CSV that name no image, and what reading the labels says."""
     from .modalities.image.io import label_from_folder
 
     if source == "folder":
-        return {f: label_from_folder(f) for f in images}, []
+        return {f: label_from_folder(f) for f in images}, [], []
     if source == "none":
-        return {f: None for f in images}, []
+        return {f: None for f in images}, [], []
     if source.startswith("regex:"):  # from the file name, as for recordings: the first group (or the match)
         from .modalities.signal.io import check_label_regex, label_from
 
         check_label_regex(source)
-        return {f: label_from(root / f, root, source) for f in images}, []
+        return {f: label_from(root / f, root, source) for f in images}, [], []
     csv_path = Path(source)
     if not csv_path.is_file():
         what = "is a folder" if csv_path.is_dir() else "does not exist"
         raise InvalidInput(f"--labels must be folder, none, regex:PATTERN or a CSV file (file,label); got {source!r}, "
                            f"which {what}.", hint="Check the path of the labels file.")
-    from .modalities.signal.io import labels_for_files, read_labels_csv, unmatched_labels
+    from .modalities.image.labels import match_labels, read_image_labels
 
-    paths = [root / f for f in images]
-    table = read_labels_csv(csv_path)
-    by_path = labels_for_files(paths, root, table)
-    return {f: by_path[p] for f, p in zip(images, paths)}, unmatched_labels(paths, root, table)
+    table = read_image_labels(csv_path)
+    found = match_labels(root, images, table)
+    return found.labels, found.unmatched, table.notes + found.notes
 
 
 def _run(fn, jobs: list[tuple], settings, progress, total: int, offset: int = 0) -> list:
@@ -152,17 +151,15 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
     images, masks = pairing.images, pairing.masks
     if not images:
         raise InvalidInput(f"No images in {source_name}: expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}.")
-    labels, unmatched = _labels(root, images, opts.labels)
+    labels, unmatched, label_notes = _labels(root, images, opts.labels)
     jobs = [(root / f, f, root / masks[f] if f in masks else None, masks.get(f), f in pairing.weak)
             for f in images]
     total = 2 * len(jobs)  # progress: checking every image, then featurising the new ones
     results = _run(_examine, jobs, ws.settings, progress, total)
     pictures = [r.pop("not_a_mask") for r in results if "not_a_mask" in r]
     if pictures:  # same-name PNGs that are pictures: images of their own (their label from their folder or the CSV)
-        more_labels, _ = _labels(root, pictures, opts.labels)
-        labels.update(more_labels)
-        unmatched = [u for u in unmatched if u not in set(pictures)]
         images = images + pictures
+        labels, unmatched, label_notes = _labels(root, images, opts.labels)
         results += _run(_examine, [(root / f, f, None, None, False) for f in pictures], ws.settings, None, 0)
     empty = _empty_folders(root, images, pairing.mask_dirs) if opts.labels == "folder" else []
     skipped = refused + [{"file": r["file"], "reason": r["error"]} for r in results if "error" in r]
@@ -205,6 +202,9 @@ def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptio
         from .modalities.image.io import folder_label_notes
 
         mask_notes = folder_label_notes([r["file"] for r in good]) + mask_notes
+    from .modalities.image.labels import class_spelling_notes
+
+    mask_notes = label_notes + class_spelling_notes(Counter(str(r["label"]) for r in good if r["label"])) + mask_notes
     existing = ws.meta.find_dataset(name, content)
     if existing is not None:
         return ImportResult(DatasetVersion.from_row(existing), created=False, notes=_notes_of(existing))

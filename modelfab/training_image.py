@@ -38,10 +38,31 @@ def train_image(ws, ds, *, target: str | None = None, task: str, budget, metric:
     normal_label = resolve_normal_label(labels, normal_label)
     task = choose_task(task, IMAGE_TASKS, "images", labels,
                        normal_label=normal_label, max_false_alarm=max_false_alarm)
+    said = spelling_notes(files, task, normal_label)
     if task == "classification":
-        return _classify(ws, ds, feats, files, budget=budget, metric=metric, name=name, seed=seed, progress=progress)
+        return _classify(ws, ds, feats, files, budget=budget, metric=metric, name=name, seed=seed, progress=progress,
+                         said=said)
     return _anomaly(ws, ds, files, budget=budget, name=name, seed=seed, progress=progress,
-                    normal_label=normal_label, max_false_alarm=max_false_alarm)
+                    normal_label=normal_label, max_false_alarm=max_false_alarm, said=said)
+
+
+def spelling_notes(files: pd.DataFrame, task: str, normal_label: str | None) -> list[str]:
+    """Classes written several ways ('good' / 'Good'), said again at training: for anomaly detection the other
+    spellings of the normal label are learnt as defects."""
+    from collections import Counter
+
+    from .modalities.image.labels import class_spelling_notes
+
+    counts = Counter(str(v) for v in files["label"].dropna())
+    notes = class_spelling_notes(counts, "Classes")
+    if notes and task == "anomaly" and normal_label is not None:
+        fold = normal_label.strip().casefold()
+        twins = sorted(lab for lab in counts if lab != normal_label and lab.strip().casefold() == fold)
+        if twins:
+            notes.append(f"Only images labelled {normal_label!r} are learnt as good: those labelled "
+                         f"{', '.join(repr(t) for t in twins)} ({sum(counts[t] for t in twins)}) count as defective. "
+                         "If they are good too, give them one spelling and import again")
+    return notes
 
 
 def image_manifest_part(ds, files: pd.DataFrame | None = None, **extra) -> dict:
@@ -50,6 +71,10 @@ def image_manifest_part(ds, files: pd.DataFrame | None = None, **extra) -> dict:
     if files is not None and len(files):  # the pixel counts trained on: prediction notes images far outside them
         area = (files["width"] * files["height"]).to_numpy(float)
         part["pixels"] = [int(area.min()), int(area.max())]
+        if "bits" in files and "mode" in files:  # 12-bit frames in 16-bit files: prediction notes them if none here
+            bits = pd.to_numeric(files["bits"], errors="coerce")
+            low = (bits > 8) & (bits <= 12) & files["mode"].astype(str).str.startswith("I;16")
+            part["low_bit_images"], part["images"] = int(low.sum()), int(len(files))
     return dict(part, **extra)
 
 
@@ -81,7 +106,8 @@ def shortcut_notes(files: pd.DataFrame, y: np.ndarray, seed: int) -> tuple[list[
 
 
 # ------------------------------------------------------------------ classification
-def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metric, name, seed, progress):
+def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metric, name, seed, progress,
+              said: list[str]):
     from .automl.engine import train_tabular
 
     names = ds.schema["feature_names"]
@@ -109,7 +135,7 @@ def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metri
     schema = {"columns": [{"name": n, "kind": "numeric"} for n in names] + [{"name": "label", "kind": "categorical"}]}
     result = train_tabular(table, schema, target="label", task="classification", budget=budget, metric=metric,
                            seed=seed, progress=progress, check_copies=False)
-    result.notes = notes + [n.replace("rows: treat its metrics", "images: treat its metrics") for n in result.notes]
+    result.notes = said + notes + [n.replace("rows: treat its metrics", "images: treat its metrics") for n in result.notes]
     holdout_files = labelled["file"].to_numpy()[result.holdout_index]
     with package_folder(ws) as folder:
         spec = write_learner(folder, result)
@@ -160,7 +186,8 @@ def _score_job(model, path, rel: str, mask_path, settings, seed: int):
     return score, hm.ravel()[idx], m.ravel()[idx]
 
 
-def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, normal_label, max_false_alarm):
+def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, normal_label, max_false_alarm,
+             said: list[str]):
     from .automl.engine import reserve_for
     from .evaluation.metrics import anomaly_metrics
 
@@ -195,7 +222,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     short = np.minimum(files["width"][normal], files["height"][normal]).median()
     scale = float(min(1.0, WORK_SHORT_SIDE / float(short)))
     refs = ws.meta.blob_refs(f"datasets:{ds.id}")
-    notes: list[str] = [marked_note] if marked_note else []
+    notes: list[str] = said + ([marked_note] if marked_note else [])
     # fit on as many normal images as the budget allows (the first chunks time the rest)
     paths = {rel: ws.blob_path(refs[f"file:{rel}"]) for rel in files["file"]}
     masks = {rel: ws.blob_path(refs[f"mask:{rel}"]) for rel in files["file"] if f"mask:{rel}" in refs}

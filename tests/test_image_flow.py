@@ -317,6 +317,10 @@ def test_cli_import_train_predict_and_rest_upload(tmp_path, surfaces):
         assert r.status_code == 200, r.text
         body = r.json()["result"]
         assert body["file"] == "spot_2.png" and body["score"] > 0 and "heatmap" in body
+        # a browser Blob has no extension ('blob'): its bytes say what it is (refused before)
+        blob = httpx.post(url, files={"file": ("blob", png)}, headers=auth, timeout=60)
+        assert blob.status_code == 200, blob.text
+        assert blob.json()["result"]["score"] == body["score"] and blob.json()["result"]["file"] == "blob"
         liar = httpx.post(url, files={"file": ("spot.jpg", png)}, headers=auth, timeout=60)
         assert liar.status_code in (400, 415, 422) and "holds PNG data" in liar.json()["error"]["message"]
     finally:

@@ -57,12 +57,18 @@ class ImagePredictor:
     # -- scoring ----------------------------------------------------------
     def predict_image(self, im) -> dict:
         """One decoded image (``ImageData``) -> a result row (anomaly rows carry ``score_map``)."""
+        from .image.scoring_inputs import low_bit_note
+
         row = self._predict_image(im)
-        lo_hi = (self.manifest.get("image") or {}).get("pixels")
+        info = self.manifest.get("image") or {}
+        lo_hi = info.get("pixels")
         area = im.size[0] * im.size[1]
+        notes = [low_bit_note(im, info)]
         if lo_hi and (area > SIZE_FACTOR * lo_hi[1] or area * SIZE_FACTOR < lo_hi[0]):
-            row["note"] = (f"{im.size[0]}x{im.size[1]} is far from the training images' sizes ({lo_hi[0]:,} to "
-                           f"{lo_hi[1]:,} pixels): the answer may not hold; check the camera or the crop")
+            notes.append(f"{im.size[0]}x{im.size[1]} is far from the training images' sizes ({lo_hi[0]:,} to "
+                         f"{lo_hi[1]:,} pixels): the answer may not hold; check the camera or the crop")
+        if any(notes):
+            row["note"] = "; ".join(n for n in notes if n)
         return row
 
     def _predict_image(self, im) -> dict:
@@ -98,28 +104,34 @@ class ImagePredictor:
         import tempfile
 
         from ..batch import score_files
-        from .image.io import IMAGE_EXTENSIONS, content_root, list_images, safe_extract_zip
+        from .image.io import IMAGE_EXTENSIONS, content_root, label_from_folder, safe_extract_zip
+        from .image.scoring_inputs import images_to_score, left_out_note
 
         if isinstance(paths, (str, os.PathLike)):  # one path: a list of one (not its characters)
             paths = [paths]
         with tempfile.TemporaryDirectory(prefix="modelfab-predict-") as tmp:
             items: list[tuple[Path, str]] = []
             given: list[str] = []  # each image's path as the caller gave it, for names that would repeat
+            truth: list[str | None] = []  # the label of the class folder each image sits in (folders and zips)
+            left: list[tuple[str, str]] = []  # files of the folders and zips not scored (masks), said in a note
+            foldered = False
             for p in paths:
                 p = Path(p)
-                if p.is_dir():  # several folders: each row names its folder (two folders may hold an x.png)
-                    prefix = f"{p.resolve().name}/" if len(paths) > 1 else ""
-                    rels = list_images(p)
-                    items += [(p / rel, prefix + rel) for rel in rels]
-                    given += [f"{_as_given(p)}/{rel}" for rel in rels]
-                elif p.is_file() and p.suffix.lower() == ".zip":
-                    folder = content_root(safe_extract_zip(p, Path(tmp), self.settings))
-                    rels = list_images(folder)
-                    items += [(folder / rel, f"{p.name}/{rel}") for rel in rels]
-                    given += [f"{_as_given(p)}/{rel}" for rel in rels]
+                if p.is_dir() or (p.is_file() and p.suffix.lower() == ".zip"):
+                    foldered = True
+                    if p.is_dir():  # several folders: each row names its folder (two folders may hold an x.png)
+                        folder, prefix = p, f"{p.resolve().name}/" if len(paths) > 1 else ""
+                    else:
+                        folder, prefix = content_root(safe_extract_zip(p, Path(tmp), self.settings)), f"{p.name}/"
+                    listing = images_to_score(folder, self.settings)
+                    items += [(folder / rel, prefix + rel) for rel in listing.images]
+                    given += [f"{_as_given(p)}/{rel}" for rel in listing.images]
+                    truth += [label_from_folder(rel) for rel in listing.images]
+                    left += [(prefix + f, why) for f, why in listing.left_out]
                 elif p.is_file():
                     items.append((p, p.name))
                     given.append(_as_given(p))
+                    truth.append(None)
                 else:
                     raise InvalidInput(f"{p}: no such file or folder.")
             counts = Counter(name for _, name in items)  # test/good/000.png and test/spot/000.png given as files
@@ -134,8 +146,17 @@ class ImagePredictor:
             labels = [str(v) for v in self.labels or []]
             # `prediction` as every other kind names it; `label` (the same) kept for existing scripts
             columns = ["file", "prediction", "label", "probabilities", "confidence"] + [f"proba_{lab}" for lab in labels]
-        df = pd.DataFrame(rows, columns=columns + ["error", "note"])
+        extra = []
+        if foldered:  # the class folder an image came from (its true label when the folders are classes)
+            for row, t in zip(rows, truth):
+                row["folder_label"] = t
+            extra = ["folder_label"]
+        df = pd.DataFrame(rows, columns=columns + ["error", "note"] + extra)
         df["note"] = df["note"].fillna("")
+        if extra:  # an image given alone, or at the top of a folder: no class folder
+            df["folder_label"] = df["folder_label"].fillna("")
+        note = left_out_note(left)
+        df.attrs["notes"] = [note] if note else []
         for c in ("hotspot_x", "hotspot_y", "width", "height"):
             if c in df.columns:
                 df[c] = df[c].astype("Int64")  # whole numbers stay whole when a row has none
@@ -149,17 +170,18 @@ class ImagePredictor:
         return row
 
     def predict_bytes(self, data: bytes, filename: str) -> dict:
-        """Score an uploaded image (REST). The bytes are sniffed; the name's extension must agree."""
+        """Score an uploaded image (REST). The bytes are sniffed; the name's extension, when it has one, must agree
+        (a browser's Blob arrives as 'blob': its bytes alone say what it is)."""
         from .image.io import IMAGE_EXTENSIONS, decode_image
 
         base = os.path.basename(filename or "")
         suffix = Path(base).suffix.lower()
-        if suffix not in IMAGE_EXTENSIONS:
+        if suffix and suffix not in IMAGE_EXTENSIONS:
             raise UnsupportedFormat(f"Upload an image ({', '.join(sorted(IMAGE_EXTENSIONS))}); got {filename!r}.",
                                     hint="Send one image per request as the multipart field 'file'; for a folder "
                                          "or .zip of images use `modelfab predict MODEL FOLDER`.")
         safe = re.sub(r"[\x00-\x1f\x7f]", "_", base)[:200]  # the name as sent (a label in the answer only)
-        row = self.predict_image(decode_image(data, safe, self.settings, suffix))
+        row = self.predict_image(decode_image(data, safe or "upload", self.settings, suffix or None))
         smap = row.pop("score_map", None)
         if smap is not None:
             row["heatmap"] = {"rows": int(smap.shape[0]), "cols": int(smap.shape[1]),
@@ -217,7 +239,10 @@ def batch_predict(ws, model, paths: list[Path], out: Path) -> dict:
     out = output_path(out)
     df = model.predictor.predict_files(paths)
     write_frame(df, out)
-    return file_rows_result(model, df, out)
+    result = file_rows_result(model, df, out)
+    if df.attrs.get("notes"):  # files of the folders left out (masks), said
+        result["notes"] = list(df.attrs["notes"])
+    return result
 
 
 # ------------------------------------------------------------------ report

@@ -343,7 +343,9 @@ def test_an_unlabelled_coco_set_learns_its_unboxed_images_as_good_and_checks_on_
         ws.train("cocoset", task="classification", budget=5)
     assert "8 image(s) have boxes marking defects" in ei.value.hint and "--labels FILE.csv" in ei.value.hint
     model = ws.train("cocoset", task="anomaly", budget=20)
-    assert model.metrics["n_anomaly"] == 8 and model.metrics["n"] == 30
+    # every good image scored out of fold (30), or a fifth of them held out when the machine is too busy for the
+    # folds within the budget (training_image_few.rest_fits)
+    assert model.metrics["n_anomaly"] == 8 and model.metrics["n"] in (30, 8 + 4, 8 + 5)
     assert any(n.startswith("8 unlabelled image(s) with boxes") for n in model.manifest["training"]["notes"])
 
 

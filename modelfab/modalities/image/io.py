@@ -221,12 +221,7 @@ def examine_mask(path: Path, settings, shape: tuple[int, int], source: str, *,
     gives None, whatever its size (a same-name picture, see mask_by_stem_only)."""
     im = decode_image(Path(path).read_bytes(), source, settings, None, keep_colour=True, min_side=1)
     g = im.gray
-    lo, hi = float(g.min()), float(g.max())
-    # levels between its darkest and brightest, relative to its range: a 0/1 mask has none, a low-contrast
-    # picture (say grey levels 100..149) has nearly all its pixels there
-    tol = 0.1 * (hi - lo)
-    between = float(((g > lo + tol) & (g < hi - tol)).mean()) if hi > lo else 0.0
-    if pictures_allowed and between >= 0.02:
+    if pictures_allowed and not looks_like_mask(g):
         return None
     h, w = g.shape
     if abs(w / h - shape[1] / shape[0]) > 0.02 * (shape[1] / shape[0]) + 1.0 / min(h, shape[0]):
@@ -234,6 +229,14 @@ def examine_mask(path: Path, settings, shape: tuple[int, int], source: str, *,
                            "size (or the same shape at another scale).",
                            hint="Export the mask at the image's size, or remove it.")
     return resize_mask(g > 0, shape)
+
+
+def looks_like_mask(g: np.ndarray) -> bool:
+    """Whether nearly all pixels are at the darkest or brightest level: the levels between, relative to the
+    range, are none in a 0/1 mask and nearly all in a low-contrast picture (say grey levels 100..149)."""
+    lo, hi = float(g.min()), float(g.max())
+    tol = 0.1 * (hi - lo)
+    return (float(((g > lo + tol) & (g < hi - tol)).mean()) if hi > lo else 0.0) < 0.02
 
 
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
