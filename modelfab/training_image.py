@@ -22,6 +22,8 @@ from .errors import InvalidInput, TrainingError
 from .images import load_image_tables
 from .training import (add_arrays, base_manifest, choose_task, data_lineage, finish, package_folder,
                        resolve_normal_label, training_info, write_learner)
+from .training_image_notes import (anomaly_shortcuts, covariates_note, marked_defects, orientation_note,
+                                   positive, spelling_notes)
 
 IMAGE_TASKS = ("auto", "classification", "anomaly")
 WORK_SHORT_SIDE = 128   # anomaly: images are scaled so that the median short side is about this
@@ -44,25 +46,6 @@ def train_image(ws, ds, *, target: str | None = None, task: str, budget, metric:
                          said=said)
     return _anomaly(ws, ds, files, budget=budget, name=name, seed=seed, progress=progress,
                     normal_label=normal_label, max_false_alarm=max_false_alarm, said=said)
-
-
-def spelling_notes(files: pd.DataFrame, task: str, normal_label: str | None) -> list[str]:
-    """Classes written several ways ('good' / 'Good'), said again at training: for anomaly detection the other
-    spellings of the normal label are learnt as defects."""
-    from collections import Counter
-
-    from .modalities.image.labels import class_spelling_notes
-
-    counts = Counter(str(v) for v in files["label"].dropna())
-    notes = class_spelling_notes(counts, "Classes")
-    if notes and task == "anomaly" and normal_label is not None:
-        fold = normal_label.strip().casefold()
-        twins = sorted(lab for lab in counts if lab != normal_label and lab.strip().casefold() == fold)
-        if twins:
-            notes.append(f"Only images labelled {normal_label!r} are learnt as good: those labelled "
-                         f"{', '.join(repr(t) for t in twins)} ({sum(counts[t] for t in twins)}) count as defective. "
-                         "If they are good too, give them one spelling and import again")
-    return notes
 
 
 def image_manifest_part(ds, files: pd.DataFrame | None = None, **extra) -> dict:
@@ -113,7 +96,7 @@ def _classify(ws, ds, feats: pd.DataFrame, files: pd.DataFrame, *, budget, metri
     names = ds.schema["feature_names"]
     keep = feats["label"].notna().to_numpy()
     labelled = feats[keep].reset_index(drop=True)
-    boxed = int(_positive(files, "n_boxes").sum())
+    boxed = int(positive(files, "n_boxes").sum())
     marked = (f"{boxed} image(s) have boxes marking defects: give each image its class with --labels FILE.csv "
               "(file,label) or label them in the browser (an anomaly model would learn the boxed images as normal)."
               if boxed else "")
@@ -202,7 +185,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
                                hint="Pass --normal-label with the label of defect-free images.")
         marked_note = ""
     else:  # no labels: the images whose boxes or mask mark a defect are the known defects, the others the good ones
-        abnormal = _marked_defects(files)
+        abnormal = marked_defects(files)
         normal = ~abnormal
         marked_note = (f"{int(abnormal.sum())} unlabelled image(s) with boxes or a mask marking a defect were not "
                        "learnt as good: they are the known defects the model is checked on." if abnormal.any() else "")
@@ -264,7 +247,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
                                               n_eval, len(files), say)
         learner = {"name": "patch-knn", "format": "image-anomaly-npz",
                    "config": {"scale": scale, "cell": CELL, "memory": int(len(model.memory))}}
-    notes += _orientation_note(files[normal])
+    notes += orientation_note(files[normal])
     scores = [r[0] for r in rows]
     pix_s = [r[1] for r in rows if r[1] is not None]
     pix_y = [r[2] for r in rows if r[2] is not None]
@@ -288,7 +271,7 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
         notes.append("No defective images were given: the detection rate is unknown until some are labelled. "
                      "The threshold was set on held-out defect-free images for the chosen false-alarm rate.")
     else:
-        notes += _anomaly_shortcuts(files, normal, abnormal)
+        notes += anomaly_shortcuts(files, normal, abnormal)
         say("shortcut check (defects painted out)")
         if few is None:
             painted = _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, budget)
@@ -441,15 +424,6 @@ def _fit_padim(ws, fit_files, eval_files, paths, masks, budget, notes, seed, can
     return model, n_fit, rows
 
 
-def covariates_note(model, n: int) -> list[str]:
-    """What a conditional per-position model says of its covariates (none for a plain mean)."""
-    if not model.covariates:
-        return []
-    return [f"Each position's normal appearance is predicted from {model.covariates} covariates of the image as a "
-            "whole (its crop size and the leading components of its mean features), fitted on "
-            f"{n} defect-free images: a part is compared with good parts like it."]
-
-
 def _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, budget) -> dict | None:
     """The painted-out-defect shortcut check (``evaluation/defect_shortcut.py``) on the held-out images, within
     most of what is left of the budget (it re-scores at most 80 images)."""
@@ -468,45 +442,3 @@ def _painted_out(ws, model, paths, masks, hold_normal, abnormal_files, seed, bud
 
     return painted_out_check(lambda g: model.score_image(g)[0], load_defective, len(with_mask), load_good,
                              len(hold_normal), seed=seed, seconds=max(0.0, 0.8 * budget.left_for_search()))
-
-
-def _orientation_note(good: pd.DataFrame) -> list[str]:
-    """Good images taken both ways up (portrait and landscape, each at least a tenth): the per-position model
-    compares each place of a part with the same place of good parts, so mixed orientations blur what is normal."""
-    w, h = good["width"].to_numpy(float), good["height"].to_numpy(float)
-    portrait, landscape = int((h > 1.2 * w).sum()), int((w > 1.2 * h).sum())
-    if min(portrait, landscape) < max(2, 0.1 * len(good)):
-        return []
-    return [f"The good images come in two shapes: {portrait} portrait and {landscape} landscape. The model compares "
-            "each place of a part with the same place on good parts: if these are the same parts photographed "
-            "turned, rotate the images to one orientation (and new ones the same way); if they are different parts, "
-            "one model per kind of part learns each better. A new image of a shape no good image had is compared "
-            "with the wrong places."]
-
-
-def _positive(files: pd.DataFrame, column: str) -> np.ndarray:
-    """Rows whose ``column`` is a number above 0 (none when the table has no such column)."""
-    if column not in files:
-        return np.zeros(len(files), bool)
-    return pd.to_numeric(files[column], errors="coerce").fillna(0).to_numpy() > 0
-
-
-def _marked_defects(files: pd.DataFrame) -> np.ndarray:
-    """Images whose boxes or mask mark a defect (an unlabelled COCO/YOLO/VOC set keeps its boxes)."""
-    return _positive(files, "n_boxes") | _positive(files, "defect_fraction")
-
-
-def _anomaly_shortcuts(files: pd.DataFrame, normal: np.ndarray, abnormal: np.ndarray) -> list[str]:
-    from sklearn.metrics import roc_auc_score
-
-    notes = []
-    sel = normal | abnormal
-    y = abnormal[sel].astype(int)
-    for what, v in (("image area", (files["width"] * files["height"]).to_numpy(float)),
-                    ("mean brightness", files["mean_intensity"].to_numpy(float))):
-        auc = roc_auc_score(y, v[sel])
-        auc = max(auc, 1 - auc)
-        if auc > 0.75:
-            notes.append(f"Shortcut check: {what} alone separates defective from good images with AUROC {auc:.2f}; "
-                         "the detector does not use it directly, but the test images differ in it.")
-    return notes

@@ -9,14 +9,16 @@ import time
 import numpy as np
 
 CALIBRATE_FROM = 300     # fitted good images at least (200: -0.017..+0.022 image AUROC on three tile splits; 319: +0.005..+0.018)
-KEPT_MAX = 600           # good images whose features are kept for it (float16: ~95 MB per 300 at 32x32 cells x 152)
+KEPT_MAX = 500           # good images whose features are kept for it (float32, ~0.6 MB each at 32x32 cells x 152:
+                         # float16 copies made a fold's sums differ from what the model's sums added, and the residual
+                         # covariance is a small difference of large sums)
 FOLDS = 5
 COVARIATES = 13          # the model's first covariates used (its 5 size terms and 8 leading components)
 ALPHA = 10.0             # ridge on the covariates (unit variance), not the intercept
 
 
 class KeptFeatures:
-    """Cell features (float16) and sizes of up to :data:`KEPT_MAX` fitted good images, gathered batch by batch while
+    """Cell features (as added to the sums) and sizes of up to :data:`KEPT_MAX` fitted good images, gathered batch by batch while
     the model's sums are added up (only when there will be enough images to calibrate)."""
 
     def __init__(self, planned: int) -> None:
@@ -27,7 +29,7 @@ class KeptFeatures:
     def add(self, feats: np.ndarray, sizes: list[tuple[int, int]]) -> None:
         room = KEPT_MAX - len(self.sizes)
         if self.on and room > 0:
-            self.feats.append(feats[:room].astype(np.float16))
+            self.feats.append(np.array(feats[:room], dtype=np.float32))
             self.sizes += list(sizes[:room])
 
     def __len__(self) -> int:
@@ -49,6 +51,7 @@ def calibrate(model, acc, kept: KeptFeatures, budget, notes: list[str], seed: in
                      f"to get): the budget left too little time ({need:.0f} s needed); a longer budget adds it.")
         return
     feats = np.concatenate(kept.feats)
+    kept.feats.clear()  # one copy of them, not two
     sizes = np.asarray(kept.sizes, float)
     order = np.random.default_rng(seed + 11).permutation(len(sizes))
     target = np.zeros(len(sizes))
@@ -58,7 +61,7 @@ def calibrate(model, acc, kept: KeptFeatures, budget, notes: list[str], seed: in
         part = GaussianAccumulator(size_norm=acc.size_norm)
         for start in range(0, len(fold), BATCH):
             idx = fold[start:start + BATCH]
-            part.add(feats[idx].astype(np.float32), sizes=[tuple(v) for v in sizes[idx]])
+            part.add(feats[idx], sizes=[tuple(v) for v in sizes[idx]])
         _shift(acc, part, -1)
         try:
             other = PositionGaussian.fit(acc, model.channels, canvas=model.canvas)
@@ -66,13 +69,13 @@ def calibrate(model, acc, kept: KeptFeatures, budget, notes: list[str], seed: in
             _shift(acc, part, +1)
         for start in range(0, len(fold), BATCH):
             idx = fold[start:start + BATCH]
-            dist, _ = other.map_parts(feats[idx].astype(np.float32), [tuple(v) for v in sizes[idx]])
+            dist, _ = other.map_parts(feats[idx], [tuple(v) for v in sizes[idx]])
             target[idx] = np.log(np.maximum(other.combine(dist, None).max(axis=(1, 2)), 1e-6))
         if k == 0 and 0.9 * budget.left_for_search() - reserve_s < (FOLDS - 1) * (time.monotonic() - t0) * 1.2:
             notes.append("Image scores are not calibrated by family: the budget ran short after the first of "
                          f"{FOLDS} out-of-fold fits; a longer budget adds it.")
             return
-    z = raw_inputs(feats.astype(np.float32), sizes, model.size_norm) @ model.transform.T
+    z = raw_inputs(feats, sizes, model.size_norm) @ model.transform.T
     x = z[:, 1:1 + min(COVARIATES, z.shape[1] - 1)]
     model.calib = ridge(x, target, ALPHA)
     spread = float(np.std(x @ model.calib[1:]))

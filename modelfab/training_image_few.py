@@ -87,7 +87,7 @@ def crossfit_padim(ws, normal_files, abnormal_files, paths, masks, budget, notes
             return None
     say(f"fitting one Gaussian per position on all {n} good images")
     model = fit(np.arange(n))
-    from .training_image import covariates_note
+    from .training_image_notes import covariates_note
 
     notes += covariates_note(model, n)
     # the defect head (from 20 good images), learned on the kept model; the folds' maps get it too, on their scale

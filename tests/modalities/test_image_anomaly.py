@@ -228,7 +228,7 @@ def test_few_good_images_are_all_scored_out_of_fold_for_the_threshold(tmp_path, 
 def test_good_images_of_two_orientations_are_said():
     import pandas as pd
 
-    from modelfab.training_image import _orientation_note
+    from modelfab.training_image_notes import orientation_note as _orientation_note
 
     mixed = pd.DataFrame({"width": [96] * 20 + [160] * 20, "height": [160] * 20 + [96] * 20})
     assert "20 portrait and 20 landscape" in _orientation_note(mixed)[0]
