@@ -245,7 +245,8 @@ def _pct(v: float | None) -> str:
 @app.command("report")
 def report_cmd(
     model: Annotated[str, typer.Argument(help="NAME (latest) or NAME:VERSION.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for report.html and report.json.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for report.html and report.json, or a file "
+                                                "name ending in .html (the JSON is written beside it).")] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -465,6 +465,7 @@ def _atomic_write(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # a report is for reading (mkstemp makes it 0600: a web server or colleague could not)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -472,12 +473,26 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def report_paths(out: Path) -> tuple[Path, Path]:
+    """(HTML, JSON) paths for ``out``: a folder gets ``report.html`` and ``report.json``; a path ending in .html
+    (or .htm) is the HTML file itself, with the JSON beside it (``x.html`` -> ``x.json``)."""
+    from ..errors import InvalidInput
+
+    out = Path(out)
+    if out.suffix.lower() in (".html", ".htm") and not out.is_dir():
+        return out, out.with_suffix(".json")
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"{out}: expected a folder for report.html and report.json (or a path ending in .html); "
+                           "got an existing file.", hint="Give a folder, or a file name ending in .html.")
+    return out / "report.html", out / "report.json"
+
+
 def write_report(inp: ReportInput, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.json`` into ``out_dir`` atomically."""
+    """Write the HTML and JSON report atomically into ``out_dir`` (a folder: ``report.html`` and ``report.json``;
+    a path ending in .html: that file, and the JSON beside it)."""
+    html_path, json_path = report_paths(out_dir)
     data, html = build_report(inp)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path, json_path = out_dir / "report.html", out_dir / "report.json"
+    html_path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(json_path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     _atomic_write(html_path, html)
     return html_path, json_path

@@ -216,6 +216,18 @@ def test_write_report_atomic_and_artifacts(binary_input, anomaly_input, tmp_path
     assert html_path.read_text().startswith("<!DOCTYPE html>")
     write_report(binary_input, tmp_path / "r")  # overwrite in place
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.html", "report.json"]
+    assert oct(html_path.stat().st_mode & 0o777) == "0o644"  # readable by others (mkstemp made it 0600)
+    # a path ending in .html is the report itself (it made a folder named x.html; an existing one gave an internal
+    # FileExistsError), the JSON beside it; an existing file of another kind is refused
+    (tmp_path / "existing.html").write_text("old")
+    h, j = write_report(binary_input, tmp_path / "existing.html")
+    assert (h, j) == (tmp_path / "existing.html", tmp_path / "existing.json") and h.read_text().startswith("<!DOCTYPE")
+    h, _ = write_report(binary_input, tmp_path / "sub" / "new.HTML")
+    assert h.is_file() and (tmp_path / "sub" / "new.json").is_file()
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInput, match="expected a folder for report.html"):
+        write_report(binary_input, tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
     # Rendered copies for a human to look at (test-artifacts/ is gitignored).
     for name, inp in (("classification", binary_input), ("anomaly", anomaly_input)):
         h, _ = write_report(inp, ARTIFACTS / name)
