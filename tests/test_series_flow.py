@@ -208,6 +208,9 @@ def test_rest_predict_with_series_json(trained, server):
     rows = up.json()["result"]["predictions"]
     assert rows[0]["prediction"] and not rows[0]["error"]
     assert rows[1]["prediction"] is None and rows[1]["proba_bump"] is None and "time step" in rows[1]["error"]
+    top = up.json()["predictions"]  # in /predict's shape: nothing empty said, a refused row's probabilities null
+    assert "error" not in top[0] and "warning" not in top[0] and isinstance(top[0]["probabilities"], dict)
+    assert top[1]["probabilities"] is None and "time step" in top[1]["error"] and "confidence" not in top[1]
     # the same two series as JSON records: the short one is refused alone there too (it was a 422 for both)
     mixed = [{"id": "ok", "values": trained["test"][0][0].round(4).tolist()}, {"id": "bad", "values": [1, 2]}]
     r = httpx.post(base + "/v1/models/shapes/predict", json={"records": mixed}, headers=auth, timeout=60)

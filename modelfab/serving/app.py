@@ -394,7 +394,7 @@ def _score_upload(m, data: bytes, filename: str, settings) -> dict:
     with warnings.catch_warnings():  # the notes go to the client, not the server's log
         warnings.simplefilter("ignore", UserWarning)
         pred = m.predictor.predict(df)
-    rows = [_as_prediction(r) for r in json.loads(pred.to_json(orient="records"))]
+    rows = [_as_prediction(r) for r in json.loads(pred.to_json(orient="records", double_precision=15))]
     _echo_unused(rows, df, m.predictor)
     answer = {"predictions": rows}
     if pred.attrs.get("notes"):  # values given but not readable ('abc', 'n/a' for a date): scored as missing
@@ -438,8 +438,15 @@ def _as_prediction(row: dict) -> dict:
         if cols:
             out["probabilities"] = cols
     probs = out.get("probabilities")
+    if isinstance(probs, dict) and probs and all(v is None for v in probs.values()):
+        out["probabilities"] = probs = None  # a refused item: null, as /predict answers it
     if "confidence" not in out and isinstance(probs, dict) and str(out.get("prediction")) in probs:
         out["confidence"] = probs[str(out["prediction"])]  # every classifier row has it, as /predict's do
+    for key in ("warning", "error", "note"):  # said only when there is something to say, as /predict does
+        if out.get(key) in ("", None) and key in out:
+            del out[key]
+    if "confidence" in out and out["confidence"] is None:  # a refused item has none
+        del out["confidence"]
     return out
 
 
