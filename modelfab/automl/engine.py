@@ -89,6 +89,23 @@ NORMAL_CLASS_NAMES = frozenset({
 })
 
 
+def _spelling_twins(rare, classes) -> str:
+    """'calibration ' (1 row) beside 'calibration': the same class written another way (a space, the case, a dash),
+    hard to see in quotes; empty when none of the rare classes has such a twin."""
+    import re
+
+    def key(v) -> str:
+        return re.sub(r"[\s_\-]+", " ", str(v)).strip().casefold()
+
+    found = []
+    for r in rare:
+        same = [c for c in classes if c != r and key(c) == key(r)]
+        if same:
+            found.append(f"{r!r} is {same[0]!r} written another way" + (" (a space at its end)" if str(r).rstrip()
+                                                                         == str(same[0]) else ""))
+    return ("; ".join(found) + ".") if found else ""
+
+
 def order_labels(counts: pd.Series) -> list:
     """Class labels in code order. Two classes: the good/normal one (by name)
     first, else the more frequent one first, so the positive class (code 1)
@@ -150,9 +167,12 @@ def prepare_target(df: pd.DataFrame, schema: dict, target: str, task: str) -> tu
                            hint="Add examples of the other class(es); for normal-only data use anomaly detection.")
     rare = counts[counts < 2]
     if len(rare):
+        twins = _spelling_twins(rare.index[:5], counts.index)
         raise InvalidInput(f"Class(es) {', '.join(repr(c) for c in rare.index[:5])} of {target!r} have only one row; "
-                           "each class needs at least two (one to learn from, one to test on).",
-                           hint="Add examples, merge the class into another, or remove the row.")
+                           "each class needs at least two (one to learn from, one to test on)."
+                           + (f" {twins}" if twins else ""),
+                           hint="Give each class one spelling in the file and import it again." if twins else
+                           "Add examples, merge the class into another, or remove the row.")
     if len(counts) > 200:
         raise InvalidInput(f"Target column {target!r} has {len(counts)} classes; at most 200 are supported.",
                            hint="Use --task regression for a numeric quantity.")

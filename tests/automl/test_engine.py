@@ -213,3 +213,18 @@ def test_a_third_of_the_defects_missed_at_one_half_is_noted_too():
     p1 = np.r_[np.linspace(0.0, 0.2, 500), np.full(10, 0.3), np.full(20, 0.9)]  # 20 of 30 found at 0.5
     note = _rare_class_threshold_note(y, p1, ["ok", "defect"])
     assert note and "finds 67% of the held-out 'defect' rows" in note and "finds 100%" in note
+
+
+def test_a_one_row_class_that_is_another_class_with_a_trailing_space_is_named():
+    """A tester's tickets: 'calibration ' (1 row) beside 'calibration' was refused without saying why: the space is
+    invisible in quotes."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=40), "y": ["leak"] * 20 + ["calibration"] * 19 + ["calibration "]})
+    with pytest.raises(InvalidInput) as ei:
+        train_tabular(df, infer_schema(df), target="y", budget=Budget(5))
+    assert "'calibration ' is 'calibration' written another way (a space at its end)" in ei.value.message
+    assert "one spelling" in ei.value.hint
+    other = df.assign(y=["leak"] * 20 + ["jam"] * 19 + ["noise"])
+    with pytest.raises(InvalidInput) as ei:
+        train_tabular(other, infer_schema(other), target="y", budget=Budget(5))
+    assert "written another way" not in ei.value.message and "merge the class" in ei.value.hint
