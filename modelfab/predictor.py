@@ -62,13 +62,30 @@ class TabularPredictor:
         return df.assign(**{name: None for name in absent}) if absent else df
 
     def predict_raw(self, df: pd.DataFrame) -> np.ndarray:
+        return self._raw_and_evidence(df)[0]
+
+    def _raw_and_evidence(self, df: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(predict_raw's answer, per text column with a text model a bool per row: no term the model knows)."""
         df = self._unused_filled(df)
         if isinstance(df, pd.DataFrame) and len(df) == 0:  # a header-only file: no rows, no answers (learners refuse 0 rows)
             self.preprocessor.transform(df.head(0))  # the same column checks as for rows
-            return np.zeros((0, len(self.labels or [])) if self.task == "classification" else 0, dtype=np.float64)
+            return np.zeros((0, len(self.labels or [])) if self.task == "classification" else 0, dtype=np.float64), []
         no_evidence: list[np.ndarray] = []  # per text column, from the same TF-IDF rows as its scores
         raw = self.learner.predict_raw(self.preprocessor.transform(df, no_evidence=no_evidence))
-        return self._prior_without_evidence(raw, no_evidence)
+        return self._prior_without_evidence(raw, no_evidence), no_evidence
+
+    def _unknown_words(self, df: pd.DataFrame, no_evidence: list[np.ndarray]) -> np.ndarray:
+        """Rows whose texts (some given) hold no term the model knows (unseen words, a number): they score as an
+        empty text does."""
+        cols = [c["name"] for c in self.preprocessor.input_columns
+                if c["kind"] == "text" and c["name"] in self.preprocessor.text_models]
+        if not cols or len(no_evidence) != len(cols) or not isinstance(df, pd.DataFrame) or not len(df):
+            return np.zeros(len(df) if hasattr(df, "__len__") else 0, bool)
+        given = np.zeros(len(df), bool)
+        for c in cols:
+            s = df[c] if c in df.columns else pd.Series([None] * len(df))
+            given |= (s.notna() & s.astype(str).str.strip().ne("")).to_numpy()
+        return given & np.logical_and.reduce(no_evidence)
 
     def _prior_without_evidence(self, raw: np.ndarray, no_evidence: list[np.ndarray]) -> np.ndarray:
         """A model whose only inputs are texts answers a row none of whose texts holds a known term with the
@@ -92,20 +109,32 @@ class TabularPredictor:
         """Predictions of the rows of ``df``. Inputs given but not readable ('abc' for a number, 'n/a' for a date,
         a word that is neither yes nor no) are scored as missing: ``attrs["notes"]`` of the answer says which,
         and a UserWarning says so too."""
-        out = self._predict(df)
+        out, unknown = self._predict(df)
         found = unreadable_values(df, self.used_columns)
-        if found:
-            notes = unreadable_notes(found, self.used_columns)
+        notes = unreadable_notes(found, self.used_columns) if found else []
+        if unknown.any():
+            notes.append(self._unknown_note(int(unknown.sum()), df, unknown))
+        if notes:
             out.attrs["notes"] = notes
             out.attrs["unreadable_values"] = {col: n for col, (n, _) in found.items()}
             for note in notes:
                 warnings.warn(note, UserWarning, stacklevel=2)
         return out
 
-    def _predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        raw = self.predict_raw(df)
+    def _unknown_note(self, n: int, df: pd.DataFrame, unknown: np.ndarray) -> str:
+        texts = [c["name"] for c in self.input_columns if c["kind"] == "text"]
+        col = next((c for c in texts if c in df.columns), texts[0])
+        shown = ", ".join(repr(str(v)[:30]) for v in df.loc[unknown, col].head(3)) if col in df.columns else ""
+        alone = len(texts) == len(self.used_columns)
+        return (f"{n:,} row(s) have text in {col!r} but no word the model knows" + (f" (e.g. {shown})" if shown else "")
+                + ": their answers " + ("are only how often each class occurred in training" if alone else
+                                        "rest on the other columns and are less reliable") + ", as for an empty text")
+
+    def _predict(self, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        raw, evidence = self._raw_and_evidence(df)
+        unknown = self._unknown_words(df, evidence)
         if self.task == "regression":
-            return pd.DataFrame({"prediction": raw}, index=df.index)
+            return pd.DataFrame({"prediction": raw}, index=df.index), unknown
         labels = self.labels or []
         if len(labels) == 2 and self.threshold is not None:
             codes = (raw[:, 1] >= self.threshold).astype(int)
@@ -115,7 +144,7 @@ class TabularPredictor:
         for j, lab in enumerate(labels):
             out[_proba_col(lab)] = raw[:, j]
         out["confidence"] = raw[np.arange(len(codes)), codes]  # the probability of the predicted label
-        return out
+        return out, unknown
 
     def predict_records(self, records: list[dict]) -> list[dict]:
         """JSON records (validated against the input schema) -> one answer each, as ``predict`` gives them.
@@ -128,19 +157,26 @@ class TabularPredictor:
         rows = None
         if self.fast_single:
             rows = [self.preprocessor.transform_record(r) for r in records]
+        unknown = np.zeros(len(records), bool)
         if rows is not None and all(r is not None for r in rows):
             raw = self.learner.predict_raw(np.vstack(rows))
         else:
-            raw = self.predict_raw(pd.DataFrame.from_records(records))
+            frame = pd.DataFrame.from_records(records)
+            raw, evidence = self._raw_and_evidence(frame)
+            unknown = self._unknown_words(frame, evidence)
         out = self._outputs(raw)
         texts = [c["name"] for c in self.input_columns if c["kind"] == "text"]
         if texts:  # a text model asked without its text answers from the other columns, or the class shares
             alone = len(texts) == len(self.used_columns)
-            for rec, row in zip(records, out):
+            for rec, row, unseen in zip(records, out, unknown):
                 if all(not str(rec.get(t) if rec.get(t) is not None else "").strip() for t in texts):
                     row["warning"] = (f"no text in {', '.join(map(repr, texts))}: " + (
                         "the answer is only how often each class occurred in training" if alone else
                         "the answer rests on the other fields and is less reliable (the model learnt from rows with text)"))
+                elif unseen:  # 'zzzz qqqq', '12345': scored as an empty text is, and said so
+                    row["warning"] = (f"no word the model knows in {', '.join(map(repr, texts))}: " + (
+                        "the answer is only how often each class occurred in training" if alone else
+                        "the answer rests on the other fields and is less reliable"))
         return out
 
     def _outputs(self, raw) -> list[dict]:

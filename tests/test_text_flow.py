@@ -77,6 +77,11 @@ def test_reloaded_model_predicts_identically_and_handles_hostile_text(zh):
         assert time.monotonic() - t0 < 10
     pd.testing.assert_frame_equal(first, again)
     assert first.iloc[1]["prediction"] == "好评"
+    rows.loc[4, "text"] = "ŋŋŋ ßßß"
+    with Workspace.open(zh["ws"]) as ws, pytest.warns(UserWarning, match="no word the model knows"):
+        notes = ws.model("reviews").predict(rows).attrs["notes"]
+    assert any(n.startswith("2 row(s) have text in 'text' but no word the model knows (e.g. '12345', 'ŋŋŋ ßßß')")
+               for n in notes), notes
     assert np.allclose(first.filter(like="proba_").sum(axis=1), 1.0)
     assert np.allclose(first["confidence"], first.filter(like="proba_").max(axis=1))  # as images and series give it
 
@@ -150,7 +155,8 @@ def test_rest_predict_with_text_json(zh):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
-        body = {"records": [{"text": "非常满意，推荐购买", "hours": 3.0}, {"text": "", "hours": None}]}
+        body = {"records": [{"text": "非常满意，推荐购买", "hours": 3.0}, {"text": "", "hours": None},
+                            {"text": "ŋŋŋ ßßß", "hours": 3.0}]}
         r = httpx.post(base + "/v1/models/reviews/predict", json=body, headers=auth, timeout=30)
         assert r.status_code == 200, r.text
         preds = r.json()["predictions"]
@@ -159,6 +165,8 @@ def test_rest_predict_with_text_json(zh):
             alone = ws.model("reviews").manifest["learner"]["format"] == "text-scores"
         said = "is only how often each class occurred" if alone else "rests on the other fields and is less reliable"
         assert "warning" not in preds[0] and preds[1]["warning"].startswith(f"no text in 'text': the answer {said}")
+        # text holding no word the model knows scores as an empty text does: said as well (it was silent)
+        assert preds[2]["warning"].startswith(f"no word the model knows in 'text': the answer {said}"), preds[2]
         bad = httpx.post(base + "/v1/models/reviews/predict", json={"records": [{"text": {"a": 1}, "hours": 1}]},
                          headers=auth, timeout=30)
         assert bad.status_code == 422 and "text" in bad.text
