@@ -28,9 +28,20 @@ def output_path(out: str | os.PathLike) -> Path:
     return out
 
 
+def csv_encoding(df) -> str:
+    """UTF-8 with a byte-order mark when ``df``'s header or values hold non-ASCII text (Chinese class names, ...):
+    Excel on Windows reads a CSV without it in the local code page and shows such text garbled. Plain ASCII
+    output stays plain UTF-8 (no mark for scripts to trip over)."""
+    text = [str(c) for c in df.columns]
+    for c in df.columns:
+        if df[c].dtype == object:
+            text += [str(v) for v in df[c].head(1000) if isinstance(v, str)]
+    return "utf-8-sig" if any(not t.isascii() for t in text) else "utf-8"
+
+
 def _write(df, path: Path, fmt: str) -> None:
     if fmt == "csv":
-        df.to_csv(path, index=False)
+        df.to_csv(path, index=False, encoding=csv_encoding(df))
     elif fmt == "parquet":
         df.to_parquet(path, index=False)
     else:
@@ -119,8 +130,9 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
             frames = executor.map(predict_chunk, package_payload(model.folder, keep_columns), chunks,
                                   window=2 * executor.slots())
         for frame in frames:
-            if fmt == "csv":
-                frame.to_csv(tmp, mode="a" if rows else "w", header=not rows, index=False)
+            if fmt == "csv":  # the first chunk decides the byte-order mark (it is written once, at the start)
+                encoding = csv_encoding(frame) if not rows else "utf-8"
+                frame.to_csv(tmp, mode="a" if rows else "w", header=not rows, index=False, encoding=encoding)
             elif fmt == "excel":
                 kept.append(frame)
                 if rows + len(frame) > EXCEL_MAX_ROWS:

@@ -95,6 +95,8 @@ def test_cli_predict_on_a_gb18030_file(zh):
     assert res["rows"] == 2
     got = pd.read_csv(out)
     assert got["prediction"].tolist() == ["好评", "差评"]
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # a byte-order mark: Excel shows the Chinese, not mojibake
+    assert list(got.columns)[0] == "text"  # pandas reads past the mark
     assert "notes" not in res and "rows_without_text" not in res
     new.assign(text=["质量很好。", "  "]).to_csv(src, index=False, encoding="gb18030")  # one row without text: said
     res = cli_json("predict", "reviews", str(src), "-o", str(out), *zh["w"])
