@@ -119,11 +119,12 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     writer = frames = None
     kept: list = []  # Excel: the frames, written at the end (a workbook is not appended to)
     unreadable: dict[str, list] = {}  # column -> [count, examples]: values given but read as missing
+    unknown: list = []  # [rows, text column, examples] whose text holds no word the model knows
     try:
         chunks = _tally_unreadable(iter_table_chunks(src, chunk_rows), model.predictor, unreadable)
         if executor is None or executor.name == "local":
             predictor = model.predictor
-            frames = (_predict_here(predictor, chunk, keep_columns) for chunk in chunks)
+            frames = (_predict_here(predictor, chunk, keep_columns, unknown) for chunk in chunks)
         else:
             from .execution.batch import package_payload, predict_chunk
 
@@ -172,6 +173,9 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
         result["sheet"] = src.sheet
     used = _used_columns(model.predictor)
     notes = list(src.notes) + unreadable_notes({c: (n, ex) for c, (n, ex) in unreadable.items()}, used)
+    if unknown and hasattr(model.predictor, "unknown_text_note"):
+        notes.append(model.predictor.unknown_text_note(*unknown))
+        result["rows_without_known_words"] = {unknown[1]: unknown[0]}
     if notes:
         result["notes"] = notes
     text = {c["name"] for c in used if c["kind"] == "text"}
@@ -205,6 +209,12 @@ def _tally_unreadable(chunks, predictor, tally: dict):
         yield chunk
 
 
-def _predict_here(predictor, chunk, keep_columns: bool):
+def _predict_here(predictor, chunk, keep_columns: bool, unknown: list | None = None):
     pred = getattr(predictor, "_predict", predictor.predict)(chunk)  # the unreadable values are tallied here
+    said = pred.attrs.pop("unknown_text", None)
+    if said and unknown is not None:  # rows whose text holds no word the model knows: [count, column, examples]
+        if not unknown:
+            unknown += [0, said[1], []]
+        unknown[0] += said[0]
+        unknown[2] = (unknown[2] + list(said[2]))[:3]
     return chunk.join(pred, rsuffix="_pred") if keep_columns else pred

@@ -109,11 +109,12 @@ class TabularPredictor:
         """Predictions of the rows of ``df``. Inputs given but not readable ('abc' for a number, 'n/a' for a date,
         a word that is neither yes nor no) are scored as missing: ``attrs["notes"]`` of the answer says which,
         and a UserWarning says so too."""
-        out, unknown = self._predict(df)
+        out = self._predict(df)
         found = unreadable_values(df, self.used_columns)
         notes = unreadable_notes(found, self.used_columns) if found else []
-        if unknown.any():
-            notes.append(self._unknown_note(int(unknown.sum()), df, unknown))
+        unknown = out.attrs.pop("unknown_text", None)
+        if unknown:
+            notes.append(self.unknown_text_note(*unknown))
         if notes:
             out.attrs["notes"] = notes
             out.attrs["unreadable_values"] = {col: n for col, (n, _) in found.items()}
@@ -121,20 +122,31 @@ class TabularPredictor:
                 warnings.warn(note, UserWarning, stacklevel=2)
         return out
 
-    def _unknown_note(self, n: int, df: pd.DataFrame, unknown: np.ndarray) -> str:
-        texts = [c["name"] for c in self.input_columns if c["kind"] == "text"]
-        col = next((c for c in texts if c in df.columns), texts[0])
-        shown = ", ".join(repr(str(v)[:30]) for v in df.loc[unknown, col].head(3)) if col in df.columns else ""
-        alone = len(texts) == len(self.used_columns)
-        return (f"{n:,} row(s) have text in {col!r} but no word the model knows" + (f" (e.g. {shown})" if shown else "")
+    def unknown_text_note(self, n: int, column: str, examples: list[str]) -> str:
+        """The note on ``n`` rows whose text holds no word the model knows (``_predict``'s attrs["unknown_text"])."""
+        alone = sum(c["kind"] == "text" for c in self.input_columns) == len(self.used_columns)
+        shown = ", ".join(repr(v) for v in examples)
+        return (f"{n:,} row(s) have text in {column!r} but no word the model knows" + (f" (e.g. {shown})" if shown
+                                                                                        else "")
                 + ": their answers " + ("are only how often each class occurred in training" if alone else
                                         "rest on the other columns and are less reliable") + ", as for an empty text")
 
-    def _predict(self, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def _predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The answer rows; ``attrs["unknown_text"]``: (rows, text column, up to 3 examples) of rows whose text
+        holds no word the model knows, when there are any."""
         raw, evidence = self._raw_and_evidence(df)
+        out = self._answer_frame(df, raw)
         unknown = self._unknown_words(df, evidence)
+        if unknown.any():
+            texts = [c["name"] for c in self.input_columns if c["kind"] == "text"]
+            col = next((c for c in texts if c in df.columns), texts[0])
+            examples = [str(v)[:30] for v in df.loc[unknown, col].head(3)] if col in df.columns else []
+            out.attrs["unknown_text"] = (int(unknown.sum()), col, examples)
+        return out
+
+    def _answer_frame(self, df: pd.DataFrame, raw: np.ndarray) -> pd.DataFrame:
         if self.task == "regression":
-            return pd.DataFrame({"prediction": raw}, index=df.index), unknown
+            return pd.DataFrame({"prediction": raw}, index=df.index)
         labels = self.labels or []
         if len(labels) == 2 and self.threshold is not None:
             codes = (raw[:, 1] >= self.threshold).astype(int)
@@ -144,7 +156,7 @@ class TabularPredictor:
         for j, lab in enumerate(labels):
             out[_proba_col(lab)] = raw[:, j]
         out["confidence"] = raw[np.arange(len(codes)), codes]  # the probability of the predicted label
-        return out, unknown
+        return out
 
     def predict_records(self, records: list[dict]) -> list[dict]:
         """JSON records (validated against the input schema) -> one answer each, as ``predict`` gives them.

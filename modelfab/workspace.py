@@ -222,17 +222,24 @@ class Workspace:
 
     # -- datasets ---------------------------------------------------------
     def import_table(self, path: str | os.PathLike, name: str | None = None, *,
-                     sheet: str | None = None, header_row: int | None = None) -> "ImportResult":
+                     sheet: str | None = None, header_row: int | None = None,
+                     kinds: dict[str, str] | None = None) -> "ImportResult":
         """Import a CSV/TSV, Parquet or Excel table; ``sheet``: the Excel sheet (default: the one with the most
         cells; ``ImportResult.notes`` says which was read); ``header_row``: the 1-based row holding the column
-        names, when title rows come first (default: found, and said in the notes)."""
+        names, when title rows come first (default: found, and said in the notes); ``kinds``: column -> kind
+        where the inferred one is wrong (e.g. ``{"report": "text"}`` for short texts that repeat, read as a
+        category; kinds: numeric, categorical, text, datetime, boolean, id)."""
         from .datasets import import_table
 
         _check_path(path, "a table file (CSV, TSV, Parquet or Excel)")
         if header_row is not None and (isinstance(header_row, bool) or not isinstance(header_row, int)
                                        or header_row < 1):
             raise InvalidInput(f"header_row must be a row number from 1; got {header_row!r}.")
-        return import_table(self, path, name, sheet=sheet, header_row=header_row)
+        if kinds is not None and (not isinstance(kinds, dict)
+                                  or not all(isinstance(k, str) and isinstance(v, str) for k, v in kinds.items())):
+            raise InvalidInput(f"kinds maps column names to kinds; expected a dict of str to str, got "
+                               f"{type(kinds).__name__}.", hint="Pass kinds={'report': 'text'}.")
+        return import_table(self, path, name, kinds=kinds or None, sheet=sheet, header_row=header_row)
 
     def dataset(self, ref: "str | DatasetVersion") -> "DatasetVersion":
         from .datasets import DatasetVersion

@@ -107,6 +107,10 @@ def test_cli_predict_on_a_gb18030_file(zh):
         alone = ws.model("reviews").manifest["learner"]["format"] == "text-scores"
     said = "are only how often each class occurred in training" if alone else "rest on the other columns and are less reliable"
     assert f"1 row(s) have no text in 'text': their answers {said}" in res["notes"]
+    new.assign(text=["质量很好。", "ŋŋŋ ßßß"]).to_csv(src, index=False, encoding="gb18030")  # no word it knows: said
+    res = cli_json("predict", "reviews", str(src), "-o", str(out), *zh["w"])
+    assert res["rows_without_known_words"] == {"text": 1}
+    assert any("1 row(s) have text in 'text' but no word the model knows (e.g. 'ŋŋŋ ßßß')" in n for n in res["notes"])
 
 
 def test_report_shows_top_terms_and_misclassified_examples(zh):
@@ -256,3 +260,23 @@ def test_a_text_model_is_kept_alone_over_trees_using_noise_columns_too(tmp_path)
         got = m.predict([{"ticket": "N1", "desc": "轴承异响", "hours": 5.0},
                          {"ticket": "N2", "desc": "hydraulic oil leaking again", "hours": 3.0}])
         assert got["prediction"].tolist() == ["轴承故障", "液压泄漏"]
+
+
+def test_short_texts_that_repeat_can_be_declared_text_at_import(tmp_path):
+    """A tester's tickets of a few words that repeat were typed 'categorical' with no way to say they are text:
+    every new wording was then a category never seen ('漏油严重' -> another class at 0.8)."""
+    rng = np.random.default_rng(0)
+    words = {"leak": ["漏油", "漏水", "油管漏"], "trip": ["跳闸", "断电", "停机跳闸"]}
+    rows = [(rng.choice(words[c]), c) for c in ("leak", "trip") for _ in range(60)]
+    src = tmp_path / "short.csv"
+    pd.DataFrame(rows, columns=["desc", "cls"]).to_csv(src, index=False)
+    w = ("-w", str(tmp_path / "ws"))
+    run_cli("init", str(tmp_path / "ws"))
+    auto = cli_json("data", "import", str(src), "--name", "short", *w)
+    assert {c["name"]: c["kind"] for c in auto["schema"]}["desc"] == "categorical"
+    said = cli_json("data", "import", str(src), "--name", "short", "--column-kind", "desc=text", *w)
+    assert said["created"] and {c["name"]: c["kind"] for c in said["schema"]}["desc"] == "text"
+    bad = run_cli("data", "import", str(src), "--name", "short", "--column-kind", "desk=text", *w, check=False)
+    assert bad.returncode != 0 and "Cannot set column 'desk'" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("data", "import", str(src), "--column-kind", "desc", *w, check=False)
+    assert bad.returncode != 0 and "expects COLUMN=KIND" in bad.stderr

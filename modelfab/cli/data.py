@@ -88,6 +88,7 @@ def import_cmd(
     label_column: Annotated[Optional[str], typer.Option("--label-column", help="Series: the label of each series (or --labels FILE.csv with id,label).")] = None,
     sheet: Annotated[Optional[str], typer.Option("--sheet", help="Excel: the sheet to read (default: the one with the most cells).")] = None,
     header_row: Annotated[Optional[int], typer.Option("--header-row", min=1, help="Tables: the row holding the column names, counted from 1 as a spreadsheet does (default: found; title rows above it are left out with a note).")] = None,
+    column_kinds: Annotated[Optional[list[str]], typer.Option("--column-kind", help="Tables: COLUMN=KIND where the inferred kind is wrong (repeat), e.g. --column-kind report=text for short texts that repeat (read as a category). Kinds: numeric, categorical, text, datetime, boolean, id.")] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -105,7 +106,8 @@ def import_cmd(
     ws = open_ws(workspace)
     if kind == "auto":
         kind = "series" if series_opts else modality_registry.detect_kind(path)
-    for flag, value in (("--sheet", sheet), ("--header-row", header_row)):
+    kinds = _column_kinds(column_kinds)
+    for flag, value in (("--sheet", sheet), ("--header-row", header_row), ("--column-kind", kinds)):
         if value is not None and kind != "table":
             raise InvalidInput(f"{flag} is for tables (CSV, Excel); {path.name} is imported as {kind}.",
                                hint=f"Leave out {flag}.")
@@ -120,7 +122,7 @@ def import_cmd(
                                skip_bad=skip_bad)
     else:
         with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():
-            res = ws.import_table(path, name=name, sheet=sheet, header_row=header_row)
+            res = ws.import_table(path, name=name, sheet=sheet, header_row=header_row, kinds=kinds)
     ds = res.dataset
     if json_out:
         extra = {"schema": ds.schema["columns"]} if ds.kind == "table" else {"stats": ds.stats, "options": ds.options}
@@ -337,3 +339,18 @@ def show_cmd(
             total = sum(counts.values()) or 1
             bal = ", ".join(f"{k} {v / total:.0%}" for k, v in counts.items())
             console.print(f"class balance of [bold]{c['name']}[/]: {bal}")
+
+
+def _column_kinds(given: list[str] | None) -> dict[str, str] | None:
+    """--column-kind COLUMN=KIND (repeated) as a dict; the kinds are checked against the file at import."""
+    if not given:
+        return None
+    out = {}
+    for item in given:
+        col, sep, kind = item.rpartition("=")
+        if not sep or not col.strip() or not kind.strip():
+            raise InvalidInput(f"--column-kind expects COLUMN=KIND; got {item!r}.",
+                               hint="e.g. --column-kind report=text (kinds: numeric, categorical, text, datetime, "
+                                    "boolean, id).")
+        out[col.strip()] = kind.strip().lower()
+    return out
