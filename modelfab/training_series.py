@@ -293,7 +293,9 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
     raw = ens.predict_raw(d_te, o_te, s_te)
     metrics = _holdout_metrics(task, y[te], raw, labels)
     blended = _blend(fitted, weights)
-    metrics["primary"] = {"name": _metric_name(task), "validation_score": _score(task, y[tr], blended)}
+    # what chose the blend (choose_weights): the out-of-fold loss, not the accuracy the leaderboard also shows
+    metrics["primary"] = {"name": "mean squared error, out of fold" if task == "regression" else
+                          "log loss, out of fold", "validation_score": _loss(task, y[tr], blended)}
     used = [i for i, w in enumerate(weights) if w > 0]
     if len(used) == 1:  # the report highlights what was kept: one candidate, or their blend (its own row)
         board[fitted_rows[used[0]]]["chosen"] = True

@@ -128,8 +128,11 @@ def test_reload_gives_equal_predictions_and_report_has_series_section(trained, t
     assert titles and titles[0] == "Misclassified series"
     # the "best validation score" the report names is a row of its table: the kept candidate, or their blend
     chosen = [r for r in model.manifest["leaderboard"] if r.get("chosen")]
-    assert len(chosen) == 1 and chosen[0]["score"] == pytest.approx(model.metrics["primary"]["validation_score"],
+    # what chose it is the out-of-fold log loss (the report said "accuracy", and a row of higher accuracy could lose)
+    assert model.metrics["primary"]["name"] == "log loss, out of fold"
+    assert len(chosen) == 1 and chosen[0]["loss"] == pytest.approx(model.metrics["primary"]["validation_score"],
                                                                    abs=1e-6), model.manifest["leaderboard"]
+    assert "Models were compared on <b>log loss, out of fold</b>" in Path(html).read_text("utf-8")
     assert Path(html).read_text("utf-8").count('<tr class="chosen">') == 1
     ws.close()
     other.close()
