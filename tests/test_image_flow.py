@@ -366,4 +366,11 @@ def test_an_image_far_larger_than_the_training_ones_gets_a_note(tmp_path):
     out = m.predict([tmp_path / "big.png", next((tmp_path / "spots" / "good").glob("*.png"))])
     assert out["note"].iloc[0].startswith("1600x1200 is far from the training images' sizes (4,096 to 4,096 pixels)")
     assert out["note"].iloc[1] == ""
+    # a colour image for a classifier that saw grey images only: its colour features were never seen (it answered
+    # 'good' at 0.99995 for colour noise, silently)
+    assert m.manifest["image"]["colour"] is False
+    colour = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    out = m.predict([tmp_path / "colour.png"])
+    assert "a colour image; every training image was grey" in out["note"].iloc[0]
     ws.close()

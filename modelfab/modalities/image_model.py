@@ -67,6 +67,9 @@ class ImagePredictor:
         if lo_hi and (area > SIZE_FACTOR * lo_hi[1] or area * SIZE_FACTOR < lo_hi[0]):
             notes.append(f"{im.size[0]}x{im.size[1]} is far from the training images' sizes ({lo_hi[0]:,} to "
                          f"{lo_hi[1]:,} pixels): the answer may not hold; check the camera or the crop")
+        if self.task != "anomaly" and im.rgb is not None and info.get("colour") is False:
+            notes.append("a colour image; every training image was grey, so its colour was never seen in training: "
+                         "the answer may not hold (check the camera, or train with colour images)")
         if any(notes):
             row["note"] = "; ".join(n for n in notes if n)
         return row
