@@ -340,7 +340,7 @@ def train_series(ws, ds, *, target: str | None = None, task: str, budget, metric
         notes.append("Not enough budget was left to refit on all series: the registered model is the one trained "
                      f"on {len(tr)} series and tested on the {len(te)} held out.")
     return _package(ws, ds, final, metrics, board, notes, budget, seed, name, task, labels, y[te], raw,
-                    (d_te, o_te, s_te), np.asarray(index["id"][keep])[te], refit, len(y))
+                    (d_te, o_te, s_te), np.asarray(index["id"][keep])[te], refit, len(y), value_range(data))
 
 
 def _refit_seconds(m, spent: float, n_tr: int, n_all: int, cheap: bool, boost_share: float) -> float:
@@ -369,6 +369,14 @@ def _kind(m) -> str:
 
 def _label(kind: str) -> str:
     return {"minirocket": "minirocket_ridge", "multirocket": "multirocket_ridge"}.get(kind, "features_lgbm")
+
+
+def value_range(data: np.ndarray) -> list[list[float]]:
+    """Per channel, the 1st and 99th percentile of the training values (every k-th value of a long set): what
+    prediction compares a series with (a channel far outside it was never seen)."""
+    step = max(1, data.shape[1] // 2_000_000)
+    q = np.nanpercentile(np.asarray(data[:, ::step], np.float64), [1, 99], axis=1)
+    return [[float(q[0, c]), float(q[1, c])] for c in range(data.shape[0])]
 
 
 def _metric_name(task: str) -> str:
@@ -415,7 +423,7 @@ def _examples(task, y, raw, held) -> dict:
 
 
 def _package(ws, ds, final, metrics, board, notes, budget, seed, name, task, labels, y_te, raw, held, te_ids, refit,
-             n_total):
+             n_total, ranges):
     from .modalities.series.heads import SeriesEnsemble
 
     with package_folder(ws) as folder:
@@ -430,7 +438,7 @@ def _package(ws, ds, final, metrics, board, notes, budget, seed, name, task, lab
             "input_schema": {"columns": [series_input(schema["n_channels"], schema.get("channel_names"))]},
             "series": {"n_channels": schema["n_channels"], "channel_names": schema.get("channel_names"),
                        "min_length": schema["min_length"], "max_length": schema["max_length"],
-                       "options": ds.options, "members": specs},
+                       "value_range": ranges, "options": ds.options, "members": specs},
             "metrics": metrics, "metric": _metric_name(task),
             "learner": {"name": final.describe(), "format": "series-ensemble",
                         "config": {"members": [{"name": s["name"], "weight": s["weight"]} for s in specs],

@@ -470,3 +470,16 @@ def test_predict_refuses_a_ts_series_with_a_channel_cut_short_alone(trained, tmp
         scored = ws.model("shapes").predictor.predict_file(tmp_path / "cut.ts")
     assert scored["prediction"].notna().tolist() == [True, False, True]
     assert "channels have different lengths (60, 40 values)" in scored["error"][1]
+
+
+def test_a_series_far_outside_the_training_values_gets_a_warning(trained):
+    """A tester's random arrays (values ~5 for a channel trained at ~45) were answered at confidence 1.0 with no
+    word; the length check existed, a value check did not."""
+    with Workspace.open(trained["ws"]) as ws:
+        m = ws.model("shapes")
+        lo, hi = m.manifest["series"]["value_range"][0]
+        same = trained["test"][0]
+        far = same + 10 * (hi - lo) + hi
+        out = m.predictor.predict_series([same, far], ["same", "far"])
+    assert out["warning"].iloc[0] == ""
+    assert "is far outside the training values" in out["warning"].iloc[1] and "median" in out["warning"].iloc[1]

@@ -39,6 +39,7 @@ class SeriesPredictor:
         self.channel_names = list(spec.get("channel_names") or [])
         self.options = spec.get("options") or {}
         self.lengths = (spec.get("min_length"), spec.get("max_length"))  # of the training series
+        self.value_range = spec.get("value_range")  # per channel [1st, 99th percentile] of the training values
         self.settings = settings or Settings.from_env()
         self.threshold = None
         try:
@@ -119,6 +120,21 @@ class SeriesPredictor:
             parts.append(self.model.predict_raw(np.ascontiguousarray(np.concatenate(chunk, axis=1)), off, chunk))
         return np.concatenate(parts, axis=0)
 
+    def range_warning(self, s: np.ndarray) -> str:
+        """Empty, or a warning when a channel's median lies far outside the training values (more than their
+        1st..99th percentile span beyond it): a series of other data, or another unit; its answer may be sure
+        and wrong."""
+        if not self.value_range or len(self.value_range) != s.shape[0]:
+            return ""
+        said = []
+        for c, (lo, hi) in enumerate(self.value_range):
+            med = float(np.nanmedian(s[c]))
+            span = max(hi - lo, 1e-9)
+            if med < lo - span or med > hi + span:
+                name = self.channel_names[c] if c < len(self.channel_names) else f"channel {c}"
+                said.append(f"{name!r} (median {med:.4g}) is far outside the training values ({lo:.4g}..{hi:.4g})")
+        return ("; ".join(said) + ": the answer is unreliable (other data, or another unit?)") if said else ""
+
     def length_warning(self, length: int) -> str:
         """Empty, or a warning when a series is far shorter or longer than every training series (the model
         has never seen such a series; its answer may be confident and wrong)."""
@@ -174,8 +190,13 @@ class SeriesPredictor:
             out["confidence"] = raw.max(axis=1)
             for j, lab in enumerate(labels):
                 out[f"proba_{lab}"] = raw[:, j]
-        warn = [self.length_warning(np.shape(one)[-1]) if not errors[i] else ""
-                for i, one in enumerate(series)]
+        clean_of = dict(zip(good, cleaned)) if keep_going else {}
+        warn = []
+        for i, one in enumerate(series):
+            parts = [] if errors[i] else [self.length_warning(np.shape(one)[-1])]
+            if not errors[i] and i in clean_of:
+                parts.append(self.range_warning(clean_of[i]))
+            warn.append("; ".join(p for p in parts if p))
         if any(warn):
             out["warning"] = warn
         filled = [""] * len(series)
