@@ -146,10 +146,12 @@ def import_table(ws, path: str | os.PathLike, name: str | None = None,
     return ImportResult(DatasetVersion.from_row(row), created=True, notes=notes)
 
 
-def _default_name(p: Path) -> str:
+def _default_name(p: Path, folder: bool = False) -> str:
+    """The dataset name a file (its stem) or a folder (its whole name) gets when none is given: characters a name
+    cannot hold become '_' ('my parts' -> 'my_parts', 维修工单2024.csv -> 维修工单2024)."""
     import re
 
-    stem = re.sub(r"[^\w.\-]+", "_", p.stem).strip("_.-") or "dataset"  # 维修工单2024.csv -> 维修工单2024
+    stem = re.sub(r"[^\w.\-]+", "_", p.name if folder else p.stem).strip("_.-") or "dataset"
     return stem[:100]
 
 

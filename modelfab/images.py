@@ -122,18 +122,21 @@ def _run(fn, jobs: list[tuple], settings, progress, total: int, offset: int = 0)
 
 def import_images(ws, path: str | os.PathLike, name: str | None, opts: ImageOptions, *, skip_bad: bool = False,
                   progress: Callable[[int, int, str], None] | None = None):
+    from .datasets import _default_name
     from .modalities.image.io import content_root, safe_extract_zip
 
     src = Path(path)
     if src.is_file():
         tmp = safe_extract_zip(src, ws.tmp_dir, ws.settings)
         try:
-            return _import_folder(ws, content_root(tmp), name or src.stem, src.name, opts, skip_bad, progress)
+            return _import_folder(ws, content_root(tmp), name or _default_name(src), src.name, opts, skip_bad,
+                                  progress)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if not src.is_dir():
         raise InvalidInput(f"{src}: expected a folder of images or a .zip of them, got no such file or folder.")
-    return _import_folder(ws, src, name or src.resolve().name, src.name, opts, skip_bad, progress)
+    return _import_folder(ws, src, name or _default_name(src.resolve(), folder=True), src.name, opts, skip_bad,
+                          progress)
 
 
 def _import_folder(ws, root: Path, name: str, source_name: str, opts: ImageOptions, skip_bad: bool, progress):

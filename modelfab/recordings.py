@@ -203,7 +203,9 @@ def import_recordings(ws, folder: str | os.PathLike, name: str | None, opts: Sig
     root = Path(folder)
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder of recordings.")
-    name = check_name(name or root.resolve().name, "dataset")
+    from .datasets import _default_name
+
+    name = check_name(name or _default_name(root.resolve(), folder=True), "dataset")
     files = list_recordings(root)
     if not files:
         raise InvalidInput(f"No recordings in {root}: expected files ending in {', '.join(sorted(SIGNAL_EXTENSIONS))}.")

@@ -84,6 +84,13 @@ def test_zip_import_and_auto_kind(ws, surfaces, tmp_path):
     ds = ws.import_images(z, "zipped").dataset
     assert ds.n_rows == 12 and ds.stats["masks"] == 12
     assert ds.content_sha == ws.dataset("surf").content_sha  # same files, same labels, same content
+    # without a name, a folder or zip named with spaces gets a usable one (a folder 'line 3 parts' was refused,
+    # while a file 'line 3.csv' became 'line_3')
+    import shutil
+
+    spaced = shutil.copytree(surfaces, tmp_path / "line 3 parts")
+    assert ws.import_images(spaced, None).dataset.name == "line_3_parts"
+    assert ws.import_images(z.rename(tmp_path / "line 3.zip"), None).dataset.name == "line_3"
 
 
 def test_boxes_voc_coco_yolo_with_rescale(ws, tmp_path):
