@@ -225,3 +225,19 @@ def test_a_wide_table_with_ids_leaves_out_rows_without_an_id_at_prediction_and_r
     with lenient_reading():
         s = read_series(tmp_path / "wide.csv", S, id_column="unit", layout="wide")
     assert s.ids == ["007", "009", "010"] and any("were left out" in n for n in s.notes)
+
+
+def test_decimal_commas_are_read_as_tables_read_them(tmp_path):
+    """A European export (';' between fields, '4,15' for 4.15) was refused: "holds a non-number ('4,15…')",
+    while the table reader reads the same file."""
+    from modelfab.modalities.series.long import read_long
+    from modelfab.settings import Settings
+
+    rng = np.random.default_rng(0)
+    rows = [{"cycle": f"C{i}", "t": t, "pressure bar": f"{4 + rng.normal():.3f}".replace(".", ","),
+             "temp": f"{40 + rng.normal():.2f}".replace(".", ",")} for i in range(4) for t in range(20)]
+    pd.DataFrame(rows).to_csv(tmp_path / "euro.csv", sep=";", index=False)
+    sset = read_long(tmp_path / "euro.csv", Settings(), id_column="cycle", time_column="t",
+                     value_columns=["pressure bar", "temp"])
+    assert len(sset.series) == 4 and 2.0 < float(np.mean(sset.series[0][0])) < 6.0
+    assert 38.0 < float(np.mean(sset.series[0][1])) < 42.0

@@ -20,9 +20,12 @@ def _read_frame(path: Path, settings: Settings, ignore: tuple[str, ...] = (), id
     as ``007`` are kept as written (a CSV reader would make them the number 7)."""
     from ..tabular_io import open_table, read_table
 
-    df = read_table(open_table(path, settings), settings, text_columns=tuple(c for c in ids if c is not None))
+    src = open_table(path, settings)
+    df = read_table(src, settings, text_columns=tuple(c for c in ids if c is not None))
     # the rows numbered as in the file (a Parquet file may carry the index of the frame it was written from)
-    return df.drop(columns=[c for c in ignore if c in df.columns]).reset_index(drop=True)
+    df = df.drop(columns=[c for c in ignore if c in df.columns]).reset_index(drop=True)
+    df.attrs["delimiter"] = src.delimiter  # ';' between fields: '4,126' is a decimal comma (_numeric)
+    return df
 
 
 def drop_rows_without_id(df: pd.DataFrame, id_column: str, name: str, importing: bool) -> tuple[pd.DataFrame, list]:
@@ -76,10 +79,17 @@ def _numeric(df: pd.DataFrame, cols: list[str], name: str, bad: dict[int, str] |
     """The columns as float64 (empty cells NaN). A cell that is not a number refuses the file with its row; with
     ``bad`` (lenient reading: prediction) it is NaN and ``bad[position]`` says why, for the caller to refuse its
     series alone, unless most of the column is not numbers (a text column, not a mistyped cell)."""
+    from ..tabular_values import detect_number_format, to_numbers
+
     out = np.empty((len(df), len(cols)), dtype=np.float64)
     for j, c in enumerate(cols):
         v = pd.to_numeric(df[c], errors="coerce")
         wrong = (v.isna() & df[c].notna()).to_numpy()
+        if wrong.any() and not pd.api.types.is_numeric_dtype(df[c]):  # '4,15' (a decimal comma), '1.486,7', '12,0 mm': as tables read them
+            fmt = detect_number_format(df[c], df.attrs.get("delimiter"))
+            if fmt is not None:
+                v = to_numbers(df[c], fmt)
+                wrong = (v.isna() & df[c].notna() & df[c].astype(str).str.strip().ne("")).to_numpy()
         if wrong.any():
             at = np.flatnonzero(wrong)
             if bad is None or 2 * len(at) > int(df[c].notna().sum()):
