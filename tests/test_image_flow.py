@@ -374,3 +374,22 @@ def test_an_image_far_larger_than_the_training_ones_gets_a_note(tmp_path):
     out = m.predict([tmp_path / "colour.png"])
     assert "a colour image; every training image was grey" in out["note"].iloc[0]
     ws.close()
+
+
+def test_evaluate_images_in_class_folders_for_a_classifier_and_a_detector(img_ws, surfaces):
+    """`modelfab evaluate` on a folder of class folders: the classifier's accuracy, the detector's rates at its
+    threshold (every folder but the normal one counts as defective)."""
+    from modelfab.evaluation.new_data import evaluate_on
+
+    cls = evaluate_on(img_ws.model("surf-cls"), surfaces)
+    assert cls["task"] == "classification" and cls["n"] == 30 and cls["metrics"]["accuracy"] >= 0.6
+    assert cls["metrics"]["labels"] == [str(v) for v in img_ws.model("surf-cls").manifest["labels"]]
+    det = evaluate_on(img_ws.model("surf-anom"), surfaces)
+    assert det["task"] == "anomaly" and det["metrics"]["n_normal"] == 10 and det["metrics"]["n_anomaly"] == 20
+    assert det["metrics"]["auc"] is not None and "labelled 'good' are the normal ones" in " ".join(det["notes"])
+    flat = surfaces.parent / "flat"
+    flat.mkdir(exist_ok=True)
+    for p in list((surfaces / "good").glob("*.png"))[:3]:
+        (flat / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(InvalidInput, match="no item has a true label"):
+        evaluate_on(img_ws.model("surf-cls"), flat)

@@ -483,3 +483,16 @@ def test_a_series_far_outside_the_training_values_gets_a_warning(trained):
         out = m.predictor.predict_series([same, far], ["same", "far"])
     assert out["warning"].iloc[0] == ""
     assert "is far outside the training values" in out["warning"].iloc[1] and "median" in out["warning"].iloc[1]
+
+
+def test_evaluate_measures_the_model_on_a_labelled_test_file(trained):
+    """`modelfab evaluate MODEL FILE`: the UCR TEST split's accuracy and confusion matrix (a script was needed)."""
+    res = cli_json("evaluate", "shapes", str(trained["root"] / "test.ts"), env=trained["env"])
+    assert res["task"] == "classification" and res["n"] == 20
+    met = res["metrics"]
+    assert met["accuracy"] >= 0.8 and sum(map(sum, met["confusion_matrix"])) == 20
+    text = run_cli("evaluate", "shapes", str(trained["root"] / "test.ts"), env=trained["env"]).stdout
+    assert "accuracy" in text and "confusion matrix" in text
+    bad = run_cli("evaluate", "shapes", str(trained["root"] / "test.ts"), "--label-column", "x",
+                  env=trained["env"], check=False)
+    assert bad.returncode != 0 and "--label-column is for tables" in bad.stderr

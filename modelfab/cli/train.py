@@ -327,3 +327,50 @@ def predict_cmd(
         raise InvalidInput(f"No file could be predicted by {m.ref}; the errors are in {result['output']}.",
                            hint="Check that the files are the kind of data the model was trained on.")
     console.print(f"Wrote {result['rows']:,} predictions of {m.ref} to {result['output']}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[str, typer.Argument(help="NAME (latest), NAME:VERSION or NAME@ALIAS.")],
+    path: Annotated[Path, typer.Argument(help="Labelled data the model did not see: a table with the target column "
+                                              "filled in, a folder or zip of images or recordings in class folders, "
+                                              "a series file with its labels.")],
+    label_column: Annotated[Optional[str], typer.Option("--label-column", help="Tables: the column of true values (default: the model's target).")] = None,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure a model on new labelled data: accuracy and confusion matrix, error measures, or detection and
+    false-alarm rates at its threshold."""
+    from ..evaluation.new_data import evaluate_on
+
+    ws = open_ws(workspace)
+    m = ws.model(model)
+    with err_console.status(f"evaluating {m.ref} on {path.name} ...", spinner="dots") \
+            if not json_out else contextlib.nullcontext():
+        res = evaluate_on(m, path, label_column=label_column)
+    if json_out:
+        emit_json(res)
+        return
+    met = res["metrics"]
+    console.print(f"[bold]{m.ref}[/] on {escape(str(path))}: {res['n']:,} labelled item(s)")
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    keys = {"classification": ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"),
+            "regression": ("mae", "rmse", "r2"),
+            "anomaly": ("auc", "pauc", "recall", "false_alarm_rate", "precision", "threshold")}[res["task"]]
+    for k in keys:
+        if met.get(k) is not None:
+            table.add_row(k, fmt_num(met[k]))
+    console.print(table)
+    cm, labels = met.get("confusion_matrix"), met.get("labels")
+    if cm and labels:
+        grid = Table(title="confusion matrix (rows: true, columns: predicted)", show_header=True)
+        grid.add_column("")
+        for lab in labels:
+            grid.add_column(escape(str(lab)), justify="right")
+        for lab, row in zip(labels, cm):
+            grid.add_row(escape(str(lab)), *[str(v) for v in row])
+        console.print(grid)
+    for note in res["notes"]:
+        err_console.print(f"note: {note}", markup=False, highlight=False)

@@ -153,3 +153,20 @@ def test_an_excel_cell_holding_the_text_of_a_number_is_read_as_that_number(plant
     as_number.loc[0, "temperature_c"] = 68.9
     scored = pd.read_csv(root / "text_cell_scored.csv")
     assert scored["prediction"].iloc[0] == pytest.approx(float(model.predict(as_number)["prediction"].iloc[0]))
+
+
+def test_evaluate_on_a_new_file_with_the_target_filled_in(plant, model):
+    from modelfab.evaluation.new_data import evaluate_on
+
+    root = plant[0]
+    new = _mes(60, 9)
+    new.to_csv(root / "labelled.csv", sep=";", index=False)
+    res = evaluate_on(model, root / "labelled.csv")
+    assert res["task"] == "regression" and res["n"] == 60 and res["metrics"]["r2"] > 0.5  # '21,3' targets read
+    from modelfab.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="expected the true values in column .torque_nm."):
+        new.drop(columns="torque_nm").to_csv(root / "unlabelled.csv", sep=";", index=False)
+        evaluate_on(model, root / "unlabelled.csv")
+    res = evaluate_on(model, root / "labelled.csv", label_column="torque_nm")
+    assert res["n"] == 60
