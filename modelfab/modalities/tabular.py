@@ -357,6 +357,18 @@ def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[
 
 
 
+def _look_alike(name: str, given: list) -> str:
+    """' (the record has 'X')' when a field of the record looks like ``name`` (case, spaces, a typo), else ''."""
+    import difflib
+
+    def key(v) -> str:
+        return "".join(ch for ch in str(v).casefold() if ch.isalnum())
+
+    given = [str(g) for g in given]
+    same = [g for g in given if key(g) == key(name)] or difflib.get_close_matches(name, given, n=1, cutoff=0.75)
+    return f" (the record has {same[0]!r}: rename it)" if same else ""
+
+
 def _missing_columns_message(missing: list[str], given: list[str]) -> tuple[str, str]:
     """(message, hint) for input columns the model needs and the rows lack: the columns given that look like them
     ('Description' for 'description', 'downtime h' for 'downtime_h') are named."""
@@ -409,7 +421,7 @@ def check_records(records: list[dict], columns: list[dict]) -> None:
                 continue
             name = c["name"]
             if name not in rec:
-                errors.append(f"record {i}: field {name!r} is missing")
+                errors.append(f"record {i}: field {name!r} is missing" + _look_alike(name, list(rec)))
                 continue
             v = rec[name]
             if v is None:

@@ -218,3 +218,16 @@ def test_predict_notes_unreadable_numbers_dates_and_yes_no_words():
 @pytest.mark.parametrize("yes, no", [("ja", "nein"), ("oui", "non"), ("sí", "no"), ("si", "no")])
 def test_yes_no_words_of_german_french_and_spanish_are_boolean(yes, no):
     assert infer_kind(pd.Series([yes, no, yes.capitalize(), no.upper()] * 10), "ok") == "boolean"
+
+
+def test_a_missing_field_names_the_look_alike_the_record_has():
+    """REST field '故障描述 ' (a trailing space) was refused as "'故障描述' is missing" with no word on the other."""
+    cols = [{"name": "故障描述", "kind": "text"}, {"name": "hours", "kind": "numeric"}]
+    with pytest.raises(InvalidInput) as ei:
+        check_records([{"故障描述 ": "漏油", "Hours": 3}], cols)
+    msg = ei.value.message
+    assert "field '故障描述' is missing (the record has '故障描述 ': rename it)" in msg
+    assert "field 'hours' is missing (the record has 'Hours': rename it)" in msg
+    with pytest.raises(InvalidInput) as ei:
+        check_records([{"故障描述": "漏油"}], cols)
+    assert ei.value.message == "record 0: field 'hours' is missing."
