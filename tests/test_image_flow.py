@@ -393,3 +393,6 @@ def test_evaluate_images_in_class_folders_for_a_classifier_and_a_detector(img_ws
         (flat / p.name).write_bytes(p.read_bytes())
     with pytest.raises(InvalidInput, match="no item has a true label"):
         evaluate_on(img_ws.model("surf-cls"), flat)
+    # a threshold under every good image's score is registered (it may be meant) but said loudly
+    low = run_cli("models", "threshold", "surf-anom", "--threshold", "-5", env={"MODELFAB_HOME": str(img_ws.root)})
+    assert "warning this threshold flags 100% of the held-out normal items" in " ".join(low.stderr.split())

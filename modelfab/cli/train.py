@@ -220,8 +220,13 @@ def models_threshold(
         console.print(f"{m.ref} already has threshold {new.manifest.get(key, 0.5):.4g}: nothing registered.")
         return
     if new.task == "anomaly":
+        expected = new.metrics.get("expected_false_alarm")
         console.print(f"Registered [bold]{new.ref}[/] from {m.ref}: threshold {m.manifest.get('threshold'):.4g} -> "
-                      f"{new.manifest['threshold']:.4g} (expected false alarms {new.metrics.get('expected_false_alarm')})")
+                      f"{new.manifest['threshold']:.4g} (expected false alarms {expected})")
+        if isinstance(expected, (int, float)) and expected >= 0.5:
+            err_console.print(f"[yellow]warning[/] this threshold flags {expected:.0%} of the held-out normal items: "
+                              f"most good parts would be called defective. {m.ref} is unchanged; promote "
+                              f"{new.ref} only if that is meant.", highlight=False)
         return
     labels = [str(v) for v in new.manifest.get("labels") or []]
     pc = new.metrics.get("per_class") or {}
