@@ -61,6 +61,8 @@ def test_full_flow(cli_ws, factory_csv, tmp_path):
     assert pkg["path"].endswith("m.mfpkg") and zipfile.is_zipfile(tmp_path / "m.mfpkg")
     bad = run_cli("export", "factory:1", "--format", "onnx", "-o", str(tmp_path / "x.mfpkg"), *w, check=False)
     assert bad.returncode != 0 and "names a model package" in bad.stderr + bad.stdout
+    tar = run_cli("export", "factory:1", "-o", str(tmp_path / "x.tar"), *w, check=False)  # was silently ONNX
+    assert tar.returncode != 0 and "ending in .onnx" in tar.stderr and not (tmp_path / "x.tar").exists()
     out_pq = tmp_path / "pred.parquet"
     cli_json("predict", "second", str(factory_csv), "-o", str(out_pq), *w)
     assert len(pd.read_parquet(out_pq)) == 1500

@@ -143,6 +143,10 @@ def export_cmd(model: Annotated[str, typer.Argument(help="NAME or NAME:VERSION."
     """Export a model: ONNX (preprocessing + model in one graph, checked against the native model) or .mfpkg."""
     from ..errors import InvalidInput
 
+    if fmt is None and out is not None and out.suffix.lower() not in (".mfpkg", ".onnx"):
+        raise InvalidInput(f"{out.name}: expected an --out name ending in .onnx (an ONNX graph) or .mfpkg (a model "
+                           f"package); got {out.suffix or 'no extension'}.",
+                           hint="Name the file model.onnx or model.mfpkg, or say --format onnx|mfpkg.")
     if fmt is None:  # -o line3.mfpkg means the package, as `models export` writes it
         fmt = "mfpkg" if out is not None and out.suffix.lower() == ".mfpkg" else "onnx"
     if out is None:
