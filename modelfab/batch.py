@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import InvalidInput
+from .errors import InvalidInput, UnsupportedFormat
 from .modalities.tabular import unreadable_notes
 from .modalities.tabular_io import iter_table_chunks, open_table
 from .settings import Settings
@@ -105,7 +105,14 @@ def predict_table_file(model, path: str | os.PathLike, out: str | os.PathLike, *
     if out.exists() and out.is_dir():
         raise InvalidInput(f"Output {out} is a folder; expected a file name.")
     big = Settings(max_import_bytes=1 << 62, max_rows=settings.max_rows, max_columns=settings.max_columns)
-    src = open_table(path, big)
+    try:
+        src = open_table(path, big)
+    except UnsupportedFormat as exc:  # an image or a recording sent to a table model: said in predict's terms
+        if "expected a table" not in exc.message:
+            raise
+        raise UnsupportedFormat(exc.message, hint=f"{model.ref} is a model of tables (text and numbers in columns): "
+                                "give it a CSV, Parquet or Excel file of rows, or predict this file with a model "
+                                "trained on its kind of data (`modelfab models list`).") from None
     if sheet is not None:
         if src.format != "excel":
             raise InvalidInput(f"--sheet picks the sheet of an Excel workbook; {Path(path).name} is {src.format}.",

@@ -86,6 +86,10 @@ def test_full_flow(cli_ws, factory_csv, tmp_path):
     bad = run_cli("predict", "factory:1", str(factory_csv), "--sheet", "few", "-o", str(tmp_path / "z.csv"), *w,
                   check=False)
     assert bad.returncode == 2 and "--sheet picks the sheet of an Excel workbook" in bad.stderr
+    (tmp_path / "part.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)  # an image sent to a table model
+    bad = run_cli("predict", "factory:1", str(tmp_path / "part.png"), "-o", str(tmp_path / "p.csv"), *w, check=False)
+    assert bad.returncode != 0 and "factory:1 is a model of tables" in " ".join(bad.stderr.split())
+    assert "data import" not in bad.stderr  # the hint speaks of predicting, not importing
 
 
 @pytest.mark.parametrize("args,code,pattern", [
