@@ -257,6 +257,8 @@ def _anomaly(ws, ds, files: pd.DataFrame, *, budget, name, seed, progress, norma
     metrics = anomaly_metrics(y_true, scores, model.threshold) if len(abnormal_files) else {
         "n_normal": int(len(s_norm)), "false_alarm_rate": float((s_norm > model.threshold).mean())}
     metrics["expected_false_alarm"] = float((s_norm > model.threshold).mean())
+    if few is not None:  # no good image was held out: each was scored by a model fitted without it (the report says so)
+        metrics["good_scored_out_of_fold"] = True
     from .evaluation.metrics import false_alarm_upper_bound
 
     n_above = int((s_norm > model.threshold).sum())

@@ -250,6 +250,10 @@ def test_anomaly_learns_a_defect_head_from_good_images_and_packages_it(tmp_path)
         # good images) and keep their defect head, added to the folds' maps too
         assert any("none was held out" in n for n in m.manifest["training"]["notes"])
         assert m.manifest["data"]["n_normal_files"] == 40
+        # the report does not call them held out (it said "On 46 held-out items" beside that note)
+        assert m.metrics["good_scored_out_of_fold"] is True
+        html = Path(m.write_report(tmp_path / "rep")[0]).read_text("utf-8")
+        assert "normal, each scored by a model fitted without it" in html and "held-out items (" not in html
         assert any(msg.startswith("learning synthetic defects") for msg in seen)
         assert m.metrics["auc"] > 0.9 and m.metrics["pixel_auroc"] > 0.8
         # the package scores a held-out image exactly as training did (the head is part of the score)

@@ -351,7 +351,8 @@ def _anomaly(inp: ReportInput, m: dict, figs: _Figures, notes: list[str], extra:
     if n is None:
         return NO_METRICS, []
     nn, na = m.get("n_normal", 0), m.get("n_anomaly", 0)
-    text = f"On {n:,} held-out items ({nn:,} normal, {na:,} anomalous)"
+    text = (f"On {n:,} items ({nn:,} normal, each scored by a model fitted without it, {na:,} anomalous)"
+            if m.get("good_scored_out_of_fold") else f"On {n:,} held-out items ({nn:,} normal, {na:,} anomalous)")
     if thr is not None and m.get("false_alarm_rate") is not None:
         text += f", at the chosen threshold the model raises a false alarm on {_pct(m['false_alarm_rate'])} of normal items"
         text += f" and misses {_pct(m['miss_rate'])} of anomalies." if m.get("miss_rate") is not None else "."
