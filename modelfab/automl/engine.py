@@ -384,8 +384,8 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
         if refit is not None:
             result.learner, check_raw = refit, refit.predict_raw(X_test)
     fi = feature_importance(result.learner, pre.feature_names)
-    if getattr(result.learner, "format", "") == "text-scores":
-        fi = {pre.feature_names[i]: 1.0 / len(result.learner.columns) for i in result.learner.columns}
+    if getattr(result.learner, "format", "") == "text-scores":  # the text model alone: its column is the only input
+        fi = {str(result.config.get("column") or text_cols[0]): 1.0}  # (its k class scores at 1/k each said nothing)
     extra = {"target_copies": copies} if copies else {}
     if stage is not None:
         from ..modalities.text.report import holdout_examples

@@ -57,6 +57,8 @@ def test_a_text_model_kept_alone_predicts_from_its_text_alone(tmp_path):
     ws.import_table(tmp_path / "t.csv", name="t")
     model = ws.train("t", target="label", budget=20, seed=0)
     assert model.manifest["learner"]["name"].startswith("text:"), model.manifest["training"]["notes"]
+    # its importance is its text column, not k class scores at 1/k each (five equal bars of 0.2 said nothing)
+    assert model.manifest["feature_importance"] == {"text": 1.0}
     texts = df[["text"]].head(5)
     with_all = model.predict(df.drop(columns="label").head(5))
     alone = model.predict(texts)
@@ -66,3 +68,12 @@ def test_a_text_model_kept_alone_predicts_from_its_text_alone(tmp_path):
     # Model.predict of records follows the same rule as REST and the predictor (it asked for 'workshop')
     assert model.predict([{"text": str(df["text"].iloc[0])}])["prediction"].iloc[0] == rec[0]["prediction"]
     ws.close()
+
+
+def test_a_long_text_in_the_report_shows_its_start_and_its_end():
+    from modelfab.modalities.text.report import MAX_SHOWN_CHARS, _short
+
+    long = "filler " * 500 + "CONCLUSION: the seal was cracked"
+    shown = _short(long)
+    assert len(shown) <= MAX_SHOWN_CHARS and shown.startswith("filler") and shown.endswith("seal was cracked")
+    assert " … " in shown and _short("short text") == "short text"

@@ -12,7 +12,10 @@ MAX_SHOWN_CHARS = 300
 def _short(text) -> str:
     s = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
     s = " ".join(s.split())
-    return s if len(s) <= MAX_SHOWN_CHARS else s[: MAX_SHOWN_CHARS - 1] + "…"
+    if len(s) <= MAX_SHOWN_CHARS:
+        return s
+    half = (MAX_SHOWN_CHARS - 3) // 2  # its start and its end: a long report's conclusion is often at the end
+    return s[:half] + " … " + s[-half:]
 
 
 def holdout_examples(texts: pd.Series, y: np.ndarray, raw: np.ndarray, task: str, labels: list | None) -> list[dict]:
@@ -54,6 +57,6 @@ def text_sections(model) -> list:
         what = "misclassified with the highest confidence" if model.task == "classification" else "with the largest errors"
         sections.append(ReportSection(
             "Held-out examples " + ("the model got wrong" if model.task == "classification" else "furthest off"),
-            f"Texts of the holdout {what} (column {info.get('columns', ['?'])[0]!r}, cut to {MAX_SHOWN_CHARS} "
-            "characters). Wrong labels in the data often show up here.", table=examples))
+            f"Texts of the holdout {what} (column {info.get('columns', ['?'])[0]!r}; a text over {MAX_SHOWN_CHARS} "
+            "characters shows its start … its end). Wrong labels in the data often show up here.", table=examples))
     return sections
