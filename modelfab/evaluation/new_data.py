@@ -134,5 +134,5 @@ def _classification(man: dict, pred: pd.DataFrame, truth: pd.Series) -> tuple[di
         raise InvalidInput(f"The predictions have no {missing[0]!r} column; cannot compare probabilities.")
     proba = pred.loc[known, cols].to_numpy(float)
     codes = np.array([labels.index(v) for v in said[known]])
-    threshold = man.get("threshold") if len(labels) == 2 else None
+    threshold = man.get("decision_threshold") if len(labels) == 2 else None  # a moved binary threshold
     return classification_metrics(codes, proba, labels, threshold=threshold), notes
