@@ -320,11 +320,13 @@ class Workspace:
     def import_series(self, path: str | os.PathLike, name: str | None = None, *, id_column: str | None = None,
                       time_column: str | None = None, value_columns: list[str] | str | None = None,
                       label_column: str | None = None, labels_file: str | os.PathLike | None = None,
-                      skip_bad: bool = False) -> "ImportResult":
+                      skip_bad: bool = False, sheet: str | None = None) -> "ImportResult":
         """Import time series: a UCR/UEA ``.ts`` file or table, a long table (``id_column``: one row per series and
         time step) or a wide table (one row per series); labels from ``label_column`` or ``labels_file`` (id,label).
         ``skip_bad``: a series that cannot be read (too short, empty, channels of different lengths) is left out
-        and named in the notes, instead of refusing the file."""
+        and named in the notes, instead of refusing the file. ``sheet``: of an Excel workbook (default: the one
+        with the most cells)."""
+        from .modalities.series.tables import reading_sheet
         from .series import SeriesOptions, import_series
 
         _check_path(path, "a file of series (.ts, CSV or Parquet)")
@@ -333,7 +335,10 @@ class Workspace:
         opts = SeriesOptions(id_column=id_column, time_column=time_column,  # value_columns: a list, or one str
                              value_columns=value_columns, label_column=label_column,
                              labels_file=str(labels_file) if labels_file else None)
-        return import_series(self, path, name, opts, skip_bad=skip_bad)
+        if sheet is not None and not isinstance(sheet, str):
+            raise InvalidInput(f"sheet names a sheet of the workbook; expected a str, got {type(sheet).__name__}.")
+        with reading_sheet(sheet):
+            return import_series(self, path, name, opts, skip_bad=skip_bad)
 
     def model(self, ref: str) -> "Model":
         """``NAME`` (latest), ``NAME:VERSION`` or ``NAME@ALIAS`` (the version the alias points at now)."""

@@ -108,7 +108,7 @@ def import_cmd(
         kind = "series" if series_opts else modality_registry.detect_kind(path)
     kinds = _column_kinds(column_kinds)
     for flag, value in (("--sheet", sheet), ("--header-row", header_row), ("--column-kind", kinds)):
-        if value is not None and kind != "table":
+        if value is not None and kind != "table" and not (flag == "--sheet" and kind == "series"):
             raise InvalidInput(f"{flag} is for tables (CSV, Excel); {path.name} is imported as {kind}.",
                                hint=f"Leave out {flag}.")
     if kind == "recordings":
@@ -119,7 +119,7 @@ def import_cmd(
     elif kind == "series":
         res = ws.import_series(path, name, id_column=id_column, time_column=time_column, value_columns=value_columns,
                                label_column=label_column, labels_file=None if labels == "folder" else labels,
-                               skip_bad=skip_bad)
+                               skip_bad=skip_bad, sheet=sheet)
     else:
         with console.status(f"Importing {path.name} ...", spinner="dots") if not json_out else _null():
             res = ws.import_table(path, name=name, sheet=sheet, header_row=header_row, kinds=kinds)

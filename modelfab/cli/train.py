@@ -288,13 +288,15 @@ def predict_cmd(
         from ..modalities import registry
 
         require_local(runner, f"Batch prediction of {m.manifest['modality']} models")
-        if sheet is not None:
+        if sheet is not None and m.manifest["modality"] != "series":
             raise InvalidInput(f"--sheet picks the sheet of an Excel table; {m.ref} is a model of "
                                f"{m.manifest['modality']} data.", hint="Leave out --sheet.")
+        from ..modalities.series.tables import reading_sheet
+
         runner = registry.batch_predictor(m.manifest["modality"])
         # a long recording or a folder of big images can take minutes: show that it is working
         with err_console.status(f"predicting {m.manifest['modality']} with {m.ref} ...", spinner="dots") \
-                if not json_out else contextlib.nullcontext():
+                if not json_out else contextlib.nullcontext(), reading_sheet(sheet):
             result = runner(ws, m, paths, out)
     else:
         if len(paths) != 1:

@@ -241,3 +241,30 @@ def test_decimal_commas_are_read_as_tables_read_them(tmp_path):
                      value_columns=["pressure bar", "temp"])
     assert len(sset.series) == 4 and 2.0 < float(np.mean(sset.series[0][0])) < 6.0
     assert 38.0 < float(np.mean(sset.series[0][1])) < 42.0
+
+
+def test_a_series_workbook_sheet_is_chosen_with_sheet_at_import_and_prediction(long_model, tmp_path):  # noqa: F811
+    """--sheet was refused for series ("--sheet is for tables"), so a series sheet that is not the fullest could not
+    be read; REST predict-file refused .xlsx for series."""
+    rows = pd.read_csv(long_model["root"] / "new.csv")
+    book = tmp_path / "cycles.xlsx"
+    with pd.ExcelWriter(book) as xw:
+        pd.DataFrame({"x": range(2000), "y": range(2000)}).to_excel(xw, sheet_name="summary", index=False)  # fuller
+        rows.to_excel(xw, sheet_name="data", index=False)
+    env = long_model["env"]
+    res = cli_json("predict", "cyc", str(book), "--sheet", "data", "-o", str(tmp_path / "p.csv"), env=env)
+    assert res["rows"] == 6 and len(pd.read_csv(tmp_path / "p.csv")) == 6
+    bad = run_cli("predict", "cyc", str(book), "-o", str(tmp_path / "q.csv"), env=env, check=False)
+    assert bad.returncode != 0 and "'summary'" in bad.stderr  # the fullest sheet was read, and said
+    bad = run_cli("predict", "cyc", str(book), "--sheet", "nope", "-o", str(tmp_path / "q.csv"), env=env, check=False)
+    assert bad.returncode != 0 and "has no sheet 'nope'" in bad.stderr
+    with Workspace.open(long_model["ws"]) as ws:
+        imp = ws.import_series(book, "cyc_xlsx", id_column="machine", time_column="t", value_columns=["ch0", "ch1"],
+                               sheet="data")
+        assert imp.dataset.n_rows == 6
+        pred = ws.model("cyc").predictor
+        with pytest.raises(InvalidInput, match="read sheet 'summary'"):  # REST picks the fullest sheet, and says so
+            pred.predict_bytes(book.read_bytes(), "cycles.xlsx")
+        rows.to_excel(tmp_path / "one.xlsx", sheet_name="data", index=False)
+        answer = pred.predict_bytes((tmp_path / "one.xlsx").read_bytes(), "one.xlsx")  # REST predict-file took no .xlsx
+    assert len(answer["predictions"]) == 6

@@ -20,7 +20,7 @@ from .clean import (_LENIENT, _SKIP, MIN_LENGTH, Fill, _read_clean, clean_series
                     empty_label_note, lenient_reading, skipped_note, skipping_bad_series)
 from .sets import SERIES_EXTENSIONS, TABLE_EXT, TS_EXT, SeriesSet, _check_file, check_limits, unpack  # noqa: F401
 from .tables import (_need, _numeric, _plain, _read_frame, _wide, read_labels_file, read_wide,  # noqa: F401
-                     table_layout, wide_channels)
+                     reading_sheet, table_layout, wide_channels, with_frame_notes)
 from .long import _long, _times, read_long  # noqa: F401
 
 
@@ -160,9 +160,10 @@ def read_series(path: str | Path, settings: Settings, *, id_column: str | None =
         sset = _wide(df, path.name, settings, label_column=label_column or found, id_column=None, wide_steps=True)
         sset.notes[:0] = notes
         return sset
-    return read_frame(_read_frame(path, settings, ignore, ids=(id_column,)), path.name, settings, id_column=id_column,
-                      time_column=time_column, value_columns=value_columns, label_column=label_column,
-                      wide_steps=wide_steps, layout=layout)
+    frame = _read_frame(path, settings, ignore, ids=(id_column,))
+    return with_frame_notes(read_frame(frame, path.name, settings, id_column=id_column, time_column=time_column,
+                                       value_columns=value_columns, label_column=label_column,
+                                       wide_steps=wide_steps, layout=layout), frame)
 
 
 def read_frame(df: pd.DataFrame, name: str, settings: Settings, *, id_column: str | None = None,

@@ -13,7 +13,8 @@ from ...errors import InvalidInput
 from ...settings import Settings
 from .clean import _LENIENT, _SKIP, MIN_LENGTH, Fill, _read_clean, empty_label_note, skipped_note
 from .sets import SeriesSet, _check_file, check_limits
-from .tables import _need, _numeric, _plain, _read_frame, _refused, _row_no, drop_rows_without_id, id_texts
+from .tables import (_need, _numeric, _plain, _read_frame, _refused, _row_no, drop_rows_without_id, id_texts,
+                     with_frame_notes)
 
 def _time_gap_notes(df: pd.DataFrame, id_column: str, time_column: str) -> list[str]:
     """A note when some series skip time steps (a step over 1.5x the usual one): the rows are used in order,
@@ -77,8 +78,9 @@ def read_long(path: str | Path, settings: Settings, *, id_column: str, time_colu
     """Long format: one row per (series, time step); one value column per channel."""
     path = Path(path)
     _check_file(path, settings)
-    return _long(_read_frame(path, settings, ignore, ids=(id_column,)), path.name, settings, id_column=id_column,
-                 time_column=time_column, value_columns=value_columns, label_column=label_column)
+    frame = _read_frame(path, settings, ignore, ids=(id_column,))
+    return with_frame_notes(_long(frame, path.name, settings, id_column=id_column, time_column=time_column,
+                                  value_columns=value_columns, label_column=label_column), frame)
 
 
 _TIME_NAME = re.compile(r"^(t|time|times|date|datetime|timestamp|zeit|datum|elapsed|elapsedtime|timestep|tstep|step)"

@@ -14,7 +14,7 @@ from .clean import _LENIENT
 
 TS_EXT = ".ts"
 TABLE_EXT = {".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq"}
-SERIES_EXTENSIONS = TABLE_EXT | {TS_EXT}
+SERIES_EXTENSIONS = TABLE_EXT | {TS_EXT, ".xlsx", ".xlsm"}
 
 
 @dataclass

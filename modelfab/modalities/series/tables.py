@@ -3,7 +3,9 @@ and wide, and what long and wide tables share (columns named, values read as num
 
 from __future__ import annotations
 
+import contextvars
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +17,45 @@ from .clean import _LENIENT, _SKIP, MIN_LENGTH, Fill, _read_clean, empty_label_n
 from .sets import SeriesSet, _check_file, check_limits
 
 
+_SHEET = contextvars.ContextVar("modelfab_series_sheet", default=None)
+
+
+@contextmanager
+def reading_sheet(sheet: str | None):
+    """Within: an Excel workbook of series is read from ``sheet`` (None: the sheet with the most cells, said in a
+    note when the workbook has several)."""
+    token = _SHEET.set(sheet)
+    try:
+        yield
+    finally:
+        _SHEET.reset(token)
+
+
 def _read_frame(path: Path, settings: Settings, ignore: tuple[str, ...] = (), ids=()) -> pd.DataFrame:
     """The table of a file; ``ids``: the id column(s) (names, or positions from 0), read as text so that ids such
-    as ``007`` are kept as written (a CSV reader would make them the number 7)."""
+    as ``007`` are kept as written (a CSV reader would make them the number 7). An Excel workbook: the sheet of
+    :func:`reading_sheet`."""
     from ..tabular_io import open_table, read_table
 
     src = open_table(path, settings)
+    sheet = _SHEET.get()
+    if sheet is not None and src.format != "excel":
+        raise InvalidInput(f"--sheet picks the sheet of an Excel workbook; {path.name} is {src.format}.",
+                           hint="Leave out --sheet.")
+    src.sheet = sheet
     df = read_table(src, settings, text_columns=tuple(c for c in ids if c is not None))
+    if src.notes:  # which sheet of several was read: said first in the set's notes (with_frame_notes)
+        df.attrs["notes"] = list(src.notes)
     # the rows numbered as in the file (a Parquet file may carry the index of the frame it was written from)
     df = df.drop(columns=[c for c in ignore if c in df.columns]).reset_index(drop=True)
     df.attrs["delimiter"] = src.delimiter  # ';' between fields: '4,126' is a decimal comma (_numeric)
     return df
+
+
+def with_frame_notes(sset: SeriesSet, df: pd.DataFrame) -> SeriesSet:
+    """``sset`` with what reading its table said (the sheet read of several) before its own notes."""
+    sset.notes[:0] = [n for n in df.attrs.get("notes", []) if n not in sset.notes]
+    return sset
 
 
 def drop_rows_without_id(df: pd.DataFrame, id_column: str, name: str, importing: bool) -> tuple[pd.DataFrame, list]:
@@ -57,11 +87,13 @@ def id_texts(col: pd.Series) -> pd.Series:
 def _need(df: pd.DataFrame, col: str | None, what: str, name: str) -> None:
     if col is not None and col not in df.columns:
         shown = ", ".join(repr(str(c)) for c in list(df.columns)[:12])
+        sheet = " ".join(df.attrs.get("notes", []))  # a workbook: which of its sheets was read
         if _LENIENT.get():  # prediction: the user named no column, the model's layout did
             what = what.lstrip("-").replace("-", " ")
             raise InvalidInput(f"{name}: expected the {what} {col!r} (the layout the model was trained on); the file's "
-                               f"columns are {shown}.")
-        raise InvalidInput(f"{name}: {what} {col!r} is not a column; columns are {shown}.")
+                               f"columns are {shown}." + (f" ({sheet})" if sheet else ""))
+        raise InvalidInput(f"{name}: {what} {col!r} is not a column; columns are {shown}."
+                           + (f" ({sheet})" if sheet else ""))
 
 
 def _row_no(df: pd.DataFrame, i: int) -> int:
@@ -116,8 +148,9 @@ def read_wide(path: str | Path, settings: Settings, *, label_column: str | None 
     (how datasets made before 2026-12-04 were read)."""
     path = Path(path)
     _check_file(path, settings)
-    return _wide(_read_frame(path, settings, ignore, ids=(id_column,)), path.name, settings, label_column=label_column,
-                 id_column=id_column, wide_steps=wide_steps)
+    frame = _read_frame(path, settings, ignore, ids=(id_column,))
+    return with_frame_notes(_wide(frame, path.name, settings, label_column=label_column, id_column=id_column,
+                                  wide_steps=wide_steps), frame)
 
 
 def _wide(df: pd.DataFrame, name: str, settings: Settings, *, label_column: str | None, id_column: str | None,
