@@ -81,17 +81,18 @@ def holdout_split(y: np.ndarray | None, n: int, *, groups: np.ndarray | None = N
 
 def _every_class_tested(y: np.ndarray, train: np.ndarray, test: np.ndarray,
                         groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A stratified split rounds a class of 2-4 rows to none held out (4 of 204 rows at 20 %: 0.8 -> 0): its
+    """A stratified split rounds a class of 3-4 rows to none held out (4 of 204 rows at 20 %: 0.8 -> 0): its
     accuracy would be unknown while the headline counts every class. One row (its group: all of it) of each class
-    with at least two rows (in two groups) goes to the holdout, in exchange for one of the class the holdout holds
-    most of; a group never straddles the two sides."""
+    with at least three rows (in three groups) goes to the holdout, in exchange for one of the class the holdout
+    holds most of; a group never straddles the two sides. A class of two keeps both to learn from: with one, the
+    search's folds would lack it (XGBoost refuses such a fold), and the engine says it was not tested."""
     y = np.asarray(y)
     g = np.arange(len(y)) if groups is None else np.asarray(groups)
     in_test = np.zeros(len(y), bool)
     in_test[test] = True
     for lab in np.unique(y):
         rows = y == lab
-        if in_test[rows].any() or len(np.unique(g[rows])) < 2:
+        if in_test[rows].any() or len(np.unique(g[rows])) < 3:
             continue
         held = y[in_test]
         vals, num = np.unique(held, return_counts=True)

@@ -320,6 +320,11 @@ def train_tabular(df: pd.DataFrame, schema: dict, *, target: str, task: str = "a
     if copies:
         notes.append(note_for(copies, target))
     y_train, y_test = y[train_idx], y[test_idx]
+    if task == "classification" and labels:
+        untested = [str(labels[c]) for c in sorted(set(np.unique(y_train)) - set(np.unique(y_test)))]
+        if untested:  # a class of two rows keeps both to learn from (splits._every_class_tested)
+            notes.append(f"Class(es) {', '.join(map(repr, untested[:5]))} have no held-out row (too few to spare one): "
+                         "the metrics do not measure them. Add examples of them.")
     text_cols = [c["name"] for c in pre.input_columns if c["kind"] == "text"]
     stage = None
     if text_cols:  # free text: TF-IDF + linear model per column; its out-of-fold scores feed the search
