@@ -391,6 +391,20 @@ def test_evaluate_images_in_class_folders_for_a_classifier_and_a_detector(img_ws
     det = evaluate_on(img_ws.model("surf-anom"), surfaces)
     assert det["task"] == "anomaly" and det["metrics"]["n_normal"] == 10 and det["metrics"]["n_anomaly"] == 20
     assert det["metrics"]["auc"] is not None and "labelled 'good' are the normal ones" in " ".join(det["notes"])
+    # good items in a folder the model does not call normal: --normal-label, or the one label that reads as good
+    import shutil
+
+    other = shutil.copytree(surfaces, surfaces.parent / "renamed")
+    (other / "good").rename(other / "ok")
+    det2 = evaluate_on(img_ws.model("surf-anom"), other)
+    assert det2["metrics"]["n_normal"] == 10 and det2["metrics"]["auc"] == det["metrics"]["auc"]
+    assert evaluate_on(img_ws.model("surf-anom"), other, normal_label="ok")["metrics"]["n_normal"] == 10
+    with pytest.raises(InvalidInput, match="names no folder"):
+        evaluate_on(img_ws.model("surf-anom"), other, normal_label="fine")
+    table = surfaces.parent / "labels.csv"
+    table.write_text("a,b\n")
+    with pytest.raises(InvalidInput, match="is a model of images"):  # it said "(or --label-column ...)"
+        evaluate_on(img_ws.model("surf-cls"), table)
     flat = surfaces.parent / "flat"
     flat.mkdir(exist_ok=True)
     for p in list((surfaces / "good").glob("*.png"))[:3]:

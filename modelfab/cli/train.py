@@ -342,7 +342,8 @@ def evaluate_cmd(
     path: Annotated[Path, typer.Argument(help="Labelled data the model did not see: a table with the target column "
                                               "filled in, a folder or zip of images or recordings in class folders, "
                                               "a series file with its labels.")],
-    label_column: Annotated[Optional[str], typer.Option("--label-column", help="Tables: the column of true values (default: the model's target).")] = None,
+    label_column: Annotated[Optional[str], typer.Option("--label-column", help="Tables and series tables: the column of true values (default: the model's target / label column).")] = None,
+    normal_label: Annotated[Optional[str], typer.Option("--normal-label", help="Anomaly models: the folder (label) of the good items (default: the model's normal label, else the one that reads as good: good, ok, 合格, ...).")] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -354,7 +355,7 @@ def evaluate_cmd(
     m = ws.model(model)
     with err_console.status(f"evaluating {m.ref} on {path.name} ...", spinner="dots") \
             if not json_out else contextlib.nullcontext():
-        res = evaluate_on(m, path, label_column=label_column)
+        res = evaluate_on(m, path, label_column=label_column, normal_label=normal_label)
     if json_out:
         emit_json(res)
         return

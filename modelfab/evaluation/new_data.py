@@ -13,11 +13,13 @@ import pandas as pd
 from ..errors import InvalidInput
 
 
-def evaluate_on(model, path, *, label_column: str | None = None) -> dict:
+def evaluate_on(model, path, *, label_column: str | None = None, normal_label: str | None = None) -> dict:
     """Metrics of ``model`` on the labelled items of ``path``: ``{"model", "input", "task", "n", "metrics",
     "notes"}``; ``metrics`` as the training holdout's (classification: accuracy, balanced accuracy, macro F1,
     confusion matrix, per class; regression: MAE, RMSE, R2; anomaly: AUC, detection and false-alarm rates at the
-    model's threshold)."""
+    model's threshold). ``label_column``: a table's (or a series table's) column of true labels (default: the
+    model's target / label column); ``normal_label``: anomaly models, the label of good items (default: the
+    model's, else the one label that reads as good: good, ok, 合格, ...)."""
     path = Path(path)
     if not path.exists():
         raise InvalidInput(f"{path}: no such file or folder.", hint="Give the file or folder of labelled items.")
@@ -49,15 +51,56 @@ def evaluate_on(model, path, *, label_column: str | None = None) -> dict:
     elif task == "anomaly":
         from .metrics import anomaly_metrics
 
-        normal = str(man.get("normal_label") or "normal")
+        normal = _normal_label(man, set(truth.astype(str)), normal_label)
         y = (truth.astype(str) != normal).astype(int).to_numpy()
         notes.append(f"Items labelled {normal!r} are the normal ones; every other label counts as a defect.")
         metrics = anomaly_metrics(y, pred["score"].to_numpy(float), float(man["threshold"]))
     else:
         metrics, more = _classification(man, pred, truth)
         notes += more
-    return {"model": model.ref, "input": str(path), "task": task, "n": int(len(truth)), "metrics": metrics,
-            "notes": notes}
+    n = int(metrics.get("n", len(truth)))  # the items measured (labels the model does not know are left out)
+    return {"model": model.ref, "input": str(path), "task": task, "n": n, "metrics": metrics, "notes": notes}
+
+
+def _normal_label(man: dict, labels: set[str], given: str | None) -> str:
+    """The label of good items: ``given``; else the model's when the data has it; else the data's one label that
+    reads as good (good, ok, normal, pass, 合格, ...)."""
+    if given is not None:
+        if given not in labels:
+            raise InvalidInput(f"--normal-label {given!r} names no folder of the data; its labels are "
+                               f"{', '.join(map(repr, sorted(labels)[:8]))}.")
+        return given
+    model_normal = str(man.get("normal_label") or "normal")
+    if model_normal in labels:
+        return model_normal
+    from ..training import resolve_normal_label
+
+    found = resolve_normal_label(labels, "normal")
+    if found not in labels:
+        raise InvalidInput(f"Which label are the good items? The model's normal label {model_normal!r} names none of "
+                           f"the data's labels ({', '.join(map(repr, sorted(labels)[:8]))}).",
+                           hint="Pass --normal-label LABEL (the folder of good items).")
+    return found
+
+
+def _series_labels(model, path: Path, label_column: str | None) -> dict:
+    """Series id -> its label, read from a long or wide table with the label column of training (or
+    ``label_column``): prediction reads the series without it."""
+    from ..series import SeriesOptions, read_file
+
+    opts = SeriesOptions.from_dict(model.predictor.options)
+    col = label_column or opts.label_column
+    if not col:
+        raise InvalidInput("The model was trained on labels from a labels file, not a column: expected "
+                           "--label-column naming the column of true labels.")
+    from dataclasses import replace
+
+    from ..modalities.series.io import lenient_reading
+
+    with lenient_reading():  # a series prediction refuses alone keeps its place here too
+        sset = read_file(path, model.ws.settings, replace(opts.for_prediction(), label_column=col, labels_file=None),
+                         with_labels=True)
+    return {str(i): (None if lab is None else str(lab)) for i, lab in zip(sset.ids, sset.labels or [])}
 
 
 def _where_labels(modality: str, man: dict) -> str:
@@ -82,6 +125,9 @@ def _predicted_with_truth(model, path: Path, modality: str, label_column: str | 
         src = open_table(path, model.ws.settings)
         df = read_table(src, model.ws.settings)
         col = label_column or man.get("target")
+        if col in {c["name"] for c in model.predictor.used_columns} and col != man.get("target"):
+            raise InvalidInput(f"{col!r} is an input of the model, not its true values; expected the column of true "
+                               f"values (the model's target is {man.get('target')!r}).")
         if col not in df.columns:
             raise InvalidInput(f"{path.name}: expected the true values in column {col!r}; got columns "
                                f"{', '.join(map(repr, list(df.columns)[:8]))}.",
@@ -97,14 +143,19 @@ def _predicted_with_truth(model, path: Path, modality: str, label_column: str | 
             truth = to_numbers(truth, detect_number_format(truth, src.delimiter))  # '21,3' as training read it
         return pred.reset_index(drop=True), truth, notes
     if modality == "series":
-        if label_column is not None:
-            raise InvalidInput("--label-column is for tables; a series file's labels are read as at training.")
         pred = model.predictor.predict_file(path)
         notes += list(pred.attrs.get("notes", []))
-        truth = pred["label"] if "label" in pred.columns else pd.Series([None] * len(pred))
+        truth = pred["label"] if "label" in pred.columns else pd.Series([None] * len(pred), index=pred.index)
+        if label_column is not None or not truth.notna().any():  # a long/wide table: its label column, by id
+            truth = pred["id"].astype(str).map(_series_labels(model, path, label_column))
         return pred.reset_index(drop=True), truth.reset_index(drop=True), notes
     if label_column is not None:
-        raise InvalidInput("--label-column is for tables; images and recordings take their labels from class folders.")
+        raise InvalidInput("--label-column is for tables and series; images and recordings take their labels from "
+                           "class folders.")
+    if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".parquet", ".xlsx", ".xls", ".ts"):
+        kind = "images" if modality == "image" else "recordings"
+        raise InvalidInput(f"{model.ref} is a model of {kind}: expected a folder (or .zip) of {kind} in class folders; "
+                           f"got the table {path.name}.", hint=f"Give {kind} sorted into one folder per class.")
     pred = model.predictor.predict_files([path])
     notes += list(pred.attrs.get("notes", []))
     if modality == "image":

@@ -268,3 +268,15 @@ def test_a_series_workbook_sheet_is_chosen_with_sheet_at_import_and_prediction(l
         rows.to_excel(tmp_path / "one.xlsx", sheet_name="data", index=False)
         answer = pred.predict_bytes((tmp_path / "one.xlsx").read_bytes(), "one.xlsx")  # REST predict-file took no .xlsx
     assert len(answer["predictions"]) == 6
+
+
+def test_evaluate_reads_a_long_tables_label_column(long_model, tmp_path):  # noqa: F811
+    """`evaluate` found the labels of .ts files only: a long table's label column (the one of training) was not
+    read ("no item has a true label"), and --label-column was refused for series."""
+    train = pd.read_csv(long_model["root"] / "train.csv")
+    res = cli_json("evaluate", "cyc", str(long_model["root"] / "train.csv"), env=long_model["env"])
+    assert res["n"] == train["machine"].nunique() and res["metrics"]["accuracy"] >= 0.7
+    renamed = tmp_path / "renamed.csv"
+    train.rename(columns={"state": "truth"}).to_csv(renamed, index=False)
+    res = cli_json("evaluate", "cyc", str(renamed), "--label-column", "truth", env=long_model["env"])
+    assert res["n"] == train["machine"].nunique()
