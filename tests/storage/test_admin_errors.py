@@ -309,3 +309,21 @@ def test_a_folder_that_cannot_be_written_is_said_in_one_line():
         err = translate(OSError(code, os.strerror(code), "ro/new"))
         assert err is not None and err.message.startswith(f"ro/new {says}") and err.exit_code == 5
     assert translate(OSError(errno.ENOENT, "No such file", "x")) is None  # not this kind of failure
+
+
+def test_an_output_path_under_a_file_is_said_not_an_internal_error(tmp_path):
+    """`report -o afile.csv/r.html` and `models export -o afile.csv/x.mfpkg` gave "internal error: FileExistsError ...
+    report it"."""
+    import errno
+
+    from modelfab.storage.errors import translate
+
+    (tmp_path / "afile.csv").write_text("x")
+    try:
+        (tmp_path / "afile.csv" / "sub").mkdir(parents=True)
+    except OSError as exc:
+        err = translate(exc)
+    assert err is not None and "afile.csv" in err.message and "Give another path" in err.hint
+    assert translate(OSError(errno.EISDIR, "Is a directory", str(tmp_path))).message.startswith("Cannot use the path")
+    proc = run_cli("init", str(tmp_path / "afile.csv" / "ws"), check=False)
+    assert proc.returncode != 0 and "internal error" not in proc.stderr and "Traceback" not in proc.stderr
