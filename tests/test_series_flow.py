@@ -133,6 +133,7 @@ def test_reload_gives_equal_predictions_and_report_has_series_section(trained, t
     assert len(chosen) == 1 and chosen[0]["loss"] == pytest.approx(model.metrics["primary"]["validation_score"],
                                                                    abs=1e-6), model.manifest["leaderboard"]
     assert "Models were compared on <b>log loss, out of fold</b>" in Path(html).read_text("utf-8")
+    assert f"· loss {chosen[0]['loss']:.4f}" in Path(html).read_text("utf-8")  # the number that chose, per row
     assert Path(html).read_text("utf-8").count('<tr class="chosen">') == 1
     ws.close()
     other.close()

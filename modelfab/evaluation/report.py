@@ -401,6 +401,7 @@ def _leaderboard(inp: ReportInput) -> list[dict]:
         marked = marked or is_chosen
         text = json.dumps(_readable(_jsonable(cfg)), sort_keys=True, ensure_ascii=False) if cfg is not None else ""
         rows.append({"learner": str(r.get("learner", "")), "score": r.get("score"), "metric": r.get("metric"),
+                     "loss": r.get("loss"),  # series: the out-of-fold log loss that chose, beside the accuracy
                      "train_time_s": r.get("train_time_s"), "config": text if len(text) <= 140 else text[:139] + "…",
                      "chosen": is_chosen})
     return rows
