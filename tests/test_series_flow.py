@@ -496,4 +496,4 @@ def test_evaluate_measures_the_model_on_a_labelled_test_file(trained):
     assert "accuracy" in text and "confusion matrix" in text
     bad = run_cli("evaluate", "shapes", str(trained["root"] / "test.ts"), "--label-column", "x",
                   env=trained["env"], check=False)
-    assert bad.returncode != 0 and "--label-column is for tables" in bad.stderr
+    assert bad.returncode != 0 and "a .ts file carries its labels itself" in bad.stderr

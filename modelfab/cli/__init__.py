@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # an internal error: one line, no traceback unless asked
         if debug:
             raise
-        from ..storage.errors import mask_password, translate
+        from ..storage.errors import mask_password, path_error, translate
 
-        known = translate(exc)  # database down, wrong password, S3 endpoint, disk full, ...: said plainly
+        known = translate(exc) or path_error(exc)  # database down, disk full, a path under a file, ...: said plainly
         if known is not None:
             _fail(known.code, known.message, known.exit_code, want_json, hint=known.hint)
         # never an SQL statement or its parameters (SQLAlchemy appends both), never a password

@@ -143,6 +143,9 @@ def _predicted_with_truth(model, path: Path, modality: str, label_column: str | 
             truth = to_numbers(truth, detect_number_format(truth, src.delimiter))  # '21,3' as training read it
         return pred.reset_index(drop=True), truth, notes
     if modality == "series":
+        if label_column is not None and path.suffix.lower() == ".ts":
+            raise InvalidInput("--label-column names a table's column; a .ts file carries its labels itself.",
+                               hint="Leave out --label-column.")
         pred = model.predictor.predict_file(path)
         notes += list(pred.attrs.get("notes", []))
         truth = pred["label"] if "label" in pred.columns else pd.Series([None] * len(pred), index=pred.index)

@@ -88,14 +88,21 @@ def _one(exc: BaseException) -> ModelfabError | None:  # noqa: C901 - one flat t
                             f"'{exc.strerror}'. Nothing half-written was kept.",
                             hint="Pick a writable place, or fix the folder's permissions (or mount), then run the "
                                  "command again.", code="not_writable")
-    if isinstance(exc, OSError) and exc.filename and exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
-                                                                    errno.ENAMETOOLONG, errno.EEXIST):
-        what = {errno.ENOTDIR: "a part of the path is a file, not a folder",
-                errno.EISDIR: "it is a folder, not a file", errno.ENOENT: "a folder of the path does not exist",
-                errno.ENAMETOOLONG: "the name is too long", errno.EEXIST: "a file of that name is in the way"}[exc.errno]
-        return StorageError(f"Cannot use the path {exc.filename}: {what} ('{exc.strerror}'). Nothing half-written "
-                            "was kept.", hint="Give another path (-o / --out), then run the command again.",
-                            code="not_writable")
+    return None
+
+
+def path_error(exc: BaseException) -> ModelfabError | None:
+    """For the CLI only (a server must not show its paths): an output or input path that cannot be used (a part of
+    it is a file, a folder is missing, it is a folder, ...) said as such instead of an internal error."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.filename and e.errno in (errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
+                                                                        errno.ENAMETOOLONG, errno.EEXIST):
+            what = {errno.ENOTDIR: "a part of the path is a file, not a folder",
+                    errno.EISDIR: "it is a folder, not a file", errno.ENOENT: "a folder of the path does not exist",
+                    errno.ENAMETOOLONG: "the name is too long", errno.EEXIST: "a file of that name is in the way"}[e.errno]
+            return StorageError(f"Cannot use the path {e.filename}: {what} ('{e.strerror}'). Nothing half-written "
+                                "was kept.", hint="Give another path (-o / --out), then run the command again.",
+                                code="not_writable")
     return None
 
 
