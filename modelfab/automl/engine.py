@@ -92,14 +92,11 @@ NORMAL_CLASS_NAMES = frozenset({
 def _spelling_twins(rare, classes) -> str:
     """'calibration ' (1 row) beside 'calibration': the same class written another way (a space, the case, a dash),
     hard to see in quotes; empty when none of the rare classes has such a twin."""
-    import re
-
-    def key(v) -> str:
-        return re.sub(r"[\s_\-]+", " ", str(v)).strip().casefold()
+    from ..modalities.tabular_values import spelling_key
 
     found = []
     for r in rare:
-        same = [c for c in classes if c != r and key(c) == key(r)]
+        same = [c for c in classes if c != r and spelling_key(c) == spelling_key(r)]
         if same:
             found.append(f"{r!r} is {same[0]!r} written another way" + (" (a space at its end)" if str(r).rstrip()
                                                                          == str(same[0]) else ""))

@@ -357,8 +357,9 @@ def unreadable_values(df: pd.DataFrame, columns: list[dict]) -> dict[str, tuple[
 
 
 
-def _look_alike(name: str, given: list) -> str:
-    """' (the record has 'X')' when a field of the record looks like ``name`` (case, spaces, a typo), else ''."""
+def _similar_name(name: str, given: list) -> str | None:
+    """The name of ``given`` that looks like ``name`` ('Description' or 'description ' for 'description', 'downtime
+    h' for 'downtime_h', a typo), else None."""
     import difflib
 
     def key(v) -> str:
@@ -366,23 +367,24 @@ def _look_alike(name: str, given: list) -> str:
 
     given = [str(g) for g in given]
     same = [g for g in given if key(g) == key(name)] or difflib.get_close_matches(name, given, n=1, cutoff=0.75)
-    return f" (the record has {same[0]!r}: rename it)" if same else ""
+    return same[0] if same else None
+
+
+def _look_alike(name: str, given: list) -> str:
+    """' (the record has 'X': rename it)' when a field of the record looks like ``name``, else ''."""
+    same = _similar_name(name, given)
+    return f" (the record has {same!r}: rename it)" if same is not None else ""
 
 
 def _missing_columns_message(missing: list[str], given: list[str]) -> tuple[str, str]:
     """(message, hint) for input columns the model needs and the rows lack: the columns given that look like them
     ('Description' for 'description', 'downtime h' for 'downtime_h') are named."""
-    import difflib
-
-    def key(name: str) -> str:
-        return "".join(ch for ch in name.casefold() if ch.isalnum())
-
     shown = ", ".join(repr(m) for m in missing[:10])
     pairs = []
     for m in missing[:10]:
-        same = [g for g in given if key(g) == key(m)] or difflib.get_close_matches(m, given, n=1, cutoff=0.75)
-        if same:
-            pairs.append(f"{same[0]!r} for {m!r}")
+        same = _similar_name(m, given)
+        if same is not None:
+            pairs.append(f"{same!r} for {m!r}")
     hint = ("Rename the column(s): the file has " + ", ".join(pairs) + ". " if pairs else "") + \
         "Send every input column of the model, named as at training (see `modelfab models show`)."
     return f"Input is missing {len(missing)} column(s) the model needs: {shown}.", hint

@@ -245,6 +245,12 @@ def apply_number_formats(df: pd.DataFrame, schema: dict, source: str) -> list[st
 
 # -- categories written several ways -------------------------------------------------------------------------
 
+def spelling_key(value) -> str:
+    """What is left of a category or class name without case, spaces, dashes, underscores and dots: two values with
+    the same key are one name written several ways ('L1', 'l1', 'L1 ', 'L-1')."""
+    return re.sub(r"[\s\-_.]+", "", str(value).casefold())
+
+
 def spelling_notes(df: pd.DataFrame, schema: dict, limit: int = 5) -> list[str]:
     """Notes on categorical columns whose values differ only in case, spaces, dashes or underscores ('L1', 'l1',
     'L1 ', 'L-1'): the model treats each spelling as its own category, which is rarely what the plant meant."""
@@ -255,7 +261,7 @@ def spelling_notes(df: pd.DataFrame, schema: dict, limit: int = 5) -> list[str]:
         values = pd.Series(df[col["name"]].dropna().astype(str).unique())
         if len(values) < 2 or len(values) > 1000:
             continue
-        key = values.str.lower().str.replace(r"[\s\-_.]+", "", regex=True)
+        key = values.map(spelling_key)
         groups = [sorted(g.tolist()) for _, g in values.groupby(key) if len(g) > 1]
         if groups:
             shown = "; ".join(" / ".join(repr(v) for v in g[:4]) for g in groups[:3])

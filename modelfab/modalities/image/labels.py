@@ -185,11 +185,12 @@ def match_labels(root: Path, images: list[str], table: LabelsFile) -> Matched:
 def class_spelling_notes(counts: dict[str, int], what: str = "Labels") -> list[str]:
     """A note when class names differ only in case, spaces, dashes or underscores ('good' / 'Good'): each is a
     class of its own, which is rarely what was meant (the note tables give for such category values)."""
+    from ..tabular_values import spelling_key
+
     counts = {str(k): v for k, v in counts.items()}
-    key = lambda s: re.sub(r"[\s\-_.]+", "", s.casefold())  # noqa: E731
     groups: dict[str, list[str]] = {}
     for lab in sorted(counts):
-        groups.setdefault(key(lab), []).append(lab)
+        groups.setdefault(spelling_key(lab), []).append(lab)
     twins = [g for g in groups.values() if len(g) > 1]
     if not twins:
         return []
